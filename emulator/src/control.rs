@@ -1,0 +1,160 @@
+//! The control API under `/_emulator/`: read state and call counts, inject faults and
+//! latency, move the clock, queue plaintexts, and add keys directly. Loopback only, no auth.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State as Ax;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::api::{Shared, error, key_json, workspace_json};
+use crate::state::Fault;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/_emulator/state", get(state_view))
+        .route("/_emulator/calls", get(calls).delete(reset_calls))
+        .route("/_emulator/faults", post(add_faults).delete(clear_faults))
+        .route("/_emulator/latency", post(set_latency))
+        .route("/_emulator/clock", post(advance_clock))
+        .route("/_emulator/plaintexts", post(queue_plaintexts))
+        .route("/_emulator/keys", post(add_key))
+        .route("/_emulator/usage", post(set_usage))
+        .with_state(state)
+}
+
+async fn state_view(Ax(state): Ax<Shared>) -> Json<Value> {
+    let s = state.lock().await;
+    let keys: Vec<Value> = s
+        .keys
+        .values()
+        .filter(|k| !k.is_management_key)
+        .map(|k| {
+            let mut v = key_json(k);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("expired".into(), s.is_expired(k).into());
+            }
+            v
+        })
+        .collect();
+    let workspaces: Vec<Value> = s.workspaces.iter().map(workspace_json).collect();
+    Json(json!({"keys": keys, "deleted": s.deleted, "workspaces": workspaces,
+        "clock_offset_seconds": s.clock_offset_s, "pending_faults": s.faults.len()}))
+}
+
+async fn calls(Ax(state): Ax<Shared>) -> Json<Value> {
+    let s = state.lock().await;
+    let total: u64 = s.calls.values().sum();
+    Json(json!({"calls": s.calls, "total": total}))
+}
+
+async fn reset_calls(Ax(state): Ax<Shared>) -> StatusCode {
+    state.lock().await.calls.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(Fault),
+    Many(Vec<Fault>),
+}
+
+async fn add_faults(Ax(state): Ax<Shared>, Json(faults): Json<OneOrMany>) -> StatusCode {
+    let faults = match faults {
+        OneOrMany::One(f) => vec![f],
+        OneOrMany::Many(f) => f,
+    };
+    state.lock().await.faults.extend(faults);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(Ax(state): Ax<Shared>) -> StatusCode {
+    state.lock().await.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Latency {
+    ms: u64,
+}
+
+async fn set_latency(Ax(state): Ax<Shared>, Json(l): Json<Latency>) -> StatusCode {
+    state.lock().await.latency_ms = l.ms;
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Clock {
+    advance_seconds: i64,
+}
+
+async fn advance_clock(Ax(state): Ax<Shared>, Json(c): Json<Clock>) -> Json<Value> {
+    let mut s = state.lock().await;
+    s.clock_offset_s += c.advance_seconds;
+    Json(json!({"clock_offset_seconds": s.clock_offset_s}))
+}
+
+#[derive(Deserialize)]
+struct Plaintexts {
+    keys: Vec<String>,
+}
+
+async fn queue_plaintexts(Ax(state): Ax<Shared>, Json(p): Json<Plaintexts>) -> StatusCode {
+    state.lock().await.next_plaintexts.extend(p.keys);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct AddKey {
+    name: String,
+    #[serde(default)]
+    workspace_id: Option<String>,
+    #[serde(default)]
+    management: bool,
+    #[serde(default)]
+    limit: Option<f64>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// Adds a key without an API call (an inference key for 403 tests, a second management key,
+/// a key that expires soon). Answers with its plaintext: test material only.
+async fn add_key(Ax(state): Ax<Shared>, Json(a): Json<AddKey>) -> Response {
+    let mut s = state.lock().await;
+    let workspace_id = a
+        .workspace_id
+        .unwrap_or_else(|| crate::state::DEFAULT_WORKSPACE_ID.to_owned());
+    if s.workspace(&workspace_id).is_none() {
+        return error(StatusCode::BAD_REQUEST, "unknown workspace_id");
+    }
+    let plaintext = s.mint_plaintext();
+    let mut record = s.new_record(&plaintext, a.name, workspace_id);
+    record.is_management_key = a.management;
+    record.limit = a.limit;
+    record.expires_at = a.expires_at;
+    let hash = record.hash.clone();
+    s.keys.insert(hash.clone(), record);
+    Json(json!({"key": plaintext, "hash": hash})).into_response()
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    hash: String,
+    usage: f64,
+}
+
+async fn set_usage(Ax(state): Ax<Shared>, Json(u): Json<Usage>) -> Response {
+    let mut s = state.lock().await;
+    match s.keys.get_mut(&u.hash) {
+        Some(k) => {
+            k.usage = u.usage;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "Key not found"),
+    }
+}

@@ -1,0 +1,220 @@
+//! The emulator's state: workspaces, keys, injected faults, clock offset and call counts.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::EmulatorConfig;
+
+/// The default workspace's id: keys created without `workspace_id` land here.
+pub const DEFAULT_WORKSPACE_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+/// A workspace the emulator starts with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeedWorkspace {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+}
+
+impl SeedWorkspace {
+    /// Two team workspaces used by the demo and the tests.
+    #[must_use]
+    pub fn defaults() -> Vec<Self> {
+        vec![
+            Self {
+                id: "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01".into(),
+                name: "Checkout Team".into(),
+                slug: "checkout".into(),
+            },
+            Self {
+                id: "9d4f7a10-3b2c-4e5d-8f60-7a8b9c0d1e02".into(),
+                name: "Search Team".into(),
+                slug: "search".into(),
+            },
+        ]
+    }
+}
+
+/// What an injected fault does to the call it hits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// Answer with this status and an OpenRouter error body; nothing is changed.
+    Status { status: u16 },
+    /// 429 with `Retry-After: seconds`; nothing is changed.
+    RateLimit { retry_after: f64 },
+    /// Hold the request this long before handling it normally.
+    Delay { ms: u64 },
+    /// Never answer (the client times out); nothing is changed.
+    Hang,
+    /// Carry the call out, then close the connection without a reply.
+    DropAfterCommit,
+    /// Carry the call out, then answer 500 (the outcome looks failed but is not).
+    ErrorAfterCommit,
+}
+
+/// A queued fault: hits the next `times` calls of `op` (`"*"` for any API call).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Fault {
+    pub op: String,
+    #[serde(flatten)]
+    pub action: FaultAction,
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One key, with the emulator's private knowledge of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRecord {
+    pub hash: String,
+    pub name: String,
+    pub label: String,
+    pub disabled: bool,
+    pub limit: Option<f64>,
+    pub limit_reset: Option<String>,
+    pub include_byok_in_limit: bool,
+    pub usage: f64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub creator_user_id: Option<String>,
+    pub workspace_id: String,
+    pub is_management_key: bool,
+    /// Creation order, for stable pages.
+    pub seq: u64,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub workspaces: Vec<SeedWorkspace>,
+    /// By hash.
+    pub keys: BTreeMap<String, KeyRecord>,
+    pub deleted: Vec<String>,
+    pub faults: VecDeque<Fault>,
+    pub latency_ms: u64,
+    pub clock_offset_s: i64,
+    pub calls: HashMap<String, u64>,
+    /// Plaintexts to hand out on the next creates, in order (for sentinel tests).
+    pub next_plaintexts: VecDeque<String>,
+    pub seq: u64,
+}
+
+impl State {
+    pub fn new(cfg: &EmulatorConfig) -> Self {
+        let mut workspaces = vec![SeedWorkspace {
+            id: DEFAULT_WORKSPACE_ID.into(),
+            name: "Default Workspace".into(),
+            slug: "default".into(),
+        }];
+        workspaces.extend(cfg.workspaces.iter().cloned());
+        let mut state = Self {
+            workspaces,
+            keys: BTreeMap::new(),
+            deleted: Vec::new(),
+            faults: VecDeque::new(),
+            latency_ms: cfg.latency_ms,
+            clock_offset_s: 0,
+            calls: HashMap::new(),
+            next_plaintexts: VecDeque::new(),
+            seq: 0,
+        };
+        state.insert_management_key(&cfg.management_key);
+        state
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc())
+            + time::Duration::seconds(self.clock_offset_s)
+    }
+
+    pub fn insert_management_key(&mut self, plaintext: &str) {
+        let record = self.new_record(plaintext, "management key".into(), DEFAULT_WORKSPACE_ID.into());
+        let record = KeyRecord {
+            is_management_key: true,
+            ..record
+        };
+        self.keys.insert(record.hash.clone(), record);
+    }
+
+    pub fn new_record(&mut self, plaintext: &str, name: String, workspace_id: String) -> KeyRecord {
+        self.seq += 1;
+        KeyRecord {
+            hash: hash(plaintext),
+            label: label(plaintext),
+            name,
+            disabled: false,
+            limit: None,
+            limit_reset: None,
+            include_byok_in_limit: false,
+            usage: 0.0,
+            created_at: self.now(),
+            updated_at: None,
+            expires_at: None,
+            creator_user_id: None,
+            workspace_id,
+            is_management_key: false,
+            seq: self.seq,
+        }
+    }
+
+    /// A fresh plaintext: a queued one if any, else `sk-or-v1-` and 64 random hex digits.
+    pub fn mint_plaintext(&mut self) -> String {
+        if let Some(queued) = self.next_plaintexts.pop_front() {
+            return queued;
+        }
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        format!("sk-or-v1-{}", hex::encode(bytes))
+    }
+
+    /// Takes the next fault queued for `op`, if any.
+    pub fn take_fault(&mut self, op: &str) -> Option<FaultAction> {
+        let idx = self.faults.iter().position(|f| f.op == op || f.op == "*")?;
+        let fault = self.faults.get_mut(idx)?;
+        let action = fault.action.clone();
+        fault.times = fault.times.saturating_sub(1);
+        if fault.times == 0 {
+            self.faults.remove(idx);
+        }
+        Some(action)
+    }
+
+    pub fn workspace(&self, id_or_slug: &str) -> Option<&SeedWorkspace> {
+        self.workspaces
+            .iter()
+            .find(|w| w.id == id_or_slug || w.slug == id_or_slug)
+    }
+
+    pub fn is_expired(&self, key: &KeyRecord) -> bool {
+        key.expires_at.is_some_and(|at| at <= self.now())
+    }
+}
+
+pub fn hash(plaintext: &str) -> String {
+    hex::encode(Sha256::digest(plaintext.as_bytes()))
+}
+
+/// The masked form OpenRouter shows: `sk-or-v1-abc...f00`.
+fn label(plaintext: &str) -> String {
+    let head: String = plaintext.chars().take(11).collect();
+    let tail: String = plaintext
+        .chars()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{head}...{tail}")
+}

@@ -1,0 +1,143 @@
+//! Errors of the OpenRouter client, typed by HTTP status and OpenRouter's error body.
+
+use std::time::Duration;
+
+/// A stable, matchable name for each error, used as the Lambda `errorType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Server,
+    UnexpectedStatus,
+    Timeout,
+    Connection,
+    Decode,
+    CreateOutcomeUnknown,
+    Config,
+}
+
+impl ErrorKind {
+    /// The stable name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "OpenRouterBadRequest",
+            Self::Unauthorized => "OpenRouterUnauthorized",
+            Self::Forbidden => "OpenRouterForbidden",
+            Self::NotFound => "OpenRouterNotFound",
+            Self::RateLimited => "OpenRouterRateLimited",
+            Self::Server => "OpenRouterServerError",
+            Self::UnexpectedStatus => "OpenRouterUnexpectedStatus",
+            Self::Timeout => "OpenRouterTimeout",
+            Self::Connection => "OpenRouterConnection",
+            Self::Decode => "OpenRouterDecode",
+            Self::CreateOutcomeUnknown => "OpenRouterCreateOutcomeUnknown",
+            Self::Config => "OpenRouterConfig",
+        }
+    }
+}
+
+/// An OpenRouter call that failed. Messages never carry a key's plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("OpenRouter rejected the request (400): {message}")]
+    BadRequest { message: String },
+    #[error("OpenRouter refused the credentials (401): {message}")]
+    Unauthorized { message: String },
+    #[error("OpenRouter forbids this operation for this key (403): {message}")]
+    Forbidden { message: String },
+    #[error("OpenRouter has no such resource (404): {message}")]
+    NotFound { message: String },
+    #[error("OpenRouter rate-limited the call (429): {message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("OpenRouter failed ({status}): {message}")]
+    Server {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("OpenRouter answered with unexpected status {status}: {message}")]
+    UnexpectedStatus { status: u16, message: String },
+    #[error("OpenRouter did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("could not reach OpenRouter: {0}")]
+    Connection(String),
+    #[error("could not decode OpenRouter's reply to {what}")]
+    Decode { what: &'static str },
+    /// A key creation whose outcome is unknown: the key may exist and its plaintext is lost.
+    #[error("the outcome of creating key {name:?} is unknown ({cause}); it must be reconciled")]
+    CreateOutcomeUnknown { name: String, cause: String },
+    #[error("invalid OpenRouter client configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The stable kind.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::BadRequest { .. } => ErrorKind::BadRequest,
+            Self::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::Server { .. } => ErrorKind::Server,
+            Self::UnexpectedStatus { .. } => ErrorKind::UnexpectedStatus,
+            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::Connection(_) => ErrorKind::Connection,
+            Self::Decode { .. } => ErrorKind::Decode,
+            Self::CreateOutcomeUnknown { .. } => ErrorKind::CreateOutcomeUnknown,
+            Self::Config(_) => ErrorKind::Config,
+        }
+    }
+
+    /// Whether the same call may succeed if made again later (the caller decides whether
+    /// repeating is safe for its operation).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::RateLimited
+                | ErrorKind::Server
+                | ErrorKind::Timeout
+                | ErrorKind::Connection
+                | ErrorKind::CreateOutcomeUnknown
+        )
+    }
+
+    /// The server's `Retry-After`, when it sent one.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::Server { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_status(status: u16, message: String, retry_after: Option<Duration>) -> Self {
+        match status {
+            400 => Self::BadRequest { message },
+            401 => Self::Unauthorized { message },
+            403 => Self::Forbidden { message },
+            404 => Self::NotFound { message },
+            429 => Self::RateLimited {
+                message,
+                retry_after,
+            },
+            500..=599 => Self::Server {
+                status,
+                message,
+                retry_after,
+            },
+            _ => Self::UnexpectedStatus { status, message },
+        }
+    }
+}
