@@ -1,1 +1,392 @@
-//! placeholder
+//! Secrets Manager adapter: create a secret with its value, description, tags and optional
+//! KMS key; read and update it; find the managed secrets by tag. Values are handled as
+//! [`SecretString`] and never logged.
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+/// A stable, matchable name for each store error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    NotFound,
+    AlreadyExists,
+    VersionConflict,
+    Throttled,
+    InvalidRequest,
+    AccessDenied,
+    Service,
+    Transport,
+}
+
+impl StoreErrorKind {
+    /// The stable name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "SecretNotFound",
+            Self::AlreadyExists => "SecretAlreadyExists",
+            Self::VersionConflict => "SecretVersionConflict",
+            Self::Throttled => "SecretsManagerThrottled",
+            Self::InvalidRequest => "SecretsManagerInvalidRequest",
+            Self::AccessDenied => "SecretsManagerAccessDenied",
+            Self::Service => "SecretsManagerError",
+            Self::Transport => "SecretsManagerUnreachable",
+        }
+    }
+}
+
+/// A Secrets Manager call that failed. Never carries a secret value.
+#[derive(Debug, thiserror::Error)]
+#[error("Secrets Manager {operation} failed ({code}): {message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+}
+
+impl StoreError {
+    /// The stable kind.
+    #[must_use]
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// Whether the call may succeed if repeated later.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            StoreErrorKind::Throttled | StoreErrorKind::Transport | StoreErrorKind::Service
+        )
+    }
+
+    fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match &err {
+            SdkError::ServiceError(service) => {
+                let inner = service.err();
+                let code = inner.code().unwrap_or("Unknown").to_owned();
+                let message: String = inner.message().unwrap_or("").chars().take(300).collect();
+                let kind = match code.as_str() {
+                    "ResourceNotFoundException" => StoreErrorKind::NotFound,
+                    "ResourceExistsException" => {
+                        if message.contains("ClientRequestToken") {
+                            StoreErrorKind::VersionConflict
+                        } else {
+                            StoreErrorKind::AlreadyExists
+                        }
+                    }
+                    "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+                        StoreErrorKind::Throttled
+                    }
+                    "InvalidParameterException" | "InvalidRequestException" | "ValidationException"
+                    | "LimitExceededException" | "MalformedPolicyDocumentException" => {
+                        StoreErrorKind::InvalidRequest
+                    }
+                    "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
+                        StoreErrorKind::AccessDenied
+                    }
+                    _ => StoreErrorKind::Service,
+                };
+                Self {
+                    kind,
+                    operation,
+                    code,
+                    message,
+                }
+            }
+            SdkError::TimeoutError(_) => Self {
+                kind: StoreErrorKind::Transport,
+                operation,
+                code: "Timeout".into(),
+                message: "no answer in time".into(),
+            },
+            other => Self {
+                kind: StoreErrorKind::Transport,
+                operation,
+                code: "Dispatch".into(),
+                message: std::error::Error::source(other)
+                    .map_or_else(|| "request not delivered".to_owned(), |s| s.to_string())
+                    .chars()
+                    .take(300)
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// What to create.
+#[derive(Debug)]
+pub struct NewSecret<'a> {
+    pub name: &'a str,
+    /// The JSON value (holds a plaintext key: never log it).
+    pub value: &'a SecretString,
+    pub description: Option<&'a str>,
+    pub tags: &'a [(String, String)],
+    pub kms_key_id: Option<&'a str>,
+}
+
+/// A version of a secret as read back.
+#[derive(Debug)]
+pub struct SecretVersion {
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
+    pub value: SecretString,
+    pub stages: Vec<String>,
+    pub created_date: Option<OffsetDateTime>,
+}
+
+/// The identity of a written version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
+}
+
+/// A managed secret as `ListSecrets` shows it: metadata and tags, no value.
+#[derive(Debug, Clone)]
+pub struct SecretSummary {
+    pub arn: String,
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+    pub rotation_enabled: bool,
+}
+
+impl SecretSummary {
+    /// The value of tag `key`, if set.
+    #[must_use]
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The Secrets Manager side of the product.
+#[derive(Debug, Clone)]
+pub struct SecretStore {
+    client: Client,
+}
+
+fn tag_list(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
+    dt.and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok())
+}
+
+impl SecretStore {
+    /// Wraps an SDK client (build it once per container).
+    #[must_use]
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// Creates the secret with its first version (`AWSCURRENT`). The SDK fills a random
+    /// `ClientRequestToken`, so two concurrent creators never both succeed.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the name is taken; other [`StoreError`]s.
+    pub async fn create(&self, new: &NewSecret<'_>) -> Result<Written, StoreError> {
+        use secrecy::ExposeSecret;
+        let out = self
+            .client
+            .create_secret()
+            .name(new.name)
+            .secret_string(new.value.expose_secret())
+            .set_description(new.description.map(str::to_owned))
+            .set_kms_key_id(new.kms_key_id.map(str::to_owned))
+            .set_tags(Some(tag_list(new.tags)))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("CreateSecret", e))?;
+        Ok(Written {
+            arn: out.arn.unwrap_or_default(),
+            name: out.name.unwrap_or_else(|| new.name.to_owned()),
+            version_id: out.version_id.unwrap_or_default(),
+        })
+    }
+
+    /// Reads the version holding `stage` (e.g. `AWSCURRENT`); `None` when the secret does
+    /// not exist (or has no such version).
+    ///
+    /// # Errors
+    /// [`StoreError`]s other than not-found.
+    pub async fn get(&self, id: &str, stage: &str) -> Result<Option<SecretVersion>, StoreError> {
+        self.get_version(id, None, Some(stage)).await
+    }
+
+    /// Reads a version by id and/or stage; `None` when absent.
+    ///
+    /// # Errors
+    /// [`StoreError`]s other than not-found.
+    pub async fn get_version(
+        &self,
+        id: &str,
+        version_id: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<Option<SecretVersion>, StoreError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .set_version_id(version_id.map(str::to_owned))
+            .set_version_stage(stage.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(SecretVersion {
+                arn: out.arn.unwrap_or_default(),
+                name: out.name.unwrap_or_default(),
+                version_id: out.version_id.unwrap_or_default(),
+                value: SecretString::from(out.secret_string.unwrap_or_default()),
+                stages: out.version_stages.unwrap_or_default(),
+                created_date: to_time(out.created_date.as_ref()),
+            })),
+            Err(e) => {
+                let err = StoreError::from_sdk("GetSecretValue", e);
+                if err.kind == StoreErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Writes a new version with `token` as its id and `stages` as its labels. Repeating the
+    /// call with the same token and value is a no-op; the same token with another value
+    /// fails as `VersionConflict` (a compare-and-set on the token).
+    ///
+    /// # Errors
+    /// `NotFound`, `VersionConflict` and other [`StoreError`]s.
+    pub async fn put(
+        &self,
+        id: &str,
+        value: &SecretString,
+        token: &str,
+        stages: &[&str],
+    ) -> Result<Written, StoreError> {
+        use secrecy::ExposeSecret;
+        let out = self
+            .client
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(value.expose_secret())
+            .client_request_token(token)
+            .set_version_stages(Some(stages.iter().map(|s| (*s).to_owned()).collect()))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("PutSecretValue", e))?;
+        Ok(Written {
+            arn: out.arn.unwrap_or_default(),
+            name: out.name.unwrap_or_default(),
+            version_id: out.version_id.unwrap_or_default(),
+        })
+    }
+
+    /// Adds or overwrites tags.
+    ///
+    /// # Errors
+    /// [`StoreError`]s.
+    pub async fn tag(&self, id: &str, tags: &[(String, String)]) -> Result<(), StoreError> {
+        self.client
+            .tag_resource()
+            .secret_id(id)
+            .set_tags(Some(tag_list(tags)))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("TagResource", e))?;
+        Ok(())
+    }
+
+    /// Deletes a secret (with no recovery window when `force`).
+    ///
+    /// # Errors
+    /// [`StoreError`]s; a missing secret is not an error.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_secret()
+            .secret_id(id)
+            .force_delete_without_recovery(force)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = StoreError::from_sdk("DeleteSecret", e);
+                if err.kind == StoreErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Pages through the secrets carrying tag `key` = `value` (one `ListSecrets` call per
+    /// page of up to 100); `visit` sees each page and returns `false` to stop.
+    ///
+    /// # Errors
+    /// [`StoreError`]s from any page.
+    pub async fn for_each_tagged<F>(&self, key: &str, value: &str, mut visit: F) -> Result<u32, StoreError>
+    where
+        F: FnMut(Vec<SecretSummary>) -> bool,
+    {
+        let filters = vec![
+            Filter::builder().key(FilterNameStringType::TagKey).values(key).build(),
+            Filter::builder().key(FilterNameStringType::TagValue).values(value).build(),
+        ];
+        let mut next: Option<String> = None;
+        let mut calls = 0;
+        loop {
+            let out = self
+                .client
+                .list_secrets()
+                .set_filters(Some(filters.clone()))
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("ListSecrets", e))?;
+            calls += 1;
+            let page: Vec<SecretSummary> = out
+                .secret_list
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| SecretSummary {
+                    arn: s.arn.unwrap_or_default(),
+                    name: s.name.unwrap_or_default(),
+                    tags: s
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                        .collect(),
+                    rotation_enabled: s.rotation_enabled.unwrap_or(false),
+                })
+                .collect();
+            if !visit(page) {
+                return Ok(calls);
+            }
+            match out.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(calls),
+            }
+        }
+    }
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! Key vending core: the provision request and its validation, the deploy-time policy, the
+//! secret record, and the crash-safe, idempotent provision logic the Lambda binary wires up.
+
+pub mod config;
+pub mod error;
+pub mod invocation;
+pub mod policy;
+pub mod provision;
+pub mod record;
+pub mod request;
+
+pub use config::Config;
+pub use error::VendError;
+pub use provision::{Deps, ProvisionReply, Status};

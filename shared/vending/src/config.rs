@@ -1,0 +1,145 @@
+//! Configuration, read from the environment in one place.
+
+use std::time::Duration;
+
+use crate::error::VendError;
+use crate::policy::Policy;
+
+/// Where the management key comes from.
+#[derive(Clone)]
+pub enum ManagementKeySource {
+    /// A Secrets Manager secret id (plain string value, or JSON with `management_key`/`api_key`).
+    Secret(String),
+    /// The key itself (local runs only).
+    Direct(orkv_openrouter::ManagementKey),
+}
+
+impl std::fmt::Debug for ManagementKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(id) => f.debug_tuple("Secret").field(id).finish(),
+            Self::Direct(_) => f.write_str("Direct([redacted])"),
+        }
+    }
+}
+
+/// Everything the provision function is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub openrouter_base_url: String,
+    pub management_key: ManagementKeySource,
+    pub policy: Policy,
+    /// Every managed secret's name starts with this.
+    pub secret_prefix: String,
+    pub default_kms_key_id: Option<String>,
+    /// How long a pending record blocks other invocations; must exceed the function timeout.
+    pub pending_lease: Duration,
+    pub http_timeout: Duration,
+    pub max_retries: u32,
+}
+
+impl Config {
+    /// Reads `OPENROUTER_BASE_URL`, `OPENROUTER_MANAGEMENT_KEY_SECRET_ID` or
+    /// `OPENROUTER_MANAGEMENT_KEY`, `ORKV_POLICY`, `ORKV_SECRET_PREFIX`,
+    /// `ORKV_DEFAULT_KMS_KEY_ID`, `ORKV_PENDING_LEASE_SECONDS`, `ORKV_HTTP_TIMEOUT_MS`,
+    /// `ORKV_MAX_RETRIES`.
+    ///
+    /// # Errors
+    /// [`VendError::Config`] naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, VendError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::from_env`], from any lookup (tests).
+    ///
+    /// # Errors
+    /// [`VendError::Config`] naming the missing or malformed variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, VendError> {
+        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let number = |name: &str, default: u64| -> Result<u64, VendError> {
+            match non_empty(name) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| {
+                    VendError::Config(format!("{name}: {v:?} is not a whole number"))
+                }),
+            }
+        };
+        let management_key = match (
+            non_empty("OPENROUTER_MANAGEMENT_KEY_SECRET_ID"),
+            non_empty("OPENROUTER_MANAGEMENT_KEY"),
+        ) {
+            (Some(id), _) => ManagementKeySource::Secret(id),
+            (None, Some(key)) => {
+                ManagementKeySource::Direct(orkv_openrouter::ManagementKey::new(key))
+            }
+            (None, None) => {
+                return Err(VendError::Config(
+                    "OPENROUTER_MANAGEMENT_KEY_SECRET_ID is not set (or, for local runs, OPENROUTER_MANAGEMENT_KEY)".into(),
+                ));
+            }
+        };
+        let policy_text = non_empty("ORKV_POLICY")
+            .ok_or_else(|| VendError::Config("ORKV_POLICY is not set".into()))?;
+        let policy = Policy::from_json(&policy_text)
+            .map_err(|e| VendError::Config(format!("ORKV_POLICY: {e}")))?;
+        let secret_prefix = non_empty("ORKV_SECRET_PREFIX").unwrap_or_else(|| "openrouter/".into());
+        if !crate::request::valid_secret_name(&secret_prefix) {
+            return Err(VendError::Config(format!(
+                "ORKV_SECRET_PREFIX: {secret_prefix:?} may hold only A-Z a-z 0-9 / _ + = . @ -"
+            )));
+        }
+        let lease = number("ORKV_PENDING_LEASE_SECONDS", 120)?;
+        if lease == 0 {
+            return Err(VendError::Config("ORKV_PENDING_LEASE_SECONDS must be at least 1".into()));
+        }
+        Ok(Self {
+            openrouter_base_url: non_empty("OPENROUTER_BASE_URL")
+                .unwrap_or_else(|| orkv_openrouter::DEFAULT_BASE_URL.to_owned()),
+            management_key,
+            policy,
+            secret_prefix,
+            default_kms_key_id: non_empty("ORKV_DEFAULT_KMS_KEY_ID"),
+            pending_lease: Duration::from_secs(lease),
+            http_timeout: Duration::from_millis(number("ORKV_HTTP_TIMEOUT_MS", 10_000)?),
+            max_retries: u32::try_from(number("ORKV_MAX_RETRIES", 3)?).unwrap_or(3),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    const POLICY: &str = r#"{"workspaces":[{"workspace":"checkout","max_limit":100}]}"#;
+
+    #[test]
+    fn missing_variables_are_named() {
+        let err = Config::from_lookup(env(&[("ORKV_POLICY", POLICY)])).expect_err("no key");
+        assert!(err.to_string().contains("OPENROUTER_MANAGEMENT_KEY_SECRET_ID"), "{err}");
+        let err = Config::from_lookup(env(&[("OPENROUTER_MANAGEMENT_KEY", "k")])).expect_err("no policy");
+        assert!(err.to_string().contains("ORKV_POLICY"), "{err}");
+        let err = Config::from_lookup(env(&[
+            ("OPENROUTER_MANAGEMENT_KEY", "k"),
+            ("ORKV_POLICY", POLICY),
+            ("ORKV_HTTP_TIMEOUT_MS", "soon"),
+        ]))
+        .expect_err("bad number");
+        assert!(err.to_string().contains("ORKV_HTTP_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_production_ones_and_the_key_is_never_shown() {
+        let cfg = Config::from_lookup(env(&[
+            ("OPENROUTER_MANAGEMENT_KEY", "sk-or-v1-config-sentinel"),
+            ("ORKV_POLICY", POLICY),
+        ]))
+        .expect("valid");
+        assert_eq!(cfg.openrouter_base_url, "https://openrouter.ai/api/v1");
+        assert_eq!(cfg.secret_prefix, "openrouter/");
+        assert!(!format!("{cfg:?}").contains("sentinel"));
+    }
+}

@@ -1,0 +1,153 @@
+//! The managed secret's value: a JSON record holding `api_key` (the plaintext, for consumers)
+//! with the key's identity, cap, lifetime and generation; or, while a key is being minted, a
+//! pending record naming the key about to be created, so a retry can find it.
+
+use orkv_openrouter::LimitReset;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::request::Lifetime;
+
+/// Value of the `orkv:managed-by` tag and the record's `managed_by` field.
+pub const MANAGED_BY: &str = "openrouter-key-vending";
+pub const SCHEMA: u32 = 1;
+
+/// Whether the record holds a working key or marks one being minted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    Pending,
+    Active,
+}
+
+fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(secret) => s.serialize_str(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The secret's JSON value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretRecord {
+    pub schema: u32,
+    pub managed_by: String,
+    pub state: RecordState,
+    /// The plaintext key (active records only).
+    #[serde(
+        default,
+        serialize_with = "expose",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub api_key: Option<SecretString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
+    pub key_name: String,
+    /// The name the OpenRouter key carries: unique per mint attempt.
+    pub openrouter_key_name: String,
+    pub workspace_id: String,
+    pub workspace_slug: String,
+    pub limit: f64,
+    pub limit_reset: Option<LimitReset>,
+    pub include_byok_in_limit: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub lifetime: Lifetime,
+    pub rotate_before_seconds: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub generation: u64,
+    pub request_id: String,
+    /// Pending records only: until when the minting invocation owns the record.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lease_until: Option<OffsetDateTime>,
+    /// Pending records only: a nonce that makes each claim's value unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+}
+
+impl SecretRecord {
+    /// The JSON value, as a secret (it holds the plaintext when active).
+    ///
+    /// # Panics
+    /// Never: the record always serialises.
+    #[must_use]
+    pub fn to_secret(&self) -> SecretString {
+        SecretString::from(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// Parses a secret value; `None` when it is not a record of this product.
+    #[must_use]
+    pub fn from_secret(value: &SecretString) -> Option<Result<Self, String>> {
+        let json: serde_json::Value = serde_json::from_str(value.expose_secret()).ok()?;
+        if json.get("managed_by").and_then(|v| v.as_str()) != Some(MANAGED_BY) {
+            return None;
+        }
+        // The serde error text could quote the value, so only the schema is reported.
+        Some(serde_json::from_value(json).map_err(|_| {
+            format!("not a schema-{SCHEMA} record of {MANAGED_BY}")
+        }))
+    }
+
+    /// When the key should be rotated.
+    #[must_use]
+    pub fn rotate_at(&self) -> OffsetDateTime {
+        self.expires_at
+            - time::Duration::seconds(i64::try_from(self.rotate_before_seconds).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> SecretRecord {
+        SecretRecord {
+            schema: SCHEMA,
+            managed_by: MANAGED_BY.into(),
+            state: RecordState::Active,
+            api_key: Some(SecretString::from("sk-or-v1-record-sentinel".to_owned())),
+            key_hash: Some("h".into()),
+            key_name: "k".into(),
+            openrouter_key_name: "orkv:s:1".into(),
+            workspace_id: "w".into(),
+            workspace_slug: "checkout".into(),
+            limit: 5.0,
+            limit_reset: None,
+            include_byok_in_limit: false,
+            expires_at: time::macros::datetime!(2027-01-01 00:00:00 UTC),
+            lifetime: Lifetime::TtlSeconds(86_400),
+            rotate_before_seconds: 3_600,
+            created_at: time::macros::datetime!(2026-12-31 00:00:00 UTC),
+            generation: 1,
+            request_id: "r".into(),
+            lease_until: None,
+            claim: None,
+        }
+    }
+
+    #[test]
+    fn the_value_holds_api_key_but_debug_does_not() {
+        let r = record();
+        let value = r.to_secret();
+        assert!(value.expose_secret().contains("\"api_key\":\"sk-or-v1-record-sentinel\""));
+        assert!(!format!("{r:?}").contains("sentinel"));
+        let back = SecretRecord::from_secret(&value).expect("ours").expect("parses");
+        assert_eq!(back.generation, 1);
+        assert_eq!(back.rotate_at(), time::macros::datetime!(2026-12-31 23:00:00 UTC));
+    }
+
+    #[test]
+    fn foreign_values_are_not_records() {
+        assert!(SecretRecord::from_secret(&SecretString::from("plain".to_owned())).is_none());
+        assert!(SecretRecord::from_secret(&SecretString::from("{\"api_key\":\"x\"}".to_owned())).is_none());
+        let broken = SecretString::from(format!("{{\"managed_by\":\"{MANAGED_BY}\",\"api_key\":\"sk-or-v1-leak\"}}"));
+        let err = SecretRecord::from_secret(&broken).expect("ours").expect_err("broken");
+        assert!(!err.contains("leak"));
+    }
+}
