@@ -102,6 +102,10 @@ async fn after(post: Option<FaultAction>, kill: &ConnKill, resp: Response) -> Re
         Some(FaultAction::ErrorAfterCommit) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
+        Some(FaultAction::DelayAfterCommit { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            resp
+        }
         _ => resp,
     }
 }

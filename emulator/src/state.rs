@@ -55,6 +55,8 @@ pub enum FaultAction {
     DropAfterCommit,
     /// Carry the call out, then answer 500 (the outcome looks failed but is not).
     ErrorAfterCommit,
+    /// Carry the call out, then hold the reply this long (a window to kill the caller in).
+    DelayAfterCommit { ms: u64 },
 }
 
 /// A queued fault: hits the next `times` calls of `op` (`"*"` for any API call).

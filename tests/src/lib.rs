@@ -1,1 +1,254 @@
-//! placeholder
+//! Test harness: starts the real local stand-ins (moto server from the project's virtualenv,
+//! the OpenRouter emulator) on free loopback ports, builds SDK clients that count their calls,
+//! and serves a minimal Lambda Runtime API to drive the real function binaries.
+
+pub mod runtime_api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
+use orkv_openrouter_emulator::{Emulator, EmulatorConfig};
+use serde_json::{Value, json};
+
+/// The management key the emulator accepts in tests.
+pub const MANAGEMENT_KEY: &str = "sk-or-v1-test-management-key";
+
+/// The workspace root (`/work/main` or wherever the clone is).
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// A free loopback port (bound then released).
+///
+/// # Panics
+/// When no port can be bound.
+#[must_use]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A moto server: the one `ORKV_MOTO_URL` names, or a fresh one from `.venv`.
+#[derive(Debug)]
+pub struct Moto {
+    pub url: String,
+    _child: Option<tokio::process::Child>,
+}
+
+impl Moto {
+    /// Starts (or reuses) moto and waits until it answers.
+    ///
+    /// # Panics
+    /// When moto is not installed (`make venv`) or does not come up in 30 s.
+    pub async fn start() -> Self {
+        if let Ok(url) = std::env::var("ORKV_MOTO_URL") {
+            return Self { url, _child: None };
+        }
+        let bin = workspace_root().join(".venv/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `make venv` (or `make test`) first",
+            bin.display()
+        );
+        let port = free_port();
+        let child = tokio::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("moto_server starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if http
+                .get(format!("{url}/moto-api/"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self {
+                    url,
+                    _child: Some(child),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto did not answer on {url} within 30 s");
+    }
+}
+
+/// Counts every request attempt the SDK transmits.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(pub Arc<AtomicU64>);
+
+impl CallCounter {
+    #[must_use]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_secretsmanager::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A Secrets Manager client pointed at moto, with a call counter.
+pub async fn secrets_client(moto: &Moto) -> (aws_sdk_secretsmanager::Client, CallCounter) {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await;
+    let counter = CallCounter::default();
+    let conf = aws_sdk_secretsmanager::config::Builder::from(&shared)
+        .interceptor(counter.clone())
+        .build();
+    (aws_sdk_secretsmanager::Client::from_conf(conf), counter)
+}
+
+/// Starts an in-process emulator with the test management key.
+pub async fn emulator() -> Emulator {
+    Emulator::start(EmulatorConfig {
+        management_key: MANAGEMENT_KEY.to_owned(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator binds")
+}
+
+/// A small client for the emulator's control API.
+#[derive(Debug, Clone)]
+pub struct Control {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Control {
+    #[must_use]
+    pub fn new(emulator: &Emulator) -> Self {
+        Self {
+            base: emulator.url(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("control call");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    /// The emulator's state: keys (no plaintext), deleted hashes, workspaces.
+    pub async fn state(&self) -> Value {
+        self.http
+            .get(format!("{}/_emulator/state", self.base))
+            .send()
+            .await
+            .expect("state")
+            .json()
+            .await
+            .expect("state json")
+    }
+
+    /// Live (not disabled, not expired) keys, optionally only those whose name contains `part`.
+    pub async fn live_keys(&self, part: &str) -> Vec<Value> {
+        let state = self.state().await;
+        state["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| k["disabled"] == json!(false) && k["expired"] == json!(false))
+            .filter(|k| k["name"].as_str().is_some_and(|n| n.contains(part)))
+            .collect()
+    }
+
+    /// Calls per operation and in total.
+    pub async fn calls(&self) -> Value {
+        self.http
+            .get(format!("{}/_emulator/calls", self.base))
+            .send()
+            .await
+            .expect("calls")
+            .json()
+            .await
+            .expect("calls json")
+    }
+
+    pub async fn total_calls(&self) -> u64 {
+        self.calls().await["total"].as_u64().unwrap_or(0)
+    }
+
+    pub async fn reset_calls(&self) {
+        self.http
+            .delete(format!("{}/_emulator/calls", self.base))
+            .send()
+            .await
+            .expect("reset calls");
+    }
+
+    pub async fn fault(&self, fault: Value) {
+        self.post("/_emulator/faults", fault).await;
+    }
+
+    pub async fn queue_plaintext(&self, key: &str) {
+        self.post("/_emulator/plaintexts", json!({"keys": [key]})).await;
+    }
+
+    /// Adds a key directly; answers `(plaintext, hash)`.
+    pub async fn add_key(&self, body: Value) -> (String, String) {
+        let v = self.post("/_emulator/keys", body).await;
+        (
+            v["key"].as_str().unwrap_or_default().to_owned(),
+            v["hash"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    pub async fn advance_clock(&self, seconds: i64) {
+        self.post("/_emulator/clock", json!({"advance_seconds": seconds}))
+            .await;
+    }
+}
+
+/// The policy the tests and the demo use.
+pub const POLICY: &str = r#"{"workspaces":[{"workspace":"checkout","max_limit":100},{"workspace":"search","max_limit":20}],"min_ttl_seconds":3600,"max_ttl_seconds":7776000,"default_ttl_seconds":2592000,"default_rotate_before_seconds":604800}"#;
+
+/// A unique suffix for names, so tests sharing one moto never collide.
+#[must_use]
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}

@@ -30,6 +30,8 @@ use crate::request::{Lifetime, ProvisionRequest};
 const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6b76_0000_4000_8000_7661_6e64_6e67);
 /// Rounds of observe-and-act before giving up with `ProvisionInProgress`.
 const MAX_ROUNDS: usize = 6;
+/// Ambiguous creates (each cleaned up) tolerated in one invocation before failing.
+const MAX_AMBIGUOUS: usize = 2;
 /// Time kept back from the Lambda deadline for answering.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
@@ -119,7 +121,7 @@ struct Owned {
 enum MintOutcome {
     Done(ProvisionReply),
     /// The create was ambiguous, the attempt was cleaned up and released: go round again.
-    Again,
+    Again(orkv_openrouter::Error),
 }
 
 fn now() -> OffsetDateTime {
@@ -377,6 +379,7 @@ impl Deps {
         // Read first when this container knows the secret exists (a repeat costs one call);
         // otherwise try to create it first (a new key costs three).
         let mut optimistic = !self.knows(&d.secret_name);
+        let mut ambiguous = 0;
         for _ in 0..MAX_ROUNDS {
             let seen = if optimistic {
                 optimistic = false;
@@ -410,7 +413,12 @@ impl Deps {
                             };
                             match self.mint(d, owned).await? {
                                 MintOutcome::Done(reply) => return Ok(reply),
-                                MintOutcome::Again => {}
+                                MintOutcome::Again(e) => {
+                                    ambiguous += 1;
+                                    if ambiguous >= MAX_AMBIGUOUS {
+                                        return Err(e.into());
+                                    }
+                                }
                             }
                         }
                         Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
@@ -427,8 +435,15 @@ impl Deps {
                             .await?;
                         continue;
                     }
-                    if let Some(reply) = self.take_over(d, version, record).await? {
-                        return Ok(reply);
+                    match self.take_over(d, version, record).await? {
+                        Some(MintOutcome::Done(reply)) => return Ok(reply),
+                        Some(MintOutcome::Again(e)) => {
+                            ambiguous += 1;
+                            if ambiguous >= MAX_AMBIGUOUS {
+                                return Err(e.into());
+                            }
+                        }
+                        None => {}
                     }
                 }
             }
@@ -471,14 +486,13 @@ impl Deps {
 
     /// A pending record whose lease has ended: its minting invocation died. Deletes whatever
     /// key that attempt may have minted, then claims the record with a compare-and-set on the
-    /// version token. `None`: another invocation claimed it first, or the new attempt was
-    /// ambiguous and released; go round again.
+    /// version token. `None`: another invocation claimed it first; go round again.
     async fn take_over(
         &self,
         d: &Desired,
         version: SecretVersion,
         stale: SecretRecord,
-    ) -> Result<Option<ProvisionReply>, VendError> {
+    ) -> Result<Option<MintOutcome>, VendError> {
         warn!(openrouter_key_name = %stale.openrouter_key_name, "pending record's lease ended: cleaning up its attempt");
         self.delete_attempt(&stale).await?;
         let record = self.pending_record(d, stale.generation);
@@ -504,10 +518,7 @@ impl Deps {
             version_id: written.version_id,
             arn: version.arn,
         };
-        Ok(match self.mint(d, owned).await? {
-            MintOutcome::Done(reply) => Some(reply),
-            MintOutcome::Again => None,
-        })
+        Ok(Some(self.mint(d, owned).await?))
     }
 
     /// Deletes every key named for a pending attempt (there is at most one unless OpenRouter
@@ -560,7 +571,7 @@ impl Deps {
                         &["AWSCURRENT"],
                     )
                     .await?;
-                return Ok(MintOutcome::Again);
+                return Ok(MintOutcome::Again(e));
             }
             Err(e) => {
                 // A definite refusal: no key exists. A first-generation secret only ever held
