@@ -1,0 +1,31 @@
+//! Every sample in `events/` is a real wire shape that parses and validates.
+
+use orkv_tests::{POLICY, workspace_root};
+use orkv_vending::invocation::{self, Trigger};
+use orkv_vending::policy::Policy;
+use orkv_vending::request::ProvisionRequest;
+
+#[test]
+fn every_sample_event_parses_and_validates() {
+    let policy = Policy::from_json(POLICY).expect("policy");
+    let now = time::macros::datetime!(2026-11-22 12:00:00 UTC);
+    let mut seen = 0;
+    let dir = workspace_root().join("events");
+    for entry in std::fs::read_dir(&dir).expect("events/ exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let payload: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let inv = invocation::parse(payload).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let expected = if name.starts_with("eventbridge") { Trigger::EventBridge } else { Trigger::Direct };
+        assert_eq!(inv.trigger, expected, "{name}");
+        assert!(!inv.request_id.is_empty());
+        ProvisionRequest::parse(&inv.request, &policy, now)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert!(seen >= 2, "one sample per trigger");
+}

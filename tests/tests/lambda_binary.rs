@@ -1,0 +1,156 @@
+//! End to end: the built `provision` binary served through the Lambda Runtime API, against
+//! moto server and the emulator. Includes the sentinel test (the plaintext reaches Secrets
+//! Manager and nowhere else) and a real process kill between OpenRouter's create and the
+//! secret write.
+
+use std::time::Duration;
+
+use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
+use orkv_tests::{Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root};
+use serde_json::{Value, json};
+
+fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto.url.clone()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("OPENROUTER_BASE_URL", api_url.to_owned()),
+        ("OPENROUTER_MANAGEMENT_KEY", MANAGEMENT_KEY.into()),
+        ("ORKV_POLICY", POLICY.into()),
+        ("ORKV_PENDING_LEASE_SECONDS", "2".into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
+        ("RUST_LOG", "debug".into()),
+    ]
+}
+
+fn sample(name: &str) -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("events").join(name)).expect("sample");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[tokio::test]
+async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_secret() {
+    let moto = Moto::start().await;
+    let emu = emulator().await;
+    let control = Control::new(&emu);
+    let (sm, _) = secrets_client(&moto).await;
+    let api = RuntimeApi::start(Duration::from_secs(30)).await;
+    let process = FunctionProcess::spawn(&binary("provision"), &api, &env(&moto, &emu.api_url()));
+
+    let sentinel = format!("sk-or-v1-SENTINEL{}", uuid::Uuid::new_v4().simple());
+    control.queue_plaintext(&sentinel).await;
+    let key_name = unique("payments");
+    let mut event = sample("eventbridge-key-requested.json");
+    event["id"] = json!(unique("event"));
+    event["detail"]["key_name"] = json!(key_name);
+    let reply = api.invoke(event.clone()).await.expect("created");
+    assert_eq!(reply["status"], json!("created"));
+    assert_eq!(reply["trigger"], json!("event_bridge"));
+    let secret_name = reply["secret_name"].as_str().expect("name").to_owned();
+    let stored = sm
+        .get_secret_value()
+        .secret_id(&secret_name)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("secret");
+    let value: Value = serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
+    assert_eq!(value["api_key"], json!(sentinel), "the plaintext is in the secret");
+    assert_eq!(reply["key_hash"], json!(orkv_openrouter::key_hash(&sentinel)));
+
+    // The same event again: unchanged, same key.
+    let again = api.invoke(event).await.expect("repeat");
+    assert_eq!(again["status"], json!("unchanged"));
+    assert_eq!(again["key_hash"], reply["key_hash"]);
+
+    // The pipeline payload (an explicit expiry two months out).
+    let mut pipeline = sample("pipeline-provision.json");
+    let expiry = time::OffsetDateTime::now_utc() + time::Duration::days(60);
+    pipeline["expires_at"] = json!(orkv_openrouter::format_expires_at(expiry));
+    pipeline["secret_name"] = json!(format!("openrouter/search/{}", unique("ranker")));
+    let direct = api.invoke(pipeline).await.expect("pipeline");
+    assert_eq!(direct["status"], json!("created"));
+    assert_eq!(direct["trigger"], json!("direct"));
+
+    // Errors are typed, name the field, and carry no plaintext.
+    let err = api
+        .invoke(json!({"workspace": "checkout", "key_name": key_name, "limit": -1}))
+        .await
+        .expect_err("refused");
+    assert_eq!(err["errorType"], json!("InvalidRequest"));
+    assert!(err["errorMessage"].as_str().unwrap_or_default().contains("`limit`"));
+    let mut changed = sample("eventbridge-key-requested.json");
+    changed["detail"]["key_name"] = json!(key_name);
+    changed["detail"]["ttl_seconds"] = json!(86_400 * 10);
+    let err = api.invoke(changed).await.expect_err("immutable");
+    assert_eq!(err["errorType"], json!("ImmutableFieldChanged"));
+
+    let logs = process.output().await;
+    assert!(logs.contains("provisioned"), "the binary logged its work: {logs}");
+    for (what, text) in [
+        ("logs", logs.as_str()),
+        ("reply", &reply.to_string()),
+        ("repeat", &again.to_string()),
+        ("error", &err.to_string()),
+    ] {
+        assert!(!text.contains(&sentinel), "the plaintext leaked into the {what}");
+        assert!(!text.contains("SENTINEL"), "part of the plaintext leaked into the {what}");
+    }
+}
+
+#[tokio::test]
+async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_retry() {
+    let moto = Moto::start().await;
+    let emu = emulator().await;
+    let control = Control::new(&emu);
+    let (sm, _) = secrets_client(&moto).await;
+    let api = RuntimeApi::start(Duration::from_secs(30)).await;
+    let vars = env(&moto, &emu.api_url());
+    let mut first = FunctionProcess::spawn(&binary("provision"), &api, &vars);
+
+    let key_name = unique("killed");
+    let request = json!({"workspace": "checkout", "key_name": key_name, "limit": 5, "ttl_seconds": 7200,
+                         "idempotency_id": unique("deploy")});
+    let secret_name = format!("openrouter/checkout/{key_name}");
+    control
+        .fault(json!({"op": "create_key", "action": "delay_after_commit", "ms": 60000}))
+        .await;
+    // The first invocation never answers: the process is killed once the key exists.
+    let pending = {
+        let api = &api;
+        let request = request.clone();
+        async move { api.invoke_within(request, Duration::from_secs(20)).await }
+    };
+    tokio::pin!(pending);
+    let killed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            tokio::select! {
+                _ = &mut pending => panic!("the first invocation should not answer"),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if !control.live_keys(&secret_name).await.is_empty() { break; }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(killed.is_ok(), "the key was created");
+    first.kill().await;
+    assert_eq!(control.live_keys(&secret_name).await.len(), 1, "an orphan exists");
+
+    // The retry, as Lambda would deliver it, reaches a new process.
+    let _second = FunctionProcess::spawn(&binary("provision"), &api, &vars);
+    let reply = api.invoke(request).await.expect("the retry succeeds");
+    assert_eq!(reply["status"], json!("created"));
+    let live = control.live_keys(&secret_name).await;
+    assert_eq!(live.len(), 1, "exactly one live key: {live:?}");
+    assert_eq!(live[0]["hash"], reply["key_hash"]);
+    let stored = sm
+        .get_secret_value()
+        .secret_id(&secret_name)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("secret");
+    let value: Value = serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
+    assert_eq!(value["key_hash"], reply["key_hash"]);
+}
