@@ -1,4 +1,6 @@
 //! The emulated management API under `/api/v1`.
+// Handlers return the HTTP reply itself as their error: it is built once per request.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -116,7 +118,11 @@ enum Need {
 }
 
 /// The calling key, or the 401/403 OpenRouter would answer.
-fn authenticate<'a>(s: &'a State, headers: &HeaderMap, need: Need) -> Result<&'a KeyRecord, Response> {
+fn authenticate<'a>(
+    s: &'a State,
+    headers: &HeaderMap,
+    need: Need,
+) -> Result<&'a KeyRecord, Response> {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -124,7 +130,10 @@ fn authenticate<'a>(s: &'a State, headers: &HeaderMap, need: Need) -> Result<&'a
         .map(str::trim)
         .filter(|t| !t.is_empty())
     else {
-        return Err(error(StatusCode::UNAUTHORIZED, "Missing Authentication header"));
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "Missing Authentication header",
+        ));
     };
     let Some(key) = s.keys.get(&crate::state::hash(token)) else {
         return Err(error(StatusCode::UNAUTHORIZED, "User not found"));
@@ -219,7 +228,9 @@ fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 async fn list_keys(
@@ -271,7 +282,12 @@ fn list_keys_locked(s: &State, headers: &HeaderMap, q: &HashMap<String, String>)
         .filter(|k| include_expired || !s.is_expired(k))
         .collect();
     keys.sort_by_key(|k| k.seq);
-    let page: Vec<Value> = keys.into_iter().skip(offset).take(PAGE).map(key_json).collect();
+    let page: Vec<Value> = keys
+        .into_iter()
+        .skip(offset)
+        .take(PAGE)
+        .map(key_json)
+        .collect();
     Json(json!({"data": page})).into_response()
 }
 
@@ -297,13 +313,18 @@ fn parse_limit(v: &Value) -> Result<Option<f64>, Response> {
 fn parse_reset(v: &Value) -> Result<Option<String>, Response> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) if matches!(s.as_str(), "daily" | "weekly" | "monthly") => Ok(Some(s.clone())),
-        _ => Err(bad("limit_reset must be one of daily, weekly, monthly or null")),
+        Value::String(s) if matches!(s.as_str(), "daily" | "weekly" | "monthly") => {
+            Ok(Some(s.clone()))
+        }
+        _ => Err(bad(
+            "limit_reset must be one of daily, weekly, monthly or null",
+        )),
     }
 }
 
 fn parse_bool(v: &Value, name: &str) -> Result<bool, Response> {
-    v.as_bool().ok_or_else(|| bad(&format!("{name} must be a boolean")))
+    v.as_bool()
+        .ok_or_else(|| bad(&format!("{name} must be a boolean")))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` only: UTC with seconds.
@@ -311,7 +332,11 @@ fn parse_expiry(v: &Value, now: OffsetDateTime) -> Result<Option<OffsetDateTime>
     let s = match v {
         Value::Null => return Ok(None),
         Value::String(s) => s,
-        _ => return Err(bad("expires_at must be an ISO 8601 UTC timestamp string or null")),
+        _ => {
+            return Err(bad(
+                "expires_at must be an ISO 8601 UTC timestamp string or null",
+            ));
+        }
     };
     let b = s.as_bytes();
     let shape_ok = b.len() >= 20
@@ -319,7 +344,11 @@ fn parse_expiry(v: &Value, now: OffsetDateTime) -> Result<Option<OffsetDateTime>
         && b.get(16) == Some(&b':')
         && b.last() == Some(&b'Z')
         && (b.len() == 20 || b.get(19) == Some(&b'.'));
-    let parsed = if shape_ok { OffsetDateTime::parse(s, &Rfc3339).ok() } else { None };
+    let parsed = if shape_ok {
+        OffsetDateTime::parse(s, &Rfc3339).ok()
+    } else {
+        None
+    };
     match parsed {
         None => Err(bad(
             "expires_at must be a UTC timestamp with seconds, e.g. 2027-12-31T23:59:59Z; other timezones are rejected",
@@ -381,7 +410,11 @@ fn create_key_locked(s: &mut State, headers: &HeaderMap, body: &Bytes) -> Respon
         Ok(b) => b.unwrap_or(false),
         Err(r) => return r,
     };
-    let expires_at = match body.get("expires_at").map(|v| parse_expiry(v, s.now())).transpose() {
+    let expires_at = match body
+        .get("expires_at")
+        .map(|v| parse_expiry(v, s.now()))
+        .transpose()
+    {
         Ok(e) => e.flatten(),
         Err(r) => return r,
     };
@@ -407,7 +440,11 @@ fn create_key_locked(s: &mut State, headers: &HeaderMap, body: &Bytes) -> Respon
     record.creator_user_id = creator_user_id;
     let data = key_json(&record);
     s.keys.insert(record.hash.clone(), record);
-    (StatusCode::CREATED, Json(json!({"data": data, "key": plaintext}))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({"data": data, "key": plaintext})),
+    )
+        .into_response()
 }
 
 fn find_key<'a>(s: &'a State, hash: &str) -> Result<&'a KeyRecord, Response> {
@@ -465,7 +502,9 @@ fn update_key_locked(s: &mut State, headers: &HeaderMap, hash: &str, body: &Byte
     };
     for fixed in ["expires_at", "workspace_id", "creator_user_id"] {
         if body.contains_key(fixed) {
-            return bad(&format!("{fixed} cannot be changed after the key is created"));
+            return bad(&format!(
+                "{fixed} cannot be changed after the key is created"
+            ));
         }
     }
     let now = s.now();
@@ -475,7 +514,9 @@ fn update_key_locked(s: &mut State, headers: &HeaderMap, hash: &str, body: &Byte
     };
     if let Some(v) = body.get("name") {
         match v {
-            Value::String(n) if !n.is_empty() && n.chars().count() <= MAX_NAME => key.name = n.clone(),
+            Value::String(n) if !n.is_empty() && n.chars().count() <= MAX_NAME => {
+                key.name = n.clone()
+            }
             _ => return bad("name must be a non-empty string"),
         }
     }

@@ -42,8 +42,10 @@ async fn state_view(Ax(state): Ax<Shared>) -> Json<Value> {
         })
         .collect();
     let workspaces: Vec<Value> = s.workspaces.iter().map(workspace_json).collect();
-    Json(json!({"keys": keys, "deleted": s.deleted, "workspaces": workspaces,
-        "clock_offset_seconds": s.clock_offset_s, "pending_faults": s.faults.len()}))
+    Json(
+        json!({"keys": keys, "deleted": s.deleted, "workspaces": workspaces,
+        "clock_offset_seconds": s.clock_offset_s, "pending_faults": s.faults.len()}),
+    )
 }
 
 async fn calls(Ax(state): Ax<Shared>) -> Json<Value> {

@@ -122,10 +122,12 @@ async fn serve(listener: TcpListener, app: axum::Router, mut stop: watch::Receiv
         tokio::spawn(async move {
             let kill = Arc::new(Notify::new());
             let handle = ConnKill(kill.clone());
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(handle.clone());
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(handle.clone());
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc);
             // Dropping the connection future closes the socket with no reply.

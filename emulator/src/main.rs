@@ -23,12 +23,21 @@ async fn main() {
     }
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{arg} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
         match arg.as_str() {
-            "--port" => cfg.port = value().parse().unwrap_or_else(|_| usage("--port: not a port number")),
+            "--port" => {
+                cfg.port = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--port: not a port number"))
+            }
             "--management-key" => cfg.management_key = value(),
             "--latency-ms" => {
-                cfg.latency_ms = value().parse().unwrap_or_else(|_| usage("--latency-ms: not a number"));
+                cfg.latency_ms = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--latency-ms: not a number"));
             }
             "--workspaces" => {
                 let path = value();

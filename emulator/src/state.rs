@@ -136,12 +136,18 @@ impl State {
     }
 
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc())
+        OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc())
             + time::Duration::seconds(self.clock_offset_s)
     }
 
     pub fn insert_management_key(&mut self, plaintext: &str) {
-        let record = self.new_record(plaintext, "management key".into(), DEFAULT_WORKSPACE_ID.into());
+        let record = self.new_record(
+            plaintext,
+            "management key".into(),
+            DEFAULT_WORKSPACE_ID.into(),
+        );
         let record = KeyRecord {
             is_management_key: true,
             ..record

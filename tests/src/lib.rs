@@ -226,7 +226,8 @@ impl Control {
     }
 
     pub async fn queue_plaintext(&self, key: &str) {
-        self.post("/_emulator/plaintexts", json!({"keys": [key]})).await;
+        self.post("/_emulator/plaintexts", json!({"keys": [key]}))
+            .await;
     }
 
     /// Adds a key directly; answers `(plaintext, hash)`.
@@ -250,5 +251,8 @@ pub const POLICY: &str = r#"{"workspaces":[{"workspace":"checkout","max_limit":1
 /// A unique suffix for names, so tests sharing one moto never collide.
 #[must_use]
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }

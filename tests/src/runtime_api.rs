@@ -55,7 +55,10 @@ impl RuntimeApi {
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared);
@@ -76,7 +79,11 @@ impl RuntimeApi {
 
     /// Queues an invocation and waits for the function's reply: `Ok(reply)` or
     /// `Err({"errorType","errorMessage"})`. `None` if no reply came within `wait`.
-    pub async fn invoke_within(&self, payload: Value, wait: Duration) -> Option<Result<Value, Value>> {
+    pub async fn invoke_within(
+        &self,
+        payload: Value,
+        wait: Duration,
+    ) -> Option<Result<Value, Value>> {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().await.insert(id.clone(), tx);
@@ -116,7 +123,10 @@ async fn next(State(s): State<Shared>) -> Response {
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:provision".into(),
     );
-    put("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".into());
+    put(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000".into(),
+    );
     (StatusCode::OK, headers, payload.to_string()).into_response()
 }
 
@@ -182,8 +192,14 @@ impl FunctionProcess {
         let mut child = cmd.spawn().expect("function starts");
         let output = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
         ]
         .into_iter()
         .flatten()

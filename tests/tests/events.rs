@@ -19,8 +19,15 @@ fn every_sample_event_parses_and_validates() {
         let text = std::fs::read_to_string(&path).expect("readable");
         let payload: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         let inv = invocation::parse(payload).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let expected = if name.starts_with("eventbridge") { Trigger::EventBridge } else { Trigger::Direct };
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let expected = if name.starts_with("eventbridge") {
+            Trigger::EventBridge
+        } else {
+            Trigger::Direct
+        };
         assert_eq!(inv.trigger, expected, "{name}");
         assert!(!inv.request_id.is_empty());
         ProvisionRequest::parse(&inv.request, &policy, now)

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
-use orkv_tests::{Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root};
+use orkv_tests::{
+    Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root,
+};
 use serde_json::{Value, json};
 
 fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
@@ -54,9 +56,17 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
         .send()
         .await
         .expect("secret");
-    let value: Value = serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
-    assert_eq!(value["api_key"], json!(sentinel), "the plaintext is in the secret");
-    assert_eq!(reply["key_hash"], json!(orkv_openrouter::key_hash(&sentinel)));
+    let value: Value =
+        serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
+    assert_eq!(
+        value["api_key"],
+        json!(sentinel),
+        "the plaintext is in the secret"
+    );
+    assert_eq!(
+        reply["key_hash"],
+        json!(orkv_openrouter::key_hash(&sentinel))
+    );
 
     // The same event again: unchanged, same key.
     let again = api.invoke(event).await.expect("repeat");
@@ -78,7 +88,12 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
         .await
         .expect_err("refused");
     assert_eq!(err["errorType"], json!("InvalidRequest"));
-    assert!(err["errorMessage"].as_str().unwrap_or_default().contains("`limit`"));
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`limit`")
+    );
     let mut changed = sample("eventbridge-key-requested.json");
     changed["detail"]["key_name"] = json!(key_name);
     changed["detail"]["ttl_seconds"] = json!(86_400 * 10);
@@ -86,15 +101,24 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
     assert_eq!(err["errorType"], json!("ImmutableFieldChanged"));
 
     let logs = process.output().await;
-    assert!(logs.contains("provisioned"), "the binary logged its work: {logs}");
+    assert!(
+        logs.contains("provisioned"),
+        "the binary logged its work: {logs}"
+    );
     for (what, text) in [
         ("logs", logs.as_str()),
         ("reply", &reply.to_string()),
         ("repeat", &again.to_string()),
         ("error", &err.to_string()),
     ] {
-        assert!(!text.contains(&sentinel), "the plaintext leaked into the {what}");
-        assert!(!text.contains("SENTINEL"), "part of the plaintext leaked into the {what}");
+        assert!(
+            !text.contains(&sentinel),
+            "the plaintext leaked into the {what}"
+        );
+        assert!(
+            !text.contains("SENTINEL"),
+            "part of the plaintext leaked into the {what}"
+        );
     }
 }
 
@@ -135,7 +159,11 @@ async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_r
     .await;
     assert!(killed.is_ok(), "the key was created");
     first.kill().await;
-    assert_eq!(control.live_keys(&secret_name).await.len(), 1, "an orphan exists");
+    assert_eq!(
+        control.live_keys(&secret_name).await.len(),
+        1,
+        "an orphan exists"
+    );
 
     // The retry, as Lambda would deliver it, reaches a new process.
     let _second = FunctionProcess::spawn(&binary("provision"), &api, &vars);
@@ -151,6 +179,7 @@ async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_r
         .send()
         .await
         .expect("secret");
-    let value: Value = serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
+    let value: Value =
+        serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
     assert_eq!(value["key_hash"], reply["key_hash"]);
 }

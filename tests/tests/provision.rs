@@ -3,10 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use orkv_store::SecretStore;
-use orkv_tests::{CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique};
-use orkv_vending::{Config, Deps, Status};
 use orkv_openrouter_emulator::Emulator;
+use orkv_store::SecretStore;
+use orkv_tests::{
+    CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique,
+};
+use orkv_vending::{Config, Deps, Status};
 use serde_json::{Value, json};
 
 struct World {
@@ -56,14 +58,13 @@ fn deadline() -> Instant {
 }
 
 async fn secret_value(w: &World, name: &str) -> Value {
-    let out = w
-        .sm
-        .get_secret_value()
-        .secret_id(name)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .expect("secret exists");
+    let out =
+        w.sm.get_secret_value()
+            .secret_id(name)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .expect("secret exists");
     serde_json::from_str(out.secret_string().unwrap_or_default()).expect("json value")
 }
 
@@ -86,7 +87,11 @@ async fn a_new_key_is_minted_stored_at_once_and_answered_without_its_plaintext()
     assert_eq!(value["key_hash"], json!(reply.key_hash));
     assert_eq!(value["state"], json!("active"));
     assert_eq!(value["limit"], json!(50.0));
-    assert!(!serde_json::to_string(&reply).expect("json").contains(plaintext));
+    assert!(
+        !serde_json::to_string(&reply)
+            .expect("json")
+            .contains(plaintext)
+    );
     // The live key carries the cap and expiry that were asked for.
     let live = w.control.live_keys(&reply.secret_name).await;
     assert_eq!(live.len(), 1);
@@ -94,16 +99,29 @@ async fn a_new_key_is_minted_stored_at_once_and_answered_without_its_plaintext()
     assert_eq!(live[0]["limit"], json!(50.0));
     assert_eq!(live[0]["expires_at"], json!(reply.expires_at));
     // Tags carry what a sweep needs without reading the value.
-    let described = w.sm.describe_secret().secret_id(&reply.secret_name).send().await.expect("describe");
+    let described =
+        w.sm.describe_secret()
+            .secret_id(&reply.secret_name)
+            .send()
+            .await
+            .expect("describe");
     let tags: std::collections::HashMap<_, _> = described
         .tags()
         .iter()
-        .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(tags["orkv:managed-by"], "openrouter-key-vending");
     assert_eq!(tags["orkv:workspace"], reply.workspace_id);
     assert_eq!(tags["orkv:expires-at"], reply.expires_at);
-    assert_eq!(tags["orkv:openrouter-key-name"], live[0]["name"].as_str().unwrap_or_default());
+    assert_eq!(
+        tags["orkv:openrouter-key-name"],
+        live[0]["name"].as_str().unwrap_or_default()
+    );
     assert_eq!(tags["team"], "payments");
 }
 
@@ -112,7 +130,9 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     let w = world().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     // Warm the container: management key and workspace lookups are cached from here on.
-    d.handle(request(&unique("warm")), deadline()).await.expect("warm-up");
+    d.handle(request(&unique("warm")), deadline())
+        .await
+        .expect("warm-up");
     let name = unique("counted");
     w.control.reset_calls().await;
     w.sm_calls.reset();
@@ -120,7 +140,10 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     assert_eq!(created.status, Status::Created);
     let openrouter = w.control.total_calls().await;
     let aws = w.sm_calls.get();
-    assert!(openrouter + aws <= 3, "new key: {openrouter} OpenRouter + {aws} Secrets Manager calls");
+    assert!(
+        openrouter + aws <= 3,
+        "new key: {openrouter} OpenRouter + {aws} Secrets Manager calls"
+    );
     w.control.reset_calls().await;
     w.sm_calls.reset();
     let again = d.handle(request(&name), deadline()).await.expect("repeat");
@@ -141,7 +164,10 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     let live = w.control.live_keys(&created.secret_name).await;
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["limit"], json!(75.0));
-    assert_eq!(secret_value(&w, &created.secret_name).await["limit"], json!(75.0));
+    assert_eq!(
+        secret_value(&w, &created.secret_name).await["limit"],
+        json!(75.0)
+    );
 }
 
 #[tokio::test]
@@ -158,26 +184,32 @@ async fn ten_deliveries_five_of_them_concurrent_make_one_key_and_one_secret() {
         hashes.push(result.expect("each concurrent delivery answers").key_hash);
     }
     for _ in 0..5 {
-        hashes.push(d.handle(event.clone(), deadline()).await.expect("repeat").key_hash);
+        hashes.push(
+            d.handle(event.clone(), deadline())
+                .await
+                .expect("repeat")
+                .key_hash,
+        );
     }
     hashes.dedup();
     assert_eq!(hashes.len(), 1, "every delivery names the same key");
     let secret_name = format!("openrouter/checkout/{name}");
     assert_eq!(w.control.live_keys(&secret_name).await.len(), 1);
-    let created = w.control.calls().await["calls"]["create_key"].as_u64().unwrap_or(0);
+    let created = w.control.calls().await["calls"]["create_key"]
+        .as_u64()
+        .unwrap_or(0);
     assert_eq!(created, 1, "exactly one POST /keys");
-    let listed = w
-        .sm
-        .list_secrets()
-        .filters(
-            aws_sdk_secretsmanager::types::Filter::builder()
-                .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
-                .values(&secret_name)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("list");
+    let listed =
+        w.sm.list_secrets()
+            .filters(
+                aws_sdk_secretsmanager::types::Filter::builder()
+                    .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                    .values(&secret_name)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("list");
     assert_eq!(listed.secret_list().len(), 1);
 }
 
@@ -187,7 +219,12 @@ async fn futures_join(
     event: &Value,
     n: usize,
 ) -> Vec<Result<orkv_vending::ProvisionReply, orkv_vending::VendError>> {
-    join_all((0..n).map(|_| Box::pin(d.handle(event.clone(), deadline()))).collect()).await
+    join_all(
+        (0..n)
+            .map(|_| Box::pin(d.handle(event.clone(), deadline())))
+            .collect(),
+    )
+    .await
 }
 
 async fn join_all<F: std::future::Future>(futs: Vec<std::pin::Pin<Box<F>>>) -> Vec<F::Output> {
@@ -207,7 +244,11 @@ async fn join_all<F: std::future::Future>(futs: Vec<std::pin::Pin<Box<F>>>) -> V
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     results.into_iter().flatten().collect()
@@ -217,17 +258,24 @@ async fn join_all<F: std::future::Future>(futs: Vec<std::pin::Pin<Box<F>>>) -> V
 async fn a_dropped_create_response_is_reconciled_to_exactly_one_referenced_key() {
     let w = world().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
-    d.handle(request(&unique("warm")), deadline()).await.expect("warm-up");
+    d.handle(request(&unique("warm")), deadline())
+        .await
+        .expect("warm-up");
     w.control
         .fault(json!({"op": "create_key", "action": "drop_after_commit"}))
         .await;
     let name = unique("dropped");
-    let reply = d.handle(request(&name), deadline()).await.expect("created after reconciling");
+    let reply = d
+        .handle(request(&name), deadline())
+        .await
+        .expect("created after reconciling");
     assert_eq!(reply.status, Status::Created);
     let live = w.control.live_keys(&reply.secret_name).await;
     assert_eq!(live.len(), 1, "the orphan of the dropped reply was deleted");
     assert_eq!(live[0]["hash"], json!(reply.key_hash));
-    let deleted = w.control.state().await["deleted"].as_array().map_or(0, Vec::len);
+    let deleted = w.control.state().await["deleted"]
+        .as_array()
+        .map_or(0, Vec::len);
     assert_eq!(deleted, 1);
     let value = secret_value(&w, &reply.secret_name).await;
     assert_eq!(value["key_hash"], json!(reply.key_hash));
@@ -240,7 +288,10 @@ async fn a_crash_between_create_and_store_is_cleaned_up_by_the_retry() {
     // The first invocation dies (its future is dropped) while OpenRouter's reply is in flight:
     // the key exists, its plaintext is lost, the secret holds only the pending record.
     let first = deps(&w, 2, MANAGEMENT_KEY);
-    first.handle(request(&unique("warm")), deadline()).await.expect("warm-up");
+    first
+        .handle(request(&unique("warm")), deadline())
+        .await
+        .expect("warm-up");
     w.control
         .fault(json!({"op": "create_key", "action": "delay_after_commit", "ms": 60000}))
         .await;
@@ -258,13 +309,26 @@ async fn a_crash_between_create_and_store_is_cleaned_up_by_the_retry() {
         }
     })
     .await;
-    assert!(crashed.is_ok(), "the key was created while the caller waited");
+    assert!(
+        crashed.is_ok(),
+        "the key was created while the caller waited"
+    );
     drop(first);
-    assert_eq!(w.control.live_keys(&secret_name).await.len(), 1, "an orphan exists now");
-    assert_eq!(secret_value(&w, &secret_name).await["state"], json!("pending"));
+    assert_eq!(
+        w.control.live_keys(&secret_name).await.len(),
+        1,
+        "an orphan exists now"
+    );
+    assert_eq!(
+        secret_value(&w, &secret_name).await["state"],
+        json!("pending")
+    );
     // A fresh container retries: it waits out the lease, deletes the orphan, mints again.
     let retry = deps(&w, 2, MANAGEMENT_KEY);
-    let reply = retry.handle(request(&name), deadline()).await.expect("retry succeeds");
+    let reply = retry
+        .handle(request(&name), deadline())
+        .await
+        .expect("retry succeeds");
     assert_eq!(reply.status, Status::Created);
     let live = w.control.live_keys(&secret_name).await;
     assert_eq!(live.len(), 1, "exactly one live key");
@@ -283,17 +347,57 @@ async fn bad_input_is_refused_by_field_and_creates_nothing() {
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("bad");
     let cases: Vec<(Value, &str, &str)> = vec![
-        (json!({"workspace": "marketing"}), "UnknownWorkspace", "`workspace`"),
-        (json!({"workspace": "default"}), "UnknownWorkspace", "`workspace`"),
-        (json!({"limit": null}), "PolicyViolation", "`limit`: is required"),
+        (
+            json!({"workspace": "marketing"}),
+            "UnknownWorkspace",
+            "`workspace`",
+        ),
+        (
+            json!({"workspace": "default"}),
+            "UnknownWorkspace",
+            "`workspace`",
+        ),
+        (
+            json!({"limit": null}),
+            "PolicyViolation",
+            "`limit`: is required",
+        ),
         (json!({"limit": -5}), "InvalidRequest", "`limit`"),
-        (json!({"limit": 500}), "PolicyViolation", "maximum cap of 100"),
-        (json!({"limit_reset": "yearly"}), "InvalidRequest", "`limit_reset`"),
-        (json!({"ttl_seconds": null, "expires_at": "2001-01-01T00:00:00Z"}), "InvalidRequest", "`expires_at`: must be in the future"),
-        (json!({"ttl_seconds": 900000000}), "PolicyViolation", "`ttl_seconds`: the key may live at most"),
-        (json!({"key_name": 42}), "InvalidRequest", "`key_name`: must be a string"),
-        (json!({"description": "x".repeat(5000)}), "InvalidRequest", "`description`: must be at most"),
-        (json!({"secret_name": "elsewhere/key"}), "PolicyViolation", "`secret_name`: must start with"),
+        (
+            json!({"limit": 500}),
+            "PolicyViolation",
+            "maximum cap of 100",
+        ),
+        (
+            json!({"limit_reset": "yearly"}),
+            "InvalidRequest",
+            "`limit_reset`",
+        ),
+        (
+            json!({"ttl_seconds": null, "expires_at": "2001-01-01T00:00:00Z"}),
+            "InvalidRequest",
+            "`expires_at`: must be in the future",
+        ),
+        (
+            json!({"ttl_seconds": 900000000}),
+            "PolicyViolation",
+            "`ttl_seconds`: the key may live at most",
+        ),
+        (
+            json!({"key_name": 42}),
+            "InvalidRequest",
+            "`key_name`: must be a string",
+        ),
+        (
+            json!({"description": "x".repeat(5000)}),
+            "InvalidRequest",
+            "`description`: must be at most",
+        ),
+        (
+            json!({"secret_name": "elsewhere/key"}),
+            "PolicyViolation",
+            "`secret_name`: must start with",
+        ),
     ];
     for (patch, kind, text) in cases {
         let mut req = request(&name);
@@ -305,13 +409,23 @@ async fn bad_input_is_refused_by_field_and_creates_nothing() {
         assert!(err.to_string().contains(text), "{patch}: {err}");
     }
     let err = d
-        .handle(json!({"id": "e", "detail-type": "Something Else", "source": "s", "detail": {}}), deadline())
+        .handle(
+            json!({"id": "e", "detail-type": "Something Else", "source": "s", "detail": {}}),
+            deadline(),
+        )
         .await
         .expect_err("unsupported");
     assert_eq!(err.kind(), "UnsupportedEvent");
-    let err = d.handle(json!("not an object"), deadline()).await.expect_err("shape");
+    let err = d
+        .handle(json!("not an object"), deadline())
+        .await
+        .expect_err("shape");
     assert_eq!(err.kind(), "InvalidRequest");
-    assert_eq!(w.control.calls().await["calls"]["create_key"], Value::Null, "no key was created");
+    assert_eq!(
+        w.control.calls().await["calls"]["create_key"],
+        Value::Null,
+        "no key was created"
+    );
     assert!(!secret_exists(&w, &format!("openrouter/checkout/{name}")).await);
 }
 
@@ -326,7 +440,12 @@ async fn immutable_changes_are_refused_with_the_secret_identity() {
     let err = d.handle(longer, deadline()).await.expect_err("immutable");
     assert_eq!(err.kind(), "ImmutableFieldChanged");
     let text = err.to_string();
-    assert!(text.contains("`ttl_seconds`") && text.contains(&created.secret_arn) && text.contains(&created.key_hash), "{text}");
+    assert!(
+        text.contains("`ttl_seconds`")
+            && text.contains(&created.secret_arn)
+            && text.contains(&created.key_hash),
+        "{text}"
+    );
     let mut moved = request(&name);
     moved["workspace"] = json!("search");
     moved["limit"] = json!(10);
@@ -341,23 +460,34 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
     let w = world().await;
     // A wrong management key: 401.
     let wrong = deps(&w, 30, "sk-or-v1-wrong");
-    let err = wrong.handle(request(&unique("x")), deadline()).await.expect_err("401");
+    let err = wrong
+        .handle(request(&unique("x")), deadline())
+        .await
+        .expect_err("401");
     assert_eq!(err.kind(), "OpenRouterUnauthorized");
     // An inference key used as the management key: 403.
     let (inference, _) = w.control.add_key(json!({"name": "not-management"})).await;
     let forbidden = deps(&w, 30, &inference);
-    let err = forbidden.handle(request(&unique("x")), deadline()).await.expect_err("403");
+    let err = forbidden
+        .handle(request(&unique("x")), deadline())
+        .await
+        .expect_err("403");
     assert_eq!(err.kind(), "OpenRouterForbidden");
     // 429 and 500 on create, with a working key.
     let d = deps(&w, 30, MANAGEMENT_KEY);
-    d.handle(request(&unique("warm")), deadline()).await.expect("warm-up");
+    d.handle(request(&unique("warm")), deadline())
+        .await
+        .expect("warm-up");
     let name = unique("limited");
     w.control
         .fault(json!({"op": "create_key", "action": "rate_limit", "retry_after": 3}))
         .await;
     let err = d.handle(request(&name), deadline()).await.expect_err("429");
     assert_eq!(err.kind(), "OpenRouterRateLimited");
-    assert!(!secret_exists(&w, &format!("openrouter/checkout/{name}")).await, "no secret left");
+    assert!(
+        !secret_exists(&w, &format!("openrouter/checkout/{name}")).await,
+        "no secret left"
+    );
     w.control
         .fault(json!({"op": "create_key", "action": "status", "status": 500, "times": 2}))
         .await;
@@ -368,7 +498,10 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
     assert!(w.control.live_keys(&name).await.is_empty(), "no key left");
     // Both injected 500s were met (one invocation tolerates two ambiguous creates, each
     // cleaned up); the next delivery finishes the job cleanly.
-    let reply = d.handle(request(&name), deadline()).await.expect("created on the retry");
+    let reply = d
+        .handle(request(&name), deadline())
+        .await
+        .expect("created on the retry");
     assert_eq!(reply.status, Status::Created);
     assert_eq!(w.control.live_keys(&reply.secret_name).await.len(), 1);
 }
@@ -392,9 +525,13 @@ async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
     })
     .expect("config");
     let d = Deps::new(cfg, SecretStore::new(w.sm.clone()));
-    d.handle(request(&unique("a")), deadline()).await.expect("first");
+    d.handle(request(&unique("a")), deadline())
+        .await
+        .expect("first");
     w.sm_calls.reset();
-    d.handle(request(&unique("b")), deadline()).await.expect("second");
+    d.handle(request(&unique("b")), deadline())
+        .await
+        .expect("second");
     assert_eq!(w.sm_calls.get(), 2, "no re-read of the management key");
     let key = d.openrouter().await.expect("client");
     assert!(!format!("{key:?}").contains(MANAGEMENT_KEY));

@@ -12,8 +12,10 @@ async fn main() -> Result<(), Error> {
     let store = orkv_store::SecretStore::new(aws_sdk_secretsmanager::Client::new(&aws));
     let deps = Deps::new(cfg, store);
     let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        orkv_vending::provision::handle_lambda(deps, event).await
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            orkv_vending::provision::handle_lambda(deps, event).await
+        },
+    ))
     .await
 }

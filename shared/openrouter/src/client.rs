@@ -118,7 +118,10 @@ impl Client {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("openrouter-key-vending/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "openrouter-key-vending/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .pool_idle_timeout(Duration::from_secs(50))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
@@ -155,7 +158,15 @@ impl Client {
 
     async fn current_key_as(&self, bearer: &str) -> Result<CurrentKey, Error> {
         let data: Data<CurrentKey> = self
-            .call(Method::GET, "/key", &[], None, Repeat::Safe, bearer, "GET /key")
+            .call(
+                Method::GET,
+                "/key",
+                &[],
+                None,
+                Repeat::Safe,
+                bearer,
+                "GET /key",
+            )
             .await?;
         Ok(data.data)
     }
@@ -178,7 +189,14 @@ impl Client {
             query.push(("workspace_id", ws.to_owned()));
         }
         let page: Data<Vec<Key>> = self
-            .call_managed(Method::GET, "/keys", &query, None, Repeat::Safe, "GET /keys")
+            .call_managed(
+                Method::GET,
+                "/keys",
+                &query,
+                None,
+                Repeat::Safe,
+                "GET /keys",
+            )
             .await?;
         Ok(page.data)
     }
@@ -235,7 +253,14 @@ impl Client {
     pub async fn get_key(&self, hash: &str) -> Result<Key, Error> {
         let path = format!("/keys/{}", path_segment(hash)?);
         let data: Data<Key> = self
-            .call_managed(Method::GET, &path, &[], None, Repeat::Safe, "GET /keys/{hash}")
+            .call_managed(
+                Method::GET,
+                &path,
+                &[],
+                None,
+                Repeat::Safe,
+                "GET /keys/{hash}",
+            )
             .await?;
         Ok(data.data)
     }
@@ -256,7 +281,14 @@ impl Client {
             cause,
         };
         let result: Result<CreatedKey, Error> = self
-            .call_managed(Method::POST, "/keys", &[], Some(&body), Repeat::Never, "POST /keys")
+            .call_managed(
+                Method::POST,
+                "/keys",
+                &[],
+                Some(&body),
+                Repeat::Never,
+                "POST /keys",
+            )
             .await;
         match result {
             Ok(created) => Ok(created),
@@ -400,9 +432,8 @@ impl Client {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
-            let retryable = repeat == Repeat::Safe
-                && err.is_transient()
-                && attempt < self.cfg.max_retries;
+            let retryable =
+                repeat == Repeat::Safe && err.is_transient() && attempt < self.cfg.max_retries;
             if !retryable {
                 return Err(err);
             }
@@ -543,7 +574,10 @@ mod tests {
         assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(2)));
         h.insert(reqwest::header::RETRY_AFTER, "0.5".parse().expect("header"));
         assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(500)));
-        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().expect("header"));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "soon".parse().expect("header"),
+        );
         assert_eq!(parse_retry_after(&h), None);
     }
 
@@ -554,7 +588,10 @@ mod tests {
             error_message(StatusCode::FORBIDDEN, body),
             "Only management keys can perform this operation"
         );
-        assert_eq!(error_message(StatusCode::BAD_GATEWAY, b"<html>"), "Bad Gateway");
+        assert_eq!(
+            error_message(StatusCode::BAD_GATEWAY, b"<html>"),
+            "Bad Gateway"
+        );
     }
 
     #[test]

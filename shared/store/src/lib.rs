@@ -86,10 +86,11 @@ impl StoreError {
                     "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
                         StoreErrorKind::Throttled
                     }
-                    "InvalidParameterException" | "InvalidRequestException" | "ValidationException"
-                    | "LimitExceededException" | "MalformedPolicyDocumentException" => {
-                        StoreErrorKind::InvalidRequest
-                    }
+                    "InvalidParameterException"
+                    | "InvalidRequestException"
+                    | "ValidationException"
+                    | "LimitExceededException"
+                    | "MalformedPolicyDocumentException" => StoreErrorKind::InvalidRequest,
                     "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
                         StoreErrorKind::AccessDenied
                     }
@@ -343,13 +344,24 @@ impl SecretStore {
     ///
     /// # Errors
     /// [`StoreError`]s from any page.
-    pub async fn for_each_tagged<F>(&self, key: &str, value: &str, mut visit: F) -> Result<u32, StoreError>
+    pub async fn for_each_tagged<F>(
+        &self,
+        key: &str,
+        value: &str,
+        mut visit: F,
+    ) -> Result<u32, StoreError>
     where
         F: FnMut(Vec<SecretSummary>) -> bool,
     {
         let filters = vec![
-            Filter::builder().key(FilterNameStringType::TagKey).values(key).build(),
-            Filter::builder().key(FilterNameStringType::TagValue).values(value).build(),
+            Filter::builder()
+                .key(FilterNameStringType::TagKey)
+                .values(key)
+                .build(),
+            Filter::builder()
+                .key(FilterNameStringType::TagValue)
+                .values(value)
+                .build(),
         ];
         let mut next: Option<String> = None;
         let mut calls = 0;

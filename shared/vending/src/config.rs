@@ -59,9 +59,10 @@ impl Config {
         let number = |name: &str, default: u64| -> Result<u64, VendError> {
             match non_empty(name) {
                 None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| {
-                    VendError::Config(format!("{name}: {v:?} is not a whole number"))
-                }),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| VendError::Config(format!("{name}: {v:?} is not a whole number"))),
             }
         };
         let management_key = match (
@@ -90,7 +91,9 @@ impl Config {
         }
         let lease = number("ORKV_PENDING_LEASE_SECONDS", 120)?;
         if lease == 0 {
-            return Err(VendError::Config("ORKV_PENDING_LEASE_SECONDS must be at least 1".into()));
+            return Err(VendError::Config(
+                "ORKV_PENDING_LEASE_SECONDS must be at least 1".into(),
+            ));
         }
         Ok(Self {
             openrouter_base_url: non_empty("OPENROUTER_BASE_URL")
@@ -111,7 +114,12 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     const POLICY: &str = r#"{"workspaces":[{"workspace":"checkout","max_limit":100}]}"#;
@@ -119,8 +127,13 @@ mod tests {
     #[test]
     fn missing_variables_are_named() {
         let err = Config::from_lookup(env(&[("ORKV_POLICY", POLICY)])).expect_err("no key");
-        assert!(err.to_string().contains("OPENROUTER_MANAGEMENT_KEY_SECRET_ID"), "{err}");
-        let err = Config::from_lookup(env(&[("OPENROUTER_MANAGEMENT_KEY", "k")])).expect_err("no policy");
+        assert!(
+            err.to_string()
+                .contains("OPENROUTER_MANAGEMENT_KEY_SECRET_ID"),
+            "{err}"
+        );
+        let err =
+            Config::from_lookup(env(&[("OPENROUTER_MANAGEMENT_KEY", "k")])).expect_err("no policy");
         assert!(err.to_string().contains("ORKV_POLICY"), "{err}");
         let err = Config::from_lookup(env(&[
             ("OPENROUTER_MANAGEMENT_KEY", "k"),

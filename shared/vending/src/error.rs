@@ -13,7 +13,9 @@ pub enum VendError {
     UnknownWorkspace { workspace: String },
     #[error("policy violation: field `{field}`: {rule}")]
     Policy { field: String, rule: String },
-    #[error("unsupported event: field `detail-type`: {detail_type:?} is not one this function handles (expected \"OpenRouter Key Requested\")")]
+    #[error(
+        "unsupported event: field `detail-type`: {detail_type:?} is not one this function handles (expected \"OpenRouter Key Requested\")"
+    )]
     UnsupportedEvent { detail_type: String },
     #[error(
         "field `{field}` cannot change in place for secret {secret_arn} (key {key_hash}, workspace {workspace_id}, expires {expires_at}): it is fixed when the key is created; rotate the key to change it"
@@ -25,7 +27,9 @@ pub enum VendError {
         workspace_id: String,
         expires_at: String,
     },
-    #[error("secret {secret_name} exists but is not managed by openrouter-key-vending; refusing to touch it")]
+    #[error(
+        "secret {secret_name} exists but is not managed by openrouter-key-vending; refusing to touch it"
+    )]
     NotManaged { secret_name: String },
     #[error("secret {secret_name} holds a record this version cannot read: {reason}")]
     CorruptRecord { secret_name: String, reason: String },

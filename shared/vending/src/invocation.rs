@@ -37,9 +37,14 @@ pub struct Invocation {
 /// [`VendError::UnsupportedEvent`] for another `detail-type`; [`VendError::Invalid`] for a
 /// malformed envelope.
 pub fn parse(payload: Value) -> Result<Invocation, VendError> {
-    let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&payload)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_PAYLOAD {
-        return Err(VendError::invalid("(payload)", format!("must be at most {MAX_PAYLOAD} bytes of JSON")));
+        return Err(VendError::invalid(
+            "(payload)",
+            format!("must be at most {MAX_PAYLOAD} bytes of JSON"),
+        ));
     }
     let is_envelope = payload
         .as_object()
@@ -63,12 +68,24 @@ pub fn parse(payload: Value) -> Result<Invocation, VendError> {
                 detail_type: t.chars().take(128).collect(),
             });
         }
-        _ => return Err(VendError::invalid("detail-type", "is required and must be a string")),
+        _ => {
+            return Err(VendError::invalid(
+                "detail-type",
+                "is required and must be a string",
+            ));
+        }
     }
-    let event: EventBridgeEvent<Value> = serde_json::from_value(payload)
-        .map_err(|_| VendError::invalid("(envelope)", "must be an EventBridge event with id, source, detail-type and detail"))?;
+    let event: EventBridgeEvent<Value> = serde_json::from_value(payload).map_err(|_| {
+        VendError::invalid(
+            "(envelope)",
+            "must be an EventBridge event with id, source, detail-type and detail",
+        )
+    })?;
     if !event.detail.is_object() {
-        return Err(VendError::invalid("detail", "must be a JSON object holding the request"));
+        return Err(VendError::invalid(
+            "detail",
+            "must be a JSON object holding the request",
+        ));
     }
     let request_id = event
         .detail
@@ -76,7 +93,12 @@ pub fn parse(payload: Value) -> Result<Invocation, VendError> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or(event.id)
-        .ok_or_else(|| VendError::invalid("id", "the event id is required when detail has no idempotency_id"))?;
+        .ok_or_else(|| {
+            VendError::invalid(
+                "id",
+                "the event id is required when detail has no idempotency_id",
+            )
+        })?;
     Ok(Invocation {
         trigger: Trigger::EventBridge,
         request: event.detail,
@@ -98,9 +120,11 @@ mod tests {
 
     #[test]
     fn an_eventbridge_envelope_yields_its_detail_and_event_id() {
-        let inv = parse(json!({"version":"0","id":"ev-1","detail-type":KEY_REQUESTED,
+        let inv = parse(
+            json!({"version":"0","id":"ev-1","detail-type":KEY_REQUESTED,
             "source":"com.example.platform","account":"123456789012","time":"2026-11-22T10:00:00Z",
-            "region":"eu-west-1","resources":[],"detail":{"workspace":"checkout"}}))
+            "region":"eu-west-1","resources":[],"detail":{"workspace":"checkout"}}),
+        )
         .expect("parses");
         assert_eq!(inv.trigger, Trigger::EventBridge);
         assert_eq!(inv.request_id, "ev-1");

@@ -61,8 +61,11 @@ impl Policy {
         if policy.min_ttl_seconds == 0 || policy.min_ttl_seconds > policy.max_ttl_seconds {
             return Err("min_ttl_seconds must be at least 1 and at most max_ttl_seconds".into());
         }
-        if !(policy.min_ttl_seconds..=policy.max_ttl_seconds).contains(&policy.default_ttl_seconds) {
-            return Err("default_ttl_seconds must lie within min_ttl_seconds..=max_ttl_seconds".into());
+        if !(policy.min_ttl_seconds..=policy.max_ttl_seconds).contains(&policy.default_ttl_seconds)
+        {
+            return Err(
+                "default_ttl_seconds must lie within min_ttl_seconds..=max_ttl_seconds".into(),
+            );
         }
         if policy.default_rotate_before_seconds == 0 {
             return Err("default_rotate_before_seconds must be at least 1".into());
@@ -89,8 +92,9 @@ mod tests {
         let err = Policy::from_json(r#"{"workspaces":[{"workspace":"a","max_limit":0}]}"#)
             .expect_err("zero cap");
         assert!(err.contains("max_limit"), "{err}");
-        let err = Policy::from_json(r#"{"workspaces":[{"workspace":"a","max_limit":5}],"bogus":1}"#)
-            .expect_err("unknown field");
+        let err =
+            Policy::from_json(r#"{"workspaces":[{"workspace":"a","max_limit":5}],"bogus":1}"#)
+                .expect_err("unknown field");
         assert!(err.contains("bogus"), "{err}");
     }
 

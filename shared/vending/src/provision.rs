@@ -129,11 +129,20 @@ fn now() -> OffsetDateTime {
 }
 
 fn token(version_id: &str, purpose: &str) -> String {
-    Uuid::new_v5(&TOKEN_NAMESPACE, format!("{version_id}/{purpose}").as_bytes()).to_string()
+    Uuid::new_v5(
+        &TOKEN_NAMESPACE,
+        format!("{version_id}/{purpose}").as_bytes(),
+    )
+    .to_string()
 }
 
 fn nonce() -> String {
-    Uuid::new_v4().simple().to_string().chars().take(12).collect()
+    Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(12)
+        .collect()
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -182,18 +191,23 @@ impl Deps {
             .await
     }
 
-    async fn read_management_key(&self, id: &str) -> Result<orkv_openrouter::ManagementKey, VendError> {
+    async fn read_management_key(
+        &self,
+        id: &str,
+    ) -> Result<orkv_openrouter::ManagementKey, VendError> {
         let version = self.store.get(id, "AWSCURRENT").await?.ok_or_else(|| {
             VendError::Config(format!(
                 "OPENROUTER_MANAGEMENT_KEY_SECRET_ID: secret {id} does not exist"
             ))
         })?;
         let text = version.value.expose_secret().trim();
-        let from_json = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| {
-            ["management_key", "api_key"]
-                .iter()
-                .find_map(|f| v.get(*f).and_then(|s| s.as_str()).map(str::to_owned))
-        });
+        let from_json = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| {
+                ["management_key", "api_key"]
+                    .iter()
+                    .find_map(|f| v.get(*f).and_then(|s| s.as_str()).map(str::to_owned))
+            });
         let key = from_json.unwrap_or_else(|| text.to_owned());
         if key.is_empty() {
             return Err(VendError::Config(format!(
@@ -206,7 +220,9 @@ impl Deps {
     async fn workspaces(&self) -> Result<&[Workspace], VendError> {
         let list = self
             .workspaces
-            .get_or_try_init(|| async { Ok::<_, VendError>(self.openrouter().await?.list_workspaces().await?) })
+            .get_or_try_init(|| async {
+                Ok::<_, VendError>(self.openrouter().await?.list_workspaces().await?)
+            })
             .await?;
         Ok(list)
     }
@@ -304,7 +320,9 @@ impl Deps {
             rotate_before_seconds: req.rotate_before_seconds,
             description: req.description,
             tags,
-            kms_key_id: req.kms_key_id.or_else(|| self.cfg.default_kms_key_id.clone()),
+            kms_key_id: req
+                .kms_key_id
+                .or_else(|| self.cfg.default_kms_key_id.clone()),
             request_id,
             trigger,
         })
@@ -333,7 +351,9 @@ impl Deps {
             generation,
             request_id: d.request_id.clone(),
             lease_until: Some(
-                created + time::Duration::try_from(self.cfg.pending_lease).unwrap_or(time::Duration::MINUTE),
+                created
+                    + time::Duration::try_from(self.cfg.pending_lease)
+                        .unwrap_or(time::Duration::MINUTE),
             ),
             claim: Some(claim),
         }
@@ -341,7 +361,10 @@ impl Deps {
 
     fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
         vec![
-            (tags::OPENROUTER_KEY.into(), record.openrouter_key_name.clone()),
+            (
+                tags::OPENROUTER_KEY.into(),
+                record.openrouter_key_name.clone(),
+            ),
             (tags::EXPIRES_AT.into(), rfc3339(record.expires_at)),
             (tags::ROTATE_AT.into(), rfc3339(record.rotate_at())),
             (tags::GENERATION.into(), record.generation.to_string()),
@@ -431,8 +454,13 @@ impl Deps {
                 Seen::Pending(version, record) => {
                     let lease_until = record.lease_until.unwrap_or(record.created_at);
                     if lease_until > now() {
-                        self.wait_for_change(&d.secret_name, &version.version_id, lease_until, deadline)
-                            .await?;
+                        self.wait_for_change(
+                            &d.secret_name,
+                            &version.version_id,
+                            lease_until,
+                            deadline,
+                        )
+                        .await?;
                         continue;
                     }
                     match self.take_over(d, version, record).await? {
@@ -618,7 +646,11 @@ impl Deps {
             }
         };
         info!(key_hash = %hash, generation = active.generation, "key minted and stored");
-        let arn = if written.arn.is_empty() { owned.arn } else { written.arn };
+        let arn = if written.arn.is_empty() {
+            owned.arn
+        } else {
+            written.arn
+        };
         Ok(MintOutcome::Done(reply(Status::Created, arn, d, &active)))
     }
 
@@ -688,7 +720,11 @@ impl Deps {
                 .await?;
         }
         info!(key_hash = %hash, "key cap updated in place");
-        let arn = if written.arn.is_empty() { version.arn } else { written.arn };
+        let arn = if written.arn.is_empty() {
+            version.arn
+        } else {
+            written.arn
+        };
         Ok(reply(Status::Updated, arn, d, &updated))
     }
 }
@@ -748,6 +784,10 @@ fn lambda_deadline(deadline_ms: u64) -> Instant {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let left = deadline_ms.saturating_sub(now_ms);
     // Local runtimes may send no deadline: allow a minute.
-    let left = if left == 0 || left > 15 * 60 * 1000 { 60_000 } else { left };
+    let left = if left == 0 || left > 15 * 60 * 1000 {
+        60_000
+    } else {
+        left
+    };
     Instant::now() + Duration::from_millis(left)
 }

@@ -89,9 +89,10 @@ impl SecretRecord {
             return None;
         }
         // The serde error text could quote the value, so only the schema is reported.
-        Some(serde_json::from_value(json).map_err(|_| {
-            format!("not a schema-{SCHEMA} record of {MANAGED_BY}")
-        }))
+        Some(
+            serde_json::from_value(json)
+                .map_err(|_| format!("not a schema-{SCHEMA} record of {MANAGED_BY}")),
+        )
     }
 
     /// When the key should be rotated.
@@ -135,19 +136,35 @@ mod tests {
     fn the_value_holds_api_key_but_debug_does_not() {
         let r = record();
         let value = r.to_secret();
-        assert!(value.expose_secret().contains("\"api_key\":\"sk-or-v1-record-sentinel\""));
+        assert!(
+            value
+                .expose_secret()
+                .contains("\"api_key\":\"sk-or-v1-record-sentinel\"")
+        );
         assert!(!format!("{r:?}").contains("sentinel"));
-        let back = SecretRecord::from_secret(&value).expect("ours").expect("parses");
+        let back = SecretRecord::from_secret(&value)
+            .expect("ours")
+            .expect("parses");
         assert_eq!(back.generation, 1);
-        assert_eq!(back.rotate_at(), time::macros::datetime!(2026-12-31 23:00:00 UTC));
+        assert_eq!(
+            back.rotate_at(),
+            time::macros::datetime!(2026-12-31 23:00:00 UTC)
+        );
     }
 
     #[test]
     fn foreign_values_are_not_records() {
         assert!(SecretRecord::from_secret(&SecretString::from("plain".to_owned())).is_none());
-        assert!(SecretRecord::from_secret(&SecretString::from("{\"api_key\":\"x\"}".to_owned())).is_none());
-        let broken = SecretString::from(format!("{{\"managed_by\":\"{MANAGED_BY}\",\"api_key\":\"sk-or-v1-leak\"}}"));
-        let err = SecretRecord::from_secret(&broken).expect("ours").expect_err("broken");
+        assert!(
+            SecretRecord::from_secret(&SecretString::from("{\"api_key\":\"x\"}".to_owned()))
+                .is_none()
+        );
+        let broken = SecretString::from(format!(
+            "{{\"managed_by\":\"{MANAGED_BY}\",\"api_key\":\"sk-or-v1-leak\"}}"
+        ));
+        let err = SecretRecord::from_secret(&broken)
+            .expect("ours")
+            .expect_err("broken");
         assert!(!err.contains("leak"));
     }
 }

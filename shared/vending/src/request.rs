@@ -105,9 +105,10 @@ fn string(
             field,
             format!("must be at most {max} characters"),
         )),
-        Some(Value::String(s)) if s.chars().any(char::is_control) => {
-            Err(VendError::invalid(field, "must not contain control characters"))
-        }
+        Some(Value::String(s)) if s.chars().any(char::is_control) => Err(VendError::invalid(
+            field,
+            "must not contain control characters",
+        )),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(VendError::invalid(field, "must be a string")),
     }
@@ -116,11 +117,9 @@ fn string(
 fn whole(map: &Map<String, Value>, field: &str) -> Result<Option<u64>, VendError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|v| *v > 0)
-            .map(Some)
-            .ok_or_else(|| VendError::invalid(field, "must be a whole number of seconds greater than 0")),
+        Some(Value::Number(n)) => n.as_u64().filter(|v| *v > 0).map(Some).ok_or_else(|| {
+            VendError::invalid(field, "must be a whole number of seconds greater than 0")
+        }),
         Some(_) => Err(VendError::invalid(field, "must be a number")),
     }
 }
@@ -177,13 +176,19 @@ impl ProvisionRequest {
         }
         let limit = match map.get("limit") {
             None | Some(Value::Null) => {
-                return Err(VendError::policy("limit", "is required: every key has a spend cap"));
+                return Err(VendError::policy(
+                    "limit",
+                    "is required: every key has a spend cap",
+                ));
             }
             Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
             Some(_) => return Err(VendError::invalid("limit", "must be a number (USD)")),
         };
         if !(limit.is_finite() && limit > 0.0) {
-            return Err(VendError::invalid("limit", "must be a number greater than 0 (USD)"));
+            return Err(VendError::invalid(
+                "limit",
+                "must be a number greater than 0 (USD)",
+            ));
         }
         let limit_reset = match map.get("limit_reset") {
             None | Some(Value::Null) => None,
@@ -208,14 +213,26 @@ impl ProvisionRequest {
         let include_byok_in_limit = match map.get("include_byok_in_limit") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(VendError::invalid("include_byok_in_limit", "must be a boolean")),
+            Some(_) => {
+                return Err(VendError::invalid(
+                    "include_byok_in_limit",
+                    "must be a boolean",
+                ));
+            }
         };
-        let expires_at = string(map, "expires_at", 20, false)
-            .map_err(|_| VendError::invalid("expires_at", "must be a UTC timestamp with seconds, e.g. 2027-12-31T23:59:59Z"))?;
+        let expires_at = string(map, "expires_at", 20, false).map_err(|_| {
+            VendError::invalid(
+                "expires_at",
+                "must be a UTC timestamp with seconds, e.g. 2027-12-31T23:59:59Z",
+            )
+        })?;
         let ttl = whole(map, "ttl_seconds")?;
         let (lifetime, seconds) = match (expires_at, ttl) {
             (Some(_), Some(_)) => {
-                return Err(VendError::invalid("ttl_seconds", "give either expires_at or ttl_seconds, not both"));
+                return Err(VendError::invalid(
+                    "ttl_seconds",
+                    "give either expires_at or ttl_seconds, not both",
+                ));
             }
             (Some(text), None) => {
                 let at = parse_expiry(&text)?;
@@ -235,13 +252,19 @@ impl ProvisionRequest {
         if seconds < policy.min_ttl_seconds {
             return Err(VendError::policy(
                 field,
-                format!("the key must live at least {} seconds", policy.min_ttl_seconds),
+                format!(
+                    "the key must live at least {} seconds",
+                    policy.min_ttl_seconds
+                ),
             ));
         }
         if seconds > policy.max_ttl_seconds {
             return Err(VendError::policy(
                 field,
-                format!("the key may live at most {} seconds", policy.max_ttl_seconds),
+                format!(
+                    "the key may live at most {} seconds",
+                    policy.max_ttl_seconds
+                ),
             ));
         }
         let rotate_before_seconds = whole(map, "rotate_before_seconds")?
@@ -286,25 +309,42 @@ fn parse_tags(value: Option<&Value>) -> Result<BTreeMap<String, String>, VendErr
     let map = match value {
         None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(m)) => m,
-        Some(_) => return Err(VendError::invalid("tags", "must be an object of string values")),
+        Some(_) => {
+            return Err(VendError::invalid(
+                "tags",
+                "must be an object of string values",
+            ));
+        }
     };
     if map.len() > MAX_USER_TAGS {
-        return Err(VendError::invalid("tags", format!("at most {MAX_USER_TAGS} tags")));
+        return Err(VendError::invalid(
+            "tags",
+            format!("at most {MAX_USER_TAGS} tags"),
+        ));
     }
     let mut tags = BTreeMap::new();
     for (k, v) in map {
         let field = format!("tags.{k}");
         if k.is_empty() || k.chars().count() > 127 || !valid_tag_text(k) {
-            return Err(VendError::invalid(field, "tag keys are 1-127 letters, digits, spaces or _ . : / = + - @"));
+            return Err(VendError::invalid(
+                field,
+                "tag keys are 1-127 letters, digits, spaces or _ . : / = + - @",
+            ));
         }
         if k.to_ascii_lowercase().starts_with("aws:") || k.starts_with(RESERVED_TAG_PREFIX) {
-            return Err(VendError::invalid(field, "tag keys starting with aws: or orkv: are reserved"));
+            return Err(VendError::invalid(
+                field,
+                "tag keys starting with aws: or orkv: are reserved",
+            ));
         }
         let Value::String(v) = v else {
             return Err(VendError::invalid(field, "must be a string"));
         };
         if v.chars().count() > 255 || !valid_tag_text(v) {
-            return Err(VendError::invalid(field, "tag values are 0-255 letters, digits, spaces or _ . : / = + - @"));
+            return Err(VendError::invalid(
+                field,
+                "tag values are 0-255 letters, digits, spaces or _ . : / = + - @",
+            ));
         }
         tags.insert(k.clone(), v.clone());
     }
@@ -317,8 +357,10 @@ mod tests {
     use serde_json::json;
 
     fn policy() -> Policy {
-        Policy::from_json(r#"{"workspaces":[{"workspace":"checkout","max_limit":100}],
-            "min_ttl_seconds":3600,"max_ttl_seconds":7776000}"#)
+        Policy::from_json(
+            r#"{"workspaces":[{"workspace":"checkout","max_limit":100}],
+            "min_ttl_seconds":3600,"max_ttl_seconds":7776000}"#,
+        )
         .expect("policy")
     }
 
@@ -359,27 +401,81 @@ mod tests {
     fn every_bad_field_is_named_with_its_rule() {
         let cases = [
             (json!({"limit": "__remove__"}), "field `limit`: is required"),
-            (json!({"limit": -1}), "field `limit`: must be a number greater than 0"),
+            (
+                json!({"limit": -1}),
+                "field `limit`: must be a number greater than 0",
+            ),
             (json!({"limit": "50"}), "field `limit`: must be a number"),
-            (json!({"limit_reset": "hourly"}), "field `limit_reset`: must be one of"),
-            (json!({"workspace": 7}), "field `workspace`: must be a string"),
-            (json!({"workspace": "__remove__"}), "field `workspace`: is required"),
-            (json!({"key_name": "Payments API"}), "field `key_name`: must start"),
-            (json!({"key_name": "x".repeat(65)}), "field `key_name`: must be at most 64"),
-            (json!({"expires_at": "2020-01-01T00:00:00Z"}), "field `expires_at`: must be in the future"),
-            (json!({"expires_at": "2027-01-01T00:00+00:00"}), "field `expires_at`: must be a UTC timestamp"),
-            (json!({"expires_at": "2030-01-01T00:00:00Z"}), "field `expires_at`: the key may live at most"),
-            (json!({"ttl_seconds": 60}), "field `ttl_seconds`: the key must live at least"),
-            (json!({"ttl_seconds": -5}), "field `ttl_seconds`: must be a whole number"),
-            (json!({"ttl_seconds": 7200, "expires_at": "2027-01-01T00:00:00Z"}), "not both"),
-            (json!({"ttl_seconds": 7200, "rotate_before_seconds": 7200}), "field `rotate_before_seconds`"),
+            (
+                json!({"limit_reset": "hourly"}),
+                "field `limit_reset`: must be one of",
+            ),
+            (
+                json!({"workspace": 7}),
+                "field `workspace`: must be a string",
+            ),
+            (
+                json!({"workspace": "__remove__"}),
+                "field `workspace`: is required",
+            ),
+            (
+                json!({"key_name": "Payments API"}),
+                "field `key_name`: must start",
+            ),
+            (
+                json!({"key_name": "x".repeat(65)}),
+                "field `key_name`: must be at most 64",
+            ),
+            (
+                json!({"expires_at": "2020-01-01T00:00:00Z"}),
+                "field `expires_at`: must be in the future",
+            ),
+            (
+                json!({"expires_at": "2027-01-01T00:00+00:00"}),
+                "field `expires_at`: must be a UTC timestamp",
+            ),
+            (
+                json!({"expires_at": "2030-01-01T00:00:00Z"}),
+                "field `expires_at`: the key may live at most",
+            ),
+            (
+                json!({"ttl_seconds": 60}),
+                "field `ttl_seconds`: the key must live at least",
+            ),
+            (
+                json!({"ttl_seconds": -5}),
+                "field `ttl_seconds`: must be a whole number",
+            ),
+            (
+                json!({"ttl_seconds": 7200, "expires_at": "2027-01-01T00:00:00Z"}),
+                "not both",
+            ),
+            (
+                json!({"ttl_seconds": 7200, "rotate_before_seconds": 7200}),
+                "field `rotate_before_seconds`",
+            ),
             (json!({"secret_name": "bad name!"}), "field `secret_name`"),
-            (json!({"description": "d".repeat(2049)}), "field `description`: must be at most 2048"),
-            (json!({"tags": {"aws:owner": "x"}}), "field `tags.aws:owner`: tag keys starting with aws:"),
-            (json!({"tags": {"team": 5}}), "field `tags.team`: must be a string"),
+            (
+                json!({"description": "d".repeat(2049)}),
+                "field `description`: must be at most 2048",
+            ),
+            (
+                json!({"tags": {"aws:owner": "x"}}),
+                "field `tags.aws:owner`: tag keys starting with aws:",
+            ),
+            (
+                json!({"tags": {"team": 5}}),
+                "field `tags.team`: must be a string",
+            ),
             (json!({"tags": ["team"]}), "field `tags`: must be an object"),
-            (json!({"colour": "blue"}), "field `colour`: is not a known field"),
-            (json!({"include_byok_in_limit": "yes"}), "field `include_byok_in_limit`: must be a boolean"),
+            (
+                json!({"colour": "blue"}),
+                "field `colour`: is not a known field",
+            ),
+            (
+                json!({"include_byok_in_limit": "yes"}),
+                "field `include_byok_in_limit`: must be a boolean",
+            ),
         ];
         for (patch, expected) in cases {
             let shown = patch.to_string();

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# make demo: moto + the OpenRouter emulator on free loopback ports, the real provision binary
+# under `cargo lambda watch` (the Lambda Runtime API), the sample events sent with
+# `cargo lambda invoke`, and a summary of what was created. Never prints a plaintext key.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orkv-target}"
+export PATH="$root/.venv/bin:$PATH"
+run=$(mktemp -d "${TMPDIR:-/tmp}/orkv-demo.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$run"
+}
+trap cleanup EXIT
+
+moto_port=$(python3 tools/free-port.py)
+emu_port=$(python3 tools/free-port.py)
+invoke_port=$(python3 tools/free-port.py)
+mgmt_key="sk-or-v1-demo-management-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+
+echo "==> moto server on 127.0.0.1:$moto_port"
+moto_server -H 127.0.0.1 -p "$moto_port" >"$run/moto.log" 2>&1 & pids+=($!)
+echo "==> OpenRouter emulator on 127.0.0.1:$emu_port"
+"$CARGO_TARGET_DIR/debug/openrouter-emulator" --port "$emu_port" --management-key "$mgmt_key" >"$run/emulator.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$emu_port/_emulator/calls" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
+# The management key lives in Secrets Manager, as in production.
+python3 - "$moto_port" "$mgmt_key" <<'PY'
+import json, sys, urllib.request
+port, key = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(f"http://127.0.0.1:{port}/", method="POST",
+    data=json.dumps({"Name": "openrouter/management-key", "SecretString": json.dumps({"management_key": key})}).encode(),
+    headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.CreateSecret",
+             "Authorization": "AWS4-HMAC-SHA256 Credential=demo/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=x"})
+urllib.request.urlopen(req).read()
+PY
+export OPENROUTER_BASE_URL="http://127.0.0.1:$emu_port/api/v1"
+export OPENROUTER_MANAGEMENT_KEY_SECRET_ID=openrouter/management-key
+export ORKV_POLICY='{"workspaces":[{"workspace":"checkout","max_limit":100},{"workspace":"search","max_limit":20}],"min_ttl_seconds":3600,"max_ttl_seconds":7776000}'
+
+echo "==> cargo lambda watch (Runtime API on 127.0.0.1:$invoke_port)"
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$invoke_port" --package provision >"$run/watch.log" 2>&1 & pids+=($!)
+
+# The pipeline sample carries an explicit expiry: move it to two months from today.
+python3 - "$root/events/pipeline-provision.json" "$run/pipeline.json" <<'PY'
+import datetime, json, sys
+event = json.load(open(sys.argv[1]))
+event["expires_at"] = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+json.dump(event, open(sys.argv[2], "w"))
+PY
+
+invoke() {
+  local file=$1 out=$2
+  for _ in $(seq 600); do
+    if cargo lambda invoke provision --invoke-address 127.0.0.1 --invoke-port "$invoke_port" --data-file "$file" --output-format json >"$out" 2>"$out.err"; then
+      return 0
+    fi
+    if grep -q "errorType" "$out.err" "$out" 2>/dev/null; then return 1; fi
+    sleep 0.5   # the function is still compiling or starting under cargo lambda watch
+  done
+  echo "the function did not answer; see $run/watch.log" >&2
+  cat "$run/watch.log" >&2
+  return 1
+}
+
+echo "==> invoking: events/eventbridge-key-requested.json (EventBridge)"
+invoke "$root/events/eventbridge-key-requested.json" "$run/r1.json"
+echo "==> invoking: events/pipeline-provision.json (deploy pipeline)"
+invoke "$run/pipeline.json" "$run/r2.json"
+echo "==> invoking the EventBridge event again (a duplicate delivery)"
+invoke "$root/events/eventbridge-key-requested.json" "$run/r3.json"
+
+python3 - "$run" "$emu_port" <<'PY'
+import json, sys, urllib.request
+run, port = sys.argv[1], sys.argv[2]
+print()
+print(f"{'status':10} {'secret':32} {'key hash':18} {'cap':22} {'expires_at':21} arn")
+for name in ("r1", "r2", "r3"):
+    r = json.load(open(f"{run}/{name}.json"))
+    cap = f"{r['limit']} USD/{r['limit_reset'] or 'total'}"
+    print(f"{r['status']:10} {r['secret_name']:32} {r['key_hash'][:16]}.. {cap:22} {r['expires_at']:21} {r['secret_arn']}")
+state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/state"))
+live = [k for k in state["keys"] if not k["disabled"] and not k["expired"]]
+calls = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/calls"))
+print()
+print(f"live OpenRouter keys: {len(live)} (one per secret; the duplicate created nothing)")
+for k in live:
+    print(f"  {k['name']}  hash {k['hash'][:16]}..  limit {k['limit']}  expires {k['expires_at']}")
+print(f"OpenRouter calls: {calls['calls']}")
+PY
+echo
+echo "(plaintext keys were written to Secrets Manager only; nothing above contains one)"
