@@ -20,7 +20,7 @@ type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>
 
 #[derive(Clone)]
 struct Shared {
-    queue: Arc<Mutex<mpsc::Receiver<(String, Value)>>>,
+    queue: Arc<Mutex<mpsc::Receiver<(String, String)>>>,
     waiters: Waiters,
     timeout: Duration,
 }
@@ -29,7 +29,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct RuntimeApi {
     pub addr: std::net::SocketAddr,
-    sender: mpsc::Sender<(String, Value)>,
+    sender: mpsc::Sender<(String, String)>,
     waiters: Waiters,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -84,6 +84,15 @@ impl RuntimeApi {
         payload: Value,
         wait: Duration,
     ) -> Option<Result<Value, Value>> {
+        self.invoke_raw(payload.to_string(), wait).await
+    }
+
+    /// Queues raw bytes as the event body (malformed JSON included).
+    pub async fn invoke_raw(
+        &self,
+        payload: String,
+        wait: Duration,
+    ) -> Option<Result<Value, Value>> {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().await.insert(id.clone(), tx);
@@ -127,7 +136,7 @@ async fn next(State(s): State<Shared>) -> Response {
         "lambda-runtime-trace-id",
         "Root=1-00000000-000000000000000000000000".into(),
     );
-    (StatusCode::OK, headers, payload.to_string()).into_response()
+    (StatusCode::OK, headers, payload).into_response()
 }
 
 async fn response(State(s): State<Shared>, Path(id): Path<String>, body: Bytes) -> StatusCode {

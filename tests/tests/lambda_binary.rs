@@ -25,6 +25,17 @@ fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+async fn current_value(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Value {
+    let stored = sm
+        .get_secret_value()
+        .secret_id(name)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("secret");
+    serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json")
+}
+
 fn sample(name: &str) -> Value {
     let text = std::fs::read_to_string(workspace_root().join("events").join(name)).expect("sample");
     serde_json::from_str(&text).expect("json")
@@ -49,15 +60,7 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
     assert_eq!(reply["status"], json!("created"));
     assert_eq!(reply["trigger"], json!("event_bridge"));
     let secret_name = reply["secret_name"].as_str().expect("name").to_owned();
-    let stored = sm
-        .get_secret_value()
-        .secret_id(&secret_name)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .expect("secret");
-    let value: Value =
-        serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
+    let value = current_value(&sm, &secret_name).await;
     assert_eq!(
         value["api_key"],
         json!(sentinel),
@@ -99,6 +102,38 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
     changed["detail"]["ttl_seconds"] = json!(86_400 * 10);
     let err = api.invoke(changed).await.expect_err("immutable");
     assert_eq!(err["errorType"], json!("ImmutableFieldChanged"));
+
+    // Malformed JSON never reaches the handler: the runtime refuses it, and the process lives on.
+    let before = control.total_calls().await;
+    let malformed = api
+        .invoke_raw(
+            "{\"workspace\": \"checkout\", ".to_owned(),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("answered")
+        .expect_err("refused");
+    assert!(
+    assert!(
+        malformed["errorType"].as_str().unwrap_or_default().contains("DeserializeError"),
+        "{malformed}"
+    );
+    assert!(malformed["errorMessage"].as_str().unwrap_or_default().contains("EOF while parsing"), "{malformed}");
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{malformed}"
+    );
+    assert_eq!(
+        control.total_calls().await,
+        before,
+        "nothing was called, nothing created"
+    );
+    let mut same = sample("eventbridge-key-requested.json");
+    same["detail"]["key_name"] = json!(key_name);
+    let still = api.invoke(same).await.expect("the function still serves");
+    assert_eq!(still["status"], json!("unchanged"));
+    assert_eq!(still["key_hash"], reply["key_hash"]);
 
     let logs = process.output().await;
     assert!(
@@ -172,14 +207,6 @@ async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_r
     let live = control.live_keys(&secret_name).await;
     assert_eq!(live.len(), 1, "exactly one live key: {live:?}");
     assert_eq!(live[0]["hash"], reply["key_hash"]);
-    let stored = sm
-        .get_secret_value()
-        .secret_id(&secret_name)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .expect("secret");
-    let value: Value =
-        serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json");
+    let value = current_value(&sm, &secret_name).await;
     assert_eq!(value["key_hash"], reply["key_hash"]);
 }
