@@ -173,6 +173,47 @@ impl SecretSummary {
     }
 }
 
+/// A secret's metadata as `DescribeSecret` shows it.
+#[derive(Debug, Clone)]
+pub struct SecretDescription {
+    pub arn: String,
+    pub name: String,
+    pub rotation_enabled: bool,
+    pub rotation_lambda_arn: Option<String>,
+    pub deleted: bool,
+    pub tags: Vec<(String, String)>,
+    /// Version id to its staging labels.
+    pub versions: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl SecretDescription {
+    /// The value of tag `key`, if set.
+    #[must_use]
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The version holding `stage`, if any.
+    #[must_use]
+    pub fn version_with(&self, stage: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == stage))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Whether version `id` holds `stage`.
+    #[must_use]
+    pub fn has(&self, id: &str, stage: &str) -> bool {
+        self.versions
+            .get(id)
+            .is_some_and(|stages| stages.iter().any(|s| s == stage))
+    }
+}
+
 /// The Secrets Manager side of the product.
 #[derive(Debug, Clone)]
 pub struct SecretStore {
@@ -297,6 +338,149 @@ impl SecretStore {
             name: out.name.unwrap_or_default(),
             version_id: out.version_id.unwrap_or_default(),
         })
+    }
+
+    /// As [`SecretStore::put`], passing back the rotation's `RotationToken` when present.
+    ///
+    /// # Errors
+    /// As [`SecretStore::put`].
+    pub async fn put_rotation(
+        &self,
+        id: &str,
+        value: &SecretString,
+        token: &str,
+        stages: &[&str],
+        rotation_token: Option<&str>,
+    ) -> Result<Written, StoreError> {
+        use secrecy::ExposeSecret;
+        let out = self
+            .client
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(value.expose_secret())
+            .client_request_token(token)
+            .set_version_stages(Some(stages.iter().map(|s| (*s).to_owned()).collect()))
+            .set_rotation_token(rotation_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("PutSecretValue", e))?;
+        Ok(Written {
+            arn: out.arn.unwrap_or_default(),
+            name: out.name.unwrap_or_default(),
+            version_id: out.version_id.unwrap_or_default(),
+        })
+    }
+
+    /// The secret's metadata: rotation settings, tags and which version holds which label.
+    /// `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`]s other than not-found.
+    pub async fn describe(&self, id: &str) -> Result<Option<SecretDescription>, StoreError> {
+        match self.client.describe_secret().secret_id(id).send().await {
+            Ok(out) => {
+                let versions = out
+                    .version_ids_to_stages
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                Ok(Some(SecretDescription {
+                    arn: out.arn.unwrap_or_default(),
+                    name: out.name.unwrap_or_default(),
+                    rotation_enabled: out.rotation_enabled.unwrap_or(false),
+                    rotation_lambda_arn: out.rotation_lambda_arn,
+                    deleted: out.deleted_date.is_some(),
+                    tags: out
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                        .collect(),
+                    versions,
+                }))
+            }
+            Err(e) => {
+                let err = StoreError::from_sdk("DescribeSecret", e);
+                if err.kind == StoreErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Moves `stage` to `to` (if given), removing it from `from` (if given). Removing from a
+    /// version that no longer holds the label fails: a compare-and-set on the label.
+    ///
+    /// # Errors
+    /// `InvalidRequest` when `from` does not hold the label; other [`StoreError`]s.
+    pub async fn move_stage(
+        &self,
+        id: &str,
+        stage: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(id)
+            .version_stage(stage)
+            .set_remove_from_version_id(from.map(str::to_owned))
+            .set_move_to_version_id(to.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+
+    /// Starts a rotation (`RotateSecret`): Secrets Manager labels a new version `AWSPENDING`
+    /// under `token` and invokes the rotation function's four steps.
+    ///
+    /// # Errors
+    /// [`StoreError`]s; a rotation already in progress is `InvalidRequest`.
+    pub async fn rotate(
+        &self,
+        id: &str,
+        token: &str,
+        lambda_arn: Option<&str>,
+        rotate_after_days: Option<i64>,
+        immediately: bool,
+    ) -> Result<(), StoreError> {
+        let rules = rotate_after_days.map(|d| {
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(d)
+                .build()
+        });
+        self.client
+            .rotate_secret()
+            .secret_id(id)
+            .client_request_token(token)
+            .set_rotation_lambda_arn(lambda_arn.map(str::to_owned))
+            .set_rotation_rules(rules)
+            .rotate_immediately(immediately)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("RotateSecret", e))?;
+        Ok(())
+    }
+
+    /// Removes tags (absent keys are ignored).
+    ///
+    /// # Errors
+    /// [`StoreError`]s.
+    pub async fn untag(&self, id: &str, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .untag_resource()
+            .secret_id(id)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("UntagResource", e))?;
+        Ok(())
     }
 
     /// Adds or overwrites tags.

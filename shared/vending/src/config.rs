@@ -36,6 +36,41 @@ pub struct Config {
     pub pending_lease: Duration,
     pub http_timeout: Duration,
     pub max_retries: u32,
+    /// How rotations are started.
+    pub rotation: RotationMode,
+    /// How long a superseded key stays valid after its successor became current.
+    pub retire_grace: Duration,
+    /// Sweep: rotations and retirements in flight at once.
+    pub sweep_concurrency: usize,
+    /// Sweep: delete orphaned keys (`true`) or only report them.
+    pub delete_orphans: bool,
+    /// Sweep: a product-named key younger than this is never called an orphan (it may belong
+    /// to a mint in flight).
+    pub orphan_min_age: Duration,
+    /// Sweep: warn when a key's `limit_remaining` is below this fraction of its limit.
+    pub low_spend_fraction: f64,
+    /// Sweep: warn when a key expires within this long and has not been rotated.
+    pub expiry_warning: Duration,
+    /// Revoke: delete the secret (with Secrets Manager's recovery window) rather than keep it
+    /// marked revoked.
+    pub revoke_deletes_secret: bool,
+}
+
+/// How the sweep and the on-demand actions start a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationMode {
+    /// `RotateSecret`, so Secrets Manager invokes the rotation function (production).
+    SecretsManager {
+        /// `RotationLambdaARN` to set on secrets that have none yet.
+        lambda_arn: Option<String>,
+        /// `RotationRules.AutomaticallyAfterDays`, a safety net beside the expiry-driven sweep.
+        after_days: Option<i64>,
+    },
+    /// Local runs: play Secrets Manager's part (label `AWSPENDING`, call the four steps in
+    /// order with one token) against a Lambda Invoke endpoint such as `cargo lambda watch`'s.
+    LocalInvoke(String),
+    /// Tests: play Secrets Manager's part with this process's own rotation handler.
+    InProcess,
 }
 
 impl Config {
@@ -95,7 +130,72 @@ impl Config {
                 "ORKV_PENDING_LEASE_SECONDS must be at least 1".into(),
             ));
         }
+        let rotation = match (
+            non_empty("ORKV_LOCAL_ROTATION_INVOKE_URL"),
+            non_empty("ORKV_ROTATION_LAMBDA_ARN"),
+        ) {
+            (Some(url), _) => RotationMode::LocalInvoke(url),
+            (None, arn) => RotationMode::SecretsManager {
+                lambda_arn: arn,
+                after_days: match non_empty("ORKV_ROTATION_SAFETY_DAYS") {
+                    None => None,
+                    Some(_) => {
+                        let d = number("ORKV_ROTATION_SAFETY_DAYS", 0)?;
+                        if !(1..=1000).contains(&d) {
+                            return Err(VendError::Config(
+                                "ORKV_ROTATION_SAFETY_DAYS must be within 1-1000".into(),
+                            ));
+                        }
+                        i64::try_from(d).ok()
+                    }
+                },
+            },
+        };
+        let concurrency = number("ORKV_SWEEP_CONCURRENCY", 8)?;
+        if !(1..=64).contains(&concurrency) {
+            return Err(VendError::Config(
+                "ORKV_SWEEP_CONCURRENCY must be within 1-64".into(),
+            ));
+        }
+        let delete_orphans = match non_empty("ORKV_ORPHANS").as_deref().map(str::trim) {
+            None | Some("delete") => true,
+            Some("report") => false,
+            Some(other) => {
+                return Err(VendError::Config(format!(
+                    "ORKV_ORPHANS: {other:?} must be \"delete\" or \"report\""
+                )));
+            }
+        };
+        let revoke_deletes_secret = match non_empty("ORKV_REVOKE_SECRET").as_deref().map(str::trim)
+        {
+            None | Some("mark") => false,
+            Some("delete") => true,
+            Some(other) => {
+                return Err(VendError::Config(format!(
+                    "ORKV_REVOKE_SECRET: {other:?} must be \"mark\" or \"delete\""
+                )));
+            }
+        };
+        let low_spend_fraction = match non_empty("ORKV_LOW_SPEND_FRACTION") {
+            None => 0.1,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(f) if (0.0..=1.0).contains(&f) => f,
+                _ => {
+                    return Err(VendError::Config(format!(
+                        "ORKV_LOW_SPEND_FRACTION: {v:?} must be a number within 0-1"
+                    )));
+                }
+            },
+        };
         Ok(Self {
+            rotation,
+            retire_grace: Duration::from_secs(number("ORKV_RETIRE_GRACE_SECONDS", 7200)?),
+            sweep_concurrency: usize::try_from(concurrency).unwrap_or(8),
+            delete_orphans,
+            orphan_min_age: Duration::from_secs(number("ORKV_ORPHAN_MIN_AGE_SECONDS", 900)?),
+            low_spend_fraction,
+            expiry_warning: Duration::from_secs(number("ORKV_EXPIRY_WARNING_SECONDS", 86_400)?),
+            revoke_deletes_secret,
             openrouter_base_url: non_empty("OPENROUTER_BASE_URL")
                 .unwrap_or_else(|| orkv_openrouter::DEFAULT_BASE_URL.to_owned()),
             management_key,

@@ -14,7 +14,7 @@ pub enum VendError {
     #[error("policy violation: field `{field}`: {rule}")]
     Policy { field: String, rule: String },
     #[error(
-        "unsupported event: field `detail-type`: {detail_type:?} is not one this function handles (expected \"OpenRouter Key Requested\")"
+        "unsupported event: field `detail-type`: {detail_type:?} is not one this function handles (expected \"OpenRouter Key Requested\", \"OpenRouter Key Rotation Requested\" or \"OpenRouter Key Revocation Requested\")"
     )]
     UnsupportedEvent { detail_type: String },
     #[error(
@@ -35,6 +35,22 @@ pub enum VendError {
     CorruptRecord { secret_name: String, reason: String },
     #[error("another invocation is provisioning secret {secret_name}; retry later")]
     InProgress { secret_name: String },
+    #[error("rotation of secret {secret_name} is in progress (another version holds AWSPENDING); retry later")]
+    RotationInProgress { secret_name: String },
+    #[error("secret {secret_name}: rotation is not enabled on it; refusing the rotation step")]
+    RotationDisabled { secret_name: String },
+    #[error("invalid rotation event: field `{field}`: {rule}")]
+    InvalidRotation { field: &'static str, rule: String },
+    #[error("secret {secret_name}: field `ClientRequestToken`: {token} is not a version of the secret")]
+    UnknownToken { secret_name: String, token: String },
+    #[error("secret {secret_name}: field `ClientRequestToken`: version {token} is not AWSPENDING; refusing the rotation step")]
+    NotPending { secret_name: String, token: String },
+    #[error("secret {secret_name}: its keys were revoked; delete the secret or use another secret_name to vend a new key")]
+    Revoked { secret_name: String },
+    #[error("secret {secret_name} does not exist")]
+    SecretNotFound { secret_name: String },
+    #[error("secret {secret_name}: the pending key failed its test: {check}")]
+    RotationTestFailed { secret_name: String, check: String },
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -56,6 +72,14 @@ impl VendError {
             Self::NotManaged { .. } => "SecretNotManaged",
             Self::CorruptRecord { .. } => "CorruptSecretRecord",
             Self::InProgress { .. } => "ProvisionInProgress",
+            Self::RotationInProgress { .. } => "RotationInProgress",
+            Self::RotationDisabled { .. } => "RotationDisabled",
+            Self::InvalidRotation { .. } => "InvalidRotationEvent",
+            Self::UnknownToken { .. } => "UnknownRotationToken",
+            Self::NotPending { .. } => "VersionNotPending",
+            Self::SecretNotFound { .. } => "SecretNotFound",
+            Self::Revoked { .. } => "SecretRevoked",
+            Self::RotationTestFailed { .. } => "RotationTestFailed",
             Self::Config(_) => "ConfigError",
             Self::OpenRouter(e) => e.kind().as_str(),
             Self::Store(e) => e.kind().as_str(),

@@ -1,13 +1,16 @@
 //! Key vending core: the provision request and its validation, the deploy-time policy, the
 //! secret record, and the crash-safe, idempotent provision logic the Lambda binary wires up.
 
+pub mod clock;
 pub mod config;
+pub mod driver;
 pub mod error;
 pub mod invocation;
 pub mod policy;
 pub mod provision;
 pub mod record;
 pub mod request;
+pub mod rotate;
 
 pub use config::Config;
 pub use error::VendError;

@@ -27,7 +27,7 @@ use crate::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
 use crate::request::{Lifetime, ProvisionRequest};
 
 /// Namespace of the deterministic version tokens this product writes.
-const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6b76_0000_4000_8000_7661_6e64_6e67);
+pub(crate) const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6b76_0000_4000_8000_7661_6e64_6e67);
 /// Rounds of observe-and-act before giving up with `ProvisionInProgress`.
 const MAX_ROUNDS: usize = 6;
 /// Ambiguous creates (each cleaned up) tolerated in one invocation before failing.
@@ -45,6 +45,18 @@ pub mod tags {
     pub const EXPIRES_AT: &str = "orkv:expires-at";
     pub const ROTATE_AT: &str = "orkv:rotate-at";
     pub const GENERATION: &str = "orkv:generation";
+    /// `ttl:<seconds>` or `at:<RFC 3339>`: whether a rotation can extend the key's life.
+    pub const LIFETIME: &str = "orkv:lifetime";
+    /// One per superseded key awaiting retirement: `orkv:retire:<hash>` = when (RFC 3339).
+    pub const RETIRE_PREFIX: &str = "orkv:retire:";
+    /// Settings the next rotation applies (fields fixed at creation that a request changed).
+    pub const NEXT: &str = "orkv:next";
+    /// Digest of the on-demand request the next rotation serves.
+    pub const ROTATION_REQUEST: &str = "orkv:rotation-request";
+    /// `leak`, `changed` or `manual`: why the next rotation was asked for.
+    pub const ROTATION_REASON: &str = "orkv:rotation-reason";
+    /// Set when the secret's keys were revoked (the sweep leaves it alone).
+    pub const REVOKED: &str = "orkv:revoked";
 }
 
 /// What a provision did.
@@ -80,11 +92,12 @@ pub struct ProvisionReply {
 /// management key, the workspaces and the secrets it has seen.
 #[derive(Debug)]
 pub struct Deps {
-    cfg: Config,
-    store: SecretStore,
+    pub(crate) cfg: Config,
+    pub(crate) store: SecretStore,
     openrouter: OnceCell<orkv_openrouter::Client>,
     workspaces: OnceCell<Vec<Workspace>>,
     known_secrets: Mutex<HashSet<String>>,
+    pub(crate) clock: crate::clock::Clock,
 }
 
 /// The state the request asks for, resolved.
@@ -128,7 +141,7 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn token(version_id: &str, purpose: &str) -> String {
+pub(crate) fn token(version_id: &str, purpose: &str) -> String {
     Uuid::new_v5(
         &TOKEN_NAMESPACE,
         format!("{version_id}/{purpose}").as_bytes(),
@@ -159,7 +172,20 @@ impl Deps {
             openrouter: OnceCell::new(),
             workspaces: OnceCell::new(),
             known_secrets: Mutex::new(HashSet::new()),
+            clock: crate::clock::Clock::default(),
         }
+    }
+
+    /// The clock the rotation and sweep logic read (tests move it forward).
+    #[must_use]
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
+    }
+
+    /// The Secrets Manager adapter.
+    #[must_use]
+    pub fn store(&self) -> &SecretStore {
+        &self.store
     }
 
     /// The configuration.
@@ -217,7 +243,7 @@ impl Deps {
         Ok(orkv_openrouter::ManagementKey::new(key))
     }
 
-    async fn workspaces(&self) -> Result<&[Workspace], VendError> {
+    pub(crate) async fn workspaces(&self) -> Result<&[Workspace], VendError> {
         let list = self
             .workspaces
             .get_or_try_init(|| async {
@@ -350,6 +376,8 @@ impl Deps {
             created_at: created,
             generation,
             request_id: d.request_id.clone(),
+            rotation_request: None,
+            parent_version: None,
             lease_until: Some(
                 created
                     + time::Duration::try_from(self.cfg.pending_lease)
@@ -359,7 +387,7 @@ impl Deps {
         }
     }
 
-    fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
+    pub(crate) fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
         vec![
             (
                 tags::OPENROUTER_KEY.into(),
@@ -368,6 +396,7 @@ impl Deps {
             (tags::EXPIRES_AT.into(), rfc3339(record.expires_at)),
             (tags::ROTATE_AT.into(), rfc3339(record.rotate_at())),
             (tags::GENERATION.into(), record.generation.to_string()),
+            (tags::LIFETIME.into(), record.lifetime.tag_value()),
         ]
     }
 
@@ -394,6 +423,11 @@ impl Deps {
         Ok(match record.state {
             RecordState::Active => Seen::Active(version, record),
             RecordState::Pending => Seen::Pending(version, record),
+            RecordState::Revoked => {
+                return Err(VendError::Revoked {
+                    secret_name: name.to_owned(),
+                });
+            }
         })
     }
 
@@ -778,7 +812,7 @@ pub async fn handle_lambda(
 }
 
 /// Converts the runtime's deadline (epoch milliseconds) to an `Instant`.
-fn lambda_deadline(deadline_ms: u64) -> Instant {
+pub(crate) fn lambda_deadline(deadline_ms: u64) -> Instant {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

@@ -19,6 +19,8 @@ pub const SCHEMA: u32 = 1;
 pub enum RecordState {
     Pending,
     Active,
+    /// The keys were revoked on request; the record keeps the identity, no plaintext.
+    Revoked,
 }
 
 fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -59,6 +61,14 @@ pub struct SecretRecord {
     pub created_at: OffsetDateTime,
     pub generation: u64,
     pub request_id: String,
+    /// Digest of the on-demand request (rotate now, or a provision that changed a fixed
+    /// field) that produced this generation, so a repeated request is answered, not redone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_request: Option<String>,
+    /// Rotations only: the `AWSCURRENT` version this one was derived from, so the last step
+    /// can tell whether the record changed while the rotation ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_version: Option<String>,
     /// Pending records only: until when the minting invocation owns the record.
     #[serde(
         default,
@@ -95,6 +105,16 @@ impl SecretRecord {
         )
     }
 
+    /// The cap settings.
+    #[must_use]
+    pub fn cap(&self) -> orkv_openrouter::Cap {
+        orkv_openrouter::Cap {
+            limit: self.limit,
+            limit_reset: self.limit_reset,
+            include_byok_in_limit: self.include_byok_in_limit,
+        }
+    }
+
     /// When the key should be rotated.
     #[must_use]
     pub fn rotate_at(&self) -> OffsetDateTime {
@@ -127,6 +147,8 @@ mod tests {
             created_at: time::macros::datetime!(2026-12-31 00:00:00 UTC),
             generation: 1,
             request_id: "r".into(),
+            rotation_request: None,
+            parent_version: None,
             lease_until: None,
             claim: None,
         }

@@ -17,8 +17,9 @@ const MAX_SECRET_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 2048;
 const MAX_KMS: usize = 2048;
 const MAX_IDEMPOTENCY: usize = 128;
-/// AWS allows 50 tags per secret; the product uses up to 8 of its own.
-pub const MAX_USER_TAGS: usize = 40;
+/// AWS allows 50 tags per secret; the product uses up to 11 of its own plus one per key
+/// awaiting retirement (at most 10), so requests may add 25.
+pub const MAX_USER_TAGS: usize = 25;
 /// Tags whose key starts with this are the product's own.
 pub const RESERVED_TAG_PREFIX: &str = "orkv:";
 
@@ -43,6 +44,27 @@ impl Lifetime {
                     + time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2))
             }
         }
+    }
+
+    /// The `orkv:lifetime` tag value: `ttl:<seconds>` or `at:<RFC 3339>`.
+    #[must_use]
+    pub fn tag_value(self) -> String {
+        match self {
+            Self::ExpiresAt(at) => format!("at:{}", orkv_openrouter::format_expires_at(at)),
+            Self::TtlSeconds(s) => format!("ttl:{s}"),
+        }
+    }
+
+    /// Parses [`Lifetime::tag_value`]'s form.
+    #[must_use]
+    pub fn from_tag_value(v: &str) -> Option<Self> {
+        if let Some(s) = v.strip_prefix("ttl:") {
+            return s.parse().ok().map(Self::TtlSeconds);
+        }
+        let at = v.strip_prefix("at:")?;
+        OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(Self::ExpiresAt)
     }
 
     /// The request field this lifetime came from.

@@ -1,0 +1,33 @@
+//! The wall clock the rotation and sweep logic read. Production reads the system clock; tests
+//! move it forward to cross expiries and grace periods without sleeping.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use time::OffsetDateTime;
+
+/// System time plus an offset (zero outside tests).
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_seconds: AtomicI64,
+}
+
+impl Clock {
+    /// Now, to the second.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        let now = OffsetDateTime::now_utc()
+            + time::Duration::seconds(self.offset_seconds.load(Ordering::Relaxed));
+        now.replace_nanosecond(0).unwrap_or(now)
+    }
+
+    /// Moves the clock forward by `seconds` (tests).
+    pub fn advance(&self, seconds: i64) {
+        self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);
+    }
+
+    /// The total offset applied so far.
+    #[must_use]
+    pub fn offset_seconds(&self) -> i64 {
+        self.offset_seconds.load(Ordering::Relaxed)
+    }
+}

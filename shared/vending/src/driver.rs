@@ -1,0 +1,200 @@
+//! Starting a rotation. In production that is `RotateSecret`: Secrets Manager labels the new
+//! version `AWSPENDING` and invokes the rotation function's four steps (recorded in
+//! CloudTrail). Locally, where moto cannot invoke a Lambda, a driver plays Secrets Manager's
+//! part: it labels the pending version, then calls the four steps in order with one token,
+//! retrying the whole sequence on failure as Secrets Manager does.
+
+use std::time::{Duration, Instant};
+
+use orkv_store::StoreErrorKind;
+use serde::Serialize;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::config::RotationMode;
+use crate::error::VendError;
+use crate::provision::Deps;
+use crate::rotate::{AWSCURRENT, AWSPENDING, RotationEvent, Step};
+
+/// A rotation function ARN moto does not know: its `RotateSecret` then labels the pending
+/// version and stops, which is the state Secrets Manager would invoke the function in.
+const DRIVER_LAMBDA_ARN: &str =
+    "arn:aws:lambda:us-east-1:000000000000:function:orkv-local-rotation-driver";
+/// Attempts at the whole four-step sequence before the driver gives up (the rotation stays
+/// pending, as it would in Secrets Manager, and the next start resumes it).
+const DRIVER_ATTEMPTS: u32 = 3;
+
+/// How a start request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RotationStart {
+    /// Secrets Manager accepted the rotation and runs the steps.
+    Started,
+    /// The local driver ran all four steps.
+    Completed,
+    /// The token's version is already current: this rotation happened.
+    AlreadyCurrent,
+    /// Another rotation (another token) holds `AWSPENDING`.
+    InProgress,
+}
+
+impl Deps {
+    /// Starts the rotation of `secret` under `token` (see [`crate::rotate::rotation_token`]).
+    ///
+    /// # Errors
+    /// Store errors, or the last step error when the local driver gave up.
+    pub async fn start_rotation(
+        &self,
+        secret: &str,
+        token: &str,
+    ) -> Result<RotationStart, VendError> {
+        match &self.cfg.rotation {
+            RotationMode::SecretsManager {
+                lambda_arn,
+                after_days,
+            } => {
+                match self
+                    .store
+                    .rotate(secret, token, lambda_arn.as_deref(), *after_days, true)
+                    .await
+                {
+                    Ok(()) => Ok(RotationStart::Started),
+                    Err(e)
+                        if e.kind() == StoreErrorKind::InvalidRequest
+                            && e.message.to_ascii_lowercase().contains("in progress") =>
+                    {
+                        Ok(RotationStart::InProgress)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            RotationMode::LocalInvoke(_) | RotationMode::InProcess => self.drive(secret, token).await,
+        }
+    }
+
+    async fn drive(&self, secret: &str, token: &str) -> Result<RotationStart, VendError> {
+        let desc = self
+            .store
+            .describe(secret)
+            .await?
+            .ok_or_else(|| VendError::SecretNotFound {
+                secret_name: secret.to_owned(),
+            })?;
+        if desc.has(token, AWSCURRENT) {
+            return Ok(RotationStart::AlreadyCurrent);
+        }
+        if let Some(p) = desc.version_with(AWSPENDING) {
+            if p != token && !desc.has(p, AWSCURRENT) {
+                return Ok(RotationStart::InProgress);
+            }
+        }
+        if !desc.rotation_enabled {
+            // moto's only way to mark rotation enabled: a rules-only, non-immediate
+            // RotateSecret, which copies the current value into a new current version.
+            self.store
+                .rotate(
+                    secret,
+                    &uuid::Uuid::new_v4().to_string(),
+                    None,
+                    Some(1000),
+                    false,
+                )
+                .await?;
+        }
+        if !desc.versions.contains_key(token) {
+            match self
+                .store
+                .rotate(secret, token, Some(DRIVER_LAMBDA_ARN), None, true)
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == StoreErrorKind::NotFound => {}
+                Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
+                    return Ok(RotationStart::InProgress);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut last = None;
+        for attempt in 0..DRIVER_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+            match self.drive_steps(secret, token).await {
+                Ok(()) => {
+                    info!(secret, token, "rotation completed by the local driver");
+                    return Ok(RotationStart::Completed);
+                }
+                Err(e) => {
+                    warn!(secret, token, attempt, error_type = e.kind(), error = %e, "rotation attempt failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(VendError::RotationInProgress {
+            secret_name: secret.to_owned(),
+        }))
+    }
+
+    async fn drive_steps(&self, secret: &str, token: &str) -> Result<(), VendError> {
+        for step in [
+            Step::CreateSecret,
+            Step::SetSecret,
+            Step::TestSecret,
+            Step::FinishSecret,
+        ] {
+            let event = RotationEvent {
+                step,
+                secret_id: secret.to_owned(),
+                token: token.to_owned(),
+                rotation_token: None,
+            };
+            match &self.cfg.rotation {
+                RotationMode::LocalInvoke(url) => invoke(url, &event).await?,
+                _ => {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    Box::pin(self.run_step(&event, deadline)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls a Lambda Invoke endpoint (`cargo lambda watch`'s, or the Runtime API harness's).
+async fn invoke(url: &str, event: &RotationEvent) -> Result<(), VendError> {
+    let body = json!({
+        "Step": event.step.as_str(),
+        "SecretId": event.secret_id,
+        "ClientRequestToken": event.token,
+    });
+    let failed = |rule: String| VendError::RotationTestFailed {
+        secret_name: event.secret_id.clone(),
+        check: format!("{} via {url}: {rule}", event.step.as_str()),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| VendError::Config(format!("ORKV_LOCAL_ROTATION_INVOKE_URL: {e}")))?;
+    let resp = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| failed(format!("not delivered: {e}")))?;
+    let status = resp.status();
+    let function_error = resp.headers().contains_key("x-amz-function-error");
+    let reply: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    let error_type = reply.get("errorType").and_then(|v| v.as_str());
+    if !status.is_success() || function_error || error_type.is_some() {
+        return Err(failed(format!(
+            "{} {}",
+            error_type.unwrap_or("FunctionError"),
+            reply
+                .get("errorMessage")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+        )));
+    }
+    Ok(())
+}
