@@ -523,6 +523,55 @@ impl SecretStore {
         }
     }
 
+    /// One page (up to 100) of the secrets carrying tag `key` = `value`: one `ListSecrets`
+    /// call. Pass the returned token to get the next page; `None` means the last page.
+    ///
+    /// # Errors
+    /// [`StoreError`]s.
+    pub async fn list_tagged_page(
+        &self,
+        key: &str,
+        value: &str,
+        next: Option<String>,
+    ) -> Result<(Vec<SecretSummary>, Option<String>), StoreError> {
+        let filters = vec![
+            Filter::builder()
+                .key(FilterNameStringType::TagKey)
+                .values(key)
+                .build(),
+            Filter::builder()
+                .key(FilterNameStringType::TagValue)
+                .values(value)
+                .build(),
+        ];
+        let out = self
+            .client
+            .list_secrets()
+            .set_filters(Some(filters))
+            .max_results(100)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("ListSecrets", e))?;
+        let page: Vec<SecretSummary> = out
+            .secret_list
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| SecretSummary {
+                arn: s.arn.unwrap_or_default(),
+                name: s.name.unwrap_or_default(),
+                tags: s
+                    .tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                    .collect(),
+                rotation_enabled: s.rotation_enabled.unwrap_or(false),
+            })
+            .collect();
+        Ok((page, out.next_token.filter(|t| !t.is_empty())))
+    }
+
     /// Pages through the secrets carrying tag `key` = `value` (one `ListSecrets` call per
     /// page of up to 100); `visit` sees each page and returns `false` to stop.
     ///
@@ -537,51 +586,17 @@ impl SecretStore {
     where
         F: FnMut(Vec<SecretSummary>) -> bool,
     {
-        let filters = vec![
-            Filter::builder()
-                .key(FilterNameStringType::TagKey)
-                .values(key)
-                .build(),
-            Filter::builder()
-                .key(FilterNameStringType::TagValue)
-                .values(value)
-                .build(),
-        ];
         let mut next: Option<String> = None;
         let mut calls = 0;
         loop {
-            let out = self
-                .client
-                .list_secrets()
-                .set_filters(Some(filters.clone()))
-                .max_results(100)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::from_sdk("ListSecrets", e))?;
+            let (page, token) = self.list_tagged_page(key, value, next.take()).await?;
             calls += 1;
-            let page: Vec<SecretSummary> = out
-                .secret_list
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| SecretSummary {
-                    arn: s.arn.unwrap_or_default(),
-                    name: s.name.unwrap_or_default(),
-                    tags: s
-                        .tags
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
-                        .collect(),
-                    rotation_enabled: s.rotation_enabled.unwrap_or(false),
-                })
-                .collect();
             if !visit(page) {
                 return Ok(calls);
             }
-            match out.next_token {
-                Some(token) if !token.is_empty() => next = Some(token),
-                _ => return Ok(calls),
+            match token {
+                Some(t) => next = Some(t),
+                None => return Ok(calls),
             }
         }
     }

@@ -20,6 +20,8 @@ use crate::rotate::{AWSCURRENT, AWSPENDING, RotationEvent, Step};
 /// version and stops, which is the state Secrets Manager would invoke the function in.
 const DRIVER_LAMBDA_ARN: &str =
     "arn:aws:lambda:us-east-1:000000000000:function:orkv-local-rotation-driver";
+/// Serialises the local driver's label writes (moto quirks; see the functions using it).
+static LOCAL_LABELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Attempts at the whole four-step sequence before the driver gives up (the rotation stays
 /// pending, as it would in Secrets Manager, and the next start resumes it).
 const DRIVER_ATTEMPTS: u32 = 3;
@@ -68,7 +70,9 @@ impl Deps {
                     Err(e) => Err(e.into()),
                 }
             }
-            RotationMode::LocalInvoke(_) | RotationMode::InProcess => self.drive(secret, token).await,
+            RotationMode::LocalInvoke(_) | RotationMode::InProcess => {
+                self.drive(secret, token).await
+            }
         }
     }
 
@@ -89,31 +93,12 @@ impl Deps {
             }
         }
         if !desc.rotation_enabled {
-            // moto's only way to mark rotation enabled: a rules-only, non-immediate
-            // RotateSecret, which copies the current value into a new current version.
-            self.store
-                .rotate(
-                    secret,
-                    &uuid::Uuid::new_v4().to_string(),
-                    None,
-                    Some(1000),
-                    false,
-                )
-                .await?;
+            self.enable_rotation_locally(secret).await?;
         }
-        if !desc.versions.contains_key(token) {
-            match self
-                .store
-                .rotate(secret, token, Some(DRIVER_LAMBDA_ARN), None, true)
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.kind() == StoreErrorKind::NotFound => {}
-                Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
-                    return Ok(RotationStart::InProgress);
-                }
-                Err(e) => return Err(e.into()),
-            }
+        if desc.versions.contains_key(token) {
+            // Labelled already (an earlier start): resume the steps.
+        } else if !self.label_pending_locally(secret, token).await? {
+            return Ok(RotationStart::InProgress);
         }
         let mut last = None;
         for attempt in 0..DRIVER_ATTEMPTS {
@@ -134,6 +119,76 @@ impl Deps {
         Err(last.unwrap_or(VendError::RotationInProgress {
             secret_name: secret.to_owned(),
         }))
+    }
+
+    /// Marks rotation enabled on a moto secret. moto's only way is a rules-only,
+    /// non-immediate `RotateSecret`, which copies the value the secret was *created* with into
+    /// a new current version; `AWSCURRENT` is moved straight back to the version that held it.
+    /// Local runs only: in AWS, `RotateSecret` with the function's ARN enables rotation.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn enable_rotation_locally(&self, secret: &str) -> Result<(), VendError> {
+        let _one_at_a_time = LOCAL_LABELS.lock().await;
+        let Some(desc) = self.store.describe(secret).await? else {
+            return Ok(());
+        };
+        if desc.rotation_enabled {
+            return Ok(());
+        }
+        let before = desc.version_with(AWSCURRENT).map(str::to_owned);
+        self.store
+            .rotate(
+                secret,
+                &uuid::Uuid::new_v4().to_string(),
+                None,
+                Some(1000),
+                false,
+            )
+            .await?;
+        let after = self
+            .store
+            .describe(secret)
+            .await?
+            .and_then(|d| d.version_with(AWSCURRENT).map(str::to_owned));
+        if let (Some(before), Some(after)) = (before, after) {
+            if before != after {
+                self.store
+                    .move_stage(secret, AWSCURRENT, Some(&after), Some(&before))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Labels `token` `AWSPENDING` as `RotateSecret` would (moto labels it, then fails to find
+    /// the Lambda). Serialised, because moto's `RotateSecret` overwrites an existing version of
+    /// the same id. `false`: another rotation holds `AWSPENDING`.
+    async fn label_pending_locally(&self, secret: &str, token: &str) -> Result<bool, VendError> {
+        let _one_at_a_time = LOCAL_LABELS.lock().await;
+        let Some(desc) = self.store.describe(secret).await? else {
+            return Err(VendError::SecretNotFound {
+                secret_name: secret.to_owned(),
+            });
+        };
+        if desc.versions.contains_key(token) {
+            return Ok(true);
+        }
+        if let Some(p) = desc.version_with(AWSPENDING) {
+            if !desc.has(p, AWSCURRENT) {
+                return Ok(false);
+            }
+        }
+        match self
+            .store
+            .rotate(secret, token, Some(DRIVER_LAMBDA_ARN), None, true)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == StoreErrorKind::NotFound => Ok(true),
+            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn drive_steps(&self, secret: &str, token: &str) -> Result<(), VendError> {

@@ -35,17 +35,25 @@ pub enum VendError {
     CorruptRecord { secret_name: String, reason: String },
     #[error("another invocation is provisioning secret {secret_name}; retry later")]
     InProgress { secret_name: String },
-    #[error("rotation of secret {secret_name} is in progress (another version holds AWSPENDING); retry later")]
+    #[error(
+        "rotation of secret {secret_name} is in progress (another version holds AWSPENDING); retry later"
+    )]
     RotationInProgress { secret_name: String },
     #[error("secret {secret_name}: rotation is not enabled on it; refusing the rotation step")]
     RotationDisabled { secret_name: String },
     #[error("invalid rotation event: field `{field}`: {rule}")]
     InvalidRotation { field: &'static str, rule: String },
-    #[error("secret {secret_name}: field `ClientRequestToken`: {token} is not a version of the secret")]
+    #[error(
+        "secret {secret_name}: field `ClientRequestToken`: {token} is not a version of the secret"
+    )]
     UnknownToken { secret_name: String, token: String },
-    #[error("secret {secret_name}: field `ClientRequestToken`: version {token} is not AWSPENDING; refusing the rotation step")]
+    #[error(
+        "secret {secret_name}: field `ClientRequestToken`: version {token} is not AWSPENDING; refusing the rotation step"
+    )]
     NotPending { secret_name: String, token: String },
-    #[error("secret {secret_name}: its keys were revoked; delete the secret or use another secret_name to vend a new key")]
+    #[error(
+        "secret {secret_name}: its keys were revoked; delete the secret or use another secret_name to vend a new key"
+    )]
     Revoked { secret_name: String },
     #[error("secret {secret_name} does not exist")]
     SecretNotFound { secret_name: String },

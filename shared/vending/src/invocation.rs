@@ -9,6 +9,20 @@ use crate::error::VendError;
 
 /// The `detail-type` of a key request.
 pub const KEY_REQUESTED: &str = "OpenRouter Key Requested";
+/// The `detail-type` of an on-demand rotation ("rotate now").
+pub const ROTATION_REQUESTED: &str = "OpenRouter Key Rotation Requested";
+/// The `detail-type` of a revocation.
+pub const REVOCATION_REQUESTED: &str = "OpenRouter Key Revocation Requested";
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Provision,
+    Rotate,
+    Revoke,
+}
+
 /// The largest payload accepted (bytes of JSON).
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 
@@ -24,6 +38,7 @@ pub enum Trigger {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
     pub trigger: Trigger,
+    pub action: Action,
     /// The request object (validated later).
     pub request: Value,
     /// `idempotency_id`, else the EventBridge event id, else a digest of the payload.
@@ -54,15 +69,31 @@ pub fn parse(payload: Value) -> Result<Invocation, VendError> {
             .get("idempotency_id")
             .and_then(Value::as_str)
             .map_or_else(|| digest(&payload), str::to_owned);
+        let mut payload = payload;
+        let action = match payload.as_object_mut().and_then(|o| o.remove("action")) {
+            None => Action::Provision,
+            Some(Value::String(a)) if a == "provision" => Action::Provision,
+            Some(Value::String(a)) if a == "rotate" => Action::Rotate,
+            Some(Value::String(a)) if a == "revoke" => Action::Revoke,
+            Some(_) => {
+                return Err(VendError::invalid(
+                    "action",
+                    "must be \"provision\", \"rotate\" or \"revoke\"",
+                ));
+            }
+        };
         return Ok(Invocation {
             trigger: Trigger::Direct,
+            action,
             request: payload,
             request_id,
             source: None,
         });
     }
-    match payload.get("detail-type") {
-        Some(Value::String(t)) if t == KEY_REQUESTED => {}
+    let action = match payload.get("detail-type") {
+        Some(Value::String(t)) if t == KEY_REQUESTED => Action::Provision,
+        Some(Value::String(t)) if t == ROTATION_REQUESTED => Action::Rotate,
+        Some(Value::String(t)) if t == REVOCATION_REQUESTED => Action::Revoke,
         Some(Value::String(t)) => {
             return Err(VendError::UnsupportedEvent {
                 detail_type: t.chars().take(128).collect(),
@@ -74,7 +105,7 @@ pub fn parse(payload: Value) -> Result<Invocation, VendError> {
                 "is required and must be a string",
             ));
         }
-    }
+    };
     let event: EventBridgeEvent<Value> = serde_json::from_value(payload).map_err(|_| {
         VendError::invalid(
             "(envelope)",
@@ -101,10 +132,18 @@ pub fn parse(payload: Value) -> Result<Invocation, VendError> {
         })?;
     Ok(Invocation {
         trigger: Trigger::EventBridge,
+        action,
         request: event.detail,
         request_id,
         source: Some(event.source),
     })
+}
+
+/// A short, tag-safe digest of a request id.
+#[must_use]
+pub fn request_digest(request_id: &str) -> String {
+    let hex = hex::encode(Sha256::digest(request_id.as_bytes()));
+    hex.get(..32).unwrap_or(&hex).to_owned()
 }
 
 fn digest(v: &Value) -> String {

@@ -28,6 +28,8 @@ use crate::request::{Lifetime, ProvisionRequest};
 
 /// Namespace of the deterministic version tokens this product writes.
 pub(crate) const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6b76_0000_4000_8000_7661_6e64_6e67);
+/// Label of a version written by a cap update before it is made current.
+const UPDATE_STAGE: &str = "ORKV_UPDATE";
 /// Rounds of observe-and-act before giving up with `ProvisionInProgress`.
 const MAX_ROUNDS: usize = 6;
 /// Ambiguous creates (each cleaned up) tolerated in one invocation before failing.
@@ -66,6 +68,11 @@ pub enum Status {
     Created,
     Unchanged,
     Updated,
+    /// A field fixed at creation changed: the key was replaced by rotation (the old key stays
+    /// valid for the grace period).
+    Rotated,
+    /// As `Rotated`, with Secrets Manager still running the rotation.
+    RotationStarted,
 }
 
 /// The reply to every trigger. Never holds the plaintext.
@@ -270,8 +277,37 @@ impl Deps {
         }
     }
 
-    /// Handles one raw payload (EventBridge event or pipeline request) and answers the reply
-    /// as JSON. `deadline` bounds every wait.
+    /// Handles any payload the function accepts (provision, rotate now, revoke) and answers
+    /// the reply as JSON.
+    ///
+    /// # Errors
+    /// A [`VendError`] whose `kind()` names the failure; bad input creates nothing.
+    pub async fn handle_any(
+        &self,
+        payload: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<serde_json::Value, VendError> {
+        let inv = invocation::parse(payload)?;
+        let reply = match inv.action {
+            invocation::Action::Provision => {
+                let req = ProvisionRequest::parse(&inv.request, &self.cfg.policy, now())?;
+                let desired = self.resolve(req, inv.request_id, inv.trigger).await?;
+                serde_json::to_value(self.ensure(&desired, deadline).await?)
+            }
+            invocation::Action::Rotate => serde_json::to_value(
+                self.rotate_request(&inv.request, &inv.request_id, inv.trigger)
+                    .await?,
+            ),
+            invocation::Action::Revoke => serde_json::to_value(
+                self.revoke_request(&inv.request, &inv.request_id, inv.trigger)
+                    .await?,
+            ),
+        };
+        reply.map_err(|e| VendError::Config(format!("reply encoding: {e}")))
+    }
+
+    /// Handles one raw provision payload (EventBridge event or pipeline request).
+    /// `deadline` bounds every wait.
     ///
     /// # Errors
     /// A [`VendError`] whose `kind()` names the failure; bad input creates nothing.
@@ -281,6 +317,12 @@ impl Deps {
         deadline: Instant,
     ) -> Result<ProvisionReply, VendError> {
         let inv = invocation::parse(payload)?;
+        if inv.action != invocation::Action::Provision {
+            return Err(VendError::invalid(
+                "action",
+                "this entry point only provisions; use handle_any",
+            ));
+        }
         let req = ProvisionRequest::parse(&inv.request, &self.cfg.policy, now())?;
         let desired = self.resolve(req, inv.request_id, inv.trigger).await?;
         self.ensure(&desired, deadline).await
@@ -484,7 +526,11 @@ impl Deps {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Seen::Active(version, record) => return self.converge(d, version, record).await,
+                Seen::Active(version, record) => {
+                    if let Some(reply) = self.converge(d, version, record).await? {
+                        return Ok(reply);
+                    }
+                }
                 Seen::Pending(version, record) => {
                     let lease_until = record.lease_until.unwrap_or(record.created_at);
                     if lease_until > now() {
@@ -688,6 +734,32 @@ impl Deps {
         Ok(MintOutcome::Done(reply(Status::Created, arn, d, &active)))
     }
 
+    /// The request changed a field fixed at creation (workspace, lifetime): replace the key by
+    /// rotation with the new settings. The old key stays valid for the grace period.
+    async fn rotate_for_change(&self, d: &Desired) -> Result<ProvisionReply, VendError> {
+        let next = crate::rotate::NextSettings {
+            workspace_id: &d.workspace.id,
+            lifetime: d.lifetime,
+            cap: d.cap,
+            rotate_before_seconds: d.rotate_before_seconds,
+        };
+        let action = Box::pin(self.rotate_now(
+            &d.secret_name,
+            crate::actions::Reason::Changed,
+            &d.request_id,
+            Some(next),
+            d.trigger,
+        ))
+        .await?;
+        let (_, record) = self.current_record(&d.secret_name).await?;
+        let status = match action.status {
+            crate::actions::ActionStatus::RotationStarted => Status::RotationStarted,
+            crate::actions::ActionStatus::Unchanged => Status::Unchanged,
+            _ => Status::Rotated,
+        };
+        Ok(reply(status, action.secret_arn, d, &record))
+    }
+
     /// An active record exists: answer unchanged, update the cap in place, or refuse a change
     /// to a field fixed at creation.
     async fn converge(
@@ -695,16 +767,17 @@ impl Deps {
         d: &Desired,
         version: SecretVersion,
         record: SecretRecord,
-    ) -> Result<ProvisionReply, VendError> {
-        let immutable = if record.workspace_id != d.workspace.id {
-            Some("workspace")
-        } else if record.lifetime != d.lifetime {
-            Some(d.lifetime.field())
-        } else if record.key_name != d.key_name {
+    ) -> Result<Option<ProvisionReply>, VendError> {
+        let immutable = if record.key_name != d.key_name {
             Some("key_name")
         } else {
             None
         };
+        if immutable.is_none()
+            && (record.workspace_id != d.workspace.id || record.lifetime != d.lifetime)
+        {
+            return self.rotate_for_change(d).await.map(Some);
+        }
         if let Some(field) = immutable {
             return Err(VendError::ImmutableField {
                 field,
@@ -718,7 +791,7 @@ impl Deps {
             && record.limit_reset == d.cap.limit_reset
             && record.include_byok_in_limit == d.cap.include_byok_in_limit;
         if same_cap && record.rotate_before_seconds == d.rotate_before_seconds {
-            return Ok(reply(Status::Unchanged, version.arn, d, &record));
+            return Ok(Some(reply(Status::Unchanged, version.arn, d, &record)));
         }
         let hash = record.key_hash.clone().unwrap_or_default();
         if !same_cap {
@@ -739,15 +812,40 @@ impl Deps {
             "update:{}:{:?}:{}:{}",
             d.cap.limit, d.cap.limit_reset, d.cap.include_byok_in_limit, d.rotate_before_seconds
         );
+        // Written under its own label, then made current with a compare-and-set on
+        // AWSCURRENT, so a rotation that finished meanwhile is never overwritten.
         let written = self
             .store
             .put(
                 &d.secret_name,
                 &updated.to_secret(),
                 &token(&version.version_id, &fingerprint),
-                &["AWSCURRENT"],
+                &[UPDATE_STAGE],
             )
             .await?;
+        match self
+            .store
+            .move_stage(
+                &d.secret_name,
+                "AWSCURRENT",
+                Some(&version.version_id),
+                Some(&written.version_id),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
+                // AWSCURRENT moved (a rotation finished, or a concurrent duplicate won).
+                let now_current = self.store.get(&d.secret_name, "AWSCURRENT").await?;
+                if now_current.is_some_and(|v| v.version_id == written.version_id) {
+                    // The duplicate wrote the same version: done.
+                } else {
+                    info!("the secret changed while updating: going round again");
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
         if rotate_changed {
             self.store
                 .tag(&d.secret_name, &Self::record_tags(&updated))
@@ -759,7 +857,7 @@ impl Deps {
         } else {
             written.arn
         };
-        Ok(reply(Status::Updated, arn, d, &updated))
+        Ok(Some(reply(Status::Updated, arn, d, &updated)))
     }
 }
 
@@ -796,13 +894,18 @@ pub async fn handle_lambda(
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, lambda_runtime::Diagnostic> {
     let deadline = lambda_deadline(event.context.deadline);
-    match Box::pin(deps.handle(event.payload, deadline)).await {
+    match Box::pin(deps.handle_any(event.payload, deadline)).await {
         Ok(reply) => {
-            info!(status = ?reply.status, secret = %reply.secret_name, key_hash = %reply.key_hash, "provisioned");
-            serde_json::to_value(&reply).map_err(|e| lambda_runtime::Diagnostic {
-                error_type: "ReplyEncoding".into(),
-                error_message: e.to_string(),
-            })
+            info!(
+                status = reply.get("status").and_then(|s| s.as_str()).unwrap_or(""),
+                secret = reply
+                    .get("secret_name")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or(""),
+                key_hash = reply.get("key_hash").and_then(|s| s.as_str()).unwrap_or(""),
+                "done"
+            );
+            Ok(reply)
         }
         Err(e) => {
             warn!(error_type = e.kind(), error = %e, "provision failed");

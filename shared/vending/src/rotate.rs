@@ -351,11 +351,13 @@ impl Deps {
         event: &RotationEvent,
         _deadline: Instant,
     ) -> Result<StepReply, VendError> {
-        let desc = self.store.describe(&event.secret_id).await?.ok_or_else(|| {
-            VendError::SecretNotFound {
+        let desc = self
+            .store
+            .describe(&event.secret_id)
+            .await?
+            .ok_or_else(|| VendError::SecretNotFound {
                 secret_name: event.secret_id.clone(),
-            }
-        })?;
+            })?;
         let checked = Self::check(&desc, &event.token)?;
         let mut reply = StepReply {
             step: event.step,
@@ -368,7 +370,8 @@ impl Deps {
         match (event.step, checked) {
             (Step::FinishSecret, Checked::Current) => {
                 let pending = self.read_version(&desc, &event.token).await?;
-                self.finish_tail(&desc, &event.token, &pending, None).await?;
+                self.finish_tail(&desc, &event.token, &pending, None)
+                    .await?;
                 reply.key_hash.clone_from(&pending.key_hash);
                 reply.generation = Some(pending.generation);
             }
@@ -604,9 +607,10 @@ impl Deps {
                     warn!(key_hash = %hash, error = %del, "could not delete the unstored successor; the next attempt or sweep will");
                 }
                 if e.kind() == StoreErrorKind::VersionConflict {
-                    let existing = self.pending_value(desc, &event.token).await?.ok_or_else(
-                        || VendError::Store(e),
-                    )?;
+                    let existing = self
+                        .pending_value(desc, &event.token)
+                        .await?
+                        .ok_or_else(|| VendError::Store(e))?;
                     return Ok((StepOutcome::AlreadyDone, existing));
                 }
                 Err(e.into())
@@ -724,7 +728,12 @@ impl Deps {
             promoted.rotate_before_seconds = old.rotate_before_seconds;
             let merge_token = crate::provision::token(token, "merge");
             self.store
-                .put(&desc.arn, &promoted.to_secret(), &merge_token, &[MERGE_STAGE])
+                .put(
+                    &desc.arn,
+                    &promoted.to_secret(),
+                    &merge_token,
+                    &[MERGE_STAGE],
+                )
                 .await?;
             target = merge_token;
             info!("carried a change made during the rotation over to the successor");
@@ -866,12 +875,18 @@ mod tests {
     #[test]
     fn bad_events_name_the_field() {
         let cases = [
-            (json!({"SecretId": "s", "ClientRequestToken": TOKEN}), "Step"),
+            (
+                json!({"SecretId": "s", "ClientRequestToken": TOKEN}),
+                "Step",
+            ),
             (
                 json!({"Step": "rotateSecret", "SecretId": "s", "ClientRequestToken": TOKEN}),
                 "Step",
             ),
-            (json!({"Step": "setSecret", "ClientRequestToken": TOKEN}), "SecretId"),
+            (
+                json!({"Step": "setSecret", "ClientRequestToken": TOKEN}),
+                "SecretId",
+            ),
             (
                 json!({"Step": "setSecret", "SecretId": "s", "ClientRequestToken": "short"}),
                 "ClientRequestToken",

@@ -1,0 +1,22 @@
+//! The sweep Lambda, run by an EventBridge Scheduler schedule: starts due rotations, retires
+//! superseded keys after their grace period, finds orphans and warns (logs plus CloudWatch
+//! Embedded Metric Format).
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use orkv_vending::{Config, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let cfg = Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = orkv_store::SecretStore::new(aws_sdk_secretsmanager::Client::new(&aws));
+    let deps = Deps::new(cfg, store);
+    let deps = &deps;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            orkv_vending::sweep::handle_lambda(deps, event).await
+        },
+    ))
+    .await
+}
