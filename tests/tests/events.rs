@@ -1,7 +1,9 @@
 //! Every sample in `events/` is a real wire shape that parses and validates.
 
 use orkv_tests::{POLICY, workspace_root};
-use orkv_vending::invocation::{self, Trigger};
+use orkv_vending::invocation::{self, Action, Trigger};
+use orkv_vending::rotate::RotationEvent;
+use orkv_vending::sweep::SweepInput;
 use orkv_vending::policy::Policy;
 use orkv_vending::request::ProvisionRequest;
 
@@ -18,11 +20,22 @@ fn every_sample_event_parses_and_validates() {
         }
         let text = std::fs::read_to_string(&path).expect("readable");
         let payload: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        let inv = invocation::parse(payload).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .to_owned();
+        if name.starts_with("rotation-") {
+            RotationEvent::parse(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+            continue;
+        }
+        if name.starts_with("sweep-") {
+            SweepInput::parse(&payload).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+            continue;
+        }
+        let inv = invocation::parse(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected = if name.starts_with("eventbridge") {
             Trigger::EventBridge
         } else {
@@ -30,9 +43,16 @@ fn every_sample_event_parses_and_validates() {
         };
         assert_eq!(inv.trigger, expected, "{name}");
         assert!(!inv.request_id.is_empty());
-        ProvisionRequest::parse(&inv.request, &policy, now)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match inv.action {
+            Action::Provision => {
+                ProvisionRequest::parse(&inv.request, &policy, now)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            Action::Rotate | Action::Revoke => {
+                assert!(inv.request["secret_name"].is_string(), "{name}");
+            }
+        }
         seen += 1;
     }
-    assert!(seen >= 2, "one sample per trigger");
+    assert!(seen >= 12, "one sample per trigger and action: {seen}");
 }

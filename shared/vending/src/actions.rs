@@ -367,12 +367,12 @@ impl Deps {
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(p) = desc.version_with(AWSPENDING) {
-            if !desc.has(p, AWSCURRENT) {
-                self.store
-                    .move_stage(&desc.arn, AWSPENDING, Some(p), None)
-                    .await?;
-            }
+        if let Some(p) = desc.version_with(AWSPENDING)
+            && !desc.has(p, AWSCURRENT)
+        {
+            self.store
+                .move_stage(&desc.arn, AWSPENDING, Some(p), None)
+                .await?;
         }
         if delete_secret {
             self.store.delete(&desc.arn, false).await?;

@@ -87,10 +87,11 @@ impl Deps {
         if desc.has(token, AWSCURRENT) {
             return Ok(RotationStart::AlreadyCurrent);
         }
-        if let Some(p) = desc.version_with(AWSPENDING) {
-            if p != token && !desc.has(p, AWSCURRENT) {
-                return Ok(RotationStart::InProgress);
-            }
+        if let Some(p) = desc.version_with(AWSPENDING)
+            && p != token
+            && !desc.has(p, AWSCURRENT)
+        {
+            return Ok(RotationStart::InProgress);
         }
         if !desc.rotation_enabled {
             self.enable_rotation_locally(secret).await?;
@@ -151,12 +152,12 @@ impl Deps {
             .describe(secret)
             .await?
             .and_then(|d| d.version_with(AWSCURRENT).map(str::to_owned));
-        if let (Some(before), Some(after)) = (before, after) {
-            if before != after {
-                self.store
-                    .move_stage(secret, AWSCURRENT, Some(&after), Some(&before))
-                    .await?;
-            }
+        if let (Some(before), Some(after)) = (before, after)
+            && before != after
+        {
+            self.store
+                .move_stage(secret, AWSCURRENT, Some(&after), Some(&before))
+                .await?;
         }
         Ok(())
     }
@@ -174,10 +175,10 @@ impl Deps {
         if desc.versions.contains_key(token) {
             return Ok(true);
         }
-        if let Some(p) = desc.version_with(AWSPENDING) {
-            if !desc.has(p, AWSCURRENT) {
-                return Ok(false);
-            }
+        if let Some(p) = desc.version_with(AWSPENDING)
+            && !desc.has(p, AWSCURRENT)
+        {
+            return Ok(false);
         }
         match self
             .store

@@ -610,7 +610,7 @@ impl Deps {
                     let existing = self
                         .pending_value(desc, &event.token)
                         .await?
-                        .ok_or_else(|| VendError::Store(e))?;
+                        .ok_or(VendError::Store(e))?;
                     return Ok((StepOutcome::AlreadyDone, existing));
                 }
                 Err(e.into())

@@ -339,14 +339,13 @@ impl Deps {
                 None => break,
             }
         }
-        if complete {
-            if let Err(e) = self
+        if complete
+            && let Err(e) = self
                 .scan_keys(&referenced, now, input.dry_run, deadline, &mut report)
                 .await
-            {
-                warn!(error_type = e.kind(), error = %e, "key scan failed; the next run repeats it");
-                complete = false;
-            }
+        {
+            warn!(error_type = e.kind(), error = %e, "key scan failed; the next run repeats it");
+            complete = false;
         }
         report.complete = complete;
         info!(
@@ -544,10 +543,12 @@ impl Deps {
                             continue;
                         }
                         if referenced.contains(&h64(&k.name)) {
-                            if let (Some(limit), Some(left)) = (k.limit, k.limit_remaining) {
-                                if limit > 0.0 && left < limit * fraction && !k.disabled {
-                                    low.push((k.name.clone(), k.hash.clone(), left, limit));
-                                }
+                            if let (Some(limit), Some(left)) = (k.limit, k.limit_remaining)
+                                && limit > 0.0
+                                && left < limit * fraction
+                                && !k.disabled
+                            {
+                                low.push((k.name.clone(), k.hash.clone(), left, limit));
                             }
                         } else if !referenced.contains(&h64(&k.hash))
                             && now - k.created_at >= min_age
@@ -612,13 +613,13 @@ impl Deps {
             return Ok(true);
         }
         for stage in [AWSCURRENT, AWSPENDING] {
-            if let Some(v) = self.store.get(&desc.arn, stage).await? {
-                if let Some(Ok(r)) = SecretRecord::from_secret(&v.value) {
-                    let names_it = r.openrouter_key_name == key_name
-                        && (r.state == RecordState::Pending || r.key_hash.as_deref() == Some(hash));
-                    if names_it || r.key_hash.as_deref() == Some(hash) {
-                        return Ok(true);
-                    }
+            if let Some(v) = self.store.get(&desc.arn, stage).await?
+                && let Some(Ok(r)) = SecretRecord::from_secret(&v.value)
+            {
+                let names_it = r.openrouter_key_name == key_name
+                    && (r.state == RecordState::Pending || r.key_hash.as_deref() == Some(hash));
+                if names_it || r.key_hash.as_deref() == Some(hash) {
+                    return Ok(true);
                 }
             }
         }
