@@ -19,6 +19,8 @@ trap cleanup EXIT
 moto_port=$(python3 tools/free-port.py)
 emu_port=$(python3 tools/free-port.py)
 invoke_port=$(python3 tools/free-port.py)
+rotate_port=$(python3 tools/free-port.py)
+sweep_port=$(python3 tools/free-port.py)
 mgmt_key="sk-or-v1-demo-management-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
 
 echo "==> moto server on 127.0.0.1:$moto_port"
@@ -46,7 +48,11 @@ export OPENROUTER_MANAGEMENT_KEY_SECRET_ID=openrouter/management-key
 export ORKV_POLICY='{"workspaces":[{"workspace":"checkout","max_limit":100},{"workspace":"search","max_limit":20}],"min_ttl_seconds":3600,"max_ttl_seconds":7776000}'
 
 echo "==> cargo lambda watch (Runtime API on 127.0.0.1:$invoke_port)"
+export ORKV_RETIRE_GRACE_SECONDS=8
+export ORKV_LOCAL_ROTATION_INVOKE_URL="http://127.0.0.1:$rotate_port/2015-03-31/functions/rotate/invocations"
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$invoke_port" --package provision >"$run/watch.log" 2>&1 & pids+=($!)
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$rotate_port" --package rotate >"$run/watch-rotate.log" 2>&1 & pids+=($!)
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$sweep_port" --package sweep >"$run/watch-sweep.log" 2>&1 & pids+=($!)
 
 # The pipeline sample carries an explicit expiry: move it to two months from today.
 python3 - "$root/events/pipeline-provision.json" "$run/pipeline.json" <<'PY'
@@ -57,9 +63,9 @@ json.dump(event, open(sys.argv[2], "w"))
 PY
 
 invoke() {
-  local file=$1 out=$2
+  local file=$1 out=$2 fn=${3:-provision} port=${4:-$invoke_port}
   for _ in $(seq 600); do
-    if cargo lambda invoke provision --invoke-address 127.0.0.1 --invoke-port "$invoke_port" --data-file "$file" --output-format json >"$out" 2>"$out.err"; then
+    if cargo lambda invoke "$fn" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "$file" --output-format json >"$out" 2>"$out.err"; then
       return 0
     fi
     if grep -q "errorType" "$out.err" "$out" 2>/dev/null; then return 1; fi
@@ -95,5 +101,22 @@ for k in live:
     print(f"  {k['name']}  hash {k['hash'][:16]}..  limit {k['limit']}  expires {k['expires_at']}")
 print(f"OpenRouter calls: {calls['calls']}")
 PY
+
+echo
+echo "==> rotation: a key that is due one second after it is minted"
+echo '{"workspace": "checkout", "key_name": "demo-rotation", "limit": 5, "ttl_seconds": 3600, "rotate_before_seconds": 3599, "idempotency_id": "demo-rotation-1"}' >"$run/short.json"
+invoke "$run/short.json" "$run/s1.json"
+sleep 2
+echo '{"execution_id": "demo-sweep-1"}' >"$run/sweep1.json"
+invoke "$run/sweep1.json" "$run/w1.json" sweep "$sweep_port"
+python3 tools/demo_rotation.py "$run" "$moto_port" "$emu_port" "$mgmt_key" after-rotation
+echo "==> the same request with rotate_before_seconds 60: updated in place, no new key"
+echo '{"workspace": "checkout", "key_name": "demo-rotation", "limit": 5, "ttl_seconds": 3600, "rotate_before_seconds": 60, "idempotency_id": "demo-rotation-2"}' >"$run/short2.json"
+invoke "$run/short2.json" "$run/s2.json"
+echo "==> waiting out the 8 s grace period, then the next sweep"
+sleep 9
+echo '{"execution_id": "demo-sweep-2"}' >"$run/sweep2.json"
+invoke "$run/sweep2.json" "$run/w2.json" sweep "$sweep_port"
+python3 tools/demo_rotation.py "$run" "$moto_port" "$emu_port" "$mgmt_key" after-grace
 echo
 echo "(plaintext keys were written to Secrets Manager only; nothing above contains one)"
