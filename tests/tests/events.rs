@@ -2,10 +2,10 @@
 
 use orkv_tests::{POLICY, workspace_root};
 use orkv_vending::invocation::{self, Action, Trigger};
-use orkv_vending::rotate::RotationEvent;
-use orkv_vending::sweep::SweepInput;
 use orkv_vending::policy::Policy;
 use orkv_vending::request::ProvisionRequest;
+use orkv_vending::rotate::RotationEvent;
+use orkv_vending::sweep::SweepInput;
 
 #[test]
 fn every_sample_event_parses_and_validates() {

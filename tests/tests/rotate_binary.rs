@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use orkv_store::SecretStore;
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
-use orkv_tests::{Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root};
+use orkv_tests::{
+    Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root,
+};
 use orkv_vending::rotate::rotation_token;
 use orkv_vending::{Config, Deps};
 use serde_json::{Value, json};
@@ -28,15 +30,19 @@ fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
 }
 
 fn step_event(step: &str, secret: &str, token: &str) -> Value {
-    let path = workspace_root().join("events").join(format!("rotation-{step}.json"));
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
+    let path = workspace_root()
+        .join("events")
+        .join(format!("rotation-{step}.json"));
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
     v["SecretId"] = json!(secret);
     v["ClientRequestToken"] = json!(token);
     v
 }
 
 #[tokio::test]
-async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_stays_in_the_secret() {
+async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_stays_in_the_secret()
+{
     let moto = Moto::start().await;
     let emu = emulator().await;
     let control = Control::new(&emu);
@@ -52,7 +58,10 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
     let deps = Deps::new(cfg, SecretStore::new(sm.clone()));
     let key_name = unique("rotbin");
     let reply = deps
-        .handle(json!({"workspace": "checkout", "key_name": key_name, "limit": 5, "ttl_seconds": 7200}), Instant::now() + Duration::from_secs(30))
+        .handle(
+            json!({"workspace": "checkout", "key_name": key_name, "limit": 5, "ttl_seconds": 7200}),
+            Instant::now() + Duration::from_secs(30),
+        )
         .await
         .expect("provisioned");
     let secret = reply.secret_name.clone();
@@ -61,13 +70,21 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
     let token = rotation_token(&secret, 1);
     let _ = deps
         .store()
-        .rotate(&secret, &token, Some("arn:aws:lambda:us-east-1:000000000000:function:rotate"), None, true)
+        .rotate(
+            &secret,
+            &token,
+            Some("arn:aws:lambda:us-east-1:000000000000:function:rotate"),
+            None,
+            true,
+        )
         .await;
 
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
     let vars = env(&moto, &emu.api_url());
     let mut first = FunctionProcess::spawn(&binary("rotate"), &api, &vars);
-    control.fault(json!({"op": "create_key", "action": "delay_after_commit", "ms": 60000})).await;
+    control
+        .fault(json!({"op": "create_key", "action": "delay_after_commit", "ms": 60000}))
+        .await;
     let create = step_event("createSecret", &secret, &token);
     let pending = {
         let (api, create) = (&api, create.clone());
@@ -88,7 +105,10 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
     .await;
     assert!(minted.is_ok(), "the successor was created");
     first.kill().await;
-    let _ = reqwest::Client::new().delete(format!("{}/_emulator/faults", emu.url())).send().await;
+    let _ = reqwest::Client::new()
+        .delete(format!("{}/_emulator/faults", emu.url()))
+        .send()
+        .await;
 
     // Secrets Manager's retry, same token, a fresh process; its successor is the sentinel.
     let second = FunctionProcess::spawn(&binary("rotate"), &api, &vars);
@@ -96,32 +116,69 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
     control.queue_plaintext(&sentinel).await;
     let mut replies = Vec::new();
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        let r = api.invoke(step_event(step, &secret, &token)).await.unwrap_or_else(|e| panic!("{step}: {e}"));
+        let r = api
+            .invoke(step_event(step, &secret, &token))
+            .await
+            .unwrap_or_else(|e| panic!("{step}: {e}"));
         replies.push(r);
     }
     assert_eq!(replies[0]["outcome"], "done");
     assert_eq!(replies[3]["generation"], 2);
-    let current = sm.get_secret_value().secret_id(&secret).version_stage("AWSCURRENT").send().await.expect("current");
+    let current = sm
+        .get_secret_value()
+        .secret_id(&secret)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("current");
     assert_eq!(current.version_id(), Some(token.as_str()));
-    let record: Value = serde_json::from_str(current.secret_string().unwrap_or_default()).expect("json");
+    let record: Value =
+        serde_json::from_str(current.secret_string().unwrap_or_default()).expect("json");
     assert_eq!(record["api_key"], json!(sentinel));
     let live = control.live_keys(&prefix).await;
-    assert_eq!(live.len(), 2, "the old key (in grace) and exactly one successor: {live:?}");
-    let desc = sm.describe_secret().secret_id(&secret).send().await.expect("describe");
+    assert_eq!(
+        live.len(),
+        2,
+        "the old key (in grace) and exactly one successor: {live:?}"
+    );
+    let desc = sm
+        .describe_secret()
+        .secret_id(&secret)
+        .send()
+        .await
+        .expect("describe");
     let dangling = desc.version_ids_to_stages().is_some_and(|m| {
-        m.values().any(|s| s.iter().any(|l| l == "AWSPENDING") && !s.iter().any(|l| l == "AWSCURRENT"))
+        m.values()
+            .any(|s| s.iter().any(|l| l == "AWSPENDING") && !s.iter().any(|l| l == "AWSCURRENT"))
     });
     assert!(!dangling, "no dangling AWSPENDING");
     // A repeated step after the end is answered and changes nothing.
-    let again = api.invoke(step_event("finishSecret", &secret, &token)).await.expect("repeat");
+    let again = api
+        .invoke(step_event("finishSecret", &secret, &token))
+        .await
+        .expect("repeat");
     assert_eq!(again["outcome"], "already_current");
     // Bad input through the runtime: a clear error naming the field.
-    let err = api.invoke(json!({"Step": "rotateSecret", "SecretId": secret, "ClientRequestToken": token})).await.expect_err("refused");
+    let err = api
+        .invoke(json!({"Step": "rotateSecret", "SecretId": secret, "ClientRequestToken": token}))
+        .await
+        .expect_err("refused");
     assert_eq!(err["errorType"], "InvalidRotationEvent");
-    assert!(err["errorMessage"].as_str().unwrap_or_default().contains("`Step`"));
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`Step`")
+    );
     let logs = format!("{}{}", first.output().await, second.output().await);
-    assert!(logs.contains("rotation step"), "the binaries logged at DEBUG");
-    assert!(!logs.contains(&sentinel), "the plaintext is not in the logs");
+    assert!(
+        logs.contains("rotation step"),
+        "the binaries logged at DEBUG"
+    );
+    assert!(
+        !logs.contains(&sentinel),
+        "the plaintext is not in the logs"
+    );
     for r in replies {
         assert!(!r.to_string().contains(&sentinel));
     }
