@@ -100,8 +100,15 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
     let mut changed = sample("eventbridge-key-requested.json");
     changed["detail"]["key_name"] = json!(key_name);
     changed["detail"]["ttl_seconds"] = json!(86_400 * 10);
-    let err = api.invoke(changed).await.expect_err("immutable");
-    assert_eq!(err["errorType"], json!("ImmutableFieldChanged"));
+    // A changed lifetime is a rotation; this function has no rotation function configured.
+    let err = api.invoke(changed).await.expect_err("needs a rotation");
+    assert_eq!(err["errorType"], json!("ConfigError"));
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ORKV_ROTATION_LAMBDA_ARN")
+    );
 
     // Malformed JSON never reaches the handler: the runtime refuses it, and the process lives on.
     let before = control.total_calls().await;
@@ -130,7 +137,7 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
 
     let logs = process.output().await;
     assert!(
-        logs.contains("provisioned"),
+        logs.contains("request handled"),
         "the binary logged its work: {logs}"
     );
     for (what, text) in [

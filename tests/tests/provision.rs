@@ -152,7 +152,9 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     assert_eq!(again.secret_arn, created.secret_arn);
     let total = w.control.total_calls().await + w.sm_calls.get();
     assert!(total <= 1, "repeat: {total} calls");
-    // A changed cap is a PATCH in place plus the record update.
+    // A changed cap is a PATCH in place plus the record update: the new version under its own
+    // label, then AWSCURRENT moved to it with a compare-and-set (so a rotation that finished
+    // meanwhile is never overwritten).
     let mut changed = request(&name);
     changed["limit"] = json!(75);
     w.control.reset_calls().await;
@@ -160,7 +162,7 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     let updated = d.handle(changed, deadline()).await.expect("updated");
     assert_eq!(updated.status, Status::Updated);
     assert_eq!(updated.key_hash, created.key_hash);
-    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 3);
+    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 4);
     let live = w.control.live_keys(&created.secret_name).await;
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["limit"], json!(75.0));
@@ -430,28 +432,40 @@ async fn bad_input_is_refused_by_field_and_creates_nothing() {
 }
 
 #[tokio::test]
-async fn immutable_changes_are_refused_with_the_secret_identity() {
+async fn fixed_field_changes_need_a_rotation_and_a_key_name_change_is_refused() {
     let w = world().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("fixed");
     let created = d.handle(request(&name), deadline()).await.expect("created");
+    // A changed lifetime becomes a rotation (covered in tests/rotation.rs); with no rotation
+    // function configured it is refused by name and nothing changes.
     let mut longer = request(&name);
     longer["ttl_seconds"] = json!(172_800);
-    let err = d.handle(longer, deadline()).await.expect_err("immutable");
+    let err = d
+        .handle(longer, deadline())
+        .await
+        .expect_err("no rotation function");
+    assert_eq!(err.kind(), "ConfigError");
+    assert!(
+        err.to_string().contains("ORKV_ROTATION_LAMBDA_ARN"),
+        "{err}"
+    );
+    assert_eq!(
+        secret_value(&w, &created.secret_name).await["key_hash"],
+        json!(created.key_hash)
+    );
+    // Another key_name for an existing secret_name is refused with the secret's identity.
+    let mut renamed = request(&unique("other"));
+    renamed["secret_name"] = json!(created.secret_name);
+    let err = d.handle(renamed, deadline()).await.expect_err("immutable");
     assert_eq!(err.kind(), "ImmutableFieldChanged");
     let text = err.to_string();
     assert!(
-        text.contains("`ttl_seconds`")
+        text.contains("`key_name`")
             && text.contains(&created.secret_arn)
             && text.contains(&created.key_hash),
         "{text}"
     );
-    let mut moved = request(&name);
-    moved["workspace"] = json!("search");
-    moved["limit"] = json!(10);
-    moved["secret_name"] = json!(created.secret_name);
-    let err = d.handle(moved, deadline()).await.expect_err("immutable");
-    assert!(err.to_string().contains("`workspace`"), "{err}");
     assert_eq!(w.control.live_keys(&created.secret_name).await.len(), 1);
 }
 

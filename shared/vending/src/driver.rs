@@ -55,9 +55,14 @@ impl Deps {
                 lambda_arn,
                 after_days,
             } => {
+                let Some(lambda_arn) = lambda_arn.as_deref() else {
+                    return Err(VendError::Config(
+                        "ORKV_ROTATION_LAMBDA_ARN is not set: a rotation cannot be started".into(),
+                    ));
+                };
                 match self
                     .store
-                    .rotate(secret, token, lambda_arn.as_deref(), *after_days, true)
+                    .rotate(secret, token, Some(lambda_arn), *after_days, true)
                     .await
                 {
                     Ok(()) => Ok(RotationStart::Started),

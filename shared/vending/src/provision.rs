@@ -903,7 +903,7 @@ pub async fn handle_lambda(
                     .and_then(|s| s.as_str())
                     .unwrap_or(""),
                 key_hash = reply.get("key_hash").and_then(|s| s.as_str()).unwrap_or(""),
-                "done"
+                "request handled"
             );
             Ok(reply)
         }
