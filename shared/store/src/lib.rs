@@ -322,22 +322,7 @@ impl SecretStore {
         token: &str,
         stages: &[&str],
     ) -> Result<Written, StoreError> {
-        use secrecy::ExposeSecret;
-        let out = self
-            .client
-            .put_secret_value()
-            .secret_id(id)
-            .secret_string(value.expose_secret())
-            .client_request_token(token)
-            .set_version_stages(Some(stages.iter().map(|s| (*s).to_owned()).collect()))
-            .send()
-            .await
-            .map_err(|e| StoreError::from_sdk("PutSecretValue", e))?;
-        Ok(Written {
-            arn: out.arn.unwrap_or_default(),
-            name: out.name.unwrap_or_default(),
-            version_id: out.version_id.unwrap_or_default(),
-        })
+        self.put_rotation(id, value, token, stages, None).await
     }
 
     /// As [`SecretStore::put`], passing back the rotation's `RotationToken` when present.

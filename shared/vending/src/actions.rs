@@ -230,20 +230,7 @@ impl Deps {
                 .ok_or_else(|| VendError::SecretNotFound {
                     secret_name: name.to_owned(),
                 })?;
-        let record = match SecretRecord::from_secret(&v.value) {
-            None => {
-                return Err(VendError::NotManaged {
-                    secret_name: name.to_owned(),
-                });
-            }
-            Some(Err(reason)) => {
-                return Err(VendError::CorruptRecord {
-                    secret_name: name.to_owned(),
-                    reason,
-                });
-            }
-            Some(Ok(r)) => r,
-        };
+        let record = crate::rotate::record_of(name, &v)?;
         match record.state {
             RecordState::Active => Ok((v.version_id, record)),
             RecordState::Pending => Err(VendError::InProgress {

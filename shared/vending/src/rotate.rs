@@ -309,7 +309,7 @@ pub fn retiring(tag_list: &[(String, String)]) -> Vec<(String, OffsetDateTime)> 
         .collect()
 }
 
-fn record_of(name: &str, version: &SecretVersion) -> Result<SecretRecord, VendError> {
+pub(crate) fn record_of(name: &str, version: &SecretVersion) -> Result<SecretRecord, VendError> {
     match SecretRecord::from_secret(&version.value) {
         None => Err(VendError::NotManaged {
             secret_name: name.to_owned(),
