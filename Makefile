@@ -4,7 +4,12 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orkv-target
 export CARGO_TERM_COLOR ?= never
 export CHECKPOINT_DISABLE = 1
 
-.PHONY: demo test venv build lint unit clean
+.PHONY: demo test venv build lint unit clean package infra-test
+
+## Lambda architecture of `make package`: x86_64 (default) or arm64 (needs the
+## aarch64-unknown-linux-gnu Rust target: rustup target add aarch64-unknown-linux-gnu).
+ARCH ?= x86_64
+PACKAGE_DIR ?= $(CARGO_TARGET_DIR)/lambda
 
 venv:
 	@tools/setup-venv.sh
@@ -16,9 +21,23 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## Runs every test: unit, integration (moto + emulator) and end to end (the real binary).
+## Release builds of every function as <PACKAGE_DIR>/<function>/bootstrap.zip (cargo-lambda + zig,
+## linked for Amazon Linux 2023's glibc).
+package: venv
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --output-format zip \
+	  $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) --lambda-dir "$(PACKAGE_DIR)" \
+	  --bin provision --bin rotate --bin sweep
+	@for f in provision rotate sweep; do ls -l "$(PACKAGE_DIR)/$$f/bootstrap.zip" | awk '{printf "%-60s %9d bytes\n", $$9, $$5}'; done
+
+## Terraform: fmt, validate, checkov, apply/plan/destroy of the example against moto, policy check.
+infra-test: venv package
+	tests/infra/terraform-test.sh "$(PACKAGE_DIR)"
+
+## Runs every test: unit, integration (moto + emulator), end to end (the real binary) and the
+## infrastructure test.
 test: venv build lint
 	cargo test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory infra-test
 
 ## The main job end to end on embedded defaults (moto + the emulator + cargo lambda).
 demo: venv build

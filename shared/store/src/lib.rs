@@ -488,11 +488,26 @@ impl SecretStore {
     /// # Errors
     /// [`StoreError`]s; a missing secret is not an error.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), StoreError> {
+        self.delete_after(id, force, None).await
+    }
+
+    /// Deletes a secret: at once when `force`, else after `recovery_days` (7-30; Secrets
+    /// Manager's default of 30 when `None`).
+    ///
+    /// # Errors
+    /// [`StoreError`]s; a missing secret is not an error.
+    pub async fn delete_after(
+        &self,
+        id: &str,
+        force: bool,
+        recovery_days: Option<i64>,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_secret()
             .secret_id(id)
-            .force_delete_without_recovery(force)
+            .set_force_delete_without_recovery(force.then_some(true))
+            .set_recovery_window_in_days(if force { None } else { recovery_days })
             .send()
             .await;
         match result {

@@ -362,7 +362,9 @@ impl Deps {
                 .await?;
         }
         if delete_secret {
-            self.store.delete(&desc.arn, false).await?;
+            self.store
+                .delete_after(&desc.arn, false, self.cfg.recovery_window_days)
+                .await?;
         } else {
             if let (Some(v), Some(mut r)) = (&current, current_record) {
                 if r.state != RecordState::Revoked {

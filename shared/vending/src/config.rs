@@ -54,6 +54,8 @@ pub struct Config {
     /// Revoke: delete the secret (with Secrets Manager's recovery window) rather than keep it
     /// marked revoked.
     pub revoke_deletes_secret: bool,
+    /// Revoke with `ORKV_REVOKE_SECRET=delete`: the secret's recovery window in days (7-30).
+    pub recovery_window_days: Option<i64>,
 }
 
 /// How the sweep and the on-demand actions start a rotation.
@@ -187,7 +189,20 @@ impl Config {
                 }
             },
         };
+        let recovery_window_days = match non_empty("ORKV_RECOVERY_WINDOW_DAYS") {
+            None => None,
+            Some(_) => {
+                let d = number("ORKV_RECOVERY_WINDOW_DAYS", 30)?;
+                if !(7..=30).contains(&d) {
+                    return Err(VendError::Config(
+                        "ORKV_RECOVERY_WINDOW_DAYS must be within 7-30".into(),
+                    ));
+                }
+                i64::try_from(d).ok()
+            }
+        };
         Ok(Self {
+            recovery_window_days,
             rotation,
             retire_grace: Duration::from_secs(number("ORKV_RETIRE_GRACE_SECONDS", 7200)?),
             sweep_concurrency: usize::try_from(concurrency).unwrap_or(8),

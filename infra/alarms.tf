@@ -1,0 +1,83 @@
+resource "aws_sns_topic" "alarms" {
+  count = var.alarm_topic_arn == null && var.create_alarm_topic ? 1 : 0
+
+  name              = "${var.name}-alarms"
+  kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+  tags              = local.tags
+}
+
+locals {
+  alarm_topic   = var.alarm_topic_arn != null ? var.alarm_topic_arn : (var.create_alarm_topic ? aws_sns_topic.alarms[0].arn : null)
+  alarm_actions = local.alarm_topic == null ? [] : [local.alarm_topic]
+
+  # Sweep metrics (Embedded Metric Format, namespace OpenRouterKeyVending, dimension Function=sweep)
+  # that should never be above zero for long. Meaning of each: see the README's alarm table.
+  sweep_warnings = {
+    RotationFailures   = "A due rotation could not be started or failed; the key may expire."
+    KeysNearExpiry     = "A key expires soon and has not been rotated (fixed expiry, or rotation failing)."
+    LowSpendKeys       = "A key has less than the configured fraction of its spend cap left."
+    RetirementsBlocked = "A superseded key could not be retired; it still works past its grace."
+    OrphansFound       = "A key named by this product has no secret referencing it."
+    SweepIncomplete    = "The sweep ran out of time before finishing; the next run resumes."
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each = local.functions
+
+  alarm_name          = "${var.name}-${each.key}-errors"
+  alarm_description   = "The ${each.key} function returned errors. Its log group says why; failed asynchronous invocations are kept in ${aws_sqs_queue.failed.name}."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "queue_depth" {
+  for_each = {
+    undelivered = aws_sqs_queue.dlq.name
+    failed      = aws_sqs_queue.failed.name
+  }
+
+  alarm_name          = "${var.name}-${each.key}-messages"
+  alarm_description   = each.key == "undelivered" ? "EventBridge or Scheduler could not deliver an event to a function after every retry; the message holds the event." : "An asynchronous invocation failed after every retry; the message holds the event and the error."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "sweep_warning" {
+  for_each = local.sweep_warnings
+
+  alarm_name          = "${var.name}-sweep-${each.key}"
+  alarm_description   = each.value
+  namespace           = "OpenRouterKeyVending"
+  metric_name         = each.key
+  dimensions          = { Function = "sweep" }
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = local.tags
+}

@@ -1,0 +1,273 @@
+# One role per function, each allowed only the calls its code makes (see tests/infra/check_policies.py,
+# which asserts exactly these action sets against the rendered documents).
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = "${var.name}-${each.key}"
+  description        = "OpenRouter Key Vending ${each.key} function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = local.tags
+}
+
+locals {
+  # Secrets Manager actions on managed secrets, per function.
+  secret_actions = {
+    # Vend (create, write, promote), update caps, start rotations, revoke.
+    provision = [
+      "secretsmanager:DeleteSecret",
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:PutSecretValue",
+      "secretsmanager:RotateSecret",
+      "secretsmanager:TagResource",
+      "secretsmanager:UntagResource",
+      "secretsmanager:UpdateSecretVersionStage",
+    ]
+    # The four rotation steps.
+    rotate = [
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:PutSecretValue",
+      "secretsmanager:TagResource",
+      "secretsmanager:UntagResource",
+      "secretsmanager:UpdateSecretVersionStage",
+    ]
+    # Read tags and values, start rotations, clear retirement tags.
+    sweep = [
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:RotateSecret",
+      "secretsmanager:UntagResource",
+    ]
+  }
+  # Functions that start rotations (RotateSecret makes Secrets Manager invoke the rotate function
+  # on the caller's behalf, which needs lambda:InvokeFunction on it).
+  starts_rotations = toset(["provision", "sweep"])
+}
+
+data "aws_iam_policy_document" "function" {
+  for_each = local.functions
+
+  statement {
+    sid       = "ManagedSecrets"
+    actions   = local.secret_actions[each.key]
+    resources = [local.managed_secret_arns]
+    condition {
+      test     = "StringEquals"
+      variable = "secretsmanager:ResourceTag/${local.managed_by_tag}"
+      values   = [local.managed_by_value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "provision" ? [1] : []
+    content {
+      sid       = "CreateManagedSecrets"
+      actions   = ["secretsmanager:CreateSecret", "secretsmanager:TagResource"]
+      resources = [local.managed_secret_arns]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestTag/${local.managed_by_tag}"
+        values   = [local.managed_by_value]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "sweep" ? [1] : []
+    content {
+      sid = "ListManagedSecrets"
+      # ListSecrets has no resource-level permissions; the sweep filters by the managed-by tag.
+      actions   = ["secretsmanager:ListSecrets"]
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(local.secret_actions[each.key], "secretsmanager:UntagResource") ? [1] : []
+    content {
+      sid       = "NeverDropTheManagedByTag"
+      effect    = "Deny"
+      actions   = ["secretsmanager:UntagResource"]
+      resources = ["*"]
+      condition {
+        test     = "ForAnyValue:StringEquals"
+        variable = "aws:TagKeys"
+        values   = [local.managed_by_tag]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(local.secret_actions[each.key], "secretsmanager:TagResource") ? [1] : []
+    content {
+      sid       = "NeverRelabelTheManagedByTag"
+      effect    = "Deny"
+      actions   = ["secretsmanager:TagResource", "secretsmanager:CreateSecret"]
+      resources = ["*"]
+      condition {
+        test     = "ForAnyValue:StringEquals"
+        variable = "aws:TagKeys"
+        values   = [local.managed_by_tag]
+      }
+      condition {
+        test     = "StringNotEquals"
+        variable = "aws:RequestTag/${local.managed_by_tag}"
+        values   = [local.managed_by_value]
+      }
+    }
+  }
+
+  statement {
+    sid       = "ReadTheManagementKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [local.management_key_secret_arn]
+  }
+
+  dynamic "statement" {
+    for_each = contains(local.starts_rotations, each.key) ? [1] : []
+    content {
+      sid     = "LetSecretsManagerInvokeTheRotationFunction"
+      actions = ["lambda:InvokeFunction"]
+      # Built from the name: the roles exist before the functions.
+      resources = ["${local.function_arn_prefix}rotate"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "CustomerKeyThroughSecretsManagerOnly"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  statement {
+    sid       = "OnFailureDestination"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.failed.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "OnFailureDestinationEncryption"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["sqs.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_xray ? [1] : []
+    content {
+      sid       = "XRay"
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  name   = "${var.name}-${each.key}"
+  role   = aws_iam_role.function[each.key].id
+  policy = data.aws_iam_policy_document.function[each.key].json
+}
+
+# The EventBridge Scheduler role: invoke the sweep, and dead-letter what it could not deliver.
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name}-sweep-scheduler"
+  description        = "EventBridge Scheduler: invokes the ${var.name} sweep"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "InvokeTheSweep"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.function["sweep"].arn]
+  }
+  statement {
+    sid       = "DeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq.arn]
+  }
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "DeadLetterEncryption"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["sqs.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "${var.name}-sweep-scheduler"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+# What a deploy pipeline's role needs to call the provision function (attach it to that role).
+data "aws_iam_policy_document" "pipeline_invoke" {
+  statement {
+    sid       = "InvokeProvision"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.function["provision"].arn]
+  }
+}

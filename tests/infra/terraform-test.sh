@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The infrastructure test (part of `make test`):
+#   1. terraform fmt -check, and validate of the module and of the example (no network when the
+#      provider mirror is present);
+#   2. checkov over infra/ (pinned, from PyPI, in its own virtualenv);
+#   3. apply of the example against moto server, a second plan with no changes, the policy check
+#      (tests/infra/check_policies.py), destroy, and a read-back that nothing is left in moto.
+# Needs the packages from `make package` (the functions are created from the real zips).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orkv-target}"
+package_dir="${1:-$CARGO_TARGET_DIR/lambda}"
+run=$(mktemp -d "${TMPDIR:-/tmp}/orkv-infra.XXXXXX")
+moto_pid=
+cleanup() {
+  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ -n "${ORKV_KEEP_RUN:-}" ]; then echo "kept $run"; else rm -rf "$run"; fi
+}
+trap cleanup EXIT
+# No ~/.terraformrc on a fresh machine: an empty CLI config keeps terraform quiet about it.
+if [ -z "${TF_CLI_CONFIG_FILE:-}" ] && [ ! -f "$HOME/.terraformrc" ]; then
+  : >"$run/terraformrc"
+  export TF_CLI_CONFIG_FILE="$run/terraformrc"
+fi
+step() { printf '==> %s\n' "$*"; }
+fail() { printf 'infra test FAILED: %s\n' "$*" >&2; exit 1; }
+
+for f in provision rotate sweep; do
+  [ -f "$package_dir/$f/bootstrap.zip" ] || fail "$package_dir/$f/bootstrap.zip is missing: run make package"
+done
+
+# The hashicorp/aws provider: the local filesystem mirror when this machine has one, else the
+# registry (what `terraform init` would download anyway).
+plugin_args=()
+mirror_bin=$(find /opt /usr/share /usr/local/share "$HOME/.terraform.d" -path '*registry.terraform.io/hashicorp/aws/*' -name 'terraform-provider-aws*' 2>/dev/null | head -1 || true)
+if [ -n "$mirror_bin" ]; then
+  plugin_args=("-plugin-dir=${mirror_bin%%/registry.terraform.io/*}")
+fi
+
+# Work on a copy so no state or .terraform lands in the checkout.
+cp -r infra "$run/infra"
+module="$run/infra"
+example="$run/infra/examples/teams"
+
+step "terraform fmt -check"
+terraform fmt -check -recursive -diff infra || fail "terraform fmt: run terraform fmt -recursive infra"
+
+step "terraform validate (module and example)"
+for dir in "$module" "$example"; do
+  terraform -chdir="$dir" init -backend=false "${plugin_args[@]}" >"$run/init.log" 2>&1 || { cat "$run/init.log"; fail "init $dir"; }
+  terraform -chdir="$dir" validate -no-color || fail "validate $dir"
+done
+
+step "checkov over infra/"
+tools/setup-checkov.sh
+.venv-checkov/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download \
+  --download-external-modules false >"$run/checkov.log" 2>&1 || { cat "$run/checkov.log"; fail "checkov reported failed checks"; }
+grep -E 'Passed checks|Failed checks|Skipped checks' "$run/checkov.log" | sed 's/^/    /' || true
+
+step "moto server"
+port=$(python3 tools/free-port.py)
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$run/moto.log" 2>&1 &
+moto_pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break; sleep 0.1; done
+sed "s#@MOTO@#http://127.0.0.1:$port#g" tests/infra/moto_override.tf.tpl >"$example/moto_override.tf"
+terraform -chdir="$example" init "${plugin_args[@]}" >"$run/init.log" 2>&1 || { cat "$run/init.log"; fail "init example"; }
+
+step "terraform apply of the example against moto"
+terraform -chdir="$example" apply -auto-approve -no-color -var "package_dir=$package_dir" >"$run/apply.log" 2>&1 \
+  || { tail -60 "$run/apply.log"; fail "apply"; }
+grep -E '^Apply complete' "$run/apply.log" | sed 's/^/    /'
+terraform -chdir="$example" state list >"$run/state.txt"
+python3 tests/infra/check_state.py "$run/state.txt" || fail "resources missing after apply"
+
+step "second plan shows no changes"
+set +e
+terraform -chdir="$example" plan -detailed-exitcode -no-color -var "package_dir=$package_dir" >"$run/plan.log" 2>&1
+code=$?
+set -e
+[ "$code" = 0 ] || { cat "$run/plan.log"; fail "second plan exit code $code (2 = changes pending)"; }
+echo "    No changes."
+
+step "policy documents: each role allows only its own actions"
+terraform -chdir="$example" output -json policy_documents >"$run/policies.json"
+python3 tests/infra/check_policies.py "$run/policies.json" || fail "policy check"
+
+step "terraform destroy"
+terraform -chdir="$example" destroy -auto-approve -no-color -var "package_dir=$package_dir" >"$run/destroy.log" 2>&1 \
+  || { tail -40 "$run/destroy.log"; fail "destroy"; }
+grep -E '^Destroy complete' "$run/destroy.log" | sed 's/^/    /'
+left=$(terraform -chdir="$example" state list | wc -l)
+[ "$left" = 0 ] || fail "$left resources still in state after destroy"
+.venv/bin/python tests/infra/check_moto_empty.py "http://127.0.0.1:$port" || fail "resources left in moto after destroy"
+echo "infra test passed"
