@@ -30,7 +30,7 @@ package: venv
 	@for f in provision rotate sweep; do ls -l "$(PACKAGE_DIR)/$$f/bootstrap.zip" | awk '{printf "%-60s %9d bytes\n", $$9, $$5}'; done
 
 ## Terraform: fmt, validate, checkov, apply/plan/destroy of the example against moto, policy check.
-infra-test: venv package
+infra-test: venv build package
 	tests/infra/terraform-test.sh "$(PACKAGE_DIR)"
 
 ## Runs every test: unit, integration (moto + emulator), end to end (the real binary) and the

@@ -20,8 +20,8 @@ cleanup() {
   if [ -n "${ORKV_KEEP_RUN:-}" ]; then echo "kept $run"; else rm -rf "$run"; fi
 }
 trap cleanup EXIT
-# No ~/.terraformrc on a fresh machine: an empty CLI config keeps terraform quiet about it.
-if [ -z "${TF_CLI_CONFIG_FILE:-}" ] && [ ! -f "$HOME/.terraformrc" ]; then
+# A CLI config that does not exist (none on a fresh machine): an empty one keeps terraform quiet.
+if [ ! -f "${TF_CLI_CONFIG_FILE:-$HOME/.terraformrc}" ]; then
   : >"$run/terraformrc"
   export TF_CLI_CONFIG_FILE="$run/terraformrc"
 fi
@@ -74,6 +74,9 @@ terraform -chdir="$example" apply -auto-approve -no-color -var "package_dir=$pac
 grep -E '^Apply complete' "$run/apply.log" | sed 's/^/    /'
 terraform -chdir="$example" state list >"$run/state.txt"
 python3 tests/infra/check_state.py "$run/state.txt" || fail "resources missing after apply"
+
+step "the functions accept the environment the module rendered"
+.venv/bin/python tests/infra/check_function_env.py "http://127.0.0.1:$port" "$CARGO_TARGET_DIR/debug" || fail "function environment"
 
 step "second plan shows no changes"
 set +e

@@ -270,4 +270,28 @@ mod tests {
         assert_eq!(cfg.secret_prefix, "openrouter/");
         assert!(!format!("{cfg:?}").contains("sentinel"));
     }
+
+    #[test]
+    fn recovery_window_is_bounded_and_named() {
+        let base = [("OPENROUTER_MANAGEMENT_KEY", "k"), ("ORKV_POLICY", POLICY)];
+        let cfg = Config::from_lookup(env(&base)).expect("valid");
+        assert_eq!(cfg.recovery_window_days, None);
+        let mut vars = base.to_vec();
+        vars.push(("ORKV_RECOVERY_WINDOW_DAYS", "7"));
+        assert_eq!(
+            Config::from_lookup(env(&vars))
+                .expect("valid")
+                .recovery_window_days,
+            Some(7)
+        );
+        for bad in ["6", "31", "a week"] {
+            let mut vars = base.to_vec();
+            vars.push(("ORKV_RECOVERY_WINDOW_DAYS", bad));
+            let err = Config::from_lookup(env(&vars)).expect_err(bad);
+            assert!(
+                err.to_string().contains("ORKV_RECOVERY_WINDOW_DAYS"),
+                "{err}"
+            );
+        }
+    }
 }
