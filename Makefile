@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orkv-target
 export CARGO_TERM_COLOR ?= never
 export CHECKPOINT_DISABLE = 1
 
-.PHONY: demo test venv build lint unit clean package infra-test
+.PHONY: demo test venv build lint unit clean package infra-test supply-chain bench
 
 ## Lambda architecture of `make package`: x86_64 (default) or arm64 (needs the
 ## aarch64-unknown-linux-gnu Rust target: rustup target add aarch64-unknown-linux-gnu).
@@ -37,7 +37,20 @@ infra-test: venv build package
 ## infrastructure test.
 test: venv build lint
 	cargo test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory supply-chain
 	$(MAKE) --no-print-directory infra-test
+
+## cargo deny (advisories, licenses, bans, sources) and cargo audit, offline when the RustSec
+## snapshot is beside the checkout.
+supply-chain:
+	tools/supply-chain.sh
+
+## Benchmarks (never part of `make test`): release binaries against moto + the emulator.
+## Table on stdout; the same figures in docs/bench-results.json.
+bench: venv package
+	cargo build --release -p orkv-tests --bin bench
+	ORKV_BENCH_BIN_DIR="$(CARGO_TARGET_DIR)/$(if $(filter arm64,$(ARCH)),aarch64,x86_64)-unknown-linux-gnu/release" \
+	ORKV_BENCH_PACKAGE_DIR="$(PACKAGE_DIR)" "$(CARGO_TARGET_DIR)/release/bench" docs/bench-results.json
 
 ## The main job end to end on embedded defaults (moto + the emulator + cargo lambda).
 demo: venv build

@@ -62,6 +62,17 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared);
+        // Lambda's Invoke API, as `cargo lambda watch` serves it: the local rotation driver
+        // (ORKV_LOCAL_ROTATION_INVOKE_URL) calls the function binary through it.
+        let invoker = Invoker {
+            sender: sender.clone(),
+            waiters: waiters.clone(),
+        };
+        let app = app.merge(
+            Router::new()
+                .route("/2015-03-31/functions/{name}/invocations", post(invoke_api))
+                .with_state(invoker),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind runtime api");
@@ -108,6 +119,42 @@ impl RuntimeApi {
         self.invoke_within(payload, Duration::from_secs(60))
             .await
             .expect("the function answered within 60 s")
+    }
+}
+
+#[derive(Clone)]
+struct Invoker {
+    sender: mpsc::Sender<(String, String)>,
+    waiters: Waiters,
+}
+
+async fn invoke_api(
+    State(inv): State<Invoker>,
+    Path(_name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let (tx, rx) = oneshot::channel();
+    inv.waiters.lock().await.insert(id.clone(), tx);
+    if inv
+        .sender
+        .send((id, String::from_utf8_lossy(&body).into_owned()))
+        .await
+        .is_err()
+    {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match rx.await {
+        Ok(Ok(v)) => (StatusCode::OK, v.to_string()).into_response(),
+        Ok(Err(e)) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            (StatusCode::OK, headers, e.to_string()).into_response()
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
 }
 
@@ -226,6 +273,12 @@ impl FunctionProcess {
             });
         }
         Self { child, output }
+    }
+
+    /// The process id (None once it has been reaped).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Kills the process at once (SIGKILL) and waits for it.

@@ -9,12 +9,16 @@ use orkv_store::StoreError;
 pub enum VendError {
     #[error("invalid request: field `{field}`: {rule}")]
     Invalid { field: String, rule: String },
-    #[error("invalid request: field `workspace`: {workspace:?} is not a known workspace")]
+    #[error(
+        "invalid request: field `workspace`: {:?} is not a known workspace",
+        redact_keys(workspace)
+    )]
     UnknownWorkspace { workspace: String },
     #[error("policy violation: field `{field}`: {rule}")]
     Policy { field: String, rule: String },
     #[error(
-        "unsupported event: field `detail-type`: {detail_type:?} is not one this function handles (expected \"OpenRouter Key Requested\", \"OpenRouter Key Rotation Requested\" or \"OpenRouter Key Revocation Requested\")"
+        "unsupported event: field `detail-type`: {:?} is not one this function handles (expected \"OpenRouter Key Requested\", \"OpenRouter Key Rotation Requested\" or \"OpenRouter Key Revocation Requested\")",
+        redact_keys(detail_type)
     )]
     UnsupportedEvent { detail_type: String },
     #[error(
@@ -28,7 +32,8 @@ pub enum VendError {
         expires_at: String,
     },
     #[error(
-        "secret {secret_name} exists but is not managed by openrouter-key-vending; refusing to touch it"
+        "secret {} exists but is not managed by openrouter-key-vending; refusing to touch it",
+        redact_keys(secret_name)
     )]
     NotManaged { secret_name: String },
     #[error("secret {secret_name} holds a record this version cannot read: {reason}")]
@@ -41,21 +46,25 @@ pub enum VendError {
     RotationInProgress { secret_name: String },
     #[error("secret {secret_name}: rotation is not enabled on it; refusing the rotation step")]
     RotationDisabled { secret_name: String },
-    #[error("invalid rotation event: field `{field}`: {rule}")]
+    #[error("invalid rotation event: field `{field}`: {}", redact_keys(rule))]
     InvalidRotation { field: &'static str, rule: String },
     #[error(
-        "secret {secret_name}: field `ClientRequestToken`: {token} is not a version of the secret"
+        "secret {}: field `ClientRequestToken`: {} is not a version of the secret",
+        redact_keys(secret_name),
+        redact_keys(token)
     )]
     UnknownToken { secret_name: String, token: String },
     #[error(
-        "secret {secret_name}: field `ClientRequestToken`: version {token} is not AWSPENDING; refusing the rotation step"
+        "secret {}: field `ClientRequestToken`: version {} is not AWSPENDING; refusing the rotation step",
+        redact_keys(secret_name),
+        redact_keys(token)
     )]
     NotPending { secret_name: String, token: String },
     #[error(
         "secret {secret_name}: its keys were revoked; delete the secret or use another secret_name to vend a new key"
     )]
     Revoked { secret_name: String },
-    #[error("secret {secret_name} does not exist")]
+    #[error("secret {} does not exist", redact_keys(secret_name))]
     SecretNotFound { secret_name: String },
     #[error("secret {secret_name}: the pending key failed its test: {check}")]
     RotationTestFailed { secret_name: String, check: String },
@@ -94,19 +103,19 @@ impl VendError {
         }
     }
 
-    /// Shorthand for a validation failure.
+    /// Shorthand for a validation failure (anything key-shaped in it is redacted).
     pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Self::Invalid {
-            field: field.into(),
-            rule: rule.into(),
+            field: redact_keys(&field.into()),
+            rule: redact_keys(&rule.into()),
         }
     }
 
-    /// Shorthand for a policy failure.
+    /// Shorthand for a policy failure (anything key-shaped in it is redacted).
     pub fn policy(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Self::Policy {
-            field: field.into(),
-            rule: rule.into(),
+            field: redact_keys(&field.into()),
+            rule: redact_keys(&rule.into()),
         }
     }
 }
@@ -117,5 +126,50 @@ impl From<VendError> for lambda_runtime::Diagnostic {
             error_type: e.kind().to_owned(),
             error_message: e.to_string(),
         }
+    }
+}
+
+/// Replaces every OpenRouter-key-shaped token (`sk-or-…`, any case) with `[redacted]`, so an
+/// error that quotes a caller's input never carries a key someone pasted into the wrong field.
+#[must_use]
+pub fn redact_keys(text: &str) -> String {
+    const MARK: &str = "sk-or-";
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains(MARK) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = lower[rest..].find(MARK) {
+        let start = rest + found;
+        out.push_str(&text[rest..start]);
+        let end = text[start..]
+            .char_indices()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .map_or(text.len(), |(i, _)| start + i);
+        out.push_str("[redacted]");
+        rest = end;
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn key_shaped_tokens_are_redacted_and_the_rest_kept() {
+        assert_eq!(redact_keys("plain"), "plain");
+        assert_eq!(
+            redact_keys("\"sk-or-v1-abc_DEF-123\" is not one of a, b"),
+            "\"[redacted]\" is not one of a, b"
+        );
+        assert_eq!(
+            redact_keys("x SK-OR-V1-zz y sk-or-q"),
+            "x [redacted] y [redacted]"
+        );
+        let e = VendError::invalid("tags.sk-or-v1-k", "value sk-or-v1-v is bad");
+        assert!(!e.to_string().contains("sk-or-v1"), "{e}");
     }
 }

@@ -128,10 +128,10 @@ impl RotationEvent {
         })?;
         let step = Step::parse(step_text).ok_or_else(|| VendError::InvalidRotation {
             field: "Step",
-            rule: format!(
+            rule: crate::error::redact_keys(&format!(
                 "{:?} is not one of createSecret, setSecret, testSecret, finishSecret",
                 step_text.chars().take(64).collect::<String>()
-            ),
+            )),
         })?;
         let secret_id = field(v, "SecretId")?.unwrap_or("");
         if secret_id.is_empty() || secret_id.len() > 2048 {

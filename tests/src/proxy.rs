@@ -1,0 +1,129 @@
+//! A loopback HTTP proxy in front of moto: adds a fixed latency to every request (the round trip
+//! a real AWS endpoint costs) and counts requests per operation (`X-Amz-Target`), so benchmarks
+//! can run the real function binaries against "remote" Secrets Manager and count their calls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Mutex;
+
+#[derive(Debug)]
+struct Inner {
+    upstream: String,
+    http: reqwest::Client,
+    latency_us: AtomicU64,
+    calls: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A running proxy; its `url` replaces the upstream's.
+#[derive(Debug, Clone)]
+pub struct LatencyProxy {
+    pub url: String,
+    inner: Arc<Inner>,
+}
+
+impl LatencyProxy {
+    /// Serves on a free loopback port, forwarding to `upstream` (e.g. moto's URL).
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn start(upstream: &str, latency: Duration) -> Self {
+        let inner = Arc::new(Inner {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()
+                .expect("http client"),
+            latency_us: AtomicU64::new(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
+            calls: Mutex::default(),
+        });
+        let app = Router::new().fallback(forward).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, inner }
+    }
+
+    /// Changes the latency added to each request from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.inner.latency_us.store(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Requests seen per operation (`secretsmanager.CreateSecret` → `CreateSecret`).
+    pub async fn calls(&self) -> BTreeMap<String, u64> {
+        self.inner.calls.lock().await.clone()
+    }
+
+    /// All requests seen.
+    pub async fn total(&self) -> u64 {
+        self.inner.calls.lock().await.values().sum()
+    }
+
+    pub async fn reset(&self) {
+        self.inner.calls.lock().await.clear();
+    }
+}
+
+async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let op = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(
+            || "other".to_owned(),
+            |t| t.rsplit('.').next().unwrap_or(t).to_owned(),
+        );
+    *inner.calls.lock().await.entry(op).or_default() += 1;
+    let latency = inner.latency_us.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_micros(latency)).await;
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = HeaderMap::new();
+    for (k, v) in &parts.headers {
+        if k != "host" && k != "content-length" {
+            headers.append(k, v.clone());
+        }
+    }
+    let sent = inner
+        .http
+        .request(parts.method, format!("{}{path}", inner.upstream))
+        .headers(headers)
+        .body(bytes)
+        .send()
+        .await;
+    match sent {
+        Ok(resp) => {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body: Bytes = resp.bytes().await.unwrap_or_default();
+            let mut out = Response::builder().status(status);
+            for (k, v) in &headers {
+                if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+                    out = out.header(k, v);
+                }
+            }
+            out.body(Body::from(body))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
