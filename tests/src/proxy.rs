@@ -20,6 +20,10 @@ struct Inner {
     http: reqwest::Client,
     latency_us: AtomicU64,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Time spent waiting for the upstream (its own processing), and sleeping (the injected
+    /// latency as actually slept), in microseconds.
+    upstream_us: AtomicU64,
+    slept_us: AtomicU64,
 }
 
 /// A running proxy; its `url` replaces the upstream's.
@@ -43,6 +47,8 @@ impl LatencyProxy {
                 .expect("http client"),
             latency_us: AtomicU64::new(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
             calls: Mutex::default(),
+            upstream_us: AtomicU64::new(0),
+            slept_us: AtomicU64::new(0),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -75,6 +81,17 @@ impl LatencyProxy {
 
     pub async fn reset(&self) {
         self.inner.calls.lock().await.clear();
+        self.inner.upstream_us.store(0, Ordering::SeqCst);
+        self.inner.slept_us.store(0, Ordering::SeqCst);
+    }
+
+    /// Since the last reset: (time the upstream took, injected latency as slept).
+    #[must_use]
+    pub fn remote_time(&self) -> (Duration, Duration) {
+        (
+            Duration::from_micros(self.inner.upstream_us.load(Ordering::SeqCst)),
+            Duration::from_micros(self.inner.slept_us.load(Ordering::SeqCst)),
+        )
     }
 }
 
@@ -85,14 +102,29 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map_or_else(
-            || "other".to_owned(),
+            || {
+                // Not an AWS JSON call: "METHOD /path", long ids folded.
+                let path: Vec<&str> = parts
+                    .uri
+                    .path()
+                    .split('/')
+                    .map(|seg| if seg.len() >= 32 { "{id}" } else { seg })
+                    .collect();
+                format!("{} {}", parts.method, path.join("/"))
+            },
             |t| t.rsplit('.').next().unwrap_or(t).to_owned(),
         );
     *inner.calls.lock().await.entry(op).or_default() += 1;
     let latency = inner.latency_us.load(Ordering::SeqCst);
     if latency > 0 {
+        let slept = std::time::Instant::now();
         tokio::time::sleep(Duration::from_micros(latency)).await;
+        inner.slept_us.fetch_add(
+            u64::try_from(slept.elapsed().as_micros()).unwrap_or(0),
+            Ordering::SeqCst,
+        );
     }
+    let upstream_started = std::time::Instant::now();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
@@ -115,6 +147,10 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body: Bytes = resp.bytes().await.unwrap_or_default();
+            inner.upstream_us.fetch_add(
+                u64::try_from(upstream_started.elapsed().as_micros()).unwrap_or(0),
+                Ordering::SeqCst,
+            );
             let mut out = Response::builder().status(status);
             for (k, v) in &headers {
                 if k != "content-length" && k != "transfer-encoding" && k != "connection" {

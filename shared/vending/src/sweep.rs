@@ -254,91 +254,68 @@ impl Deps {
         deadline: Instant,
     ) -> Result<SweepReport, VendError> {
         let now = self.clock.now();
-        let mut report = SweepReport {
+        let report = SweepReport {
             run_id: input.run_id.clone(),
             dry_run: input.dry_run,
             ..SweepReport::default()
         };
-        let mut referenced: HashSet<u64> = HashSet::new();
-        let mut next: Option<String> = None;
-        let mut complete = true;
-        loop {
-            if Instant::now() + DEADLINE_MARGIN >= deadline {
-                complete = false;
-                break;
-            }
-            let (page, token) = self
-                .store
-                .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next.take())
-                .await?;
-            report.list_calls += 1;
-            let mut work = Vec::new();
-            for s in &page {
-                report.secrets_scanned += 1;
-                if s.tag(tags::MANAGED_BY) != Some(MANAGED_BY) || s.tag(tags::REVOKED).is_some() {
-                    continue;
+        // Pages are listed by a producer and their work handed to a pool of
+        // `sweep_concurrency` workers through a small bounded queue: the next page is listed
+        // while the current one's rotations run, and no page waits for the slowest item of the
+        // one before it.
+        let shared = std::sync::Mutex::new((report, true));
+        let (tx, rx) = tokio::sync::mpsc::channel::<Work>(self.cfg.sweep_concurrency * 2);
+        let producer = async {
+            let tx = tx;
+            let mut referenced: HashSet<u64> = HashSet::new();
+            let mut next: Option<String> = None;
+            loop {
+                if Instant::now() + DEADLINE_MARGIN >= deadline {
+                    if let Ok(mut g) = shared.lock() {
+                        g.1 = false;
+                    }
+                    break;
                 }
-                if let Some(n) = s.tag(tags::OPENROUTER_KEY) {
-                    referenced.insert(h64(n));
-                }
-                let mut due_hashes = Vec::new();
-                for (hash, at) in retiring(&s.tags) {
-                    referenced.insert(h64(&hash));
-                    if at <= now {
-                        due_hashes.push(hash);
+                let (page, token) = self
+                    .store
+                    .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next.take())
+                    .await?;
+                let work = match shared.lock() {
+                    Ok(mut g) => self.plan_page(&mut g.0, &page, now, &mut referenced),
+                    Err(_) => Vec::new(),
+                };
+                drop(page);
+                for w in work {
+                    if tx.send(w).await.is_err() {
+                        break;
                     }
                 }
-                if !due_hashes.is_empty() {
-                    report.retirements_due += due_hashes.len() as u64;
-                    work.push(Work::Retire {
-                        name: s.name.clone(),
-                        arn: s.arn.clone(),
-                        hashes: due_hashes,
-                    });
-                }
-                let expires_at = tag_time(s, tags::EXPIRES_AT);
-                let near_expiry = expires_at.is_some_and(|e| {
-                    e <= now
-                        + time::Duration::try_from(self.cfg.expiry_warning)
-                            .unwrap_or(time::Duration::DAY)
-                });
-                let fixed = s.tag(tags::LIFETIME).is_some_and(|l| l.starts_with("at:"));
-                let due = tag_time(s, tags::ROTATE_AT).is_some_and(|r| r <= now);
-                if fixed {
-                    if near_expiry {
-                        report.keys_near_expiry += 1;
-                        warn!(event = "KeyNearExpiry", secret = %s.name, expires_at = s.tag(tags::EXPIRES_AT).unwrap_or(""), reason = "fixed expires_at: a rotation cannot extend it", "key close to expiry");
-                        report.note("warn_near_expiry", &s.name, "fixed expires_at".into());
-                    }
-                    continue;
-                }
-                if due {
-                    let generation = s
-                        .tag(tags::GENERATION)
-                        .and_then(|g| g.parse::<u64>().ok())
-                        .unwrap_or(1);
-                    report.rotations_due += 1;
-                    work.push(Work::Rotate {
-                        name: s.name.clone(),
-                        token: rotation_token(&s.name, generation),
-                        near_expiry,
-                    });
+                match token {
+                    Some(t) => next = Some(t),
+                    None => break,
                 }
             }
-            drop(page);
-            let results: Vec<Done> = futures_util::stream::iter(work)
-                .map(|w| self.do_work(w, input.dry_run, deadline))
-                .buffer_unordered(self.cfg.sweep_concurrency)
-                .collect()
-                .await;
-            for r in results {
-                self.tally(&mut report, r, &mut complete);
-            }
-            match token {
-                Some(t) => next = Some(t),
-                None => break,
-            }
-        }
+            Ok::<_, VendError>(referenced)
+        };
+        let consumer =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|w| (w, rx)) },
+            )
+            .map(|w| self.do_work(w, input.dry_run, deadline))
+            .buffer_unordered(self.cfg.sweep_concurrency)
+            .for_each(|done| {
+                if let Ok(mut g) = shared.lock() {
+                    let (report, complete) = &mut *g;
+                    self.tally(report, done, complete);
+                }
+                futures_util::future::ready(())
+            });
+        let (produced, ()) = futures_util::future::join(producer, consumer).await;
+        let referenced = produced?;
+        let (mut report, mut complete) = shared
+            .into_inner()
+            .map_err(|_| VendError::Config("sweep state poisoned".into()))?;
         if complete
             && let Err(e) = self
                 .scan_keys(&referenced, now, input.dry_run, deadline, &mut report)
@@ -360,6 +337,71 @@ impl Deps {
             "sweep finished"
         );
         Ok(report)
+    }
+
+    /// Reads one page of managed secrets: counts, warnings, and the work it holds (tags only).
+    fn plan_page(
+        &self,
+        report: &mut SweepReport,
+        page: &[SecretSummary],
+        now: OffsetDateTime,
+        referenced: &mut HashSet<u64>,
+    ) -> Vec<Work> {
+        report.list_calls += 1;
+        let mut work = Vec::new();
+        for s in page {
+            report.secrets_scanned += 1;
+            if s.tag(tags::MANAGED_BY) != Some(MANAGED_BY) || s.tag(tags::REVOKED).is_some() {
+                continue;
+            }
+            if let Some(n) = s.tag(tags::OPENROUTER_KEY) {
+                referenced.insert(h64(n));
+            }
+            let mut due_hashes = Vec::new();
+            for (hash, at) in retiring(&s.tags) {
+                referenced.insert(h64(&hash));
+                if at <= now {
+                    due_hashes.push(hash);
+                }
+            }
+            if !due_hashes.is_empty() {
+                report.retirements_due += due_hashes.len() as u64;
+                work.push(Work::Retire {
+                    name: s.name.clone(),
+                    arn: s.arn.clone(),
+                    hashes: due_hashes,
+                });
+            }
+            let expires_at = tag_time(s, tags::EXPIRES_AT);
+            let near_expiry = expires_at.is_some_and(|e| {
+                e <= now
+                    + time::Duration::try_from(self.cfg.expiry_warning)
+                        .unwrap_or(time::Duration::DAY)
+            });
+            let fixed = s.tag(tags::LIFETIME).is_some_and(|l| l.starts_with("at:"));
+            let due = tag_time(s, tags::ROTATE_AT).is_some_and(|r| r <= now);
+            if fixed {
+                if near_expiry {
+                    report.keys_near_expiry += 1;
+                    warn!(event = "KeyNearExpiry", secret = %s.name, expires_at = s.tag(tags::EXPIRES_AT).unwrap_or(""), reason = "fixed expires_at: a rotation cannot extend it", "key close to expiry");
+                    report.note("warn_near_expiry", &s.name, "fixed expires_at".into());
+                }
+                continue;
+            }
+            if due {
+                let generation = s
+                    .tag(tags::GENERATION)
+                    .and_then(|g| g.parse::<u64>().ok())
+                    .unwrap_or(1);
+                report.rotations_due += 1;
+                work.push(Work::Rotate {
+                    name: s.name.clone(),
+                    token: rotation_token(&s.name, generation),
+                    near_expiry,
+                });
+            }
+        }
+        work
     }
 
     fn tally(&self, report: &mut SweepReport, r: Done, complete: &mut bool) {
