@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orkv-target
 export CARGO_TERM_COLOR ?= never
 export CHECKPOINT_DISABLE = 1
 
-.PHONY: demo test venv build lint unit clean package infra-test supply-chain bench fuzz
+.PHONY: demo test venv build lint unit clean package infra-test supply-chain bench fuzz soak
 
 ## Lambda architecture of `make package`: x86_64 (default) or arm64 (needs the
 ## aarch64-unknown-linux-gnu Rust target: rustup target add aarch64-unknown-linux-gnu).
@@ -50,6 +50,12 @@ FUZZ_CASES ?= 1000000
 fuzz:
 	set -o pipefail; PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p orkv-tests --test fuzz -- --nocapture --test-threads 2 2>&1 \
 	  | tee /dev/stderr | awk '/^fuzz / { n += $$3 } END { printf "fuzz: %d parser executions in all\n", n }'
+
+## The long chaos soak (the short one runs in `make test`): 10,000 operations, 500 kills.
+soak: venv package
+	cargo build --release -p orkv-tests --bin soak
+	ORKV_SOAK_BIN_DIR="$(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu/release" \
+	  "$(CARGO_TARGET_DIR)/release/soak" docs/soak-results.json
 
 ## Benchmarks (never part of `make test`): release binaries against moto + the emulator.
 ## Table on stdout; the same figures in docs/bench-results.json.

@@ -4,6 +4,7 @@
 
 pub mod proxy;
 pub mod runtime_api;
+pub mod soak;
 
 use std::path::PathBuf;
 use std::sync::Arc;

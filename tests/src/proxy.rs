@@ -24,6 +24,13 @@ struct Inner {
     /// latency as actually slept), in microseconds.
     upstream_us: AtomicU64,
     slept_us: AtomicU64,
+    /// Fault rates, per mille of requests: answered `ThrottlingException` without forwarding;
+    /// forwarded, then the connection cut before the reply (the call happened, the caller
+    /// cannot know).
+    throttle_per_mille: AtomicU64,
+    reset_per_mille: AtomicU64,
+    throttled: AtomicU64,
+    resets: AtomicU64,
 }
 
 /// A running proxy; its `url` replaces the upstream's.
@@ -49,6 +56,10 @@ impl LatencyProxy {
             calls: Mutex::default(),
             upstream_us: AtomicU64::new(0),
             slept_us: AtomicU64::new(0),
+            throttle_per_mille: AtomicU64::new(0),
+            reset_per_mille: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            resets: AtomicU64::new(0),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -67,6 +78,26 @@ impl LatencyProxy {
             u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             Ordering::SeqCst,
         );
+    }
+
+    /// Sets the fault rates (per mille): throttling answers, and connections cut after the
+    /// upstream carried the request out.
+    pub fn set_faults(&self, throttle_per_mille: u64, reset_per_mille: u64) {
+        self.inner
+            .throttle_per_mille
+            .store(throttle_per_mille, Ordering::SeqCst);
+        self.inner
+            .reset_per_mille
+            .store(reset_per_mille, Ordering::SeqCst);
+    }
+
+    /// Faults injected so far: (throttled, connections cut after the call).
+    #[must_use]
+    pub fn faults(&self) -> (u64, u64) {
+        (
+            self.inner.throttled.load(Ordering::SeqCst),
+            self.inner.resets.load(Ordering::SeqCst),
+        )
     }
 
     /// Requests seen per operation (`secretsmanager.CreateSecret` → `CreateSecret`).
@@ -124,6 +155,20 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             Ordering::SeqCst,
         );
     }
+    let throttle = inner.throttle_per_mille.load(Ordering::SeqCst);
+    if throttle > 0 && rand::random_range(0..1000) < throttle {
+        inner.throttled.fetch_add(1, Ordering::SeqCst);
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amzn-errortype", "ThrottlingException")
+            .body(Body::from(
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+            ))
+            .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response());
+    }
+    let reset = inner.reset_per_mille.load(Ordering::SeqCst);
+    let cut = reset > 0 && rand::random_range(0..1000) < reset;
     let upstream_started = std::time::Instant::now();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -151,6 +196,19 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 u64::try_from(upstream_started.elapsed().as_micros()).unwrap_or(0),
                 Ordering::SeqCst,
             );
+            if cut {
+                inner.resets.fetch_add(1, Ordering::SeqCst);
+                // The upstream carried the call out; the caller gets a reply cut mid-body.
+                let broken = futures_util::stream::once(async {
+                    Err::<Bytes, std::io::Error>(std::io::Error::from(
+                        std::io::ErrorKind::ConnectionReset,
+                    ))
+                });
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::from_stream(broken))
+                    .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+            }
             let mut out = Response::builder().status(status);
             for (k, v) in &headers {
                 if k != "content-length" && k != "transfer-encoding" && k != "connection" {

@@ -98,6 +98,20 @@ impl RuntimeApi {
         self.invoke_raw(payload.to_string(), wait).await
     }
 
+    /// Answers every invocation in flight with a `ProcessKilled` error (after its process was
+    /// killed, as Lambda reports a crashed invocation). Returns how many there were.
+    pub async fn fail_in_flight(&self) -> usize {
+        let mut waiters = self.waiters.lock().await;
+        let n = waiters.len();
+        for (_, tx) in waiters.drain() {
+            let _ = tx.send(Err(serde_json::json!({
+                "errorType": "ProcessKilled",
+                "errorMessage": "the function process was killed during the invocation"
+            })));
+        }
+        n
+    }
+
     /// Queues raw bytes as the event body (malformed JSON included).
     pub async fn invoke_raw(
         &self,
@@ -279,6 +293,23 @@ impl FunctionProcess {
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "TERM") with kill(1) and waits up to `wait` for the process to exit.
+    pub async fn signal_and_wait(
+        &mut self,
+        signal: &str,
+        wait: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id()?;
+        let _ = tokio::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .await;
+        tokio::time::timeout(wait, self.child.wait())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Kills the process at once (SIGKILL) and waits for it.

@@ -210,3 +210,37 @@ async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_r
     let value = current_value(&sm, &secret_name).await;
     assert_eq!(value["key_hash"], reply["key_hash"]);
 }
+
+#[tokio::test]
+async fn each_function_exits_cleanly_on_sigterm() {
+    // Not needed for a correct answer (every step survives SIGKILL), but a clean exit keeps
+    // logs whole and the exit status honest when a local runner or container stops it.
+    let moto = Moto::start().await;
+    let emu = emulator().await;
+    for name in ["provision", "rotate", "sweep"] {
+        let api = RuntimeApi::start(Duration::from_secs(30)).await;
+        let mut process = FunctionProcess::spawn(&binary(name), &api, &env(&moto, &emu.api_url()));
+        // Serve one invocation first, so the process is past its init and idle, as Lambda's
+        // Shutdown phase finds it.
+        let reply = api
+            .invoke_within(json!({"not": "an event"}), Duration::from_secs(30))
+            .await
+            .expect("an answer");
+        assert!(reply.is_err(), "{name}: a bad event is refused");
+        let status = process
+            .signal_and_wait("TERM", Duration::from_secs(5))
+            .await
+            .expect("exited within 5 s");
+        assert!(status.success(), "{name}: exit status {status:?}");
+        // The exited process's pipes drain into the capture shortly after.
+        let mut out = process.output().await;
+        for _ in 0..100 {
+            if out.contains("shutting down") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            out = process.output().await;
+        }
+        assert!(out.contains("shutting down"), "{name}: {out}");
+    }
+}

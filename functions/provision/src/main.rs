@@ -7,6 +7,7 @@ use orkv_vending::{Config, Deps};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    orkv_vending::exit_on_shutdown_signal();
     let cfg = Config::from_env()?;
     if std::env::args().nth(1).as_deref() == Some("--check-config") {
         // Operators and the infrastructure test: is this environment a valid configuration?

@@ -1,0 +1,498 @@
+//! The chaos soak: the real function binaries (several provision and rotate processes, a sweep)
+//! under a loopback Lambda Runtime API, moto behind a fault proxy (throttling, connections cut
+//! after the call), the emulator injecting 429s with `Retry-After`, 5xx, slow replies and
+//! replies dropped after a create, and processes killed at random and restarted. Clients
+//! retry like EventBridge does. Afterwards: faults off, one converging pass, two sweeps, and
+//! the invariants, each required to be zero.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use orkv_openrouter_emulator::{Emulator, EmulatorConfig};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::proxy::LatencyProxy;
+use crate::runtime_api::{FunctionProcess, RuntimeApi};
+use crate::{Control, MANAGEMENT_KEY, Moto, POLICY, secrets_client, unique};
+
+/// How big and how hostile a run is.
+#[derive(Debug, Clone)]
+pub struct SoakConfig {
+    /// Client operations (provision, duplicate, update, rotate, revoke, sweep).
+    pub operations: usize,
+    /// Process kills to inject (spread over the run).
+    pub kills: usize,
+    /// Distinct secrets the operations touch.
+    pub secrets: usize,
+    /// Operations in flight at once.
+    pub concurrency: usize,
+    /// Where the function binaries are.
+    pub bin_dir: PathBuf,
+    /// Fault rates at the Secrets Manager proxy, per mille.
+    pub throttle_per_mille: u64,
+    pub reset_per_mille: u64,
+}
+
+/// What a run did, and the invariants (all must be zero).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SoakFigures {
+    pub operations: u64,
+    pub requests_served: u64,
+    pub invocations: u64,
+    pub retried_invocations: u64,
+    pub definitive_refusals: u64,
+    pub kills: u64,
+    pub faults_secrets_manager_throttled: u64,
+    pub faults_secrets_manager_cut_after_call: u64,
+    pub faults_openrouter_injected: u64,
+    pub seconds: f64,
+    // Invariants.
+    pub live_keys_without_a_referencing_secret: u64,
+    pub secrets_whose_current_key_does_not_work: u64,
+    pub duplicate_live_keys_for_one_secret: u64,
+    pub superseded_keys_live_after_grace_and_a_sweep: u64,
+    pub plaintexts_outside_secrets_manager: u64,
+    pub unfinished_operations: u64,
+}
+
+impl SoakFigures {
+    /// Sum of the invariants that must be zero.
+    #[must_use]
+    pub fn violations(&self) -> u64 {
+        self.live_keys_without_a_referencing_secret
+            + self.secrets_whose_current_key_does_not_work
+            + self.duplicate_live_keys_for_one_secret
+            + self.superseded_keys_live_after_grace_and_a_sweep
+            + self.plaintexts_outside_secrets_manager
+            + self.unfinished_operations
+    }
+}
+
+struct Pool {
+    api: RuntimeApi,
+    binary: PathBuf,
+    env: Vec<(&'static str, String)>,
+    procs: Mutex<Vec<FunctionProcess>>,
+    /// Output of processes already killed.
+    dead_output: Mutex<String>,
+}
+
+impl Pool {
+    async fn start(binary: PathBuf, n: usize, env: Vec<(&'static str, String)>) -> Arc<Self> {
+        let api = RuntimeApi::start(Duration::from_secs(30)).await;
+        let pool = Arc::new(Self {
+            api,
+            binary,
+            env,
+            procs: Mutex::new(Vec::new()),
+            dead_output: Mutex::new(String::new()),
+        });
+        for _ in 0..n {
+            let p = pool.spawn();
+            pool.procs.lock().await.push(p);
+        }
+        pool
+    }
+
+    fn spawn(&self) -> FunctionProcess {
+        let env: Vec<(&str, String)> = self.env.iter().map(|(k, v)| (*k, v.clone())).collect();
+        FunctionProcess::spawn(&self.binary, &self.api, &env)
+    }
+
+    /// SIGKILLs one process, fails what was in flight, starts a replacement.
+    async fn kill_one(&self, which: usize) {
+        let mut procs = self.procs.lock().await;
+        if procs.is_empty() {
+            return;
+        }
+        let i = which % procs.len();
+        procs[i].kill().await;
+        let out = procs[i].output().await;
+        self.dead_output.lock().await.push_str(&out);
+        self.api.fail_in_flight().await;
+        procs[i] = self.spawn();
+    }
+
+    async fn all_output(&self) -> String {
+        let mut all = self.dead_output.lock().await.clone();
+        for p in self.procs.lock().await.iter() {
+            all.push_str(&p.output().await);
+        }
+        all
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    invocations: AtomicU64,
+    retried: AtomicU64,
+    served: AtomicU64,
+    refusals: AtomicU64,
+    unfinished: AtomicU64,
+}
+
+/// Errors a client retries (as EventBridge's retry policy would); anything else is a
+/// definitive answer.
+fn retryable(error_type: &str) -> bool {
+    !matches!(
+        error_type,
+        "InvalidRequest"
+            | "PolicyViolation"
+            | "UnknownWorkspace"
+            | "SecretRevoked"
+            | "ImmutableFieldChanged"
+            | "UnsupportedEvent"
+            | "SecretNotFound"
+    )
+}
+
+/// Invokes until a definitive answer; replies and errors are kept for the plaintext scan.
+async fn call(pool: &Pool, payload: Value, c: &Counters, seen: &Mutex<String>, tries: u32) -> bool {
+    for attempt in 0..tries {
+        c.invocations.fetch_add(1, Ordering::Relaxed);
+        if attempt > 0 {
+            c.retried.fetch_add(1, Ordering::Relaxed);
+        }
+        let reply = pool
+            .api
+            .invoke_within(payload.clone(), Duration::from_secs(60))
+            .await;
+        match reply {
+            Some(Ok(v)) => {
+                seen.lock().await.push_str(&v.to_string());
+                c.served.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            Some(Err(e)) => {
+                seen.lock().await.push_str(&e.to_string());
+                let t = e["errorType"].as_str().unwrap_or("");
+                if !retryable(t) {
+                    c.served.fetch_add(1, Ordering::Relaxed);
+                    c.refusals.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+            }
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)) + 10)).await;
+    }
+    false
+}
+
+fn secret_name(prefix: &str, i: usize) -> String {
+    format!("openrouter/checkout/{prefix}-{i}")
+}
+
+fn provision_payload(secret: &str, limit: u32, id: &str) -> Value {
+    json!({
+        "workspace": "checkout",
+        "key_name": secret.rsplit('/').next().unwrap_or(secret),
+        "limit": limit,
+        "limit_reset": "monthly",
+        "ttl_seconds": 2_592_000,
+        "secret_name": secret,
+        "idempotency_id": id,
+    })
+}
+
+/// Runs the soak and checks the invariants.
+///
+/// # Panics
+/// When moto or the binaries cannot be started.
+#[allow(clippy::too_many_lines)]
+pub async fn run(cfg: &SoakConfig) -> SoakFigures {
+    let started = Instant::now();
+    let moto = Moto::start().await;
+    let proxy = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+    let emulator = Emulator::start(EmulatorConfig {
+        management_key: MANAGEMENT_KEY.to_owned(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator");
+    let control = Control::new(&emulator);
+    let (sm, _) = secrets_client(&moto).await;
+    let _ = sm
+        .create_secret()
+        .name("openrouter/management-key")
+        .secret_string(json!({ "management_key": MANAGEMENT_KEY }).to_string())
+        .send()
+        .await;
+
+    let base_env = |extra: Vec<(&'static str, String)>| {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", proxy.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "soak".into()),
+            ("AWS_SECRET_ACCESS_KEY", "soak".into()),
+            ("OPENROUTER_BASE_URL", format!("{}/api/v1", emulator.url())),
+            (
+                "OPENROUTER_MANAGEMENT_KEY_SECRET_ID",
+                "openrouter/management-key".into(),
+            ),
+            ("ORKV_POLICY", POLICY.into()),
+            ("ORKV_RETIRE_GRACE_SECONDS", "0".into()),
+            ("ORKV_ORPHAN_MIN_AGE_SECONDS", "0".into()),
+            ("ORKV_HTTP_TIMEOUT_MS", "3000".into()),
+            ("ORKV_PENDING_LEASE_SECONDS", "5".into()),
+            ("RUST_LOG", "debug".into()),
+        ];
+        env.extend(extra);
+        env
+    };
+    let rotate = Pool::start(cfg.bin_dir.join("rotate"), 2, base_env(vec![])).await;
+    let invoke_url = format!(
+        "http://{}/2015-03-31/functions/rotate/invocations",
+        rotate.api.addr
+    );
+    let provision = Pool::start(
+        cfg.bin_dir.join("provision"),
+        3,
+        base_env(vec![("ORKV_LOCAL_ROTATION_INVOKE_URL", invoke_url.clone())]),
+    )
+    .await;
+    let sweep = Pool::start(
+        cfg.bin_dir.join("sweep"),
+        1,
+        base_env(vec![("ORKV_LOCAL_ROTATION_INVOKE_URL", invoke_url)]),
+    )
+    .await;
+
+    let prefix = unique("soak");
+    let counters = Arc::new(Counters::default());
+    let seen = Arc::new(Mutex::new(String::new()));
+    let revoked: Arc<Mutex<std::collections::BTreeSet<usize>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicU64::new(0));
+    let or_faults = Arc::new(AtomicU64::new(0));
+
+    // Chaos: faults at both services, and kills.
+    proxy.set_faults(cfg.throttle_per_mille, cfg.reset_per_mille);
+    let chaos = {
+        let (stop, kills, or_faults) = (stop.clone(), kills.clone(), or_faults.clone());
+        let (provision, rotate, sweep) = (provision.clone(), rotate.clone(), sweep.clone());
+        let control = control.clone();
+        let target_kills = cfg.kills as u64;
+        let expected_ms = (cfg.operations as u64 * 15).max(2_000);
+        tokio::spawn(async move {
+            let faults = [
+                json!({"op": "*", "action": "rate_limit", "retry_after": 0.05, "times": 2}),
+                json!({"op": "*", "action": "status", "status": 503, "times": 1}),
+                json!({"op": "*", "action": "status", "status": 502, "times": 1}),
+                json!({"op": "*", "action": "delay", "ms": 150, "times": 2}),
+                json!({"op": "create_key", "action": "drop_after_commit", "times": 1}),
+                json!({"op": "create_key", "action": "error_after_commit", "times": 1}),
+            ];
+            let gap = Duration::from_millis((expected_ms / target_kills.max(1)).clamp(5, 500));
+            let mut i: usize = 0;
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(gap).await;
+                let f = &faults[i % faults.len()];
+                control.fault(f.clone()).await;
+                or_faults.fetch_add(f["times"].as_u64().unwrap_or(1), Ordering::Relaxed);
+                if kills.load(Ordering::SeqCst) < target_kills {
+                    match rand::random_range(0..10) {
+                        0..=5 => provision.kill_one(rand::random_range(0..8)).await,
+                        6..=8 => rotate.kill_one(rand::random_range(0..8)).await,
+                        _ => sweep.kill_one(0).await,
+                    }
+                    kills.fetch_add(1, Ordering::SeqCst);
+                }
+                i += 1;
+            }
+        })
+    };
+
+    // The workload.
+    let next_op = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..cfg.concurrency {
+        let (provision, sweep, counters, seen, revoked, next_op) = (
+            provision.clone(),
+            sweep.clone(),
+            counters.clone(),
+            seen.clone(),
+            revoked.clone(),
+            next_op.clone(),
+        );
+        let (prefix, total, secrets) = (prefix.clone(), cfg.operations as u64, cfg.secrets);
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next_op.fetch_add(1, Ordering::SeqCst);
+                if n >= total {
+                    break;
+                }
+                let i = rand::random_range(0..secrets);
+                let secret = secret_name(&prefix, i);
+                let done = match rand::random_range(0..100) {
+                    // Provision (the first request for a secret, or a repeat).
+                    0..=39 => {
+                        call(&provision, provision_payload(&secret, 10, &format!("p-{i}")), &counters, &seen, 30).await
+                    }
+                    // A duplicate delivery, concurrently.
+                    40..=54 => {
+                        let p = provision_payload(&secret, 10, &format!("p-{i}"));
+                        let (a, b) = tokio::join!(
+                            call(&provision, p.clone(), &counters, &seen, 30),
+                            call(&provision, p, &counters, &seen, 30)
+                        );
+                        a && b
+                    }
+                    // A cap update.
+                    55..=69 => {
+                        let limit = [10, 12, 15][rand::random_range(0..3)];
+                        call(&provision, provision_payload(&secret, limit, &format!("u-{n}")), &counters, &seen, 30).await
+                    }
+                    // Rotate now (a leak disables the old key at once).
+                    70..=84 => {
+                        let reason = if n % 3 == 0 { "leak" } else { "manual" };
+                        call(&provision, json!({"action": "rotate", "secret_name": secret, "reason": reason, "idempotency_id": format!("r-{n}")}), &counters, &seen, 30).await
+                    }
+                    // Revoke (one secret in ten is revoked at some point).
+                    85..=89 if i % 10 == 9 => {
+                        revoked.lock().await.insert(i);
+                        call(&provision, json!({"action": "revoke", "secret_name": secret, "idempotency_id": format!("x-{i}")}), &counters, &seen, 30).await
+                    }
+                    // A sweep.
+                    _ => {
+                        call(&sweep, json!({"execution_id": format!("soak-{n}")}), &counters, &seen, 10).await
+                    }
+                };
+                if !done {
+                    counters.unfinished.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = chaos.await;
+
+    // Converge: faults off, every secret provisioned (or revoked) once more, two sweeps.
+    proxy.set_faults(0, 0);
+    reqwest::Client::new()
+        .delete(format!("{}/_emulator/faults", emulator.url()))
+        .send()
+        .await
+        .expect("clear faults");
+    let revoked = revoked.lock().await.clone();
+    let mut converge_failures = 0;
+    for i in 0..cfg.secrets {
+        let secret = secret_name(&prefix, i);
+        let payload = if revoked.contains(&i) {
+            json!({"action": "revoke", "secret_name": secret, "idempotency_id": format!("x-{i}")})
+        } else {
+            provision_payload(&secret, 10, &format!("final-{i}"))
+        };
+        if !call(&provision, payload, &counters, &seen, 30).await {
+            converge_failures += 1;
+        }
+    }
+    for run in 0..2 {
+        if !call(
+            &sweep,
+            json!({"execution_id": format!("final-{run}")}),
+            &counters,
+            &seen,
+            10,
+        )
+        .await
+        {
+            converge_failures += 1;
+        }
+    }
+
+    // Invariants.
+    let mut figures = SoakFigures {
+        operations: cfg.operations as u64,
+        kills: kills.load(Ordering::SeqCst),
+        faults_openrouter_injected: or_faults.load(Ordering::SeqCst),
+        unfinished_operations: converge_failures,
+        ..SoakFigures::default()
+    };
+    let (throttled, cut) = proxy.faults();
+    figures.faults_secrets_manager_throttled = throttled;
+    figures.faults_secrets_manager_cut_after_call = cut;
+    let state = control.state().await;
+    let live: Vec<Value> = state["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|k| k["disabled"] == json!(false) && k["expired"] == json!(false))
+        .filter(|k| k["name"].as_str().is_some_and(|n| n.contains(&prefix)))
+        .collect();
+    let http = reqwest::Client::new();
+    let mut current_hashes = std::collections::HashSet::new();
+    let mut existing = std::collections::HashSet::new();
+    for i in 0..cfg.secrets {
+        let secret = secret_name(&prefix, i);
+        let value = sm.get_secret_value().secret_id(&secret).send().await;
+        let Ok(value) = value else { continue };
+        existing.insert(secret.clone());
+        let record: Value =
+            serde_json::from_str(value.secret_string().unwrap_or("{}")).unwrap_or(Value::Null);
+        if revoked.contains(&i) || record["state"] != json!("active") {
+            continue;
+        }
+        let key = record["api_key"].as_str().unwrap_or_default();
+        if let Some(h) = record["key_hash"].as_str() {
+            current_hashes.insert(h.to_owned());
+        }
+        let works = http
+            .get(format!("{}/api/v1/key", emulator.url()))
+            .bearer_auth(key)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if !works {
+            figures.secrets_whose_current_key_does_not_work += 1;
+        }
+        let mine = live
+            .iter()
+            .filter(|k| {
+                k["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(&format!("{secret}:")))
+            })
+            .count() as u64;
+        figures.duplicate_live_keys_for_one_secret += mine.saturating_sub(1);
+    }
+    for k in &live {
+        let hash = k["hash"].as_str().unwrap_or_default();
+        if current_hashes.contains(hash) {
+            continue;
+        }
+        // Not current. A key of a secret that exists was superseded (a rotation's predecessor,
+        // a revoked secret's key, an abandoned attempt); one whose secret never came to exist
+        // is an orphan.
+        let name = k["name"].as_str().unwrap_or_default();
+        let secret = name
+            .strip_prefix("orkv:")
+            .and_then(|rest| rest.rsplit_once(':'))
+            .map_or("", |(s, _)| s);
+        if existing.contains(secret) {
+            figures.superseded_keys_live_after_grace_and_a_sweep += 1;
+        } else {
+            figures.live_keys_without_a_referencing_secret += 1;
+        }
+    }
+    let mut everything = seen.lock().await.clone();
+    for pool in [&provision, &rotate, &sweep] {
+        everything.push_str(&pool.all_output().await);
+    }
+    figures.plaintexts_outside_secrets_manager = everything.matches("sk-or-").count() as u64;
+    figures.invocations = counters.invocations.load(Ordering::Relaxed);
+    figures.retried_invocations = counters.retried.load(Ordering::Relaxed);
+    figures.requests_served = counters.served.load(Ordering::Relaxed);
+    figures.definitive_refusals = counters.refusals.load(Ordering::Relaxed);
+    figures.unfinished_operations += counters.unfinished.load(Ordering::Relaxed);
+    figures.seconds = started.elapsed().as_secs_f64();
+    drop(moto);
+    figures
+}
