@@ -21,15 +21,27 @@ install() { # crate version binary
 install cargo-deny "$DENY_VERSION" cargo-deny
 install cargo-audit "$AUDIT_VERSION" cargo-audit
 
-snapshot="$root/../shared/rustsec-advisory-db"
+# The snapshot: named explicitly, beside this checkout, or beside the repository this one was
+# cloned from (a CI clone of a local checkout).
+snapshot=
+origin=$(git config --get remote.origin.url 2>/dev/null || true)
+for candidate in "${ORKV_ADVISORY_SNAPSHOT:-}" "$root/../shared/rustsec-advisory-db" \
+  ${origin:+"$origin/../shared/rustsec-advisory-db"}; do
+  if [ -n "$candidate" ] && [ -f "$candidate/SNAPSHOT.txt" ]; then snapshot=$candidate; break; fi
+done
 db_root="${ORKV_ADVISORY_DB_ROOT:-$HOME/.cache/orkv-advisory-dbs}"
 export ORKV_ADVISORY_DB_ROOT="$db_root"
+db="$db_root/advisory-db-3157b0e258782691"
 offline=()
 audit_db=()
-if [ -f "$snapshot/SNAPSHOT.txt" ]; then
+if [ -z "$snapshot" ] && [ -f "$db/.orkv-snapshot" ]; then
+  # No snapshot here, but the cache holds one made from it earlier: stay offline with it.
+  offline=(--offline)
+  audit_db=(--db "$db" --no-fetch)
+  echo "==> advisories: cached offline snapshot ($(head -c 100 "$db/.orkv-snapshot")…)"
+elif [ -n "$snapshot" ]; then
   # The tools open the database as a git repository: make one from the snapshot (once per
   # snapshot), where cargo-deny looks for the RustSec database under db-path.
-  db="$db_root/advisory-db-3157b0e258782691"
   stamp="$db/.orkv-snapshot"
   if ! cmp -s "$snapshot/SNAPSHOT.txt" "$stamp" 2>/dev/null; then
     rm -rf "$db"
