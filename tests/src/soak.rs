@@ -57,6 +57,8 @@ pub struct SoakFigures {
     pub superseded_keys_live_after_grace_and_a_sweep: u64,
     pub plaintexts_outside_secrets_manager: u64,
     pub unfinished_operations: u64,
+    /// What each violation was (the first few), for the one who has to fix it.
+    pub details: Vec<String>,
 }
 
 impl SoakFigures {
@@ -72,62 +74,119 @@ impl SoakFigures {
     }
 }
 
+/// Processes of one function, each with its own Runtime API (a killed process's pending poll
+/// can then never swallow an invocation meant for a live one). Invocations go round robin.
 struct Pool {
-    api: RuntimeApi,
     binary: PathBuf,
     env: Vec<(&'static str, String)>,
-    procs: Mutex<Vec<FunctionProcess>>,
+    slots: Mutex<Vec<(Arc<RuntimeApi>, FunctionProcess)>>,
+    next: AtomicU64,
     /// Output of processes already killed.
     dead_output: Mutex<String>,
 }
 
 impl Pool {
     async fn start(binary: PathBuf, n: usize, env: Vec<(&'static str, String)>) -> Arc<Self> {
-        let api = RuntimeApi::start(Duration::from_secs(30)).await;
         let pool = Arc::new(Self {
-            api,
             binary,
             env,
-            procs: Mutex::new(Vec::new()),
+            slots: Mutex::new(Vec::new()),
+            next: AtomicU64::new(0),
             dead_output: Mutex::new(String::new()),
         });
         for _ in 0..n {
-            let p = pool.spawn();
-            pool.procs.lock().await.push(p);
+            let slot = pool.spawn().await;
+            pool.slots.lock().await.push(slot);
         }
         pool
     }
 
-    fn spawn(&self) -> FunctionProcess {
+    async fn spawn(&self) -> (Arc<RuntimeApi>, FunctionProcess) {
+        // The invocation deadline (the function timeout); the pending lease outlives it.
+        let api = Arc::new(RuntimeApi::start(Duration::from_secs(10)).await);
         let env: Vec<(&str, String)> = self.env.iter().map(|(k, v)| (*k, v.clone())).collect();
-        FunctionProcess::spawn(&self.binary, &self.api, &env)
+        let process = FunctionProcess::spawn(&self.binary, &api, &env);
+        (api, process)
     }
 
-    /// SIGKILLs one process, fails what was in flight, starts a replacement.
+    /// One invocation on the next process; `None` when no answer came within `wait`.
+    async fn invoke(&self, payload: Value, wait: Duration) -> Option<Result<Value, Value>> {
+        let api = {
+            let slots = self.slots.lock().await;
+            let i = usize::try_from(self.next.fetch_add(1, Ordering::Relaxed)).unwrap_or(0)
+                % slots.len().max(1);
+            slots.get(i).map(|(api, _)| api.clone())?
+        };
+        api.invoke_within(payload, wait).await
+    }
+
+    /// SIGKILLs one process, fails what was in flight on it, starts a replacement.
     async fn kill_one(&self, which: usize) {
-        let mut procs = self.procs.lock().await;
-        if procs.is_empty() {
+        let fresh = self.spawn().await;
+        let mut slots = self.slots.lock().await;
+        if slots.is_empty() {
             return;
         }
-        let i = which % procs.len();
-        procs[i].kill().await;
-        let out = procs[i].output().await;
+        let i = which % slots.len();
+        let (old_api, mut old) = std::mem::replace(&mut slots[i], fresh);
+        drop(slots);
+        old.kill().await;
+        let out = old.output().await;
         self.dead_output.lock().await.push_str(&out);
-        self.api.fail_in_flight().await;
-        procs[i] = self.spawn();
+        old_api.fail_in_flight().await;
     }
 
     async fn all_output(&self) -> String {
         let mut all = self.dead_output.lock().await.clone();
-        for p in self.procs.lock().await.iter() {
+        for (_, p) in self.slots.lock().await.iter() {
             all.push_str(&p.output().await);
         }
         all
     }
 }
 
+/// Lambda's Invoke API in front of a pool, so the local rotation driver has one stable URL.
+async fn invoke_front(pool: Arc<Pool>) -> String {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    async fn handle(
+        State(pool): State<Arc<Pool>>,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match pool.invoke(payload, Duration::from_secs(30)).await {
+            Some(Ok(v)) => (StatusCode::OK, v.to_string()).into_response(),
+            Some(Err(e)) => {
+                let mut h = HeaderMap::new();
+                h.insert(
+                    "x-amz-function-error",
+                    HeaderValue::from_static("Unhandled"),
+                );
+                (StatusCode::OK, h, e.to_string()).into_response()
+            }
+            None => StatusCode::GATEWAY_TIMEOUT.into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            axum::routing::post(handle),
+        )
+        .with_state(pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind invoke front");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/2015-03-31/functions/rotate/invocations")
+}
+
 #[derive(Default)]
 struct Counters {
+    last_errors: Mutex<Vec<String>>,
     invocations: AtomicU64,
     retried: AtomicU64,
     served: AtomicU64,
@@ -157,17 +216,14 @@ async fn call(pool: &Pool, payload: Value, c: &Counters, seen: &Mutex<String>, t
         if attempt > 0 {
             c.retried.fetch_add(1, Ordering::Relaxed);
         }
-        let reply = pool
-            .api
-            .invoke_within(payload.clone(), Duration::from_secs(60))
-            .await;
+        let reply = pool.invoke(payload.clone(), Duration::from_secs(20)).await;
         match reply {
             Some(Ok(v)) => {
                 seen.lock().await.push_str(&v.to_string());
                 c.served.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
-            Some(Err(e)) => {
+            Some(Err(ref e)) => {
                 seen.lock().await.push_str(&e.to_string());
                 let t = e["errorType"].as_str().unwrap_or("");
                 if !retryable(t) {
@@ -178,7 +234,19 @@ async fn call(pool: &Pool, payload: Value, c: &Counters, seen: &Mutex<String>, t
             }
             None => {}
         }
-        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)) + 10)).await;
+        if attempt + 1 == tries {
+            let mut last = c.last_errors.lock().await;
+            if last.len() < 20 {
+                last.push(format!(
+                    "gave up on {payload}: {:?}",
+                    reply.map(|r| r.err())
+                ));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(
+            (25 * u64::from(attempt)).min(500) + 10,
+        ))
+        .await;
     }
     false
 }
@@ -235,19 +303,21 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
             ),
             ("ORKV_POLICY", POLICY.into()),
             ("ORKV_RETIRE_GRACE_SECONDS", "0".into()),
-            ("ORKV_ORPHAN_MIN_AGE_SECONDS", "0".into()),
+            // Longer than any invocation, as in production (900 s by default): a key minted a
+            // moment ago may belong to a step still running. The final sweeps see the
+            // emulator's clock moved past it.
+            ("ORKV_ORPHAN_MIN_AGE_SECONDS", "120".into()),
             ("ORKV_HTTP_TIMEOUT_MS", "3000".into()),
-            ("ORKV_PENDING_LEASE_SECONDS", "5".into()),
+            // Must exceed the function timeout (10 s here), as the README requires: a lease
+            // that ends while its owner still runs lets a second writer in.
+            ("ORKV_PENDING_LEASE_SECONDS", "12".into()),
             ("RUST_LOG", "debug".into()),
         ];
         env.extend(extra);
         env
     };
     let rotate = Pool::start(cfg.bin_dir.join("rotate"), 2, base_env(vec![])).await;
-    let invoke_url = format!(
-        "http://{}/2015-03-31/functions/rotate/invocations",
-        rotate.api.addr
-    );
+    let invoke_url = invoke_front(rotate.clone()).await;
     let provision = Pool::start(
         cfg.bin_dir.join("provision"),
         3,
@@ -271,29 +341,44 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
 
     // Chaos: faults at both services, and kills.
     proxy.set_faults(cfg.throttle_per_mille, cfg.reset_per_mille);
+    // Faults and kills are paced by the workload's progress (one OpenRouter fault every few
+    // operations, the kills spread evenly over the operations), so a slow run is not simply
+    // drowned in faults.
+    let done_ops = Arc::new(AtomicU64::new(0));
     let chaos = {
-        let (stop, kills, or_faults) = (stop.clone(), kills.clone(), or_faults.clone());
+        let (stop, kills, or_faults, done_ops) = (
+            stop.clone(),
+            kills.clone(),
+            or_faults.clone(),
+            done_ops.clone(),
+        );
         let (provision, rotate, sweep) = (provision.clone(), rotate.clone(), sweep.clone());
         let control = control.clone();
         let target_kills = cfg.kills as u64;
-        let expected_ms = (cfg.operations as u64 * 15).max(2_000);
+        let ops = cfg.operations as u64;
         tokio::spawn(async move {
             let faults = [
-                json!({"op": "*", "action": "rate_limit", "retry_after": 0.05, "times": 2}),
+                json!({"op": "*", "action": "rate_limit", "retry_after": 0.05, "times": 1}),
                 json!({"op": "*", "action": "status", "status": 503, "times": 1}),
-                json!({"op": "*", "action": "status", "status": 502, "times": 1}),
-                json!({"op": "*", "action": "delay", "ms": 150, "times": 2}),
+                json!({"op": "*", "action": "delay", "ms": 150, "times": 1}),
                 json!({"op": "create_key", "action": "drop_after_commit", "times": 1}),
+                json!({"op": "*", "action": "status", "status": 502, "times": 1}),
                 json!({"op": "create_key", "action": "error_after_commit", "times": 1}),
             ];
-            let gap = Duration::from_millis((expected_ms / target_kills.max(1)).clamp(5, 500));
             let mut i: usize = 0;
+            let mut faults_at = 0;
             while !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(gap).await;
-                let f = &faults[i % faults.len()];
-                control.fault(f.clone()).await;
-                or_faults.fetch_add(f["times"].as_u64().unwrap_or(1), Ordering::Relaxed);
-                if kills.load(Ordering::SeqCst) < target_kills {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let done = done_ops.load(Ordering::SeqCst);
+                if done >= faults_at {
+                    let f = &faults[i % faults.len()];
+                    control.fault(f.clone()).await;
+                    or_faults.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                    faults_at = done + 3;
+                }
+                let k = kills.load(Ordering::SeqCst);
+                if k < target_kills && done * target_kills >= k * ops {
                     match rand::random_range(0..10) {
                         0..=5 => provision.kill_one(rand::random_range(0..8)).await,
                         6..=8 => rotate.kill_one(rand::random_range(0..8)).await,
@@ -301,15 +386,45 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
                     }
                     kills.fetch_add(1, Ordering::SeqCst);
                 }
-                i += 1;
             }
         })
     };
 
     // The workload.
     let next_op = Arc::new(AtomicU64::new(0));
+    let monitor = {
+        let (stop, next_op, counters, kills) = (
+            stop.clone(),
+            next_op.clone(),
+            counters.clone(),
+            kills.clone(),
+        );
+        let pools = [provision.clone(), rotate.clone(), sweep.clone()];
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if let Ok(dir) = std::env::var("ORKV_SOAK_DUMP") {
+                    for (n, pool) in pools.iter().enumerate() {
+                        let _ =
+                            std::fs::write(format!("{dir}/pool{n}.log"), pool.all_output().await);
+                    }
+                }
+                eprintln!(
+                    "soak {:>5.0}s: op {} started, {} invocations ({} retries), {} served, {} kills",
+                    t0.elapsed().as_secs_f64(),
+                    next_op.load(Ordering::SeqCst),
+                    counters.invocations.load(Ordering::Relaxed),
+                    counters.retried.load(Ordering::Relaxed),
+                    counters.served.load(Ordering::Relaxed),
+                    kills.load(Ordering::SeqCst)
+                );
+            }
+        })
+    };
     let mut workers = Vec::new();
     for _ in 0..cfg.concurrency {
+        let done_ops = done_ops.clone();
         let (provision, sweep, counters, seen, revoked, next_op) = (
             provision.clone(),
             sweep.clone(),
@@ -330,31 +445,31 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
                 let done = match rand::random_range(0..100) {
                     // Provision (the first request for a secret, or a repeat).
                     0..=39 => {
-                        call(&provision, provision_payload(&secret, 10, &format!("p-{i}")), &counters, &seen, 30).await
+                        call(&provision, provision_payload(&secret, 10, &format!("p-{i}")), &counters, &seen, 60).await
                     }
                     // A duplicate delivery, concurrently.
                     40..=54 => {
                         let p = provision_payload(&secret, 10, &format!("p-{i}"));
                         let (a, b) = tokio::join!(
-                            call(&provision, p.clone(), &counters, &seen, 30),
-                            call(&provision, p, &counters, &seen, 30)
+                            call(&provision, p.clone(), &counters, &seen, 60),
+                            call(&provision, p, &counters, &seen, 60)
                         );
                         a && b
                     }
                     // A cap update.
                     55..=69 => {
                         let limit = [10, 12, 15][rand::random_range(0..3)];
-                        call(&provision, provision_payload(&secret, limit, &format!("u-{n}")), &counters, &seen, 30).await
+                        call(&provision, provision_payload(&secret, limit, &format!("u-{n}")), &counters, &seen, 60).await
                     }
                     // Rotate now (a leak disables the old key at once).
                     70..=84 => {
                         let reason = if n % 3 == 0 { "leak" } else { "manual" };
-                        call(&provision, json!({"action": "rotate", "secret_name": secret, "reason": reason, "idempotency_id": format!("r-{n}")}), &counters, &seen, 30).await
+                        call(&provision, json!({"action": "rotate", "secret_name": secret, "reason": reason, "idempotency_id": format!("r-{n}")}), &counters, &seen, 60).await
                     }
                     // Revoke (one secret in ten is revoked at some point).
                     85..=89 if i % 10 == 9 => {
                         revoked.lock().await.insert(i);
-                        call(&provision, json!({"action": "revoke", "secret_name": secret, "idempotency_id": format!("x-{i}")}), &counters, &seen, 30).await
+                        call(&provision, json!({"action": "revoke", "secret_name": secret, "idempotency_id": format!("x-{i}")}), &counters, &seen, 60).await
                     }
                     // A sweep.
                     _ => {
@@ -364,6 +479,7 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
                 if !done {
                     counters.unfinished.fetch_add(1, Ordering::Relaxed);
                 }
+                done_ops.fetch_add(1, Ordering::SeqCst);
             }
         }));
     }
@@ -372,6 +488,7 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
     }
     stop.store(true, Ordering::SeqCst);
     let _ = chaos.await;
+    monitor.abort();
 
     // Converge: faults off, every secret provisioned (or revoked) once more, two sweeps.
     proxy.set_faults(0, 0);
@@ -389,10 +506,11 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
         } else {
             provision_payload(&secret, 10, &format!("final-{i}"))
         };
-        if !call(&provision, payload, &counters, &seen, 30).await {
+        if !call(&provision, payload, &counters, &seen, 60).await {
             converge_failures += 1;
         }
     }
+    control.advance_clock(600).await;
     for run in 0..2 {
         if !call(
             &sweep,
@@ -432,7 +550,12 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
     let mut existing = std::collections::HashSet::new();
     for i in 0..cfg.secrets {
         let secret = secret_name(&prefix, i);
-        let value = sm.get_secret_value().secret_id(&secret).send().await;
+        let value = sm
+            .get_secret_value()
+            .secret_id(&secret)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await;
         let Ok(value) = value else { continue };
         existing.insert(secret.clone());
         let record: Value =
@@ -452,6 +575,10 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
             .is_ok_and(|r| r.status().is_success());
         if !works {
             figures.secrets_whose_current_key_does_not_work += 1;
+            figures.details.push(format!(
+                "current key of {secret} does not work: generation {}, hash {}",
+                record["generation"], record["key_hash"]
+            ));
         }
         let mine = live
             .iter()
@@ -462,6 +589,31 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
             })
             .count() as u64;
         figures.duplicate_live_keys_for_one_secret += mine.saturating_sub(1);
+        if mine > 1 {
+            let versions = sm
+                .list_secret_version_ids()
+                .secret_id(&secret)
+                .send()
+                .await
+                .map(|v| {
+                    v.versions()
+                        .iter()
+                        .map(|x| {
+                            format!(
+                                "{}:{:?}",
+                                x.version_id().unwrap_or("").get(..8).unwrap_or(""),
+                                x.version_stages()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            figures.details.push(format!(
+                "{secret}: {mine} live keys; AWSCURRENT names {} (gen {}, state {}); versions {versions}",
+                record["openrouter_key_name"], record["generation"], record["state"]
+            ));
+        }
     }
     for k in &live {
         let hash = k["hash"].as_str().unwrap_or_default();
@@ -478,6 +630,33 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
             .map_or("", |(s, _)| s);
         if existing.contains(secret) {
             figures.superseded_keys_live_after_grace_and_a_sweep += 1;
+            if figures.details.len() < 40 {
+                let tags = sm
+                    .describe_secret()
+                    .secret_id(secret)
+                    .send()
+                    .await
+                    .map(|d| {
+                        d.tags()
+                            .iter()
+                            .filter(|t| {
+                                t.key().is_some_and(|k| {
+                                    k.starts_with("orkv:retire")
+                                        || k == "orkv:openrouter-key-name"
+                                        || k == "orkv:revoked"
+                                })
+                            })
+                            .map(|t| {
+                                format!("{}={}", t.key().unwrap_or(""), t.value().unwrap_or(""))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                figures.details.push(format!(
+                    "superseded key still live: {name} ({hash}); secret tags: {tags}"
+                ));
+            }
         } else {
             figures.live_keys_without_a_referencing_secret += 1;
         }
@@ -492,6 +671,9 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
     figures.requests_served = counters.served.load(Ordering::Relaxed);
     figures.definitive_refusals = counters.refusals.load(Ordering::Relaxed);
     figures.unfinished_operations += counters.unfinished.load(Ordering::Relaxed);
+    figures
+        .details
+        .extend(counters.last_errors.lock().await.iter().cloned());
     figures.seconds = started.elapsed().as_secs_f64();
     drop(moto);
     figures
