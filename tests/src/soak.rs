@@ -339,6 +339,34 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
     let kills = Arc::new(AtomicU64::new(0));
     let or_faults = Arc::new(AtomicU64::new(0));
 
+    // Every secret exists with rotation enabled before the chaos starts, as Terraform and a
+    // first provisioning would leave them. (On moto, enabling rotation is the local driver's
+    // two-step workaround, a rules-only RotateSecret and a label move back, which is not
+    // atomic; in AWS it is part of RotateSecret. It is not what the soak is about.)
+    let driver_cfg = orkv_vending::Config::from_lookup(|k| match k {
+        "OPENROUTER_BASE_URL" => Some(format!("{}/api/v1", emulator.url())),
+        "OPENROUTER_MANAGEMENT_KEY" => Some(MANAGEMENT_KEY.to_owned()),
+        "ORKV_POLICY" => Some(POLICY.to_owned()),
+        "ORKV_LOCAL_ROTATION_INVOKE_URL" => Some("http://127.0.0.1:9/unused".to_owned()),
+        _ => None,
+    })
+    .expect("driver config");
+    let driver = orkv_vending::Deps::new(driver_cfg, orkv_store::SecretStore::new(sm.clone()));
+    for i in 0..cfg.secrets {
+        let secret = secret_name(&prefix, i);
+        if call(
+            &provision,
+            provision_payload(&secret, 10, &format!("p-{i}")),
+            &counters,
+            &seen,
+            60,
+        )
+        .await
+        {
+            let _ = driver.enable_rotation_locally(&secret).await;
+        }
+    }
+
     // Chaos: faults at both services, and kills.
     proxy.set_faults(cfg.throttle_per_mille, cfg.reset_per_mille);
     // Faults and kills are paced by the workload's progress (one OpenRouter fault every few
