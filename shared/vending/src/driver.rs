@@ -96,21 +96,7 @@ impl Deps {
             && p != token
             && !desc.has(p, AWSCURRENT)
         {
-            // Another rotation holds AWSPENDING. As Secrets Manager does with an unfinished
-            // rotation, run its steps again under its own token (each step is idempotent, so
-            // racing a driver still alive is harmless); its successor then answers this
-            // request too. If it cannot finish now, the request is answered "in progress".
-            let pending = p.to_owned();
-            return match self.drive_steps(secret, &pending).await {
-                Ok(()) => {
-                    info!(secret, token = %pending, "resumed and finished an unfinished rotation");
-                    Ok(RotationStart::Completed)
-                }
-                Err(e) => {
-                    warn!(secret, token = %pending, error_type = e.kind(), error = %e, "an unfinished rotation could not be resumed yet");
-                    Ok(RotationStart::InProgress)
-                }
-            };
+            return Ok(RotationStart::InProgress);
         }
         if !desc.rotation_enabled {
             self.enable_rotation_locally(secret).await?;

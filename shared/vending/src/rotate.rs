@@ -466,25 +466,11 @@ impl Deps {
         workspace_id: &str,
         name: &str,
     ) -> Result<usize, VendError> {
-        self.delete_named_except(workspace_id, name, None).await
-    }
-
-    /// As [`Deps::delete_named`], sparing the key whose hash is `keep`.
-    pub(crate) async fn delete_named_except(
-        &self,
-        workspace_id: &str,
-        name: &str,
-        keep: Option<&str>,
-    ) -> Result<usize, VendError> {
         let client = self.openrouter().await?;
         let mut found = Vec::new();
         client
             .for_each_key_page(Some(workspace_id), true, |page| {
-                found.extend(
-                    page.into_iter()
-                        .filter(|k| k.name == name && Some(k.hash.as_str()) != keep)
-                        .map(|k| k.hash),
-                );
+                found.extend(page.into_iter().filter(|k| k.name == name).map(|k| k.hash));
                 true
             })
             .await?;
@@ -552,9 +538,8 @@ impl Deps {
                 })?
         };
         let name = successor_key_name(&desc.name, &event.token);
-        // Keys an earlier attempt with this token minted (plaintext lost) are deleted only
-        // after this attempt's key is stored: deleting them first could delete the key a
-        // concurrent attempt (a Lambda retry overlapping a slow first run) is about to store.
+        // A key an earlier attempt with this token minted, whose plaintext was lost.
+        self.delete_named(&workspace_id, &name).await?;
         let created_at = self.clock.now();
         let expires_at = lifetime.expiry_from(created_at);
         let client = self.openrouter().await?;
@@ -569,9 +554,8 @@ impl Deps {
         let created = match client.create_key_once(&request).await {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::CreateOutcomeUnknown => {
-                // Whatever it minted carries this token's name: the attempt that stores a
-                // successor deletes the others, and the sweep deletes them if none ever does.
-                warn!(error = %e, "successor creation outcome unknown; the retry cleans up");
+                warn!(error = %e, "successor creation outcome unknown: cleaning up");
+                self.delete_named(&workspace_id, &name).await?;
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
@@ -614,18 +598,6 @@ impl Deps {
         match put {
             Ok(_) => {
                 info!(key_hash = %hash, generation = record.generation, "successor minted and stored as AWSPENDING");
-                // Now that this key is stored, keys other attempts minted under the same name
-                // can never be stored (the token's version holds this one): delete them.
-                if let Err(e) = self
-                    .delete_named_except(
-                        &record.workspace_id,
-                        &record.openrouter_key_name,
-                        Some(&hash),
-                    )
-                    .await
-                {
-                    warn!(error = %e, "could not delete keys of earlier attempts; the sweep will");
-                }
                 Ok((StepOutcome::Done, record))
             }
             Err(e) => {
