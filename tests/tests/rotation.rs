@@ -841,17 +841,39 @@ async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones
                         .value(v)
                         .build()
                 };
-                sm.create_secret()
-                    .name(format!("openrouter/checkout/{prefix}-idle{i}"))
-                    .secret_string("{}")
-                    .tags(tag("orkv:managed-by", "openrouter-key-vending"))
-                    .tags(tag("orkv:rotate-at", &far))
-                    .tags(tag("orkv:expires-at", &far))
-                    .tags(tag("orkv:generation", "1"))
-                    .tags(tag("orkv:lifetime", "ttl:2592000"))
-                    .send()
-                    .await
-                    .expect("create");
+                // Seeding only: moto's threaded server now and then answers a burst of
+                // concurrent creates with an internal 500 (an HTML page). Repeat such a create;
+                // "already exists" means the first one landed.
+                let mut tries = 0;
+                loop {
+                    let created = sm
+                        .create_secret()
+                        .name(format!("openrouter/checkout/{prefix}-idle{i}"))
+                        .secret_string("{}")
+                        .tags(tag("orkv:managed-by", "openrouter-key-vending"))
+                        .tags(tag("orkv:rotate-at", &far))
+                        .tags(tag("orkv:expires-at", &far))
+                        .tags(tag("orkv:generation", "1"))
+                        .tags(tag("orkv:lifetime", "ttl:2592000"))
+                        .send()
+                        .await;
+                    match created {
+                        Ok(_) => break,
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_exists_exception()) =>
+                        {
+                            break;
+                        }
+                        Err(e)
+                            if tries < 5
+                                && e.raw_response().is_some_and(|r| r.status().as_u16() >= 500) =>
+                        {
+                            tries += 1;
+                        }
+                        Err(e) => panic!("create: {e:?}"),
+                    }
+                }
                 i += 16;
             }
         });
