@@ -121,8 +121,13 @@ impl Intercept for CallCounter {
 
 /// A Secrets Manager client pointed at moto, with a call counter.
 pub async fn secrets_client(moto: &Moto) -> (aws_sdk_secretsmanager::Client, CallCounter) {
+    secrets_client_at(&moto.url).await
+}
+
+/// A Secrets Manager client pointed at `url` (moto, or a proxy in front of it).
+pub async fn secrets_client_at(url: &str) -> (aws_sdk_secretsmanager::Client, CallCounter) {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto.url)
+        .endpoint_url(url)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
             "test", "test", None, None, "static",
@@ -130,7 +135,8 @@ pub async fn secrets_client(moto: &Moto) -> (aws_sdk_secretsmanager::Client, Cal
         .load()
         .await;
     let counter = CallCounter::default();
-    let conf = aws_sdk_secretsmanager::config::Builder::from(&shared)
+    // The functions' own client settings (timeouts, bounded retries), plus the counter.
+    let conf = orkv_store::client_config(&shared)
         .interceptor(counter.clone())
         .build();
     (aws_sdk_secretsmanager::Client::from_conf(conf), counter)

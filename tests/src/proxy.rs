@@ -31,6 +31,9 @@ struct Inner {
     reset_per_mille: AtomicU64,
     throttled: AtomicU64,
     resets: AtomicU64,
+    /// Targeted faults: the next n calls of an operation get their connection cut after the
+    /// upstream carried them out.
+    cut_next: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 /// A running proxy; its `url` replaces the upstream's.
@@ -60,6 +63,7 @@ impl LatencyProxy {
             reset_per_mille: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             resets: AtomicU64::new(0),
+            cut_next: std::sync::Mutex::default(),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -89,6 +93,14 @@ impl LatencyProxy {
         self.inner
             .reset_per_mille
             .store(reset_per_mille, Ordering::SeqCst);
+    }
+
+    /// Cuts the connection of the next `n` calls of `op` (e.g. `PutSecretValue`) after the
+    /// upstream carried them out: the call happened, its reply is lost. `n = 0` clears it.
+    pub fn cut_next(&self, op: &str, n: u64) {
+        if let Ok(mut m) = self.inner.cut_next.lock() {
+            m.insert(op.to_owned(), n);
+        }
     }
 
     /// Faults injected so far: (throttled, connections cut after the call).
@@ -145,6 +157,13 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             },
             |t| t.rsplit('.').next().unwrap_or(t).to_owned(),
         );
+    let targeted = inner.cut_next.lock().ok().is_some_and(|mut m| {
+        m.get_mut(&op).is_some_and(|n| {
+            let hit = *n > 0;
+            *n = n.saturating_sub(1);
+            hit
+        })
+    });
     *inner.calls.lock().await.entry(op).or_default() += 1;
     let latency = inner.latency_us.load(Ordering::SeqCst);
     if latency > 0 {
@@ -168,7 +187,7 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response());
     }
     let reset = inner.reset_per_mille.load(Ordering::SeqCst);
-    let cut = reset > 0 && rand::random_range(0..1000) < reset;
+    let cut = targeted || (reset > 0 && rand::random_range(0..1000) < reset);
     let upstream_started = std::time::Instant::now();
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use orkv_openrouter_emulator::Emulator;
 use orkv_store::SecretStore;
+use orkv_tests::proxy::LatencyProxy;
 use orkv_tests::{
-    CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique,
+    CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client,
+    secrets_client_at, unique,
 };
 use orkv_vending::config::RotationMode;
 use orkv_vending::invocation::Trigger;
@@ -37,6 +39,37 @@ async fn world() -> World {
         sm,
         sm_calls,
     }
+}
+
+/// A world whose Secrets Manager client goes through a fault proxy in front of moto.
+async fn proxied_world() -> (World, LatencyProxy) {
+    let moto = Moto::start().await;
+    let proxy = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+    let emu = emulator().await;
+    let control = Control::new(&emu);
+    let (sm, sm_calls) = secrets_client_at(&proxy.url).await;
+    (
+        World {
+            _moto: moto,
+            emu,
+            control,
+            sm,
+            sm_calls,
+        },
+        proxy,
+    )
+}
+
+/// The record a version holds, read by version id.
+async fn version_record(w: &World, name: &str, version: &str) -> Value {
+    let out =
+        w.sm.get_secret_value()
+            .secret_id(name)
+            .version_id(version)
+            .send()
+            .await
+            .expect("version");
+    serde_json::from_str(out.secret_string().unwrap_or_default()).expect("json")
 }
 
 const GRACE: i64 = 1800;
@@ -454,6 +487,134 @@ async fn a_crash_after_openrouters_create_and_before_the_put_leaves_one_successo
     assert_clean_end(&w, &d, &name).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_create_attempts_on_one_token_leave_one_working_successor() {
+    // A Lambda retry overlapping a slow first run: both attempts mint before either stores
+    // (each create's reply is held back), then both store under the same token.
+    let w = world().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("twin")).await;
+    let token = begin(&w, &d, &name).await;
+    w.control
+        .fault(json!({"op": "create_key", "action": "delay_after_commit", "ms": 300, "times": 2}))
+        .await;
+    let create = step(&name, &token, Step::CreateSecret);
+    let (a, b) = tokio::join!(
+        d.run_step(&create, deadline()),
+        d.run_step(&create, deadline())
+    );
+    let (a, b) = (a.expect("first attempt"), b.expect("second attempt"));
+    assert_ne!(a.key_hash, b.key_hash, "both attempts minted");
+    let pending = version_record(&w, &name, &token).await;
+    assert!(
+        [&a.key_hash, &b.key_hash]
+            .iter()
+            .any(|h| h.as_deref() == pending["key_hash"].as_str()),
+        "the stored successor is one of the two"
+    );
+    assert!(
+        works(&w, pending["api_key"].as_str().expect("key")).await,
+        "no attempt deleted the successor that is stored"
+    );
+    for s in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
+        d.run_step(&step(&name, &token, s), deadline())
+            .await
+            .expect("step");
+    }
+    let live = live_for(&w, &name).await;
+    assert_eq!(
+        live.len(),
+        2,
+        "finishSecret deleted the other attempt's key: the old key (in grace) and one successor remain: {live:?}"
+    );
+    assert!(live.iter().any(|k| k["hash"] == pending["key_hash"]));
+    assert_clean_end(&w, &d, &name).await;
+}
+
+#[tokio::test]
+async fn a_lost_put_reply_in_create_secret_keeps_the_stored_successor() {
+    let (w, proxy) = proxied_world().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("lostput")).await;
+    let token = begin(&w, &d, &name).await;
+    // Every PutSecretValue is carried out by moto, and its reply is cut.
+    proxy.cut_next("PutSecretValue", 1000);
+    let reply = d
+        .run_step(&step(&name, &token, Step::CreateSecret), deadline())
+        .await
+        .expect("the stored successor is recognised by reading it back");
+    proxy.cut_next("PutSecretValue", 0);
+    assert!(
+        proxy.faults().1 >= 4,
+        "every write's reply was lost: {:?}",
+        proxy.faults()
+    );
+    let pending = version_record(&w, &name, &token).await;
+    assert_eq!(pending["key_hash"].as_str(), reply.key_hash.as_deref());
+    assert!(
+        works(&w, pending["api_key"].as_str().expect("key")).await,
+        "the stored key was not deleted"
+    );
+    for s in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
+        d.run_step(&step(&name, &token, s), deadline())
+            .await
+            .expect("step");
+    }
+    assert_clean_end(&w, &d, &name).await;
+}
+
+#[tokio::test]
+async fn a_lost_put_reply_in_provision_keeps_the_stored_key() {
+    let (w, proxy) = proxied_world().await;
+    let d = deps(&w);
+    proxy.cut_next("PutSecretValue", 1000);
+    let reply = d
+        .handle(request(&unique("lostprov")), deadline())
+        .await
+        .expect("the stored key is recognised by reading it back");
+    proxy.cut_next("PutSecretValue", 0);
+    assert_eq!(reply.status, Status::Created);
+    assert!(proxy.faults().1 >= 4, "{:?}", proxy.faults());
+    let (_, rec) = current(&w, &reply.secret_name).await;
+    assert_eq!(rec["key_hash"].as_str(), Some(reply.key_hash.as_str()));
+    assert!(works(&w, rec["api_key"].as_str().expect("key")).await);
+    assert_eq!(live_for(&w, &reply.secret_name).await.len(), 1);
+    // A repeat of the request reads it and changes nothing.
+    let again = d
+        .handle(request(&reply.key_name), deadline())
+        .await
+        .expect("repeat");
+    assert_eq!(again.status, Status::Unchanged);
+    assert_eq!(again.key_hash, reply.key_hash);
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_a_stray_key_carrying_a_referenced_name_and_keeps_the_stored_one() {
+    // What an attempt whose key was never stored leaves if no step cleaned it up: a second
+    // live key under the name the secret references.
+    let w = world().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("stray")).await;
+    let (_, rec) = current(&w, &name).await;
+    let (_, stray) = w
+        .control
+        .add_key(json!({"name": rec["openrouter_key_name"], "workspace_id": rec["workspace_id"], "limit": 50}))
+        .await;
+    let young = sweep(&d, &unique("young")).await;
+    assert_eq!(
+        young.orphans_found, 0,
+        "younger than the minimum age: {young:?}"
+    );
+    advance(&w, &d, 120).await;
+    let r = sweep(&d, &unique("stray")).await;
+    assert_eq!((r.orphans_found, r.orphans_deleted), (1, 1), "{r:?}");
+    let live = live_for(&w, &name).await;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["hash"], rec["key_hash"]);
+    assert_ne!(live[0]["hash"].as_str(), Some(stray.as_str()));
+    assert!(works(&w, rec["api_key"].as_str().expect("key")).await);
+}
+
 #[tokio::test]
 async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_by_the_retry() {
     let w = world().await;
@@ -527,6 +688,46 @@ async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_
     assert!(r.orphans_found <= 1, "{r:?}");
     assert_eq!(live_for(&w, &name).await.len(), 1);
     assert!(!pending_dangling(&w, &name).await);
+}
+
+#[tokio::test]
+async fn a_start_after_a_finish_interrupted_past_the_label_move_completes_it() {
+    let w = world().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("tail")).await;
+    let token = begin(&w, &d, &name).await;
+    for s in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
+        d.run_step(&step(&name, &token, s), deadline())
+            .await
+            .expect("step");
+    }
+    // finishSecret dies right after moving AWSCURRENT: AWSPENDING stays, the tags the sweep
+    // reads still name the old key, so the sweep keeps asking for this token's rotation.
+    let (cur, _) = current(&w, &name).await;
+    d.store()
+        .move_stage(&name, "AWSCURRENT", Some(&cur), Some(&token))
+        .await
+        .expect("move");
+    let start = d.start_rotation(&name, &token).await.expect("start");
+    assert_eq!(start, orkv_vending::driver::RotationStart::Completed);
+    assert!(!pending_dangling(&w, &name).await);
+    assert!(
+        stages(&w, &name)
+            .await
+            .iter()
+            .all(|(_, s)| !s.contains(&"AWSPENDING".to_owned())),
+        "AWSPENDING removed"
+    );
+    assert!(
+        tags(&w, &name)
+            .await
+            .iter()
+            .any(|(k, v)| k == "orkv:generation" && v == "2")
+    );
+    let again = d.start_rotation(&name, &token).await.expect("again");
+    assert_eq!(again, orkv_vending::driver::RotationStart::AlreadyCurrent);
+    let (_, rec) = current(&w, &name).await;
+    assert!(works(&w, rec["api_key"].as_str().expect("key")).await);
 }
 
 #[tokio::test]

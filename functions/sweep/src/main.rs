@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         return Ok(());
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = orkv_store::SecretStore::new(aws_sdk_secretsmanager::Client::new(&aws));
+    let store = orkv_store::SecretStore::from_shared_config(&aws);
     let deps = Deps::new(cfg, store);
     let deps = &deps;
     run(service_fn(

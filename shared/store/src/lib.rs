@@ -230,11 +230,47 @@ fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
     dt.and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok())
 }
 
+/// Time one Secrets Manager request may take before it is abandoned and retried.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Time one Secrets Manager call may take, retries included: far below every function's
+/// Lambda timeout, so a hung endpoint fails the call while the function can still answer.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Attempts per call (the SDK's standard retry mode: throttling, 5xx and transport errors).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The SDK client configuration every function uses: `shared` (region, credentials, endpoint)
+/// plus bounded timeouts and retries (the SDK sets no read or operation timeout by default).
+#[must_use]
+pub fn client_config(shared: &aws_types::SdkConfig) -> aws_sdk_secretsmanager::config::Builder {
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
+    use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+    aws_sdk_secretsmanager::config::Builder::from(shared)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(std::time::Duration::from_millis(100))
+                .with_max_backoff(std::time::Duration::from_secs(2)),
+        )
+}
+
 impl SecretStore {
     /// Wraps an SDK client (build it once per container).
     #[must_use]
     pub fn new(client: Client) -> Self {
         Self { client }
+    }
+
+    /// A store on a client built from `shared` with [`client_config`].
+    #[must_use]
+    pub fn from_shared_config(shared: &aws_types::SdkConfig) -> Self {
+        Self::new(Client::from_conf(client_config(shared).build()))
     }
 
     /// Creates the secret with its first version (`AWSCURRENT`). The SDK fills a random

@@ -90,6 +90,13 @@ impl Deps {
                 secret_name: secret.to_owned(),
             })?;
         if desc.has(token, AWSCURRENT) {
+            if desc.has(token, AWSPENDING) {
+                // finishSecret moved AWSCURRENT and stopped before its end (the sweep's tags
+                // still name the old key): run it again, as Secrets Manager's retry would.
+                self.run_steps(secret, token, &[Step::FinishSecret]).await?;
+                info!(secret, token, "finished an interrupted finishSecret");
+                return Ok(RotationStart::Completed);
+            }
             return Ok(RotationStart::AlreadyCurrent);
         }
         if let Some(p) = desc.version_with(AWSPENDING)
@@ -198,12 +205,21 @@ impl Deps {
     }
 
     async fn drive_steps(&self, secret: &str, token: &str) -> Result<(), VendError> {
-        for step in [
-            Step::CreateSecret,
-            Step::SetSecret,
-            Step::TestSecret,
-            Step::FinishSecret,
-        ] {
+        self.run_steps(
+            secret,
+            token,
+            &[
+                Step::CreateSecret,
+                Step::SetSecret,
+                Step::TestSecret,
+                Step::FinishSecret,
+            ],
+        )
+        .await
+    }
+
+    async fn run_steps(&self, secret: &str, token: &str, steps: &[Step]) -> Result<(), VendError> {
+        for &step in steps {
             let event = RotationEvent {
                 step,
                 secret_id: secret.to_owned(),

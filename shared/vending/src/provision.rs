@@ -715,6 +715,41 @@ impl Deps {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
+                Err(e) if e.is_transient() => {
+                    // An earlier write may have landed with its reply lost: read it back
+                    // before deleting a key that may be stored.
+                    match self
+                        .store
+                        .get_version(&d.secret_name, Some(&put_token), None)
+                        .await
+                    {
+                        Ok(Some(v))
+                            if SecretRecord::from_secret(&v.value)
+                                .and_then(Result::ok)
+                                .and_then(|r| r.key_hash)
+                                .as_deref()
+                                == Some(hash.as_str()) =>
+                        {
+                            break orkv_store::Written {
+                                arn: v.arn,
+                                name: d.secret_name.clone(),
+                                version_id: v.version_id,
+                            };
+                        }
+                        Ok(_) => {
+                            warn!(key_hash = %hash, error = %e, "could not store the new key: deleting it");
+                            if let Err(del) = client.delete_key(&hash).await {
+                                warn!(key_hash = %hash, error = %del, "could not delete the unstored key; the next retry or sweep will");
+                            }
+                        }
+                        Err(read) => {
+                            // Unknown: the lease ends, and the invocation that takes the
+                            // record over deletes this attempt's key unless it is stored.
+                            warn!(key_hash = %hash, error = %e, read_error = %read, "could not store the new key, nor tell whether it was stored");
+                        }
+                    }
+                    return Err(e.into());
+                }
                 Err(e) => {
                     // The plaintext cannot be kept anywhere else: delete the key.
                     warn!(key_hash = %hash, error = %e, "could not store the new key: deleting it");

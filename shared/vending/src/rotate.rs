@@ -37,6 +37,8 @@ pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";
 /// Label of a version written to carry a change made while a rotation ran.
 const MERGE_STAGE: &str = "ORKV_MERGE";
+/// Writes of the successor after the first, on a transient failure.
+const PUT_ATTEMPTS: u32 = 3;
 /// Superseded keys awaiting retirement per secret (each takes one tag).
 pub const MAX_RETIRING: usize = 10;
 
@@ -475,10 +477,65 @@ impl Deps {
             })
             .await?;
         for hash in &found {
-            client.delete_key(hash).await?;
-            warn!(key_hash = %hash, "deleted a key left by an earlier attempt of this rotation");
+            match client.delete_key(hash).await {
+                Ok(_) => warn!(key_hash = %hash, "deleted a key of an unfinished attempt"),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(found.len())
+    }
+
+    /// After `finishSecret` took `AWSPENDING` off the token's version, no other value can be
+    /// stored under the token: keys other attempts minted under its successor name go.
+    async fn delete_other_attempts(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+        promoted: &SecretRecord,
+    ) -> Result<(), VendError> {
+        let name = &promoted.openrouter_key_name;
+        if *name != successor_key_name(&desc.name, token) {
+            return Ok(());
+        }
+        let client = self.openrouter().await?;
+        let mut others = Vec::new();
+        client
+            .for_each_key_page(Some(&promoted.workspace_id), true, |page| {
+                others.extend(
+                    page.into_iter()
+                        .filter(|k| {
+                            k.name == *name && Some(k.hash.as_str()) != promoted.key_hash.as_deref()
+                        })
+                        .map(|k| k.hash),
+                );
+                true
+            })
+            .await?;
+        if others.is_empty() {
+            return Ok(());
+        }
+        // What the token's version holds now, not what was read before the labels moved (a
+        // store that lets a pending version be overwritten may hold another attempt's key).
+        let Some(stored) = self
+            .store
+            .get_version(&desc.arn, Some(token), None)
+            .await?
+            .and_then(|v| SecretRecord::from_secret(&v.value).and_then(Result::ok))
+            .and_then(|r| r.key_hash)
+        else {
+            return Ok(());
+        };
+        for hash in others.iter().filter(|h| **h != stored) {
+            match client.delete_key(hash).await {
+                Ok(_) => {
+                    warn!(key_hash = %hash, "deleted a key another attempt of this rotation minted");
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     async fn create_step(
@@ -538,8 +595,10 @@ impl Deps {
                 })?
         };
         let name = successor_key_name(&desc.name, &event.token);
-        // A key an earlier attempt with this token minted, whose plaintext was lost.
-        self.delete_named(&workspace_id, &name).await?;
+        // Keys an earlier or concurrent attempt with this token minted are not deleted here:
+        // one of them may be about to be stored (a Lambda retry overlapping a slow first
+        // run). `finishSecret` deletes every key of this name but the promoted one, once no
+        // other value can be stored under the token, and the sweep deletes any left over.
         let created_at = self.clock.now();
         let expires_at = lifetime.expiry_from(created_at);
         let client = self.openrouter().await?;
@@ -554,8 +613,9 @@ impl Deps {
         let created = match client.create_key_once(&request).await {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::CreateOutcomeUnknown => {
-                warn!(error = %e, "successor creation outcome unknown: cleaning up");
-                self.delete_named(&workspace_id, &name).await?;
+                // Whatever it minted carries this token's name and is never stored:
+                // `finishSecret` (or the sweep) deletes it.
+                warn!(error = %e, "successor creation outcome unknown; finishSecret cleans up");
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
@@ -585,28 +645,60 @@ impl Deps {
             lease_until: None,
             claim: None,
         };
-        let put = self
-            .store
-            .put_rotation(
-                &desc.arn,
-                &record.to_secret(),
-                &event.token,
-                &[AWSPENDING],
-                event.rotation_token.as_deref(),
-            )
-            .await;
+        let value = record.to_secret();
+        let mut attempt = 0;
+        let put = loop {
+            match self
+                .store
+                .put_rotation(
+                    &desc.arn,
+                    &value,
+                    &event.token,
+                    &[AWSPENDING],
+                    event.rotation_token.as_deref(),
+                )
+                .await
+            {
+                // Repeating a write with the same token and value is a no-op if it landed.
+                Err(e) if e.is_transient() && attempt < PUT_ATTEMPTS => {
+                    attempt += 1;
+                    warn!(error = %e, attempt, "storing the successor failed: trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+                other => break other,
+            }
+        };
         match put {
             Ok(_) => {
                 info!(key_hash = %hash, generation = record.generation, "successor minted and stored as AWSPENDING");
                 Ok((StepOutcome::Done, record))
             }
-            Err(e) => {
-                // A concurrent duplicate stored its own successor first, or the store failed:
-                // either way this key's plaintext is kept nowhere, so it goes.
-                if let Err(del) = client.delete_key(&hash).await {
-                    warn!(key_hash = %hash, error = %del, "could not delete the unstored successor; the next attempt or sweep will");
+            Err(e) if e.is_transient() => {
+                // The write may have landed with its reply lost: read back before deciding.
+                match self.pending_value(desc, &event.token).await {
+                    Ok(Some(stored)) if stored.key_hash.as_deref() == Some(hash.as_str()) => {
+                        info!(key_hash = %hash, generation = record.generation, "successor stored as AWSPENDING (reply was lost)");
+                        Ok((StepOutcome::Done, record))
+                    }
+                    Ok(Some(stored)) => {
+                        // Another attempt's key is stored under the token: this one goes.
+                        self.delete_unstored(&hash).await;
+                        Ok((StepOutcome::AlreadyDone, stored))
+                    }
+                    // Unknown whether it landed: keep the key (deleting a stored key would
+                    // strand the rotation). If it is not stored, finishSecret or the sweep
+                    // deletes it; the next attempt reads what is stored.
+                    _ => {
+                        warn!(key_hash = %hash, error = %e, "could not store the successor, nor tell whether it was stored");
+                        Err(e.into())
+                    }
                 }
+            }
+            Err(e) => {
+                // A definite refusal: this key's plaintext is kept nowhere, so it goes.
+                self.delete_unstored(&hash).await;
                 if e.kind() == StoreErrorKind::VersionConflict {
+                    // A concurrent attempt stored its own successor first.
                     let existing = self
                         .pending_value(desc, &event.token)
                         .await?
@@ -614,6 +706,21 @@ impl Deps {
                     return Ok((StepOutcome::AlreadyDone, existing));
                 }
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes a successor this attempt minted and could not store (best effort: what is
+    /// left is deleted by `finishSecret` or the sweep).
+    async fn delete_unstored(&self, hash: &str) {
+        let result = match self.openrouter().await {
+            Ok(client) => client.delete_key(hash).await.map_err(VendError::from),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => info!(key_hash = %hash, "deleted the successor this attempt could not store"),
+            Err(e) => {
+                warn!(key_hash = %hash, error = %e, "could not delete the unstored successor; finishSecret or the sweep will")
             }
         }
     }
@@ -788,6 +895,9 @@ impl Deps {
                 Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        if let Err(e) = self.delete_other_attempts(desc, token, promoted).await {
+            warn!(error = %e, "could not delete keys of other attempts; the sweep will");
         }
         self.store
             .tag(&desc.arn, &Self::record_tags(promoted))

@@ -578,13 +578,21 @@ impl Deps {
         for ws in workspaces {
             let mut candidates = Vec::new();
             let mut low = Vec::new();
+            // Names a secret references that more than one key carries: an attempt whose
+            // key was never stored (its plaintext is lost) left one behind.
+            let mut seen_names: HashSet<u64> = HashSet::new();
+            let mut dup_names: HashSet<u64> = HashSet::new();
             client
                 .for_each_key_page(Some(&ws), true, |page| {
                     for k in page {
                         if !k.name.starts_with("orkv:") {
                             continue;
                         }
-                        if referenced.contains(&h64(&k.name)) {
+                        let name_h = h64(&k.name);
+                        if referenced.contains(&name_h) {
+                            if !seen_names.insert(name_h) {
+                                dup_names.insert(name_h);
+                            }
                             if let (Some(limit), Some(left)) = (k.limit, k.limit_remaining)
                                 && limit > 0.0
                                 && left < limit * fraction
@@ -601,6 +609,23 @@ impl Deps {
                     true
                 })
                 .await?;
+            if !dup_names.is_empty() {
+                // Rare: list this workspace again for those names (each key is then checked
+                // against the secret's versions by hash before anything is deleted).
+                client
+                    .for_each_key_page(Some(&ws), true, |page| {
+                        candidates.extend(
+                            page.into_iter()
+                                .filter(|k| {
+                                    dup_names.contains(&h64(&k.name))
+                                        && now - k.created_at >= min_age
+                                })
+                                .map(|k| (k.name, k.hash)),
+                        );
+                        true
+                    })
+                    .await?;
+            }
             for (name, hash, left, limit) in low {
                 report.low_spend_keys += 1;
                 warn!(event = "LowRemainingSpend", key_hash = %hash, openrouter_key_name = %name, limit_remaining = left, limit, "key close to its spend cap");
