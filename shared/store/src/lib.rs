@@ -231,10 +231,11 @@ fn to_time(dt: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
 }
 
 /// Time one Secrets Manager request may take before it is abandoned and retried.
-pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Time one Secrets Manager call may take, retries included: far below every function's
-/// Lambda timeout, so a hung endpoint fails the call while the function can still answer.
-pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Time one Secrets Manager call may take, retries included: below the shortest function
+/// timeout the module allows (10 s), so a hung endpoint fails the call while the function can
+/// still answer.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 /// Attempts per call (the SDK's standard retry mode: throttling, 5xx and transport errors).
 pub const MAX_ATTEMPTS: u32 = 3;
 

@@ -716,8 +716,7 @@ impl Deps {
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
                 Err(e) if e.is_transient() => {
-                    // An earlier write may have landed with its reply lost: read it back
-                    // before deleting a key that may be stored.
+                    // An earlier write may have landed with its reply lost: read it back.
                     match self
                         .store
                         .get_version(&d.secret_name, Some(&put_token), None)
@@ -736,15 +735,14 @@ impl Deps {
                                 version_id: v.version_id,
                             };
                         }
+                        // Not stored, or unknown. Not deleted here: a timed-out write may
+                        // still land. The lease ends after the function's timeout, and the
+                        // invocation that takes the record over deletes this attempt's key
+                        // (it carries the record's name) unless it was stored.
                         Ok(_) => {
-                            warn!(key_hash = %hash, error = %e, "could not store the new key: deleting it");
-                            if let Err(del) = client.delete_key(&hash).await {
-                                warn!(key_hash = %hash, error = %del, "could not delete the unstored key; the next retry or sweep will");
-                            }
+                            warn!(key_hash = %hash, error = %e, "could not store the new key; the take-over deletes it");
                         }
                         Err(read) => {
-                            // Unknown: the lease ends, and the invocation that takes the
-                            // record over deletes this attempt's key unless it is stored.
                             warn!(key_hash = %hash, error = %e, read_error = %read, "could not store the new key, nor tell whether it was stored");
                         }
                     }

@@ -681,8 +681,10 @@ impl Deps {
                         Ok((StepOutcome::Done, record))
                     }
                     Ok(Some(stored)) => {
-                        // Another attempt's key is stored under the token: this one goes.
-                        self.delete_unstored(&hash).await;
+                        // Another attempt's key is stored under the token. This key is not
+                        // deleted here: one of this attempt's writes may still be on its way
+                        // (a timed-out request the service carries out late). finishSecret
+                        // deletes it once the token's value is final, or the sweep does.
                         Ok((StepOutcome::AlreadyDone, stored))
                     }
                     // Unknown whether it landed: keep the key (deleting a stored key would
