@@ -875,6 +875,59 @@ async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
 }
 
 #[tokio::test]
+async fn a_rotation_left_pending_after_its_key_was_promoted_is_finished_by_the_next_request() {
+    // finishSecret carried a cap update over (AWSCURRENT moved to a merged version) and died
+    // before taking AWSPENDING off the token; then the cap changed again. The next rotation
+    // (another generation's token) finishes the old one first instead of waiting for ever.
+    let w = world().await;
+    let d = deps(&w);
+    let key_name = unique("stuck");
+    let name = provision(&d, &key_name).await;
+    let token = begin(&w, &d, &name).await;
+    for s in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
+        d.run_step(&step(&name, &token, s), deadline())
+            .await
+            .expect("step");
+    }
+    let mut req = request(&key_name);
+    req["limit"] = json!(75);
+    d.handle(req.clone(), deadline()).await.expect("update");
+    d.run_step(&step(&name, &token, Step::FinishSecret), deadline())
+        .await
+        .expect("finish");
+    // The state of a finish that died right after the label move: AWSPENDING still on the token.
+    d.store()
+        .move_stage(&name, "AWSPENDING", None, Some(&token))
+        .await
+        .expect("label");
+    req["limit"] = json!(80);
+    assert_eq!(
+        d.handle(req, deadline()).await.expect("update").status,
+        Status::Updated
+    );
+    let rotated = d
+        .handle_any(
+            json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "after-stuck"}),
+            deadline(),
+        )
+        .await
+        .expect("the new rotation goes ahead");
+    assert_eq!(rotated["status"], "rotated", "{rotated}");
+    let (_, rec) = current(&w, &name).await;
+    assert_eq!(rec["generation"], 3);
+    assert_eq!(rec["limit"], 80.0);
+    assert!(works(&w, rec["api_key"].as_str().expect("key")).await);
+    assert!(
+        stages(&w, &name)
+            .await
+            .iter()
+            .all(|(v, s)| v != &token || !s.contains(&"AWSPENDING".to_owned())),
+        "the old token no longer holds AWSPENDING"
+    );
+    assert!(!pending_dangling(&w, &name).await);
+}
+
+#[tokio::test]
 async fn a_changed_lifetime_becomes_a_rotation_and_its_repeat_is_unchanged() {
     let w = world().await;
     let d = deps(&w);

@@ -172,7 +172,21 @@ impl Deps {
                 secret_name: name.to_owned(),
             });
         }
-        let (version, record) = self.current_record(name).await?;
+        let (mut version, mut record) = self.current_record(name).await?;
+        // A rotation an earlier generation left unfinished is finished first, before this
+        // request's tags are written: its finishSecret clears the request tags it served.
+        let earlier = rotation_token(name, record.generation);
+        if desc
+            .version_with(AWSPENDING)
+            .is_some_and(|p| p != earlier && !desc.has(p, AWSCURRENT))
+        {
+            if !self.settle_unfinished(name, &earlier).await? {
+                return Err(VendError::RotationInProgress {
+                    secret_name: name.to_owned(),
+                });
+            }
+            (version, record) = self.current_record(name).await?;
+        }
         let digest = request_digest(request_id);
         let mut reply = ActionReply {
             action: Action::Rotate,

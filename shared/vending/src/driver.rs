@@ -82,6 +82,15 @@ impl Deps {
     }
 
     async fn drive(&self, secret: &str, token: &str) -> Result<RotationStart, VendError> {
+        self.drive_once(secret, token, true).await
+    }
+
+    async fn drive_once(
+        &self,
+        secret: &str,
+        token: &str,
+        may_resume: bool,
+    ) -> Result<RotationStart, VendError> {
         let desc = self
             .store
             .describe(secret)
@@ -103,7 +112,10 @@ impl Deps {
             && p != token
             && !desc.has(p, AWSCURRENT)
         {
-            return Ok(RotationStart::InProgress);
+            if !may_resume || !self.settle_unfinished(secret, token).await? {
+                return Ok(RotationStart::InProgress);
+            }
+            return Box::pin(self.drive_once(secret, token, false)).await;
         }
         if !desc.rotation_enabled {
             self.enable_rotation_locally(secret).await?;
@@ -132,6 +144,45 @@ impl Deps {
         Err(last.unwrap_or(VendError::RotationInProgress {
             secret_name: secret.to_owned(),
         }))
+    }
+
+    /// Local runs: finishes a rotation that another token (an earlier generation's) left
+    /// holding `AWSPENDING`: its driver gave up or died, possibly after its key was promoted
+    /// (a change carried over moves `AWSCURRENT` to another version). Secrets Manager would
+    /// retry it; here its steps run again under its own token (each is idempotent, so racing
+    /// a driver still alive is harmless). `Ok(true)`: nothing unfinished is left (or Secrets
+    /// Manager runs the rotations); `Ok(false)`: it could not be finished now.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn settle_unfinished(
+        &self,
+        secret: &str,
+        token: &str,
+    ) -> Result<bool, VendError> {
+        if matches!(self.cfg.rotation, RotationMode::SecretsManager { .. }) {
+            return Ok(true);
+        }
+        let Some(desc) = self.store.describe(secret).await? else {
+            return Ok(true);
+        };
+        let Some(p) = desc.version_with(AWSPENDING) else {
+            return Ok(true);
+        };
+        if p == token || desc.has(p, AWSCURRENT) {
+            return Ok(true);
+        }
+        let pending = p.to_owned();
+        match self.drive_steps(secret, &pending).await {
+            Ok(()) => {
+                info!(secret, token = %pending, "resumed and finished an unfinished rotation");
+                Ok(true)
+            }
+            Err(e) => {
+                warn!(secret, token = %pending, error_type = e.kind(), error = %e, "an unfinished rotation could not be resumed yet");
+                Ok(false)
+            }
+        }
     }
 
     /// Marks rotation enabled on a moto secret. moto's only way is a rules-only,

@@ -732,6 +732,31 @@ impl Deps {
         desc: &SecretDescription,
         token: &str,
     ) -> Result<SecretRecord, VendError> {
+        match self.test_pending(desc, token).await {
+            Err(VendError::RotationTestFailed { secret_name, check }) => {
+                // A finishSecret that carried a change over already promoted this key (in a
+                // merged version, whose cap may have changed since): nothing left to test.
+                if let (Some(pending), Some(current)) = (
+                    self.pending_value(desc, token).await?,
+                    self.store.get(&desc.arn, AWSCURRENT).await?,
+                ) && let Ok(current) = record_of(&desc.name, &current)
+                    && current.key_hash.is_some()
+                    && current.key_hash == pending.key_hash
+                {
+                    info!("the pending key is already current: nothing to test");
+                    return Ok(pending);
+                }
+                Err(VendError::RotationTestFailed { secret_name, check })
+            }
+            other => other,
+        }
+    }
+
+    async fn test_pending(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+    ) -> Result<SecretRecord, VendError> {
         let record = self.pending_value(desc, token).await?.ok_or_else(|| {
             VendError::RotationTestFailed {
                 secret_name: desc.name.clone(),
