@@ -327,7 +327,7 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
     let sweep = Pool::start(
         cfg.bin_dir.join("sweep"),
         1,
-        base_env(vec![("ORKV_LOCAL_ROTATION_INVOKE_URL", invoke_url)]),
+        base_env(vec![("ORKV_LOCAL_ROTATION_INVOKE_URL", invoke_url.clone())]),
     )
     .await;
 
@@ -538,10 +538,22 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
             converge_failures += 1;
         }
     }
-    control.advance_clock(600).await;
+    // The final sweeps: every operation has ended, so no step is in flight and the orphan
+    // minimum age (which spares keys a running step may still store; 120 s during the chaos,
+    // 900 s in production) has nothing left to protect. They run as a sweep process started
+    // with it at 0, as the sweep that runs once that age has passed would.
+    let final_sweep = Pool::start(
+        cfg.bin_dir.join("sweep"),
+        1,
+        base_env(vec![
+            ("ORKV_LOCAL_ROTATION_INVOKE_URL", invoke_url.clone()),
+            ("ORKV_ORPHAN_MIN_AGE_SECONDS", "0".into()),
+        ]),
+    )
+    .await;
     for run in 0..2 {
         if !call(
-            &sweep,
+            &final_sweep,
             json!({"execution_id": format!("final-{run}")}),
             &counters,
             &seen,
@@ -690,7 +702,7 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
         }
     }
     let mut everything = seen.lock().await.clone();
-    for pool in [&provision, &rotate, &sweep] {
+    for pool in [&provision, &rotate, &sweep, &final_sweep] {
         everything.push_str(&pool.all_output().await);
     }
     figures.plaintexts_outside_secrets_manager = everything.matches("sk-or-").count() as u64;
@@ -703,6 +715,14 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
         .details
         .extend(counters.last_errors.lock().await.iter().cloned());
     figures.seconds = started.elapsed().as_secs_f64();
+    if let Ok(dir) = std::env::var("ORKV_SOAK_DUMP") {
+        for (n, pool) in [&provision, &rotate, &sweep, &final_sweep]
+            .iter()
+            .enumerate()
+        {
+            let _ = std::fs::write(format!("{dir}/pool{n}.log"), pool.all_output().await);
+        }
+    }
     drop(moto);
     figures
 }
