@@ -46,10 +46,10 @@ supply-chain:
 	tools/supply-chain.sh
 
 ## Long fuzzing run of every parser (property tests, release mode); `make test` runs a short one.
-FUZZ_CASES ?= 1000000
+FUZZ_CASES ?= 5000000
 fuzz:
 	set -o pipefail; PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p orkv-tests --test fuzz -- --nocapture --test-threads 2 2>&1 \
-	  | tee /dev/stderr | awk '/^fuzz / { n += $$3 } END { printf "fuzz: %d parser executions in all\n", n }'
+	  | tee /dev/stderr | awk '/^fuzz / { i += $$3; n += $$5 } END { printf "fuzz: %d inputs, %d parser executions in all\n", i, n }'
 
 ## The long chaos soak (the short one runs in `make test`): 10,000 operations, 500 kills.
 soak: venv package

@@ -217,14 +217,17 @@ fn runner() -> TestRunner {
 #[test]
 fn arbitrary_json_never_panics_a_parser_and_every_rejection_is_clear() {
     let runs = AtomicU64::new(0);
+    let inputs = AtomicU64::new(0);
     runner()
         .run(&json_value(), |v| {
+            inputs.fetch_add(1, Ordering::Relaxed);
             runs.fetch_add(every_parser(&v), Ordering::Relaxed);
             Ok(())
         })
         .expect("no parser panicked");
     println!(
-        "fuzz arbitrary_json: {} parser executions",
+        "fuzz arbitrary_json: {} inputs, {} parser executions",
+        inputs.load(Ordering::Relaxed),
         runs.load(Ordering::Relaxed)
     );
     assert!(runs.load(Ordering::Relaxed) > 0);
@@ -233,8 +236,10 @@ fn arbitrary_json_never_panics_a_parser_and_every_rejection_is_clear() {
 #[test]
 fn mutated_sample_events_never_panic_a_parser() {
     let runs = AtomicU64::new(0);
+    let inputs = AtomicU64::new(0);
     runner()
         .run(&mutated_seed(), |bytes| {
+            inputs.fetch_add(1, Ordering::Relaxed);
             // Raw bytes as the Runtime API would hand them over: not always JSON.
             if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
                 runs.fetch_add(every_parser(&v), Ordering::Relaxed);
@@ -250,7 +255,8 @@ fn mutated_sample_events_never_panic_a_parser() {
         })
         .expect("no parser panicked");
     println!(
-        "fuzz mutated_events: {} parser executions",
+        "fuzz mutated_events: {} inputs, {} parser executions",
+        inputs.load(Ordering::Relaxed),
         runs.load(Ordering::Relaxed)
     );
     assert!(runs.load(Ordering::Relaxed) > 0);

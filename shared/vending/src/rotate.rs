@@ -5,15 +5,17 @@
 //!   `AWSPENDING`;
 //! - `createSecret` mints the successor (same workspace and cap unless an on-demand request
 //!   changed them, fresh expiry from the recorded lifetime, generation + 1) under a key name
-//!   derived from the token, after deleting any key an earlier attempt with this token minted;
-//!   it stores the record as `AWSPENDING` under the token;
+//!   derived from the token and stores the record as `AWSPENDING` under the token. It never
+//!   deletes a key another attempt may still store; a lost write reply is retried with the same
+//!   token and read back;
 //! - `setSecret` has nothing to do (OpenRouter minted the key);
 //! - `testSecret` calls `GET /key` with the pending key itself and checks cap and expiry, then
 //!   reads the key back with the management key to check its workspace;
 //! - `finishSecret` tags the superseded key for retirement after the grace period, moves
-//!   `AWSCURRENT` with a compare-and-set, removes `AWSPENDING` and rewrites the tags the sweep
-//!   reads. When the record changed while the rotation ran (a cap update), the change is
-//!   applied to the new key and promoted with it.
+//!   `AWSCURRENT` with a compare-and-set, removes `AWSPENDING`, deletes other attempts' keys
+//!   (the token's value is final now) and rewrites the tags the sweep reads. When the record
+//!   changed while the rotation ran (a cap update), the change is applied to the new key and
+//!   promoted with it.
 //!
 //! Every step is idempotent per token.
 
