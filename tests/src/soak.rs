@@ -57,6 +57,12 @@ pub struct SoakFigures {
     pub superseded_keys_live_after_grace_and_a_sweep: u64,
     pub plaintexts_outside_secrets_manager: u64,
     pub unfinished_operations: u64,
+    /// Secrets left with `AWSPENDING` on a version that is not current at the very end.
+    pub rotations_left_pending: u64,
+    /// Figures, not invariants: rotations a driver had given up on (its retries spent under
+    /// the faults) that a request resumed and finished after the chaos, as Secrets Manager's
+    /// own retries would.
+    pub rotations_resumed_after_the_chaos: u64,
     /// What each violation was (the first few), for the one who has to fix it.
     pub details: Vec<String>,
 }
@@ -71,6 +77,7 @@ impl SoakFigures {
             + self.superseded_keys_live_after_grace_and_a_sweep
             + self.plaintexts_outside_secrets_manager
             + self.unfinished_operations
+            + self.rotations_left_pending
     }
 }
 
@@ -249,6 +256,22 @@ async fn call(pool: &Pool, payload: Value, c: &Counters, seen: &Mutex<String>, t
         .await;
     }
     false
+}
+
+/// Whether a version holds `AWSPENDING` without `AWSCURRENT` (a rotation not finished).
+async fn dangling_pending(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> bool {
+    sm.describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .ok()
+        .and_then(|d| d.version_ids_to_stages().cloned())
+        .is_some_and(|m| {
+            m.values().any(|stages| {
+                stages.iter().any(|s| s == "AWSPENDING")
+                    && !stages.iter().any(|s| s == "AWSCURRENT")
+            })
+        })
 }
 
 fn secret_name(prefix: &str, i: usize) -> String {
@@ -430,9 +453,14 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
         let pools = [provision.clone(), rotate.clone(), sweep.clone()];
         tokio::spawn(async move {
             let t0 = Instant::now();
+            let mut ticks = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                if let Ok(dir) = std::env::var("ORKV_SOAK_DUMP") {
+                ticks += 1;
+                // The logs so far, each minute (they grow large; the run's end writes them too).
+                if let Ok(dir) = std::env::var("ORKV_SOAK_DUMP")
+                    && ticks.is_multiple_of(12)
+                {
                     for (n, pool) in pools.iter().enumerate() {
                         let _ =
                             std::fs::write(format!("{dir}/pool{n}.log"), pool.all_output().await);
@@ -538,6 +566,24 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
             converge_failures += 1;
         }
     }
+    // Rotations whose driver gave up (AWSPENDING left on a version that is not current):
+    // Secrets Manager retries those itself; here a rotate request resumes each.
+    let mut resumed = 0;
+    for i in 0..cfg.secrets {
+        if revoked.contains(&i) {
+            continue;
+        }
+        let secret = secret_name(&prefix, i);
+        if !dangling_pending(&sm, &secret).await {
+            continue;
+        }
+        resumed += 1;
+        let payload = json!({"action": "rotate", "secret_name": secret, "reason": "manual",
+            "idempotency_id": format!("resume-{i}")});
+        if !call(&provision, payload, &counters, &seen, 60).await {
+            converge_failures += 1;
+        }
+    }
     // The final sweeps: every operation has ended, so no step is in flight and the orphan
     // minimum age (which spares keys a running step may still store; 120 s during the chaos,
     // 900 s in production) has nothing left to protect. They run as a sweep process started
@@ -571,8 +617,18 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
         kills: kills.load(Ordering::SeqCst),
         faults_openrouter_injected: or_faults.load(Ordering::SeqCst),
         unfinished_operations: converge_failures,
+        rotations_resumed_after_the_chaos: resumed,
         ..SoakFigures::default()
     };
+    for i in 0..cfg.secrets {
+        let secret = secret_name(&prefix, i);
+        if !revoked.contains(&i) && dangling_pending(&sm, &secret).await {
+            figures.rotations_left_pending += 1;
+            figures
+                .details
+                .push(format!("{secret}: a rotation is left pending"));
+        }
+    }
     let (throttled, cut) = proxy.faults();
     figures.faults_secrets_manager_throttled = throttled;
     figures.faults_secrets_manager_cut_after_call = cut;

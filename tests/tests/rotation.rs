@@ -928,6 +928,55 @@ async fn a_rotation_left_pending_after_its_key_was_promoted_is_finished_by_the_n
 }
 
 #[tokio::test]
+async fn a_finish_that_died_after_carrying_a_cap_change_to_the_new_key_is_finished_by_the_retry() {
+    let w = world().await;
+    let d = deps(&w);
+    let key_name = unique("carry");
+    let name = provision(&d, &key_name).await;
+    let token = begin(&w, &d, &name).await;
+    let mut created = None;
+    for s in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
+        let r = d
+            .run_step(&step(&name, &token, s), deadline())
+            .await
+            .expect("step");
+        created = created.or(r.key_hash);
+    }
+    let mut req = request(&key_name);
+    req["limit"] = json!(75);
+    d.handle(req, deadline()).await.expect("update");
+    // finishSecret's first act for a change made meanwhile: the new key gets the new cap.
+    // The step dies right after it.
+    let hash = created.expect("successor hash");
+    let patched = reqwest::Client::new()
+        .patch(format!("{}/keys/{hash}", w.emu.api_url()))
+        .bearer_auth(MANAGEMENT_KEY)
+        .json(&json!({"limit": 75}))
+        .send()
+        .await
+        .expect("patch");
+    assert!(patched.status().is_success());
+    // Secrets Manager's retry runs the whole sequence again: testSecret must not fail for
+    // ever on the cap the interrupted finish already applied.
+    for s in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
+        d.run_step(&step(&name, &token, s), deadline())
+            .await
+            .expect("retried step");
+    }
+    let (_, rec) = current(&w, &name).await;
+    assert_eq!(rec["generation"], 2);
+    assert_eq!(rec["limit"], 75.0);
+    assert_eq!(rec["key_hash"].as_str(), Some(hash.as_str()));
+    assert!(works(&w, rec["api_key"].as_str().expect("key")).await);
+    assert_clean_end(&w, &d, &name).await;
+}
+
+#[tokio::test]
 async fn a_changed_lifetime_becomes_a_rotation_and_its_repeat_is_unchanged() {
     let w = world().await;
     let d = deps(&w);

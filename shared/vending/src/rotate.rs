@@ -738,15 +738,33 @@ impl Deps {
             Err(VendError::RotationTestFailed { secret_name, check }) => {
                 // A finishSecret that carried a change over already promoted this key (in a
                 // merged version, whose cap may have changed since): nothing left to test.
-                if let (Some(pending), Some(current)) = (
+                let (Some(pending), Some(current)) = (
                     self.pending_value(desc, token).await?,
                     self.store.get(&desc.arn, AWSCURRENT).await?,
-                ) && let Ok(current) = record_of(&desc.name, &current)
-                    && current.key_hash.is_some()
-                    && current.key_hash == pending.key_hash
-                {
+                ) else {
+                    return Err(VendError::RotationTestFailed { secret_name, check });
+                };
+                let Ok(current) = record_of(&desc.name, &current) else {
+                    return Err(VendError::RotationTestFailed { secret_name, check });
+                };
+                if current.key_hash.is_some() && current.key_hash == pending.key_hash {
                     info!("the pending key is already current: nothing to test");
                     return Ok(pending);
+                }
+                // A finishSecret that died after giving the pending key the cap of a change
+                // made meanwhile (it does so before promoting): the key carries the current
+                // record's cap, which the retried finishSecret applies again.
+                if current.cap() != pending.cap() {
+                    let mut carried = pending.clone();
+                    carried.limit = current.limit;
+                    carried.limit_reset = current.limit_reset;
+                    carried.include_byok_in_limit = current.include_byok_in_limit;
+                    if self.check_key(desc, &carried).await.is_ok() {
+                        info!(
+                            "the pending key already carries the cap of a change made during the rotation"
+                        );
+                        return Ok(pending);
+                    }
                 }
                 Err(VendError::RotationTestFailed { secret_name, check })
             }
@@ -765,6 +783,17 @@ impl Deps {
                 check: "no value is stored under the token (createSecret has not run)".into(),
             }
         })?;
+        self.check_key(desc, &record).await?;
+        Ok(record)
+    }
+
+    /// `GET /key` with the record's key, then `GET /keys/{hash}`: cap, expiry, workspace and
+    /// enabled as the record says.
+    async fn check_key(
+        &self,
+        desc: &SecretDescription,
+        record: &SecretRecord,
+    ) -> Result<(), VendError> {
         let fail = |check: String| VendError::RotationTestFailed {
             secret_name: desc.name.clone(),
             check,
@@ -817,7 +846,7 @@ impl Deps {
         if described.disabled {
             return Err(fail("the key is disabled".into()));
         }
-        Ok(record)
+        Ok(())
     }
 
     async fn finish_step(
