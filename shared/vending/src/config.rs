@@ -218,7 +218,7 @@ impl Config {
             secret_prefix,
             default_kms_key_id: non_empty("ORKV_DEFAULT_KMS_KEY_ID"),
             pending_lease: Duration::from_secs(lease),
-            http_timeout: Duration::from_millis(number("ORKV_HTTP_TIMEOUT_MS", 10_000)?),
+            http_timeout: Duration::from_millis(number("ORKV_HTTP_TIMEOUT_MS", 5_000)?),
             max_retries: u32::try_from(number("ORKV_MAX_RETRIES", 3)?).unwrap_or(3),
         })
     }
