@@ -379,6 +379,24 @@ fn step(name: &str, token: &str, step: Step) -> RotationEvent {
     }
 }
 
+const ALL_STEPS: [Step; 4] = [
+    Step::CreateSecret,
+    Step::SetSecret,
+    Step::TestSecret,
+    Step::FinishSecret,
+];
+const UP_TO_TEST: [Step; 3] = [Step::CreateSecret, Step::SetSecret, Step::TestSecret];
+const AFTER_CREATE: [Step; 3] = [Step::SetSecret, Step::TestSecret, Step::FinishSecret];
+
+/// Runs `steps` of the rotation under `token`, each expected to succeed.
+async fn run_steps(d: &Deps, name: &str, token: &str, steps: &[Step]) {
+    for &s in steps {
+        d.run_step(&step(name, token, s), deadline())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", s.as_str()));
+    }
+}
+
 /// Labels the pending version as Secrets Manager would, via the driver's first half: a
 /// rotation started and abandoned before any step.
 async fn begin(w: &World, d: &Deps, name: &str) -> String {
@@ -469,16 +487,7 @@ async fn a_crash_after_openrouters_create_and_before_the_put_leaves_one_successo
         "the lost successor exists"
     );
     // Secrets Manager's retry: the whole sequence with the same token.
-    for s in [
-        Step::CreateSecret,
-        Step::SetSecret,
-        Step::TestSecret,
-        Step::FinishSecret,
-    ] {
-        d.run_step(&step(&name, &token, s), deadline())
-            .await
-            .expect("step");
-    }
+    run_steps(&d, &name, &token, &ALL_STEPS).await;
     assert_eq!(
         live_for(&w, &name).await.len(),
         2,
@@ -516,11 +525,7 @@ async fn concurrent_create_attempts_on_one_token_leave_one_working_successor() {
         works(&w, pending["api_key"].as_str().expect("key")).await,
         "no attempt deleted the successor that is stored"
     );
-    for s in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
-        d.run_step(&step(&name, &token, s), deadline())
-            .await
-            .expect("step");
-    }
+    run_steps(&d, &name, &token, &AFTER_CREATE).await;
     let live = live_for(&w, &name).await;
     assert_eq!(
         live.len(),
@@ -555,11 +560,7 @@ async fn a_lost_put_reply_in_create_secret_keeps_the_stored_successor() {
         works(&w, pending["api_key"].as_str().expect("key")).await,
         "the stored key was not deleted"
     );
-    for s in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
-        d.run_step(&step(&name, &token, s), deadline())
-            .await
-            .expect("step");
-    }
+    run_steps(&d, &name, &token, &AFTER_CREATE).await;
     assert_clean_end(&w, &d, &name).await;
 }
 
@@ -696,11 +697,7 @@ async fn a_start_after_a_finish_interrupted_past_the_label_move_completes_it() {
     let d = deps(&w);
     let name = provision(&d, &unique("tail")).await;
     let token = begin(&w, &d, &name).await;
-    for s in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
-        d.run_step(&step(&name, &token, s), deadline())
-            .await
-            .expect("step");
-    }
+    run_steps(&d, &name, &token, &UP_TO_TEST).await;
     // finishSecret dies right after moving AWSCURRENT: AWSPENDING stays, the tags the sweep
     // reads still name the old key, so the sweep keeps asking for this token's rotation.
     let (cur, _) = current(&w, &name).await;
@@ -845,11 +842,7 @@ async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
     let key_name = unique("race");
     let name = provision(&d, &key_name).await;
     let token = begin(&w, &d, &name).await;
-    for s in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
-        d.run_step(&step(&name, &token, s), deadline())
-            .await
-            .expect("step");
-    }
+    run_steps(&d, &name, &token, &UP_TO_TEST).await;
     let mut req = request(&key_name);
     req["limit"] = json!(75);
     let updated = d.handle(req.clone(), deadline()).await.expect("update");
@@ -884,11 +877,7 @@ async fn a_rotation_left_pending_after_its_key_was_promoted_is_finished_by_the_n
     let key_name = unique("stuck");
     let name = provision(&d, &key_name).await;
     let token = begin(&w, &d, &name).await;
-    for s in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
-        d.run_step(&step(&name, &token, s), deadline())
-            .await
-            .expect("step");
-    }
+    run_steps(&d, &name, &token, &UP_TO_TEST).await;
     let mut req = request(&key_name);
     req["limit"] = json!(75);
     d.handle(req.clone(), deadline()).await.expect("update");
@@ -958,16 +947,7 @@ async fn a_finish_that_died_after_carrying_a_cap_change_to_the_new_key_is_finish
     assert!(patched.status().is_success());
     // Secrets Manager's retry runs the whole sequence again: testSecret must not fail for
     // ever on the cap the interrupted finish already applied.
-    for s in [
-        Step::CreateSecret,
-        Step::SetSecret,
-        Step::TestSecret,
-        Step::FinishSecret,
-    ] {
-        d.run_step(&step(&name, &token, s), deadline())
-            .await
-            .expect("retried step");
-    }
+    run_steps(&d, &name, &token, &ALL_STEPS).await;
     let (_, rec) = current(&w, &name).await;
     assert_eq!(rec["generation"], 2);
     assert_eq!(rec["limit"], 75.0);
