@@ -632,18 +632,10 @@ impl Deps {
     /// Deletes every key named for a pending attempt (there is at most one unless OpenRouter
     /// misbehaved). Listing includes disabled keys.
     async fn delete_attempt(&self, pending: &SecretRecord) -> Result<(), VendError> {
-        let client = self.openrouter().await?;
-        let mut found = Vec::new();
-        client
-            .for_each_key_page(Some(&pending.workspace_id), true, |page| {
-                found.extend(
-                    page.into_iter()
-                        .filter(|k| k.name == pending.openrouter_key_name)
-                        .map(|k| k.hash),
-                );
-                true
-            })
+        let found = self
+            .keys_named(&pending.workspace_id, &pending.openrouter_key_name)
             .await?;
+        let client = self.openrouter().await?;
         for hash in found {
             client.delete_key(&hash).await?;
             info!(key_hash = %hash, "deleted the key of an unfinished attempt");

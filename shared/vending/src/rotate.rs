@@ -464,20 +464,31 @@ impl Deps {
         }
     }
 
+    /// The hashes of every key named `name` in `workspace_id` (disabled ones included).
+    pub(crate) async fn keys_named(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Vec<String>, VendError> {
+        let mut found = Vec::new();
+        self.openrouter()
+            .await?
+            .for_each_key_page(Some(workspace_id), true, |page| {
+                found.extend(page.into_iter().filter(|k| k.name == name).map(|k| k.hash));
+                true
+            })
+            .await?;
+        Ok(found)
+    }
+
     /// Deletes every key named `name` in `workspace_id` (disabled ones included).
     pub(crate) async fn delete_named(
         &self,
         workspace_id: &str,
         name: &str,
     ) -> Result<usize, VendError> {
+        let found = self.keys_named(workspace_id, name).await?;
         let client = self.openrouter().await?;
-        let mut found = Vec::new();
-        client
-            .for_each_key_page(Some(workspace_id), true, |page| {
-                found.extend(page.into_iter().filter(|k| k.name == name).map(|k| k.hash));
-                true
-            })
-            .await?;
         for hash in &found {
             match client.delete_key(hash).await {
                 Ok(_) => warn!(key_hash = %hash, "deleted a key of an unfinished attempt"),
@@ -500,20 +511,8 @@ impl Deps {
         if *name != successor_key_name(&desc.name, token) {
             return Ok(());
         }
-        let client = self.openrouter().await?;
-        let mut others = Vec::new();
-        client
-            .for_each_key_page(Some(&promoted.workspace_id), true, |page| {
-                others.extend(
-                    page.into_iter()
-                        .filter(|k| {
-                            k.name == *name && Some(k.hash.as_str()) != promoted.key_hash.as_deref()
-                        })
-                        .map(|k| k.hash),
-                );
-                true
-            })
-            .await?;
+        let mut others = self.keys_named(&promoted.workspace_id, name).await?;
+        others.retain(|h| Some(h.as_str()) != promoted.key_hash.as_deref());
         if others.is_empty() {
             return Ok(());
         }
@@ -528,6 +527,7 @@ impl Deps {
         else {
             return Ok(());
         };
+        let client = self.openrouter().await?;
         for hash in others.iter().filter(|h| **h != stored) {
             match client.delete_key(hash).await {
                 Ok(_) => {
