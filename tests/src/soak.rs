@@ -386,7 +386,7 @@ pub async fn run(cfg: &SoakConfig) -> SoakFigures {
         )
         .await
         {
-            let _ = driver.enable_rotation_locally(&secret).await;
+            let _ = orkv_local_rotation::enable_rotation(&driver, &secret).await;
         }
     }
 

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use orkv_vending::policy::Policy;
+use orkv_vending::domain::policy::Policy;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use secrecy::SecretString;
@@ -163,29 +163,29 @@ fn every_parser(v: &Value) -> u64 {
     let policy = policy();
     let now = time::OffsetDateTime::now_utc();
     // EventBridge envelope / pipeline payload, then the request itself.
-    match orkv_vending::invocation::parse(v.clone()) {
+    match orkv_vending::input::invocation::parse(v.clone()) {
         Ok(inv) => {
             if let Err(e) =
-                orkv_vending::request::ProvisionRequest::parse(&inv.request, &policy, now)
+                orkv_vending::input::provision::ProvisionRequest::parse(&inv.request, &policy, now)
             {
                 check_error("request", &e.to_string());
             }
         }
         Err(e) => check_error("invocation", &e.to_string()),
     }
-    if let Err(e) = orkv_vending::request::ProvisionRequest::parse(v, &policy, now) {
+    if let Err(e) = orkv_vending::input::provision::ProvisionRequest::parse(v, &policy, now) {
         check_error("request", &e.to_string());
     }
-    if let Err(e) = orkv_vending::rotate::RotationEvent::parse(v) {
+    if let Err(e) = orkv_vending::input::rotation::RotationEvent::parse(v) {
         check_error("rotation event", &e.to_string());
     }
-    if let Err(e) = orkv_vending::sweep::SweepInput::parse(v) {
+    if let Err(e) = orkv_vending::input::sweep::SweepInput::parse(v) {
         check_error("sweep input", &e.to_string());
     }
     // The secret JSON read back.
     let text = v.to_string();
     if let Some(Err(e)) =
-        orkv_vending::record::SecretRecord::from_secret(&SecretString::from(text.clone()))
+        orkv_vending::domain::record::SecretRecord::from_secret(&SecretString::from(text.clone()))
     {
         check_error("secret record", &e);
     }
@@ -245,7 +245,7 @@ fn mutated_sample_events_never_panic_a_parser() {
                 runs.fetch_add(every_parser(&v), Ordering::Relaxed);
             } else {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let _ = orkv_vending::record::SecretRecord::from_secret(&SecretString::from(
+                let _ = orkv_vending::domain::record::SecretRecord::from_secret(&SecretString::from(
                     text.clone(),
                 ));
                 let _ = serde_json::from_str::<orkv_openrouter::CreatedKey>(&text);
@@ -267,9 +267,9 @@ fn the_unmutated_seed_corpus_parses() {
     // The seeds themselves are valid inputs for at least one parser each.
     for bytes in seeds() {
         let v: Value = serde_json::from_slice(&bytes).expect("events/ holds JSON");
-        let ok = orkv_vending::invocation::parse(v.clone()).is_ok()
-            || orkv_vending::rotate::RotationEvent::parse(&v).is_ok()
-            || orkv_vending::sweep::SweepInput::parse(&v).is_ok();
+        let ok = orkv_vending::input::invocation::parse(v.clone()).is_ok()
+            || orkv_vending::input::rotation::RotationEvent::parse(&v).is_ok()
+            || orkv_vending::input::sweep::SweepInput::parse(&v).is_ok();
         assert!(ok, "no parser accepts {v}");
     }
 }

@@ -8,7 +8,7 @@ use orkv_store::SecretStore;
 use orkv_tests::{
     CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique,
 };
-use orkv_vending::{Config, Deps, Status};
+use orkv_vending::{Config, Deps, ops::provision::Status};
 use serde_json::{Value, json};
 
 struct World {
@@ -220,7 +220,7 @@ async fn futures_join(
     d: &Deps,
     event: &Value,
     n: usize,
-) -> Vec<Result<orkv_vending::ProvisionReply, orkv_vending::VendError>> {
+) -> Vec<Result<orkv_vending::ops::provision::ProvisionReply, orkv_vending::VendError>> {
     join_all(
         (0..n)
             .map(|_| Box::pin(d.handle(event.clone(), deadline())))

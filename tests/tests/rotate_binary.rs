@@ -11,7 +11,7 @@ use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
 use orkv_tests::{
     Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root,
 };
-use orkv_vending::rotate::rotation_token;
+use orkv_vending::domain::names::rotation_token;
 use orkv_vending::{Config, Deps};
 use serde_json::{Value, json};
 
@@ -66,7 +66,7 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
         .expect("provisioned");
     let secret = reply.secret_name.clone();
     // What RotateSecret does before invoking the function: rotation on, AWSPENDING labelled.
-    deps.enable_rotation_locally(&secret).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&deps, &secret).await.expect("enable");
     let token = rotation_token(&secret, 1);
     let _ = deps
         .store()

@@ -12,11 +12,11 @@ use orkv_tests::{
     CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client,
     secrets_client_at, unique,
 };
-use orkv_vending::config::RotationMode;
-use orkv_vending::invocation::Trigger;
-use orkv_vending::rotate::{RotationEvent, Step, rotation_token};
-use orkv_vending::sweep::{SweepInput, SweepReport};
-use orkv_vending::{Config, Deps, Status};
+use orkv_vending::input::invocation::Trigger;
+use orkv_vending::input::rotation::{RotationEvent, Step};
+use orkv_vending::domain::names::rotation_token;
+use orkv_vending::{input::sweep::SweepInput, ops::sweep::report::SweepReport};
+use orkv_vending::{Config, Deps, ops::provision::Status};
 use serde_json::{Value, json};
 
 struct World {
@@ -81,7 +81,7 @@ fn deps_with(w: &World, extra: &[(&str, &str)]) -> Deps {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let mut cfg = Config::from_lookup(|name| {
+    let cfg = Config::from_lookup(|name| {
         if let Some((_, v)) = extra.iter().find(|(k, _)| k == name) {
             return Some(v.clone());
         }
@@ -96,8 +96,9 @@ fn deps_with(w: &World, extra: &[(&str, &str)]) -> Deps {
         }
     })
     .expect("config");
-    cfg.rotation = RotationMode::InProcess;
-    Deps::new(cfg, SecretStore::new(w.sm.clone()))
+    Deps::new(cfg, SecretStore::new(w.sm.clone())).with_starter(std::sync::Arc::new(
+        orkv_local_rotation::LocalDriver::in_process(),
+    ))
 }
 
 fn deps(w: &World) -> Deps {
@@ -272,7 +273,7 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
     let name = provision(&d, &unique("consumer")).await;
     // Rotation is configured before consumers start, as Terraform or Secrets Manager would
     // have it; moto's way of enabling it briefly makes a copy of the first value current.
-    d.enable_rotation_locally(&name).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&d, &name).await.expect("enable");
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let consumer = {
@@ -315,7 +316,7 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
         let reply = d
             .rotate_now(
                 &name,
-                orkv_vending::actions::Reason::Manual,
+                orkv_vending::domain::tags::Reason::Manual,
                 &format!("consumer-{i}"),
                 None,
                 Trigger::Direct,
@@ -332,7 +333,7 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
             // Every key superseded more than grace ago is gone; the others are in grace.
             let t = tags(&w, &name).await;
             let now = d.clock().now();
-            let waiting: Vec<_> = orkv_vending::rotate::retiring(&t);
+            let waiting: Vec<_> = orkv_vending::domain::tags::retiring(&t);
             assert!(
                 waiting.iter().all(|(_, at)| *at > now),
                 "overdue retirement left: {waiting:?}"
@@ -360,14 +361,14 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
     let again = d
         .rotate_now(
             &name,
-            orkv_vending::actions::Reason::Manual,
+            orkv_vending::domain::tags::Reason::Manual,
             "consumer-99",
             None,
             Trigger::Direct,
         )
         .await
         .expect("repeat");
-    assert_eq!(again.status, orkv_vending::actions::ActionStatus::Unchanged);
+    assert_eq!(again.status, orkv_vending::ops::actions::ActionStatus::Unchanged);
 }
 
 fn step(name: &str, token: &str, step: Step) -> RotationEvent {
@@ -403,7 +404,7 @@ async fn begin(w: &World, d: &Deps, name: &str) -> String {
     let (_, rec) = current(w, name).await;
     let token = rotation_token(name, rec["generation"].as_u64().expect("gen"));
     let store = d.store();
-    d.enable_rotation_locally(name).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&d, name).await.expect("enable");
     let _ = store
         .rotate(
             name,
@@ -433,7 +434,7 @@ async fn assert_clean_end(w: &World, d: &Deps, name: &str) {
     let r = sweep(d, &unique("after")).await;
     assert_eq!(r.orphans_found, 0, "{r:?}");
     let live = live_for(w, name).await;
-    let waiting = orkv_vending::rotate::retiring(&tags(w, name).await);
+    let waiting = orkv_vending::domain::tags::retiring(&tags(w, name).await);
     assert_eq!(
         live.len(),
         1 + waiting.len(),
@@ -455,7 +456,7 @@ async fn a_dropped_create_reply_is_cleaned_up_and_the_retry_finishes_with_one_su
         .start_rotation(&name, &rotation_token(&name, 1))
         .await
         .expect("driver retried");
-    assert_eq!(start, orkv_vending::driver::RotationStart::Completed);
+    assert_eq!(start, orkv_vending::deps::RotationStart::Completed);
     assert_eq!(
         current(&w, &name).await.1["generation"],
         rec["generation"].as_u64().expect("g") + 1
@@ -632,7 +633,7 @@ async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_
         .expect("create again");
     assert_eq!(
         again.outcome,
-        orkv_vending::rotate::StepOutcome::AlreadyDone
+        orkv_vending::ops::rotate::StepOutcome::AlreadyDone
     );
     assert_eq!(create.key_hash, again.key_hash);
     // testSecret fails while OpenRouter errors, and passes on the retry.
@@ -663,7 +664,7 @@ async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_
         .expect("finish retry");
     assert_eq!(
         fin.outcome,
-        orkv_vending::rotate::StepOutcome::AlreadyCurrent
+        orkv_vending::ops::rotate::StepOutcome::AlreadyCurrent
     );
     assert!(
         tags(&w, &name)
@@ -706,7 +707,7 @@ async fn a_start_after_a_finish_interrupted_past_the_label_move_completes_it() {
         .await
         .expect("move");
     let start = d.start_rotation(&name, &token).await.expect("start");
-    assert_eq!(start, orkv_vending::driver::RotationStart::Completed);
+    assert_eq!(start, orkv_vending::deps::RotationStart::Completed);
     assert!(!pending_dangling(&w, &name).await);
     assert!(
         stages(&w, &name)
@@ -722,7 +723,7 @@ async fn a_start_after_a_finish_interrupted_past_the_label_move_completes_it() {
             .any(|(k, v)| k == "orkv:generation" && v == "2")
     );
     let again = d.start_rotation(&name, &token).await.expect("again");
-    assert_eq!(again, orkv_vending::driver::RotationStart::AlreadyCurrent);
+    assert_eq!(again, orkv_vending::deps::RotationStart::AlreadyCurrent);
     let (_, rec) = current(&w, &name).await;
     assert!(works(&w, rec["api_key"].as_str().expect("key")).await);
 }
@@ -754,7 +755,7 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
     assert_eq!(err.kind(), "InvalidRotationEvent");
     assert!(err.to_string().contains("`Step`"));
     // Enabled, but the token is not a version.
-    d.enable_rotation_locally(&name).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&d, &name).await.expect("enable");
     let enabled_versions = stages(&w, &name).await;
     let err = d
         .run_step(&step(&name, &unknown_token, Step::CreateSecret), deadline())
@@ -781,7 +782,7 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .send()
         .await
         .expect("foreign");
-    d.enable_rotation_locally(&foreign).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&d, &foreign).await.expect("enable");
     let err = d
         .run_step(
             &step(&foreign, &unknown_token, Step::CreateSecret),
@@ -895,7 +896,7 @@ async fn a_rotation_left_pending_after_its_key_was_promoted_is_finished_by_the_n
         Status::Updated
     );
     let rotated = d
-        .handle_any(
+        .handle_request(
             json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "after-stuck"}),
             deadline(),
         )
@@ -985,7 +986,7 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
     let (_, before) = current(&w, &name).await;
     let old = before["api_key"].as_str().expect("key").to_owned();
     let reply = d
-        .handle_any(json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-1"}), deadline())
+        .handle_request(json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-1"}), deadline())
         .await
         .expect("rotated");
     assert_eq!(reply["status"], "rotated");
@@ -998,18 +999,18 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
     // Revoke: every key goes, the secret is marked revoked; repeating is harmless.
     let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "rev-1"});
     let reply = d
-        .handle_any(revoke.clone(), deadline())
+        .handle_request(revoke.clone(), deadline())
         .await
         .expect("revoked");
     assert_eq!(reply["status"], "revoked");
     assert!(!works(&w, after["api_key"].as_str().expect("key")).await);
     assert!(live_for(&w, &name).await.is_empty());
-    d.handle_any(revoke, deadline()).await.expect("repeat");
+    d.handle_request(revoke, deadline()).await.expect("repeat");
     let (_, rec) = current(&w, &name).await;
     assert_eq!(rec["state"], "revoked");
     assert!(rec.get("api_key").is_none());
     let err = d
-        .handle_any(json!({"action": "rotate", "secret_name": name}), deadline())
+        .handle_request(json!({"action": "rotate", "secret_name": name}), deadline())
         .await
         .expect_err("revoked");
     assert_eq!(err.kind(), "SecretRevoked");
@@ -1030,7 +1031,7 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
             "delete_secret",
         ),
     ] {
-        let err = d.handle_any(body, deadline()).await.expect_err("refused");
+        let err = d.handle_request(body, deadline()).await.expect_err("refused");
         assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
     }
 }
@@ -1086,7 +1087,7 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
         .await
         .expect("dry");
     assert_eq!(dry.rotations_due, 1);
-    assert!(dry.actions.iter().any(|a| a.action == "would_rotate"));
+    assert!(dry.actions.iter().any(|a| a.action == orkv_vending::ops::sweep::report::SweepAction::WouldRotate));
     assert_eq!(stages(&w, &name).await, versions);
     // Low remaining spend: the current key has used 48 of its 50 USD.
     reqwest::Client::new()

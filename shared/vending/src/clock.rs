@@ -1,5 +1,6 @@
-//! The wall clock the rotation and sweep logic read. Production reads the system clock; tests
-//! move it forward to cross expiries and grace periods without sleeping.
+//! The one wall clock every operation reads (injected through `Deps`). Production reads the
+//! system clock; tests (feature `testing`) move it forward to cross expiries and grace periods
+//! without sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -21,13 +22,8 @@ impl Clock {
     }
 
     /// Moves the clock forward by `seconds` (tests).
+    #[cfg(any(test, feature = "testing"))]
     pub fn advance(&self, seconds: i64) {
         self.offset_seconds.fetch_add(seconds, Ordering::Relaxed);
-    }
-
-    /// The total offset applied so far.
-    #[must_use]
-    pub fn offset_seconds(&self) -> i64 {
-        self.offset_seconds.load(Ordering::Relaxed)
     }
 }

@@ -1,9 +1,11 @@
-//! Configuration, read from the environment in one place.
+//! Configuration, read from the environment in one place: one small helper per kind of
+//! variable, every variable documented on the field it fills.
 
 use std::time::Duration;
 
+use crate::domain::names::valid_secret_name;
+use crate::domain::policy::Policy;
 use crate::error::VendError;
-use crate::policy::Policy;
 
 /// Where the management key comes from.
 #[derive(Clone)]
@@ -23,63 +25,184 @@ impl std::fmt::Debug for ManagementKeySource {
     }
 }
 
-/// Everything the provision function is configured with.
+/// Everything the functions are configured with. Every field comes from one environment
+/// variable, named in its documentation; [`Config::from_env`] names a malformed one.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `OPENROUTER_BASE_URL` (default: OpenRouter's API).
     pub openrouter_base_url: String,
+    /// `OPENROUTER_MANAGEMENT_KEY_SECRET_ID`, or `OPENROUTER_MANAGEMENT_KEY` for local runs.
     pub management_key: ManagementKeySource,
+    /// `ORKV_POLICY`: the workspaces, their caps and the lifetime bounds (JSON).
     pub policy: Policy,
-    /// Every managed secret's name starts with this.
+    /// `ORKV_SECRET_PREFIX` (default `openrouter/`): every managed secret's name starts with it.
     pub secret_prefix: String,
+    /// `ORKV_DEFAULT_KMS_KEY_ID`: the KMS key of new secrets when a request names none.
     pub default_kms_key_id: Option<String>,
-    /// How long a pending record blocks other invocations; must exceed the function timeout.
+    /// `ORKV_PENDING_LEASE_SECONDS` (120): how long a pending record blocks other
+    /// invocations; must exceed the function timeout.
     pub pending_lease: Duration,
+    /// `ORKV_HTTP_TIMEOUT_MS` (5000): OpenRouter request timeout.
     pub http_timeout: Duration,
+    /// `ORKV_MAX_RETRIES` (3): OpenRouter retries of idempotent calls.
     pub max_retries: u32,
-    /// How rotations are started.
-    pub rotation: RotationMode,
-    /// How long a superseded key stays valid after its successor became current.
+    /// `ORKV_ROTATION_LAMBDA_ARN`: the rotation function `RotateSecret` names.
+    pub rotation_lambda_arn: Option<String>,
+    /// `ORKV_ROTATION_SAFETY_DAYS` (1-1000): `RotationRules.AutomaticallyAfterDays`, a safety
+    /// net beside the expiry-driven sweep.
+    pub rotation_after_days: Option<i64>,
+    /// `ORKV_LOCAL_ROTATION_INVOKE_URL`: local runs only. A Lambda Invoke endpoint the local
+    /// rotation driver calls; a release build refuses to start when it is set.
+    pub local_rotation_invoke_url: Option<String>,
+    /// `ORKV_RETIRE_GRACE_SECONDS` (7200): how long a superseded key stays valid after its
+    /// successor became current.
     pub retire_grace: Duration,
-    /// Sweep: rotations and retirements in flight at once.
+    /// `ORKV_SWEEP_CONCURRENCY` (8, 1-64): rotations and retirements in flight at once.
     pub sweep_concurrency: usize,
-    /// Sweep: delete orphaned keys (`true`) or only report them.
+    /// `ORKV_ORPHANS` (`delete` or `report`): what the sweep does with orphaned keys.
     pub delete_orphans: bool,
-    /// Sweep: a product-named key younger than this is never called an orphan (it may belong
-    /// to a mint in flight).
+    /// `ORKV_ORPHAN_MIN_AGE_SECONDS` (900): a product-named key younger than this is never
+    /// called an orphan (it may belong to a mint in flight).
     pub orphan_min_age: Duration,
-    /// Sweep: warn when a key's `limit_remaining` is below this fraction of its limit.
+    /// `ORKV_LOW_SPEND_FRACTION` (0.1): warn when a key's `limit_remaining` is below this
+    /// fraction of its limit.
     pub low_spend_fraction: f64,
-    /// Sweep: warn when a key expires within this long and has not been rotated.
+    /// `ORKV_EXPIRY_WARNING_SECONDS` (86400): warn when a key expires within this long and
+    /// has not been rotated.
     pub expiry_warning: Duration,
-    /// Revoke: delete the secret (with Secrets Manager's recovery window) rather than keep it
-    /// marked revoked.
+    /// `ORKV_REVOKE_SECRET` (`mark` or `delete`): revoke deletes the secret (with Secrets
+    /// Manager's recovery window) rather than keep it marked revoked.
     pub revoke_deletes_secret: bool,
-    /// Revoke with `ORKV_REVOKE_SECRET=delete`: the secret's recovery window in days (7-30).
+    /// `ORKV_RECOVERY_WINDOW_DAYS` (7-30): the recovery window of a secret revoke deletes.
     pub recovery_window_days: Option<i64>,
 }
 
-/// How the sweep and the on-demand actions start a rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RotationMode {
-    /// `RotateSecret`, so Secrets Manager invokes the rotation function (production).
-    SecretsManager {
-        /// `RotationLambdaARN` to set on secrets that have none yet.
-        lambda_arn: Option<String>,
-        /// `RotationRules.AutomaticallyAfterDays`, a safety net beside the expiry-driven sweep.
-        after_days: Option<i64>,
-    },
-    /// Local runs: play Secrets Manager's part (label `AWSPENDING`, call the four steps in
-    /// order with one token) against a Lambda Invoke endpoint such as `cargo lambda watch`'s.
-    LocalInvoke(String),
-    /// Tests: play Secrets Manager's part with this process's own rotation handler.
-    InProcess,
+/// Reads variables through a lookup (the environment, or a test's table).
+struct Vars<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn number(&self, name: &str, default: u64) -> Result<u64, VendError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| VendError::Config(format!("{name}: {v:?} is not a whole number"))),
+        }
+    }
+
+    fn seconds(&self, name: &str, default: u64) -> Result<Duration, VendError> {
+        Ok(Duration::from_secs(self.number(name, default)?))
+    }
+
+    /// An optional number within `range`.
+    fn bounded(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<i64>, VendError> {
+        if self.text(name).is_none() {
+            return Ok(None);
+        }
+        let d = self.number(name, 0)?;
+        if !range.contains(&d) {
+            return Err(VendError::Config(format!(
+                "{name} must be within {}-{}",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(i64::try_from(d).ok())
+    }
+
+    /// One of two words: `Ok(true)` for `yes`, `Ok(false)` for `no` or unset when `no` is
+    /// the default.
+    fn choice(&self, name: &str, no: &str, yes: &str, default: bool) -> Result<bool, VendError> {
+        match self.text(name).as_deref().map(str::trim) {
+            None => Ok(default),
+            Some(v) if v == yes => Ok(true),
+            Some(v) if v == no => Ok(false),
+            Some(other) => Err(VendError::Config(format!(
+                "{name}: {other:?} must be \"{}\" or \"{}\"",
+                if default { yes } else { no },
+                if default { no } else { yes }
+            ))),
+        }
+    }
+
+    fn management_key(&self) -> Result<ManagementKeySource, VendError> {
+        match (
+            self.text("OPENROUTER_MANAGEMENT_KEY_SECRET_ID"),
+            self.text("OPENROUTER_MANAGEMENT_KEY"),
+        ) {
+            (Some(id), _) => Ok(ManagementKeySource::Secret(id)),
+            (None, Some(key)) => Ok(ManagementKeySource::Direct(
+                orkv_openrouter::ManagementKey::new(key),
+            )),
+            (None, None) => Err(VendError::Config(
+                "OPENROUTER_MANAGEMENT_KEY_SECRET_ID is not set (or, for local runs, OPENROUTER_MANAGEMENT_KEY)".into(),
+            )),
+        }
+    }
+
+    fn policy(&self) -> Result<Policy, VendError> {
+        let text = self
+            .text("ORKV_POLICY")
+            .ok_or_else(|| VendError::Config("ORKV_POLICY is not set".into()))?;
+        Policy::from_json(&text).map_err(|e| VendError::Config(format!("ORKV_POLICY: {e}")))
+    }
+
+    fn secret_prefix(&self) -> Result<String, VendError> {
+        let prefix = self
+            .text("ORKV_SECRET_PREFIX")
+            .unwrap_or_else(|| "openrouter/".into());
+        if !valid_secret_name(&prefix) {
+            return Err(VendError::Config(format!(
+                "ORKV_SECRET_PREFIX: {prefix:?} may hold only A-Z a-z 0-9 / _ + = . @ -"
+            )));
+        }
+        Ok(prefix)
+    }
+
+    fn pending_lease(&self) -> Result<Duration, VendError> {
+        let lease = self.number("ORKV_PENDING_LEASE_SECONDS", 120)?;
+        if lease == 0 {
+            return Err(VendError::Config(
+                "ORKV_PENDING_LEASE_SECONDS must be at least 1".into(),
+            ));
+        }
+        Ok(Duration::from_secs(lease))
+    }
+
+    fn sweep_concurrency(&self) -> Result<usize, VendError> {
+        let n = self.number("ORKV_SWEEP_CONCURRENCY", 8)?;
+        if !(1..=64).contains(&n) {
+            return Err(VendError::Config(
+                "ORKV_SWEEP_CONCURRENCY must be within 1-64".into(),
+            ));
+        }
+        Ok(usize::try_from(n).unwrap_or(8))
+    }
+
+    fn low_spend_fraction(&self) -> Result<f64, VendError> {
+        match self.text("ORKV_LOW_SPEND_FRACTION") {
+            None => Ok(0.1),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+                _ => Err(VendError::Config(format!(
+                    "ORKV_LOW_SPEND_FRACTION: {v:?} must be a number within 0-1"
+                ))),
+            },
+        }
+    }
 }
 
 impl Config {
-    /// Reads `OPENROUTER_BASE_URL`, `OPENROUTER_MANAGEMENT_KEY_SECRET_ID` or
-    /// `OPENROUTER_MANAGEMENT_KEY`, `ORKV_POLICY`, `ORKV_SECRET_PREFIX`,
-    /// `ORKV_DEFAULT_KMS_KEY_ID`, `ORKV_PENDING_LEASE_SECONDS`, `ORKV_HTTP_TIMEOUT_MS`,
-    /// `ORKV_MAX_RETRIES`.
+    /// Reads every variable documented on [`Config`]'s fields.
     ///
     /// # Errors
     /// [`VendError::Config`] naming the missing or malformed variable.
@@ -92,134 +215,39 @@ impl Config {
     /// # Errors
     /// [`VendError::Config`] naming the missing or malformed variable.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, VendError> {
-        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let number = |name: &str, default: u64| -> Result<u64, VendError> {
-            match non_empty(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| VendError::Config(format!("{name}: {v:?} is not a whole number"))),
-            }
-        };
-        let management_key = match (
-            non_empty("OPENROUTER_MANAGEMENT_KEY_SECRET_ID"),
-            non_empty("OPENROUTER_MANAGEMENT_KEY"),
-        ) {
-            (Some(id), _) => ManagementKeySource::Secret(id),
-            (None, Some(key)) => {
-                ManagementKeySource::Direct(orkv_openrouter::ManagementKey::new(key))
-            }
-            (None, None) => {
-                return Err(VendError::Config(
-                    "OPENROUTER_MANAGEMENT_KEY_SECRET_ID is not set (or, for local runs, OPENROUTER_MANAGEMENT_KEY)".into(),
-                ));
-            }
-        };
-        let policy_text = non_empty("ORKV_POLICY")
-            .ok_or_else(|| VendError::Config("ORKV_POLICY is not set".into()))?;
-        let policy = Policy::from_json(&policy_text)
-            .map_err(|e| VendError::Config(format!("ORKV_POLICY: {e}")))?;
-        let secret_prefix = non_empty("ORKV_SECRET_PREFIX").unwrap_or_else(|| "openrouter/".into());
-        if !crate::request::valid_secret_name(&secret_prefix) {
-            return Err(VendError::Config(format!(
-                "ORKV_SECRET_PREFIX: {secret_prefix:?} may hold only A-Z a-z 0-9 / _ + = . @ -"
-            )));
-        }
-        let lease = number("ORKV_PENDING_LEASE_SECONDS", 120)?;
-        if lease == 0 {
-            return Err(VendError::Config(
-                "ORKV_PENDING_LEASE_SECONDS must be at least 1".into(),
-            ));
-        }
-        let rotation = match (
-            non_empty("ORKV_LOCAL_ROTATION_INVOKE_URL"),
-            non_empty("ORKV_ROTATION_LAMBDA_ARN"),
-        ) {
-            (Some(url), _) => RotationMode::LocalInvoke(url),
-            (None, arn) => RotationMode::SecretsManager {
-                lambda_arn: arn,
-                after_days: match non_empty("ORKV_ROTATION_SAFETY_DAYS") {
-                    None => None,
-                    Some(_) => {
-                        let d = number("ORKV_ROTATION_SAFETY_DAYS", 0)?;
-                        if !(1..=1000).contains(&d) {
-                            return Err(VendError::Config(
-                                "ORKV_ROTATION_SAFETY_DAYS must be within 1-1000".into(),
-                            ));
-                        }
-                        i64::try_from(d).ok()
-                    }
-                },
-            },
-        };
-        let concurrency = number("ORKV_SWEEP_CONCURRENCY", 8)?;
-        if !(1..=64).contains(&concurrency) {
-            return Err(VendError::Config(
-                "ORKV_SWEEP_CONCURRENCY must be within 1-64".into(),
-            ));
-        }
-        let delete_orphans = match non_empty("ORKV_ORPHANS").as_deref().map(str::trim) {
-            None | Some("delete") => true,
-            Some("report") => false,
-            Some(other) => {
-                return Err(VendError::Config(format!(
-                    "ORKV_ORPHANS: {other:?} must be \"delete\" or \"report\""
-                )));
-            }
-        };
-        let revoke_deletes_secret = match non_empty("ORKV_REVOKE_SECRET").as_deref().map(str::trim)
-        {
-            None | Some("mark") => false,
-            Some("delete") => true,
-            Some(other) => {
-                return Err(VendError::Config(format!(
-                    "ORKV_REVOKE_SECRET: {other:?} must be \"mark\" or \"delete\""
-                )));
-            }
-        };
-        let low_spend_fraction = match non_empty("ORKV_LOW_SPEND_FRACTION") {
-            None => 0.1,
-            Some(v) => match v.trim().parse::<f64>() {
-                Ok(f) if (0.0..=1.0).contains(&f) => f,
-                _ => {
-                    return Err(VendError::Config(format!(
-                        "ORKV_LOW_SPEND_FRACTION: {v:?} must be a number within 0-1"
-                    )));
-                }
-            },
-        };
-        let recovery_window_days = match non_empty("ORKV_RECOVERY_WINDOW_DAYS") {
-            None => None,
-            Some(_) => {
-                let d = number("ORKV_RECOVERY_WINDOW_DAYS", 30)?;
-                if !(7..=30).contains(&d) {
-                    return Err(VendError::Config(
-                        "ORKV_RECOVERY_WINDOW_DAYS must be within 7-30".into(),
-                    ));
-                }
-                i64::try_from(d).ok()
-            }
+        let vars = Vars(get);
+        let management_key = vars.management_key()?;
+        let policy = vars.policy()?;
+        let secret_prefix = vars.secret_prefix()?;
+        let pending_lease = vars.pending_lease()?;
+        let local_rotation_invoke_url = vars.text("ORKV_LOCAL_ROTATION_INVOKE_URL");
+        let rotation_after_days = if local_rotation_invoke_url.is_some() {
+            None
+        } else {
+            vars.bounded("ORKV_ROTATION_SAFETY_DAYS", 1..=1000)?
         };
         Ok(Self {
-            recovery_window_days,
-            rotation,
-            retire_grace: Duration::from_secs(number("ORKV_RETIRE_GRACE_SECONDS", 7200)?),
-            sweep_concurrency: usize::try_from(concurrency).unwrap_or(8),
-            delete_orphans,
-            orphan_min_age: Duration::from_secs(number("ORKV_ORPHAN_MIN_AGE_SECONDS", 900)?),
-            low_spend_fraction,
-            expiry_warning: Duration::from_secs(number("ORKV_EXPIRY_WARNING_SECONDS", 86_400)?),
-            revoke_deletes_secret,
-            openrouter_base_url: non_empty("OPENROUTER_BASE_URL")
+            rotation_lambda_arn: vars.text("ORKV_ROTATION_LAMBDA_ARN"),
+            rotation_after_days,
+            local_rotation_invoke_url,
+            sweep_concurrency: vars.sweep_concurrency()?,
+            delete_orphans: vars.choice("ORKV_ORPHANS", "report", "delete", true)?,
+            revoke_deletes_secret: vars.choice("ORKV_REVOKE_SECRET", "mark", "delete", false)?,
+            low_spend_fraction: vars.low_spend_fraction()?,
+            recovery_window_days: vars.bounded("ORKV_RECOVERY_WINDOW_DAYS", 7..=30)?,
+            retire_grace: vars.seconds("ORKV_RETIRE_GRACE_SECONDS", 7200)?,
+            orphan_min_age: vars.seconds("ORKV_ORPHAN_MIN_AGE_SECONDS", 900)?,
+            expiry_warning: vars.seconds("ORKV_EXPIRY_WARNING_SECONDS", 86_400)?,
+            openrouter_base_url: vars
+                .text("OPENROUTER_BASE_URL")
                 .unwrap_or_else(|| orkv_openrouter::DEFAULT_BASE_URL.to_owned()),
             management_key,
             policy,
             secret_prefix,
-            default_kms_key_id: non_empty("ORKV_DEFAULT_KMS_KEY_ID"),
-            pending_lease: Duration::from_secs(lease),
-            http_timeout: Duration::from_millis(number("ORKV_HTTP_TIMEOUT_MS", 5_000)?),
-            max_retries: u32::try_from(number("ORKV_MAX_RETRIES", 3)?).unwrap_or(3),
+            default_kms_key_id: vars.text("ORKV_DEFAULT_KMS_KEY_ID"),
+            pending_lease,
+            http_timeout: Duration::from_millis(vars.number("ORKV_HTTP_TIMEOUT_MS", 5_000)?),
+            max_retries: u32::try_from(vars.number("ORKV_MAX_RETRIES", 3)?).unwrap_or(3),
         })
     }
 }

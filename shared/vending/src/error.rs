@@ -1,12 +1,15 @@
-//! The provision function's errors, each with a stable `kind()` that becomes the Lambda
-//! `errorType`. No variant ever holds a key's plaintext.
+//! The errors of every function, each with a stable `kind()` that becomes the Lambda
+//! `errorType` (one mapping to `Diagnostic`, below). Variants are grouped by what went wrong:
+//! the caller's input, the state of a secret, a rotation step, the deployment, and the remote
+//! services. No variant ever holds a key's plaintext.
 
 use orkv_openrouter::Error as OpenRouterError;
 use orkv_store::StoreError;
 
-/// Why a provision request failed.
+/// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VendError {
+    // --- The caller's input: nothing was created or changed. ---
     #[error("invalid request: field `{field}`: {rule}")]
     Invalid { field: String, rule: String },
     #[error(
@@ -31,6 +34,7 @@ pub enum VendError {
         workspace_id: String,
         expires_at: String,
     },
+    // --- The state of a secret. ---
     #[error(
         "secret {} exists but is not managed by openrouter-key-vending; refusing to touch it",
         redact_keys(secret_name)
@@ -40,6 +44,7 @@ pub enum VendError {
     CorruptRecord { secret_name: String, reason: String },
     #[error("another invocation is provisioning secret {secret_name}; retry later")]
     InProgress { secret_name: String },
+    // --- Rotation steps. ---
     #[error(
         "rotation of secret {secret_name} is in progress (another version holds AWSPENDING); retry later"
     )]
@@ -47,7 +52,7 @@ pub enum VendError {
     #[error("secret {secret_name}: rotation is not enabled on it; refusing the rotation step")]
     RotationDisabled { secret_name: String },
     #[error("invalid rotation event: field `{field}`: {}", redact_keys(rule))]
-    InvalidRotation { field: &'static str, rule: String },
+    InvalidRotation { field: String, rule: String },
     #[error(
         "secret {}: field `ClientRequestToken`: {} is not a version of the secret",
         redact_keys(secret_name),
@@ -68,8 +73,12 @@ pub enum VendError {
     SecretNotFound { secret_name: String },
     #[error("secret {secret_name}: the pending key failed its test: {check}")]
     RotationTestFailed { secret_name: String, check: String },
+    // --- The deployment. ---
     #[error("configuration: {0}")]
     Config(String),
+    #[error("the reply could not be encoded: {0}")]
+    ReplyEncoding(String),
+    // --- The remote services. ---
     #[error(transparent)]
     OpenRouter(#[from] OpenRouterError),
     #[error(transparent)]
@@ -98,6 +107,7 @@ impl VendError {
             Self::Revoked { .. } => "SecretRevoked",
             Self::RotationTestFailed { .. } => "RotationTestFailed",
             Self::Config(_) => "ConfigError",
+            Self::ReplyEncoding(_) => "ReplyEncoding",
             Self::OpenRouter(e) => e.kind().as_str(),
             Self::Store(e) => e.kind().as_str(),
         }
@@ -116,15 +126,6 @@ impl VendError {
         Self::Policy {
             field: redact_keys(&field.into()),
             rule: redact_keys(&rule.into()),
-        }
-    }
-}
-
-impl From<VendError> for lambda_runtime::Diagnostic {
-    fn from(e: VendError) -> Self {
-        Self {
-            error_type: e.kind().to_owned(),
-            error_message: e.to_string(),
         }
     }
 }

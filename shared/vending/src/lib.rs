@@ -1,42 +1,31 @@
-//! Key vending core: the provision request and its validation, the deploy-time policy, the
-//! secret record, and the crash-safe, idempotent provision logic the Lambda binary wires up.
+//! Key vending core: every function's logic, with thin binaries around it.
+//!
+//! # Layout
+//! Dependencies point down this list; nothing imports `lambda`.
+//! - [`lambda`]: the three handlers, the bootstrap every binary runs, errors to `Diagnostic`.
+//! - [`ops`]: the operations, the only behaviour on `Deps`: [`ops::provision`],
+//!   [`ops::rotate`] (the four steps), [`ops::actions`] (rotate now, revoke), [`ops::sweep`];
+//!   `mint` and `retire` are shared by them.
+//! - [`deps`]: `Deps`, the one holder of clients, clock and caches, and the
+//!   [`deps::RotationStarter`] seam (Secrets Manager in production).
+//! - [`input`]: parsers for every payload (envelope, requests, rotation event, sweep input).
+//! - [`domain`]: no I/O: policy, the secret record, the tag schema, derived names.
+//! - [`config`]: every environment variable, read once. [`clock`]: the one clock.
+//! - [`error`]: `VendError`, each variant with a stable `kind()`.
+//!
+//! Where things happen: a request enters at [`lambda::handle`]; provisioning mints in
+//! `ops::provision::claim` and rotation in `ops::rotate::create`, both storing through
+//! `ops::mint`.
 
-pub mod actions;
 pub mod clock;
 pub mod config;
-pub mod driver;
+pub mod deps;
+pub mod domain;
 pub mod error;
-pub mod invocation;
-pub mod policy;
-pub mod provision;
-pub mod record;
-pub mod request;
-pub mod rotate;
-pub mod sweep;
+pub mod input;
+pub mod lambda;
+pub mod ops;
 
 pub use config::Config;
+pub use deps::Deps;
 pub use error::VendError;
-pub use provision::{Deps, ProvisionReply, Status};
-
-/// Exits cleanly (status 0) on SIGTERM or SIGINT. Lambda sends SIGTERM only in its Shutdown
-/// phase, when no invocation runs; locally (`cargo lambda watch`, containers) it can arrive at
-/// any time, and every operation is built to be finished by its retry after a crash at any
-/// point (tested with SIGKILL), so exiting at once is safe. Call from inside the runtime.
-pub fn exit_on_shutdown_signal() {
-    #[cfg(unix)]
-    tokio::spawn(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        tracing::info!(signal = name, "shutting down");
-        std::process::exit(0);
-    });
-}

@@ -496,9 +496,10 @@ async fn main() {
         _ => None,
     })
     .expect("driver config");
-    let driver = orkv_vending::Deps::new(driver_cfg, orkv_store::SecretStore::new(w.sm.clone()));
-    driver
-        .enable_rotation_locally(&secret)
+    let starter = orkv_local_rotation::starter(&driver_cfg).expect("driver");
+    let driver = orkv_vending::Deps::new(driver_cfg, orkv_store::SecretStore::new(w.sm.clone()))
+        .with_starter(starter);
+    orkv_local_rotation::enable_rotation(&driver, &secret)
         .await
         .expect("enable rotation");
     // Warm the rotate container with a first rotation, then count the second.

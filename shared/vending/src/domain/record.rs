@@ -7,7 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::request::Lifetime;
+use crate::domain::lifetime::Lifetime;
+use crate::error::VendError;
 
 /// Value of the `orkv:managed-by` tag and the record's `managed_by` field.
 pub const MANAGED_BY: &str = "openrouter-key-vending";
@@ -103,6 +104,39 @@ impl SecretRecord {
             serde_json::from_value(json)
                 .map_err(|_| format!("not a schema-{SCHEMA} record of {MANAGED_BY}")),
         )
+    }
+
+    /// Parses the value of secret `name`, which must be a record of this product.
+    ///
+    /// # Errors
+    /// [`VendError::NotManaged`] for a foreign value, [`VendError::CorruptRecord`] for one
+    /// this version cannot read.
+    pub fn read(name: &str, value: &SecretString) -> Result<Self, VendError> {
+        match Self::from_secret(value) {
+            None => Err(VendError::NotManaged {
+                secret_name: name.to_owned(),
+            }),
+            Some(Err(reason)) => Err(VendError::CorruptRecord {
+                secret_name: name.to_owned(),
+                reason,
+            }),
+            Some(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// The key hash a secret value's record names, if it is a readable record with a key.
+    #[must_use]
+    pub fn hash_in(value: &SecretString) -> Option<String> {
+        Self::from_secret(value)
+            .and_then(Result::ok)
+            .and_then(|r| r.key_hash)
+    }
+
+    /// Sets the cap settings.
+    pub fn set_cap(&mut self, cap: orkv_openrouter::Cap) {
+        self.limit = cap.limit;
+        self.limit_reset = cap.limit_reset;
+        self.include_byok_in_limit = cap.include_byok_in_limit;
     }
 
     /// The cap settings.

@@ -8,12 +8,14 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::domain::lifetime::Lifetime;
+use crate::domain::names::{MAX_SECRET_NAME, valid_secret_name};
+use crate::domain::policy::Policy;
 use crate::error::VendError;
-use crate::policy::Policy;
+use crate::input::fields;
 
 const MAX_WORKSPACE: usize = 128;
 const MAX_KEY_NAME: usize = 64;
-const MAX_SECRET_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 2048;
 const MAX_KMS: usize = 2048;
 const MAX_IDEMPOTENCY: usize = 128;
@@ -22,60 +24,6 @@ const MAX_IDEMPOTENCY: usize = 128;
 pub const MAX_USER_TAGS: usize = 25;
 /// Tags whose key starts with this are the product's own.
 pub const RESERVED_TAG_PREFIX: &str = "orkv:";
-
-/// How long the key lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lifetime {
-    /// A fixed expiry.
-    ExpiresAt(#[serde(with = "time::serde::rfc3339")] OffsetDateTime),
-    /// A lifetime counted from each key's creation.
-    TtlSeconds(u64),
-}
-
-impl Lifetime {
-    /// The expiry of a key minted at `now`.
-    #[must_use]
-    pub fn expiry_from(self, now: OffsetDateTime) -> OffsetDateTime {
-        match self {
-            Self::ExpiresAt(at) => at,
-            Self::TtlSeconds(s) => {
-                now.replace_nanosecond(0).unwrap_or(now)
-                    + time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2))
-            }
-        }
-    }
-
-    /// The `orkv:lifetime` tag value: `ttl:<seconds>` or `at:<RFC 3339>`.
-    #[must_use]
-    pub fn tag_value(self) -> String {
-        match self {
-            Self::ExpiresAt(at) => format!("at:{}", orkv_openrouter::format_expires_at(at)),
-            Self::TtlSeconds(s) => format!("ttl:{s}"),
-        }
-    }
-
-    /// Parses [`Lifetime::tag_value`]'s form.
-    #[must_use]
-    pub fn from_tag_value(v: &str) -> Option<Self> {
-        if let Some(s) = v.strip_prefix("ttl:") {
-            return s.parse().ok().map(Self::TtlSeconds);
-        }
-        let at = v.strip_prefix("at:")?;
-        OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(Self::ExpiresAt)
-    }
-
-    /// The request field this lifetime came from.
-    #[must_use]
-    pub fn field(self) -> &'static str {
-        match self {
-            Self::ExpiresAt(_) => "expires_at",
-            Self::TtlSeconds(_) => "ttl_seconds",
-        }
-    }
-}
 
 /// A validated request (not yet resolved against OpenRouter's workspaces).
 #[derive(Debug, Clone, PartialEq)]
@@ -111,51 +59,6 @@ const FIELDS: &[&str] = &[
     "idempotency_id",
 ];
 
-fn string(
-    map: &Map<String, Value>,
-    field: &str,
-    max: usize,
-    required: bool,
-) -> Result<Option<String>, VendError> {
-    match map.get(field) {
-        None | Some(Value::Null) if required => Err(VendError::invalid(field, "is required")),
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(VendError::invalid(field, "must not be empty"))
-        }
-        Some(Value::String(s)) if s.chars().count() > max => Err(VendError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        )),
-        Some(Value::String(s)) if s.chars().any(char::is_control) => Err(VendError::invalid(
-            field,
-            "must not contain control characters",
-        )),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(VendError::invalid(field, "must be a string")),
-    }
-}
-
-fn whole(map: &Map<String, Value>, field: &str) -> Result<Option<u64>, VendError> {
-    match map.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().filter(|v| *v > 0).map(Some).ok_or_else(|| {
-            VendError::invalid(field, "must be a whole number of seconds greater than 0")
-        }),
-        Some(_) => Err(VendError::invalid(field, "must be a number")),
-    }
-}
-
-/// Secret names: 1-256 of `A-Z a-z 0-9 / _ + = . @ -`, as Secrets Manager allows.
-#[must_use]
-pub fn valid_secret_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_SECRET_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
-}
-
 fn valid_tag_text(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
@@ -177,119 +80,17 @@ impl ProvisionRequest {
     /// # Errors
     /// [`VendError::Invalid`] or [`VendError::Policy`] naming the field and the rule.
     pub fn parse(value: &Value, policy: &Policy, now: OffsetDateTime) -> Result<Self, VendError> {
-        let Value::Object(map) = value else {
-            return Err(VendError::invalid("(request)", "must be a JSON object"));
-        };
-        if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(VendError::invalid(unknown.as_str(), "is not a known field"));
-        }
-        let workspace = string(map, "workspace", MAX_WORKSPACE, true)?.unwrap_or_default();
-        let key_name = string(map, "key_name", MAX_KEY_NAME, true)?.unwrap_or_default();
-        let first = key_name.bytes().next().unwrap_or(b'-');
-        if !(first.is_ascii_lowercase() || first.is_ascii_digit())
-            || !key_name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-        {
-            return Err(VendError::invalid(
-                "key_name",
-                "must start with a-z or 0-9 and hold only a-z 0-9 - _ .",
-            ));
-        }
-        let limit = match map.get("limit") {
-            None | Some(Value::Null) => {
-                return Err(VendError::policy(
-                    "limit",
-                    "is required: every key has a spend cap",
-                ));
-            }
-            Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
-            Some(_) => return Err(VendError::invalid("limit", "must be a number (USD)")),
-        };
-        if !(limit.is_finite() && limit > 0.0) {
-            return Err(VendError::invalid(
-                "limit",
-                "must be a number greater than 0 (USD)",
-            ));
-        }
-        let limit_reset = match map.get("limit_reset") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(match s.as_str() {
-                "daily" => LimitReset::Daily,
-                "weekly" => LimitReset::Weekly,
-                "monthly" => LimitReset::Monthly,
-                _ => {
-                    return Err(VendError::invalid(
-                        "limit_reset",
-                        "must be one of daily, weekly, monthly or null",
-                    ));
-                }
-            }),
-            Some(_) => {
-                return Err(VendError::invalid(
-                    "limit_reset",
-                    "must be one of daily, weekly, monthly or null",
-                ));
-            }
-        };
-        let include_byok_in_limit = match map.get("include_byok_in_limit") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(VendError::invalid(
-                    "include_byok_in_limit",
-                    "must be a boolean",
-                ));
-            }
-        };
-        let expires_at = string(map, "expires_at", 20, false).map_err(|_| {
-            VendError::invalid(
-                "expires_at",
-                "must be a UTC timestamp with seconds, e.g. 2027-12-31T23:59:59Z",
-            )
-        })?;
-        let ttl = whole(map, "ttl_seconds")?;
-        let (lifetime, seconds) = match (expires_at, ttl) {
-            (Some(_), Some(_)) => {
-                return Err(VendError::invalid(
-                    "ttl_seconds",
-                    "give either expires_at or ttl_seconds, not both",
-                ));
-            }
-            (Some(text), None) => {
-                let at = parse_expiry(&text)?;
-                let secs = (at - now).whole_seconds();
-                if secs <= 0 {
-                    return Err(VendError::invalid("expires_at", "must be in the future"));
-                }
-                (Lifetime::ExpiresAt(at), u64::try_from(secs).unwrap_or(0))
-            }
-            (None, Some(s)) => (Lifetime::TtlSeconds(s), s),
-            (None, None) => (
-                Lifetime::TtlSeconds(policy.default_ttl_seconds),
-                policy.default_ttl_seconds,
-            ),
-        };
-        let field = lifetime.field();
-        if seconds < policy.min_ttl_seconds {
-            return Err(VendError::policy(
-                field,
-                format!(
-                    "the key must live at least {} seconds",
-                    policy.min_ttl_seconds
-                ),
-            ));
-        }
-        if seconds > policy.max_ttl_seconds {
-            return Err(VendError::policy(
-                field,
-                format!(
-                    "the key may live at most {} seconds",
-                    policy.max_ttl_seconds
-                ),
-            ));
-        }
-        let rotate_before_seconds = whole(map, "rotate_before_seconds")?
+        let map = fields::object(value, "(request)", "must be a JSON object")?;
+        fields::reject_unknown(map, FIELDS, "is not a known field")?;
+        let workspace =
+            fields::bounded_string(map, "workspace", MAX_WORKSPACE, true)?.unwrap_or_default();
+        let key_name = parse_key_name(map)?;
+        let limit = parse_limit(map)?;
+        let limit_reset = parse_limit_reset(map)?;
+        let include_byok_in_limit =
+            fields::opt_bool(value, "include_byok_in_limit", "must be a boolean")?.unwrap_or(false);
+        let (lifetime, seconds) = parse_lifetime(map, policy, now)?;
+        let rotate_before_seconds = fields::positive_seconds(map, "rotate_before_seconds")?
             .unwrap_or_else(|| policy.default_rotate_before_seconds.min(seconds / 2).max(1));
         if rotate_before_seconds >= seconds {
             return Err(VendError::invalid(
@@ -297,19 +98,6 @@ impl ProvisionRequest {
                 "must be shorter than the key's lifetime",
             ));
         }
-        let secret_name = string(map, "secret_name", MAX_SECRET_NAME, false)?;
-        if let Some(name) = &secret_name
-            && (!valid_secret_name(name) || name.starts_with('/') || name.contains("//"))
-        {
-            return Err(VendError::invalid(
-                "secret_name",
-                "must be 1-256 characters of A-Z a-z 0-9 / _ + = . @ - without empty path segments",
-            ));
-        }
-        let description = string(map, "description", MAX_DESCRIPTION, false)?;
-        let kms_key_id = string(map, "kms_key_id", MAX_KMS, false)?;
-        let idempotency_id = string(map, "idempotency_id", MAX_IDEMPOTENCY, false)?;
-        let tags = parse_tags(map.get("tags"))?;
         Ok(Self {
             workspace,
             key_name,
@@ -318,13 +106,137 @@ impl ProvisionRequest {
             include_byok_in_limit,
             lifetime,
             rotate_before_seconds,
-            secret_name,
-            description,
-            tags,
-            kms_key_id,
-            idempotency_id,
+            secret_name: parse_secret_name(map)?,
+            description: fields::bounded_string(map, "description", MAX_DESCRIPTION, false)?,
+            tags: parse_tags(map.get("tags"))?,
+            kms_key_id: fields::bounded_string(map, "kms_key_id", MAX_KMS, false)?,
+            idempotency_id: fields::bounded_string(map, "idempotency_id", MAX_IDEMPOTENCY, false)?,
         })
     }
+}
+
+fn parse_key_name(map: &Map<String, Value>) -> Result<String, VendError> {
+    let key_name = fields::bounded_string(map, "key_name", MAX_KEY_NAME, true)?.unwrap_or_default();
+    let first = key_name.bytes().next().unwrap_or(b'-');
+    if !(first.is_ascii_lowercase() || first.is_ascii_digit())
+        || !key_name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    {
+        return Err(VendError::invalid(
+            "key_name",
+            "must start with a-z or 0-9 and hold only a-z 0-9 - _ .",
+        ));
+    }
+    Ok(key_name)
+}
+
+fn parse_limit(map: &Map<String, Value>) -> Result<f64, VendError> {
+    let limit = match map.get("limit") {
+        None | Some(Value::Null) => {
+            return Err(VendError::policy(
+                "limit",
+                "is required: every key has a spend cap",
+            ));
+        }
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+        Some(_) => return Err(VendError::invalid("limit", "must be a number (USD)")),
+    };
+    if !(limit.is_finite() && limit > 0.0) {
+        return Err(VendError::invalid(
+            "limit",
+            "must be a number greater than 0 (USD)",
+        ));
+    }
+    Ok(limit)
+}
+
+fn parse_limit_reset(map: &Map<String, Value>) -> Result<Option<LimitReset>, VendError> {
+    let bad = || {
+        VendError::invalid(
+            "limit_reset",
+            "must be one of daily, weekly, monthly or null",
+        )
+    };
+    match map.get("limit_reset") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "daily" => Ok(Some(LimitReset::Daily)),
+            "weekly" => Ok(Some(LimitReset::Weekly)),
+            "monthly" => Ok(Some(LimitReset::Monthly)),
+            _ => Err(bad()),
+        },
+        Some(_) => Err(bad()),
+    }
+}
+
+/// The lifetime and its length in seconds, within the policy's bounds.
+fn parse_lifetime(
+    map: &Map<String, Value>,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<(Lifetime, u64), VendError> {
+    let expires_at = fields::bounded_string(map, "expires_at", 20, false).map_err(|_| {
+        VendError::invalid(
+            "expires_at",
+            "must be a UTC timestamp with seconds, e.g. 2027-12-31T23:59:59Z",
+        )
+    })?;
+    let ttl = fields::positive_seconds(map, "ttl_seconds")?;
+    let (lifetime, seconds) = match (expires_at, ttl) {
+        (Some(_), Some(_)) => {
+            return Err(VendError::invalid(
+                "ttl_seconds",
+                "give either expires_at or ttl_seconds, not both",
+            ));
+        }
+        (Some(text), None) => {
+            let at = parse_expiry(&text)?;
+            let secs = (at - now).whole_seconds();
+            if secs <= 0 {
+                return Err(VendError::invalid("expires_at", "must be in the future"));
+            }
+            (Lifetime::ExpiresAt(at), u64::try_from(secs).unwrap_or(0))
+        }
+        (None, Some(s)) => (Lifetime::TtlSeconds(s), s),
+        (None, None) => (
+            Lifetime::TtlSeconds(policy.default_ttl_seconds),
+            policy.default_ttl_seconds,
+        ),
+    };
+    let field = lifetime.field();
+    if seconds < policy.min_ttl_seconds {
+        return Err(VendError::policy(
+            field,
+            format!(
+                "the key must live at least {} seconds",
+                policy.min_ttl_seconds
+            ),
+        ));
+    }
+    if seconds > policy.max_ttl_seconds {
+        return Err(VendError::policy(
+            field,
+            format!(
+                "the key may live at most {} seconds",
+                policy.max_ttl_seconds
+            ),
+        ));
+    }
+    Ok((lifetime, seconds))
+}
+
+fn parse_secret_name(map: &Map<String, Value>) -> Result<Option<String>, VendError> {
+    let secret_name = fields::bounded_string(map, "secret_name", MAX_SECRET_NAME, false)?;
+    if let Some(name) = &secret_name
+        && (!valid_secret_name(name) || name.starts_with('/') || name.contains("//"))
+    {
+        return Err(VendError::invalid(
+            "secret_name",
+            "must be 1-256 characters of A-Z a-z 0-9 / _ + = . @ - without empty path segments",
+        ));
+    }
+    Ok(secret_name)
 }
 
 fn parse_tags(value: Option<&Value>) -> Result<BTreeMap<String, String>, VendError> {

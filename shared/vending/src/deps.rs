@@ -1,0 +1,238 @@
+//! `Deps`: the one holder of a container's clients, clock and caches (the management key's
+//! client, the workspace list, the secrets it has seen), and the seam through which
+//! rotations are started ([`RotationStarter`]; Secrets Manager's `RotateSecret` in production).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use orkv_openrouter::Workspace;
+use orkv_store::{SecretStore, StoreErrorKind};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::clock::Clock;
+use crate::config::{Config, ManagementKeySource};
+use crate::domain::tags::stage::AWSCURRENT;
+use crate::error::VendError;
+
+/// Everything a container keeps between invocations.
+#[derive(Debug)]
+pub struct Deps {
+    pub(crate) cfg: Config,
+    pub(crate) store: SecretStore,
+    openrouter: OnceCell<orkv_openrouter::Client>,
+    workspaces: OnceCell<Vec<Workspace>>,
+    known_secrets: Mutex<HashSet<String>>,
+    pub(crate) clock: Clock,
+    pub(crate) starter: Arc<dyn RotationStarter>,
+}
+
+/// How a start request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RotationStart {
+    /// Secrets Manager accepted the rotation and runs the steps.
+    Started,
+    /// A local driver ran all four steps.
+    Completed,
+    /// The token's version is already current: this rotation happened.
+    AlreadyCurrent,
+    /// Another rotation (another token) holds `AWSPENDING`.
+    InProgress,
+}
+
+/// Starts rotations. Production: [`SecretsManagerStarter`]. Local runs, where moto cannot
+/// invoke a Lambda, plug in the driver of the `orkv-local-rotation` crate, which plays
+/// Secrets Manager's part; it never ships in a release package.
+pub trait RotationStarter: Send + Sync + std::fmt::Debug {
+    /// Starts the rotation of `secret` under `token` ([`crate::domain::names::rotation_token`]).
+    fn start<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<RotationStart, VendError>>;
+
+    /// Finishes a rotation another token left holding `AWSPENDING`, before a new one starts.
+    /// `Ok(true)`: nothing unfinished is left to this product (Secrets Manager retries its
+    /// own rotations); `Ok(false)`: it could not be finished now.
+    fn settle_unfinished<'a>(
+        &'a self,
+        _deps: &'a Deps,
+        _secret: &'a str,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VendError>> {
+        Box::pin(async { Ok(true) })
+    }
+}
+
+/// `RotateSecret` with the rotation function's ARN: Secrets Manager labels the new version
+/// `AWSPENDING` and invokes the rotation function's four steps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecretsManagerStarter;
+
+impl RotationStarter for SecretsManagerStarter {
+    fn start<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<RotationStart, VendError>> {
+        Box::pin(async move {
+            let Some(lambda_arn) = deps.cfg.rotation_lambda_arn.as_deref() else {
+                return Err(VendError::Config(
+                    "ORKV_ROTATION_LAMBDA_ARN is not set: a rotation cannot be started".into(),
+                ));
+            };
+            let after_days = deps.cfg.rotation_after_days;
+            match deps
+                .store
+                .rotate(secret, token, Some(lambda_arn), after_days, true)
+                .await
+            {
+                Ok(()) => Ok(RotationStart::Started),
+                Err(e)
+                    if e.kind() == StoreErrorKind::InvalidRequest
+                        && e.message.to_ascii_lowercase().contains("in progress") =>
+                {
+                    Ok(RotationStart::InProgress)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+/// The starter of a release build: Secrets Manager's. Refuses a configuration that asks for
+/// the local driver, which a release build does not contain.
+///
+/// # Errors
+/// [`VendError::Config`] naming `ORKV_LOCAL_ROTATION_INVOKE_URL` when it is set.
+pub fn production_starter(cfg: &Config) -> Result<Arc<dyn RotationStarter>, VendError> {
+    if cfg.local_rotation_invoke_url.is_some() {
+        return Err(VendError::Config(
+            "ORKV_LOCAL_ROTATION_INVOKE_URL is set, but this build has no local rotation driver: release packages rotate only through Secrets Manager (unset the variable, or build with the local-rotation feature for local runs)".into(),
+        ));
+    }
+    Ok(Arc::new(SecretsManagerStarter))
+}
+
+impl Deps {
+    /// Wires the dependencies (no remote call), starting rotations through Secrets Manager.
+    #[must_use]
+    pub fn new(cfg: Config, store: SecretStore) -> Self {
+        Self {
+            cfg,
+            store,
+            openrouter: OnceCell::new(),
+            workspaces: OnceCell::new(),
+            known_secrets: Mutex::new(HashSet::new()),
+            clock: Clock::default(),
+            starter: Arc::new(SecretsManagerStarter),
+        }
+    }
+
+    /// Starts rotations through `starter` instead.
+    #[must_use]
+    pub fn with_starter(mut self, starter: Arc<dyn RotationStarter>) -> Self {
+        self.starter = starter;
+        self
+    }
+
+    /// The clock every operation reads.
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The Secrets Manager adapter.
+    #[must_use]
+    pub fn store(&self) -> &SecretStore {
+        &self.store
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The OpenRouter client, built on first use with the management key (read from
+    /// Secrets Manager once per container).
+    ///
+    /// # Errors
+    /// When the management key cannot be read or the client cannot be built.
+    pub async fn openrouter(&self) -> Result<&orkv_openrouter::Client, VendError> {
+        self.openrouter
+            .get_or_try_init(|| async {
+                let key = match &self.cfg.management_key {
+                    ManagementKeySource::Direct(key) => key.clone(),
+                    ManagementKeySource::Secret(id) => self.read_management_key(id).await?,
+                };
+                let cfg = orkv_openrouter::ClientConfig {
+                    base_url: self.cfg.openrouter_base_url.clone(),
+                    timeout: self.cfg.http_timeout,
+                    max_retries: self.cfg.max_retries,
+                    ..orkv_openrouter::ClientConfig::default()
+                };
+                Ok(orkv_openrouter::Client::new(cfg, key)?)
+            })
+            .await
+    }
+
+    async fn read_management_key(
+        &self,
+        id: &str,
+    ) -> Result<orkv_openrouter::ManagementKey, VendError> {
+        let version = self.store.get(id, AWSCURRENT).await?.ok_or_else(|| {
+            VendError::Config(format!(
+                "OPENROUTER_MANAGEMENT_KEY_SECRET_ID: secret {id} does not exist"
+            ))
+        })?;
+        let text = version.value.expose_secret().trim();
+        let from_json = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| {
+                ["management_key", "api_key"]
+                    .iter()
+                    .find_map(|f| v.get(*f).and_then(|s| s.as_str()).map(str::to_owned))
+            });
+        let key = from_json.unwrap_or_else(|| text.to_owned());
+        if key.is_empty() {
+            return Err(VendError::Config(format!(
+                "OPENROUTER_MANAGEMENT_KEY_SECRET_ID: secret {id} is empty"
+            )));
+        }
+        Ok(orkv_openrouter::ManagementKey::new(key))
+    }
+
+    pub(crate) async fn workspaces(&self) -> Result<&[Workspace], VendError> {
+        let list = self
+            .workspaces
+            .get_or_try_init(|| async {
+                Ok::<_, VendError>(self.openrouter().await?.list_workspaces().await?)
+            })
+            .await?;
+        Ok(list)
+    }
+
+    pub(crate) fn knows(&self, name: &str) -> bool {
+        self.known_secrets
+            .lock()
+            .map(|s| s.contains(name))
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn remember(&self, name: &str, exists: bool) {
+        if let Ok(mut set) = self.known_secrets.lock() {
+            if exists {
+                set.insert(name.to_owned());
+            } else {
+                set.remove(name);
+            }
+        }
+    }
+
+}

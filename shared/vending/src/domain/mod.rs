@@ -1,0 +1,9 @@
+//! The product's vocabulary, with no I/O: the deploy-time policy, the secret record, the tag
+//! schema with a typed codec for each value, and the names the product derives (version
+//! tokens, OpenRouter key names).
+
+pub mod lifetime;
+pub mod names;
+pub mod policy;
+pub mod record;
+pub mod tags;

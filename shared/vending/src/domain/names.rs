@@ -1,0 +1,152 @@
+//! Names the product derives. Each has exactly one writer and one parser here:
+//! - version tokens (`ClientRequestToken`s): UUID v5 in [`TOKEN_NAMESPACE`], so every retry of
+//!   one step writes the same version (see `docs/adr/0004-token-derivation.md`);
+//! - OpenRouter key names: `orkv:<secret name>:<attempt>`, where the attempt is a provision
+//!   claim nonce or `r` + 12 hex digits of the rotation token, so a retry or the sweep can find
+//!   what an attempt minted (see `docs/adr/0003-openrouter-key-names.md`);
+//! - Secrets Manager secret names and their limits.
+
+use uuid::Uuid;
+
+/// Namespace of the deterministic version tokens this product writes.
+pub const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6b76_0000_4000_8000_7661_6e64_6e67);
+/// The prefix of every OpenRouter key name this product writes.
+pub const KEY_NAME_PREFIX: &str = "orkv:";
+/// Secrets Manager's limit on a secret name.
+pub const MAX_SECRET_NAME: usize = 256;
+
+/// The token of the version a step writes on top of `version_id` for `purpose`.
+#[must_use]
+pub fn token(version_id: &str, purpose: &str) -> String {
+    Uuid::new_v5(
+        &TOKEN_NAMESPACE,
+        format!("{version_id}/{purpose}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The `ClientRequestToken` every starter (sweep, on-demand action, provision) uses for the
+/// rotation of `secret_name` away from `generation`: two starters for the same generation
+/// share one rotation.
+#[must_use]
+pub fn rotation_token(secret_name: &str, generation: u64) -> String {
+    Uuid::new_v5(
+        &TOKEN_NAMESPACE,
+        format!("{secret_name}/rotate/{generation}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// A fresh claim nonce: 12 hex digits that make each provision attempt's key name unique.
+#[must_use]
+pub fn claim_nonce() -> String {
+    Uuid::new_v4().simple().to_string().chars().take(12).collect()
+}
+
+/// What an OpenRouter key name says about the attempt that minted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyName<'a> {
+    /// A provision attempt, with its claim nonce.
+    Attempt { secret: &'a str, claim: &'a str },
+    /// A rotation attempt, with the short form of its token.
+    Successor { secret: &'a str, token: &'a str },
+}
+
+impl<'a> KeyName<'a> {
+    /// The key name of a provision attempt of `secret` with claim `claim`.
+    #[must_use]
+    pub fn attempt(secret: &str, claim: &str) -> String {
+        format!("{KEY_NAME_PREFIX}{secret}:{claim}")
+    }
+
+    /// The key name a rotation of `secret` under `token` mints: derived from the token, so a
+    /// retry finds what an earlier attempt minted.
+    #[must_use]
+    pub fn successor(secret: &str, token: &str) -> String {
+        let short: String = token.chars().filter(|c| *c != '-').take(12).collect();
+        format!("{KEY_NAME_PREFIX}{secret}:r{short}")
+    }
+
+    /// Parses a key name this product wrote; `None` for any other name.
+    #[must_use]
+    pub fn parse(name: &'a str) -> Option<Self> {
+        let (secret, attempt) = name.strip_prefix(KEY_NAME_PREFIX)?.rsplit_once(':')?;
+        Some(match attempt.strip_prefix('r') {
+            Some(token) if token.len() == 12 && token.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Self::Successor { secret, token }
+            }
+            _ => Self::Attempt {
+                secret,
+                claim: attempt,
+            },
+        })
+    }
+
+    /// The secret the key was minted for.
+    #[must_use]
+    pub fn secret(&self) -> &'a str {
+        match self {
+            Self::Attempt { secret, .. } | Self::Successor { secret, .. } => secret,
+        }
+    }
+}
+
+/// Whether a key name is one this product writes.
+#[must_use]
+pub fn is_product_key_name(name: &str) -> bool {
+    name.starts_with(KEY_NAME_PREFIX)
+}
+
+/// Secret names: 1-256 of `A-Z a-z 0-9 / _ + = . @ -`, as Secrets Manager allows.
+#[must_use]
+pub fn valid_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SECRET_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_shared_per_generation() {
+        assert_eq!(rotation_token("a", 1), rotation_token("a", 1));
+        assert_ne!(rotation_token("a", 1), rotation_token("a", 2));
+        assert_ne!(rotation_token("a", 1), rotation_token("b", 1));
+        let name = KeyName::successor("openrouter/x", &rotation_token("a", 1));
+        assert!(name.starts_with("orkv:openrouter/x:r"));
+    }
+
+    #[test]
+    fn every_written_key_name_parses_back_to_its_secret() {
+        let token = rotation_token("openrouter/a/b", 3);
+        let successor = KeyName::successor("openrouter/a/b", &token);
+        assert!(matches!(
+            KeyName::parse(&successor),
+            Some(KeyName::Successor { secret: "openrouter/a/b", .. })
+        ));
+        let claim = claim_nonce();
+        let attempt = KeyName::attempt("openrouter/a/b", &claim);
+        assert_eq!(
+            KeyName::parse(&attempt),
+            Some(KeyName::Attempt {
+                secret: "openrouter/a/b",
+                claim: &claim
+            })
+        );
+        assert!(is_product_key_name(&attempt));
+        assert_eq!(KeyName::parse("someone-else's key"), None);
+        assert_eq!(KeyName::parse("orkv:"), None);
+    }
+
+    #[test]
+    fn secret_names_follow_secrets_manager_rules() {
+        assert!(valid_secret_name("openrouter/checkout/api"));
+        assert!(!valid_secret_name(""));
+        assert!(!valid_secret_name("has space"));
+        assert!(!valid_secret_name(&"a".repeat(MAX_SECRET_NAME + 1)));
+    }
+}

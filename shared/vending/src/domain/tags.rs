@@ -1,0 +1,268 @@
+//! The tag schema (see `docs/adr/0002-tag-schema.md`): every tag key the product sets on a
+//! managed secret, the version labels it writes, and a typed codec for each tag value. The
+//! sweep decides from tags alone, so every value here has one writer and one parser.
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::lifetime::Lifetime;
+use crate::domain::record::SecretRecord;
+
+pub const MANAGED_BY: &str = "orkv:managed-by";
+pub const WORKSPACE: &str = "orkv:workspace";
+pub const WORKSPACE_SLUG: &str = "orkv:workspace-slug";
+pub const KEY_NAME: &str = "orkv:key-name";
+pub const OPENROUTER_KEY: &str = "orkv:openrouter-key-name";
+pub const EXPIRES_AT: &str = "orkv:expires-at";
+pub const ROTATE_AT: &str = "orkv:rotate-at";
+pub const GENERATION: &str = "orkv:generation";
+/// `ttl:<seconds>` or `at:<RFC 3339>` ([`Lifetime::tag_value`]).
+pub const LIFETIME: &str = "orkv:lifetime";
+/// One per superseded key awaiting retirement: `orkv:retire:<hash>` = when (RFC 3339).
+pub const RETIRE_PREFIX: &str = "orkv:retire:";
+/// Settings the next rotation applies ([`NextSettings::tag_value`]).
+pub const NEXT: &str = "orkv:next";
+/// Digest of the on-demand request the next rotation serves.
+pub const ROTATION_REQUEST: &str = "orkv:rotation-request";
+/// Why the next rotation was asked for ([`Reason`]).
+pub const ROTATION_REASON: &str = "orkv:rotation-reason";
+/// Set when the secret's keys were revoked (the sweep leaves it alone).
+pub const REVOKED: &str = "orkv:revoked";
+/// The tags an on-demand rotation request writes and its `finishSecret` clears.
+pub const REQUEST_TAGS: [&str; 3] = [NEXT, ROTATION_REQUEST, ROTATION_REASON];
+/// Superseded keys awaiting retirement per secret (each takes one tag).
+pub const MAX_RETIRING: usize = 10;
+
+/// Version labels (staging labels).
+pub mod stage {
+    /// The version consumers read.
+    pub const AWSCURRENT: &str = "AWSCURRENT";
+    /// The version a rotation is building.
+    pub const AWSPENDING: &str = "AWSPENDING";
+    /// A version written by a cap update before it is made current.
+    pub const UPDATE: &str = "ORKV_UPDATE";
+    /// A version written to carry a change made while a rotation ran.
+    pub const MERGE: &str = "ORKV_MERGE";
+    /// The revoked record before it is made current.
+    pub const REVOKE: &str = "ORKV_REVOKE";
+}
+
+/// Formats a tag time (UTC, seconds).
+#[must_use]
+pub fn time_value(t: OffsetDateTime) -> String {
+    orkv_openrouter::format_expires_at(t)
+}
+
+/// Parses a tag time.
+#[must_use]
+pub fn parse_time(v: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(v, &Rfc3339).ok()
+}
+
+/// A retire tag's key for `hash`.
+#[must_use]
+pub fn retire_tag(hash: &str) -> String {
+    format!("{RETIRE_PREFIX}{hash}")
+}
+
+/// The keys awaiting retirement a secret's tags list: (hash, when). An unreadable time is
+/// due at once.
+#[must_use]
+pub fn retiring(tag_list: &[(String, String)]) -> Vec<(String, OffsetDateTime)> {
+    tag_list
+        .iter()
+        .filter_map(|(k, v)| {
+            let hash = k.strip_prefix(RETIRE_PREFIX)?;
+            Some((
+                hash.to_owned(),
+                parse_time(v).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            ))
+        })
+        .collect()
+}
+
+/// The tags that describe a record's key (the sweep reads these).
+#[must_use]
+pub fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
+    vec![
+        (OPENROUTER_KEY.into(), record.openrouter_key_name.clone()),
+        (EXPIRES_AT.into(), time_value(record.expires_at)),
+        (ROTATE_AT.into(), time_value(record.rotate_at())),
+        (GENERATION.into(), record.generation.to_string()),
+        (LIFETIME.into(), record.lifetime.tag_value()),
+    ]
+}
+
+/// Why a rotation was asked for (the `orkv:rotation-reason` tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A suspected leak: the old key is disabled as soon as the successor is current.
+    Leak,
+    /// Routine, on request.
+    Manual,
+    /// A provision request changed a field fixed at creation.
+    Changed,
+}
+
+impl Reason {
+    /// The tag value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leak => "leak",
+            Self::Manual => "manual",
+            Self::Changed => "changed",
+        }
+    }
+
+    /// Parses [`Reason::as_str`]'s form.
+    #[must_use]
+    pub fn parse(v: &str) -> Option<Self> {
+        match v {
+            "leak" => Some(Self::Leak),
+            "manual" => Some(Self::Manual),
+            "changed" => Some(Self::Changed),
+            _ => None,
+        }
+    }
+
+    /// Whether the reason tag value says "leak".
+    #[must_use]
+    pub fn is_leak(tag: Option<&str>) -> bool {
+        tag.and_then(Self::parse) == Some(Self::Leak)
+    }
+}
+
+/// Settings a requested rotation applies (the `orkv:next` tag), for fields fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NextSettings<'a> {
+    pub workspace_id: &'a str,
+    pub lifetime: Lifetime,
+    pub cap: orkv_openrouter::Cap,
+    pub rotate_before_seconds: u64,
+}
+
+/// Owned form of [`NextSettings`], as parsed from the tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Next {
+    pub workspace_id: String,
+    pub lifetime: Lifetime,
+    pub cap: orkv_openrouter::Cap,
+    pub rotate_before_seconds: u64,
+}
+
+impl NextSettings<'_> {
+    /// The tag value (tag values allow letters, digits, spaces and `_.:/=+-@`).
+    #[must_use]
+    pub fn tag_value(&self) -> String {
+        format!(
+            "workspace={} lifetime={} limit={} reset={} byok={} rotate_before={}",
+            self.workspace_id,
+            self.lifetime.tag_value(),
+            self.cap.limit,
+            self.cap.limit_reset.map_or("none", |r| r.as_str()),
+            self.cap.include_byok_in_limit,
+            self.rotate_before_seconds
+        )
+    }
+}
+
+impl Next {
+    /// Parses [`NextSettings::tag_value`]'s form.
+    #[must_use]
+    pub fn from_tag_value(v: &str) -> Option<Self> {
+        let mut workspace_id = None;
+        let mut lifetime = None;
+        let mut limit = None;
+        let mut reset = None;
+        let mut byok = None;
+        let mut rotate_before = None;
+        for part in v.split(' ') {
+            let (k, val) = part.split_once('=')?;
+            match k {
+                "workspace" => workspace_id = Some(val.to_owned()),
+                "lifetime" => lifetime = Lifetime::from_tag_value(val),
+                "limit" => limit = val.parse::<f64>().ok(),
+                "reset" => reset = Some(parse_reset(val)?),
+                "byok" => byok = val.parse::<bool>().ok(),
+                "rotate_before" => rotate_before = val.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        Some(Self {
+            workspace_id: workspace_id?,
+            lifetime: lifetime?,
+            cap: orkv_openrouter::Cap {
+                limit: limit?,
+                limit_reset: reset?,
+                include_byok_in_limit: byok?,
+            },
+            rotate_before_seconds: rotate_before?,
+        })
+    }
+}
+
+fn parse_reset(val: &str) -> Option<Option<orkv_openrouter::LimitReset>> {
+    match val {
+        "none" => Some(None),
+        other => serde_json::from_value(Value::String(other.to_owned()))
+            .ok()
+            .map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_settings_round_trip_through_a_tag_value() {
+        let n = NextSettings {
+            workspace_id: "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01",
+            lifetime: Lifetime::TtlSeconds(86_400),
+            cap: orkv_openrouter::Cap {
+                limit: 12.5,
+                limit_reset: Some(orkv_openrouter::LimitReset::Monthly),
+                include_byok_in_limit: true,
+            },
+            rotate_before_seconds: 3600,
+        };
+        let v = n.tag_value();
+        assert!(v.len() <= 255);
+        assert!(
+            v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c))
+        );
+        let back = Next::from_tag_value(&v).expect("parses");
+        assert_eq!(back.workspace_id, n.workspace_id);
+        assert_eq!(back.lifetime, n.lifetime);
+        assert_eq!(back.cap, n.cap);
+        assert_eq!(back.rotate_before_seconds, 3600);
+    }
+
+    #[test]
+    fn reasons_round_trip_and_only_leak_is_a_leak() {
+        for r in [Reason::Leak, Reason::Manual, Reason::Changed] {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
+        assert!(Reason::is_leak(Some("leak")));
+        assert!(!Reason::is_leak(Some("manual")));
+        assert!(!Reason::is_leak(None));
+    }
+
+    #[test]
+    fn retire_tags_list_their_hash_and_time() {
+        let tags = vec![
+            (retire_tag("abc"), "2026-11-22T10:00:00Z".to_owned()),
+            (retire_tag("def"), "garbage".to_owned()),
+            (MANAGED_BY.to_owned(), "x".to_owned()),
+        ];
+        let list = retiring(&tags);
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].0, "abc");
+        assert_eq!(list[1].1, OffsetDateTime::UNIX_EPOCH);
+    }
+}

@@ -1,0 +1,148 @@
+//! The Lambda side: the three handlers, the bootstrap every function binary runs, the
+//! runtime's deadline, and the one mapping from errors to the runtime's `Diagnostic`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::deps::{Deps, RotationStarter};
+use crate::error::VendError;
+use crate::input::sweep::SweepInput;
+
+/// Which function a binary is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// EventBridge `OpenRouter Key Requested` (and the on-demand actions), or a pipeline's
+    /// direct invocation.
+    Provision,
+    /// Secrets Manager's four rotation steps.
+    Rotate,
+    /// The scheduled sweep.
+    Sweep,
+}
+
+/// Builds the rotation starter from the configuration: [`crate::deps::production_starter`]
+/// in a release build; the local driver's in a build with the `local-rotation` feature.
+pub type StarterFactory = fn(&Config) -> Result<Arc<dyn RotationStarter>, VendError>;
+
+impl From<VendError> for Diagnostic {
+    fn from(e: VendError) -> Self {
+        Self {
+            error_type: e.kind().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The bootstrap of every function binary: configuration (checked, and only checked with
+/// `--check-config`), one Secrets Manager client, then the runtime loop.
+///
+/// # Errors
+/// A configuration error names the variable; runtime errors end the process.
+pub async fn serve(function: Function, starter: StarterFactory) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    exit_on_shutdown_signal();
+    let cfg = Config::from_env()?;
+    let starter = starter(&cfg)?;
+    if std::env::args().nth(1).as_deref() == Some("--check-config") {
+        // Operators and the infrastructure test: is this environment a valid configuration?
+        println!("configuration ok");
+        return Ok(());
+    }
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = orkv_store::SecretStore::from_shared_config(&aws);
+    let deps = Deps::new(cfg, store).with_starter(starter);
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle(function, deps, event).await
+    }))
+    .await
+}
+
+/// One invocation of `function`.
+///
+/// # Errors
+/// A `Diagnostic` whose `error_type` is the [`VendError`] kind.
+pub async fn handle(
+    function: Function,
+    deps: &Deps,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Diagnostic> {
+    let deadline = lambda_deadline(event.context.deadline);
+    let result = match function {
+        Function::Provision => Box::pin(provision(deps, event.payload, deadline)).await,
+        Function::Rotate => Box::pin(rotation_step(deps, &event.payload, deadline)).await,
+        Function::Sweep => Box::pin(sweep(deps, &event.payload, deadline)).await,
+    };
+    result.map_err(|e| {
+        warn!(error_type = e.kind(), error = %e, function = ?function, "invocation failed");
+        Diagnostic::from(e)
+    })
+}
+
+async fn provision(deps: &Deps, payload: Value, deadline: Instant) -> Result<Value, VendError> {
+    let reply = deps.handle_request(payload, deadline).await?;
+    let field = |name: &str| reply.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+    info!(
+        status = field("status"),
+        secret = field("secret_name"),
+        key_hash = field("key_hash"),
+        "request handled"
+    );
+    Ok(reply)
+}
+
+async fn rotation_step(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
+    let reply = deps.rotation_step(payload, deadline).await?;
+    serde_json::to_value(&reply).map_err(|e| VendError::ReplyEncoding(e.to_string()))
+}
+
+async fn sweep(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
+    let input = SweepInput::parse(payload)?;
+    let report = deps.sweep(&input, deadline).await?;
+    println!("{}", report.emf(deps.clock().now()));
+    serde_json::to_value(&report).map_err(|e| VendError::ReplyEncoding(e.to_string()))
+}
+
+/// Converts the runtime's deadline (epoch milliseconds) to an `Instant`.
+#[must_use]
+pub fn lambda_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let left = deadline_ms.saturating_sub(now_ms);
+    // Local runtimes may send no deadline: allow a minute.
+    let left = if left == 0 || left > 15 * 60 * 1000 {
+        60_000
+    } else {
+        left
+    };
+    Instant::now() + Duration::from_millis(left)
+}
+
+/// Exits cleanly (status 0) on SIGTERM or SIGINT. Lambda sends SIGTERM only in its Shutdown
+/// phase, when no invocation runs; locally (`cargo lambda watch`, containers) it can arrive at
+/// any time, and every operation is built to be finished by its retry after a crash at any
+/// point (tested with SIGKILL), so exiting at once is safe. Call from inside the runtime.
+pub fn exit_on_shutdown_signal() {
+    #[cfg(unix)]
+    tokio::spawn(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+        std::process::exit(0);
+    });
+}

@@ -1,0 +1,111 @@
+//! Rotate now: write the request's intent tags, then start the rotation every starter shares
+//! for this generation. Repeating the same request after it completed answers `unchanged`.
+
+use tracing::info;
+
+use crate::deps::{Deps, RotationStart};
+use crate::domain::names::rotation_token;
+use crate::domain::tags::{
+    self, NextSettings, Reason,
+    stage::{AWSCURRENT, AWSPENDING},
+};
+use crate::error::VendError;
+use crate::input::action::RotateRequest;
+use crate::input::invocation::{Action, Trigger, request_digest};
+
+use super::{ActionReply, ActionStatus};
+
+impl Deps {
+    /// Serves a validated "rotate now" request.
+    ///
+    /// # Errors
+    /// As [`Deps::rotate_now`].
+    pub async fn rotate_request(
+        &self,
+        req: &RotateRequest,
+        request_id: &str,
+        trigger: Trigger,
+    ) -> Result<ActionReply, VendError> {
+        self.rotate_now(&req.secret_name, req.reason, request_id, None, trigger)
+            .await
+    }
+
+    /// Rotates `name` now, applying `next` (settings fixed at creation that a provision
+    /// request changed).
+    ///
+    /// # Errors
+    /// `SecretNotFound`, `SecretNotManaged`, `SecretRevoked`, `RotationInProgress`, and the
+    /// errors of the rotation itself.
+    pub async fn rotate_now(
+        &self,
+        name: &str,
+        reason: Reason,
+        request_id: &str,
+        next: Option<NextSettings<'_>>,
+        trigger: Trigger,
+    ) -> Result<ActionReply, VendError> {
+        let desc = self.describe_managed(name).await?;
+        if desc.deleted || desc.tag(tags::REVOKED).is_some() {
+            return Err(VendError::Revoked {
+                secret_name: name.to_owned(),
+            });
+        }
+        let (mut version, mut record) = self.current_record(name).await?;
+        // A rotation an earlier generation left unfinished is finished first, before this
+        // request's tags are written: its finishSecret clears the request tags it served.
+        let earlier = rotation_token(name, record.generation);
+        if desc
+            .version_with(AWSPENDING)
+            .is_some_and(|p| p != earlier && !desc.has(p, AWSCURRENT))
+        {
+            if !self.starter.settle_unfinished(self, name, &earlier).await? {
+                return Err(VendError::RotationInProgress {
+                    secret_name: name.to_owned(),
+                });
+            }
+            (version, record) = self.current_record(name).await?;
+        }
+        let digest = request_digest(request_id);
+        let mut reply = ActionReply::new(
+            Action::Rotate,
+            ActionStatus::Unchanged,
+            &desc.arn,
+            name,
+            request_id,
+            trigger,
+        );
+        reply.key_hash.clone_from(&record.key_hash);
+        reply.generation = Some(record.generation);
+        reply.reason = Some(reason);
+        if record.rotation_request.as_deref() == Some(digest.as_str()) {
+            return Ok(reply);
+        }
+        let mut intent = vec![
+            (tags::ROTATION_REQUEST.to_owned(), digest),
+            (tags::ROTATION_REASON.to_owned(), reason.as_str().to_owned()),
+        ];
+        if let Some(n) = next {
+            intent.push((tags::NEXT.to_owned(), n.tag_value()));
+        }
+        self.store.tag(&desc.arn, &intent).await?;
+        let start = self
+            .start_rotation(name, &rotation_token(name, record.generation))
+            .await?;
+        info!(secret = %name, reason = reason.as_str(), start = ?start, from_version = %version, "rotation requested");
+        match start {
+            RotationStart::Started => reply.status = ActionStatus::RotationStarted,
+            RotationStart::Completed | RotationStart::AlreadyCurrent => {
+                let (_, now) = self.current_record(name).await?;
+                reply.status = ActionStatus::Rotated;
+                reply.key_hash = now.key_hash;
+                reply.generation = Some(now.generation);
+            }
+            RotationStart::InProgress => {
+                return Err(VendError::RotationInProgress {
+                    secret_name: name.to_owned(),
+                });
+            }
+        }
+        Ok(reply)
+    }
+}

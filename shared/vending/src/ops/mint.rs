@@ -1,0 +1,104 @@
+//! Minting and storing a key, shared by provisioning and rotation: the create request built
+//! from a record, and the write of the new key with its retries, read-back and clean-up.
+//!
+//! OpenRouter's `POST /keys` returns the plaintext once and has no idempotency key, so the
+//! write that follows is the only copy: a transient failure is retried with the same token
+//! (a no-op if an earlier write landed), then read back; a key whose fate is unknown is never
+//! deleted (deleting a stored key would break its consumers); only a definite refusal deletes
+//! it, because its plaintext is kept nowhere else.
+
+use std::future::Future;
+use std::time::Duration;
+
+use orkv_openrouter::{CreateKeyRequest, format_expires_at};
+use orkv_store::{SecretVersion, StoreError, Written};
+use tracing::{info, warn};
+
+use crate::deps::Deps;
+use crate::domain::record::SecretRecord;
+
+/// Writes of a new key after the first, on a transient failure.
+const WRITE_RETRIES: u32 = 3;
+
+/// The create request for the key a record describes.
+pub(crate) fn create_request(record: &SecretRecord) -> CreateKeyRequest {
+    CreateKeyRequest {
+        name: record.openrouter_key_name.clone(),
+        limit: Some(record.limit),
+        limit_reset: record.limit_reset,
+        include_byok_in_limit: Some(record.include_byok_in_limit),
+        expires_at: Some(format_expires_at(record.expires_at)),
+        workspace_id: Some(record.workspace_id.clone()),
+    }
+}
+
+/// How the write of a freshly minted key ended.
+pub(crate) enum Kept {
+    /// The write succeeded.
+    Stored(Written),
+    /// Every write failed transiently; what the read-back under the token found (this key,
+    /// another attempt's, nothing, or an unknown when the read failed too). Nothing deleted.
+    Unknown {
+        error: StoreError,
+        found: Result<Option<SecretVersion>, StoreError>,
+    },
+    /// A definite refusal: the key was deleted (best effort: the sweep deletes what is left).
+    Refused(StoreError),
+}
+
+impl Deps {
+    /// Writes the new key `hash` with `write` (same token every time), retrying transient
+    /// failures, then reading back with `read_back`.
+    pub(crate) async fn keep_minted<W, WF, R, RF>(
+        &self,
+        hash: &str,
+        mut write: W,
+        read_back: R,
+    ) -> Kept
+    where
+        W: FnMut() -> WF,
+        WF: Future<Output = Result<Written, StoreError>>,
+        R: FnOnce() -> RF,
+        RF: Future<Output = Result<Option<SecretVersion>, StoreError>>,
+    {
+        let mut attempt = 0;
+        let error = loop {
+            match write().await {
+                Ok(written) => return Kept::Stored(written),
+                Err(e) if e.is_transient() && attempt < WRITE_RETRIES => {
+                    attempt += 1;
+                    warn!(key_hash = %hash, error = %e, attempt, "storing the new key failed: trying again");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(e) if e.is_transient() => break e,
+                Err(e) => {
+                    self.delete_unstored(hash).await;
+                    return Kept::Refused(e);
+                }
+            }
+        };
+        // An earlier write may have landed with its reply lost.
+        let found = read_back().await;
+        if !matches!(&found, Ok(Some(v)) if SecretRecord::hash_in(&v.value).as_deref() == Some(hash))
+        {
+            // Not stored, or unknown: a timed-out write may still land. A retry, the
+            // take-over of the record, `finishSecret` or the sweep deletes it if it never does.
+            warn!(key_hash = %hash, error = %error, "could not store the new key, nor find it stored");
+        }
+        Kept::Unknown { error, found }
+    }
+
+    /// Deletes a key this attempt minted and could not store (best effort).
+    async fn delete_unstored(&self, hash: &str) {
+        let result = match self.openrouter().await {
+            Ok(client) => client.delete_key(hash).await.map_err(crate::error::VendError::from),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => info!(key_hash = %hash, "deleted the new key this attempt could not store"),
+            Err(e) => {
+                warn!(key_hash = %hash, error = %e, "could not delete the unstored key; the next retry or the sweep will");
+            }
+        }
+    }
+}

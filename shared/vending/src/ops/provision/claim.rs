@@ -1,0 +1,206 @@
+//! Pending records: the claim a provision writes before it mints, the take-over of a claim
+//! whose invocation died, and the mint that turns a claim into an active record.
+
+use secrecy::SecretString;
+use tracing::{info, warn};
+
+use crate::deps::Deps;
+use crate::domain::names::{KeyName, claim_nonce, token};
+use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
+use crate::domain::tags::{self, stage::AWSCURRENT};
+use crate::error::VendError;
+use crate::ops::mint::{Kept, create_request};
+use orkv_store::{SecretVersion, StoreErrorKind, Written};
+
+use super::{Desired, ProvisionReply, Status, reply};
+
+/// A pending record this invocation owns (it wrote it).
+pub(super) struct Owned {
+    pub(super) record: SecretRecord,
+    pub(super) version_id: String,
+    pub(super) arn: String,
+}
+
+/// How a mint attempt ended when it did not fail.
+pub(super) enum MintOutcome {
+    Done(ProvisionReply),
+    /// The create was ambiguous, the attempt was cleaned up and released: go round again.
+    Again(orkv_openrouter::Error),
+}
+
+impl Deps {
+    /// A fresh pending record for generation `generation` of the desired secret, leased to
+    /// this invocation, naming the key it is about to mint.
+    pub(super) fn pending_record(&self, d: &Desired, generation: u64) -> SecretRecord {
+        let created = self.clock.now();
+        let claim = claim_nonce();
+        SecretRecord {
+            schema: SCHEMA,
+            managed_by: MANAGED_BY.into(),
+            state: RecordState::Pending,
+            api_key: None,
+            key_hash: None,
+            key_name: d.key_name.clone(),
+            openrouter_key_name: KeyName::attempt(&d.secret_name, &claim),
+            workspace_id: d.workspace.id.clone(),
+            workspace_slug: d.workspace.slug.clone(),
+            limit: d.cap.limit,
+            limit_reset: d.cap.limit_reset,
+            include_byok_in_limit: d.cap.include_byok_in_limit,
+            expires_at: d.lifetime.expiry_from(created),
+            lifetime: d.lifetime,
+            rotate_before_seconds: d.rotate_before_seconds,
+            created_at: created,
+            generation,
+            request_id: d.request_id.clone(),
+            rotation_request: None,
+            parent_version: None,
+            lease_until: Some(
+                created
+                    + time::Duration::try_from(self.cfg.pending_lease)
+                        .unwrap_or(time::Duration::MINUTE),
+            ),
+            claim: Some(claim),
+        }
+    }
+
+    /// A pending record whose lease has ended: its minting invocation died. Deletes whatever
+    /// key that attempt may have minted, then claims the record with a compare-and-set on the
+    /// version token. `None`: another invocation claimed it first; go round again.
+    pub(super) async fn take_over(
+        &self,
+        d: &Desired,
+        version: SecretVersion,
+        stale: SecretRecord,
+    ) -> Result<Option<MintOutcome>, VendError> {
+        warn!(openrouter_key_name = %stale.openrouter_key_name, "pending record's lease ended: cleaning up its attempt");
+        self.delete_named(&stale.workspace_id, &stale.openrouter_key_name)
+            .await?;
+        let record = self.pending_record(d, stale.generation);
+        let put = self
+            .store
+            .put(
+                &d.secret_name,
+                &record.to_secret(),
+                &token(&version.version_id, "claim"),
+                &[AWSCURRENT],
+            )
+            .await;
+        let written = match put {
+            Ok(w) => w,
+            Err(e) if e.kind() == StoreErrorKind::VersionConflict => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.store
+            .tag(&d.secret_name, &tags::record_tags(&record))
+            .await?;
+        let owned = Owned {
+            record,
+            version_id: written.version_id,
+            arn: version.arn,
+        };
+        Ok(Some(self.mint(d, owned).await?))
+    }
+
+    /// Mints the key a pending record names and stores it at once.
+    pub(super) async fn mint(&self, d: &Desired, owned: Owned) -> Result<MintOutcome, VendError> {
+        let client = self.openrouter().await?;
+        let pending = owned.record;
+        let created = match client.create_key_once(&create_request(&pending)).await {
+            Ok(created) => created,
+            Err(e) if e.kind() == orkv_openrouter::ErrorKind::CreateOutcomeUnknown => {
+                warn!(error = %e, "key creation outcome unknown: reconciling");
+                self.release(d, &owned.version_id, &pending).await?;
+                return Ok(MintOutcome::Again(e));
+            }
+            Err(e) => {
+                // A definite refusal: no key exists. A first-generation secret only ever held
+                // this pending record, so it goes too and the failed request leaves nothing.
+                if pending.generation == 1 {
+                    self.store.delete(&d.secret_name, true).await?;
+                    self.remember(&d.secret_name, false);
+                }
+                return Err(e.into());
+            }
+        };
+        let hash = created.data.hash.clone();
+        let mut active = pending;
+        active.state = RecordState::Active;
+        active.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
+        active.key_hash = Some(hash.clone());
+        active.lease_until = None;
+        active.claim = None;
+        if let Some(at) = created.data.expires_at {
+            active.expires_at = at;
+        }
+        let written = self
+            .store_active(&d.secret_name, &owned.version_id, &active)
+            .await?;
+        info!(key_hash = %hash, generation = active.generation, "key minted and stored");
+        let arn = if written.arn.is_empty() {
+            owned.arn
+        } else {
+            written.arn
+        };
+        Ok(MintOutcome::Done(reply(Status::Created, arn, d, &active)))
+    }
+
+    /// Deletes whatever an ambiguous create minted and releases the claim, so the next round
+    /// (or a retry) can mint at once.
+    async fn release(
+        &self,
+        d: &Desired,
+        version_id: &str,
+        pending: &SecretRecord,
+    ) -> Result<(), VendError> {
+        self.delete_named(&pending.workspace_id, &pending.openrouter_key_name)
+            .await?;
+        let mut released = pending.clone();
+        released.lease_until = Some(self.clock.now() - time::Duration::SECOND);
+        self.store
+            .put(
+                &d.secret_name,
+                &released.to_secret(),
+                &token(version_id, "release"),
+                &[AWSCURRENT],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the active record over the claim (see [`crate::ops::mint`]). A key whose fate
+    /// is unknown is not deleted here: the lease ends after the function's timeout, and the
+    /// invocation that takes the record over deletes it (it carries the claim's name) unless
+    /// it was stored.
+    async fn store_active(
+        &self,
+        name: &str,
+        claim_version: &str,
+        active: &SecretRecord,
+    ) -> Result<Written, VendError> {
+        let value = active.to_secret();
+        let put_token = token(claim_version, "active");
+        let hash = active.key_hash.clone().unwrap_or_default();
+        let kept = self
+            .keep_minted(
+                &hash,
+                || self.store.put(name, &value, &put_token, &[AWSCURRENT]),
+                || self.store.get_version(name, Some(&put_token), None),
+            )
+            .await;
+        match kept {
+            Kept::Stored(written) => Ok(written),
+            Kept::Unknown {
+                found: Ok(Some(v)),
+                ..
+            } if SecretRecord::hash_in(&v.value).as_deref() == Some(hash.as_str()) => {
+                Ok(Written {
+                    arn: v.arn,
+                    name: name.to_owned(),
+                    version_id: v.version_id,
+                })
+            }
+            Kept::Unknown { error, .. } | Kept::Refused(error) => Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Provisioning: resolve and check the request, then bring the managed secret and its
+//! OpenRouter key to the requested state. Crash-safe and idempotent; see
+//! `docs/adr/0001-store-first-provisioning.md` for the design.
+//!
+//! Happy paths, counted in remote calls (OpenRouter + Secrets Manager):
+//! - new key: `CreateSecret` (pending record) + `POST /keys` + `PutSecretValue` (active) = 3;
+//! - repeated request: `GetSecretValue` = 1 (on a container that has seen the secret);
+//! - changed cap: `GetSecretValue` + `PATCH /keys/{hash}` + `PutSecretValue` = 3.
+//!
+//! Files: this one resolves and loops (observe, then act); `claim` writes pending records,
+//! takes over dead attempts and mints; `update` converges an active record.
+
+mod claim;
+mod update;
+
+use std::time::{Duration, Instant};
+
+use orkv_openrouter::Workspace;
+use orkv_store::{NewSecret, SecretVersion, StoreErrorKind};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+use crate::deps::Deps;
+use crate::domain::lifetime::Lifetime;
+use crate::domain::record::{MANAGED_BY, RecordState, SecretRecord};
+use crate::domain::tags::{self, stage::AWSCURRENT};
+use crate::error::VendError;
+use crate::input::invocation::Trigger;
+use crate::input::provision::ProvisionRequest;
+
+use claim::{MintOutcome, Owned};
+
+/// Rounds of observe-and-act before giving up with `ProvisionInProgress`.
+const MAX_ROUNDS: usize = 6;
+/// Ambiguous creates (each cleaned up) tolerated in one invocation before failing.
+const MAX_AMBIGUOUS: usize = 2;
+/// Time kept back from the Lambda deadline for answering.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// What a provision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Created,
+    Unchanged,
+    Updated,
+    /// A field fixed at creation changed: the key was replaced by rotation (the old key stays
+    /// valid for the grace period).
+    Rotated,
+    /// As `Rotated`, with Secrets Manager still running the rotation.
+    RotationStarted,
+}
+
+/// The reply to every trigger. Never holds the plaintext.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvisionReply {
+    pub status: Status,
+    pub secret_arn: String,
+    pub secret_name: String,
+    pub key_hash: String,
+    pub key_name: String,
+    pub workspace_id: String,
+    pub workspace: String,
+    pub expires_at: String,
+    pub rotate_at: String,
+    pub generation: u64,
+    pub limit: f64,
+    pub limit_reset: Option<orkv_openrouter::LimitReset>,
+    pub include_byok_in_limit: bool,
+    pub request_id: String,
+    pub trigger: Trigger,
+}
+
+/// The state the request asks for, resolved.
+#[derive(Debug, Clone)]
+struct Desired {
+    secret_name: String,
+    key_name: String,
+    workspace: Workspace,
+    cap: orkv_openrouter::Cap,
+    lifetime: Lifetime,
+    rotate_before_seconds: u64,
+    description: Option<String>,
+    tags: Vec<(String, String)>,
+    kms_key_id: Option<String>,
+    request_id: String,
+    trigger: Trigger,
+}
+
+/// What `GetSecretValue` showed.
+enum Seen {
+    Absent,
+    Active(SecretVersion, SecretRecord),
+    Pending(SecretVersion, SecretRecord),
+}
+
+impl Deps {
+    /// Provisions what a validated request asks for. `deadline` bounds every wait.
+    ///
+    /// # Errors
+    /// A [`VendError`] whose `kind()` names the failure; bad input creates nothing.
+    pub async fn provision(
+        &self,
+        req: ProvisionRequest,
+        request_id: String,
+        trigger: Trigger,
+        deadline: Instant,
+    ) -> Result<ProvisionReply, VendError> {
+        let desired = self.resolve(req, request_id, trigger).await?;
+        self.ensure(&desired, deadline).await
+    }
+
+    /// Resolves the workspace, applies the policy and names the secret.
+    async fn resolve(
+        &self,
+        req: ProvisionRequest,
+        request_id: String,
+        trigger: Trigger,
+    ) -> Result<Desired, VendError> {
+        let unknown = || VendError::UnknownWorkspace {
+            workspace: req.workspace.clone(),
+        };
+        let workspace = self
+            .workspaces()
+            .await?
+            .iter()
+            .find(|w| w.id == req.workspace || w.slug == req.workspace || w.name == req.workspace)
+            .cloned()
+            .ok_or_else(unknown)?;
+        let entry = self
+            .cfg
+            .policy
+            .entry_for(&workspace.id, &workspace.slug, &workspace.name)
+            .ok_or_else(unknown)?;
+        if req.limit > entry.max_limit {
+            return Err(VendError::policy(
+                "limit",
+                format!(
+                    "{} exceeds the maximum cap of {} USD for workspace {}",
+                    req.limit, entry.max_limit, workspace.slug
+                ),
+            ));
+        }
+        let prefix = &self.cfg.secret_prefix;
+        let secret_name = req
+            .secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{prefix}{}/{}", workspace.slug, req.key_name));
+        if !secret_name.starts_with(prefix.as_str()) {
+            return Err(VendError::policy(
+                "secret_name",
+                format!("must start with the managed prefix {prefix:?}"),
+            ));
+        }
+        let mut tag_list: Vec<(String, String)> = req.tags.into_iter().collect();
+        tag_list.push((tags::MANAGED_BY.into(), MANAGED_BY.into()));
+        tag_list.push((tags::WORKSPACE.into(), workspace.id.clone()));
+        tag_list.push((tags::WORKSPACE_SLUG.into(), workspace.slug.clone()));
+        tag_list.push((tags::KEY_NAME.into(), req.key_name.clone()));
+        Ok(Desired {
+            secret_name,
+            key_name: req.key_name,
+            workspace,
+            cap: orkv_openrouter::Cap {
+                limit: req.limit,
+                limit_reset: req.limit_reset,
+                include_byok_in_limit: req.include_byok_in_limit,
+            },
+            lifetime: req.lifetime,
+            rotate_before_seconds: req.rotate_before_seconds,
+            description: req.description,
+            tags: tag_list,
+            kms_key_id: req
+                .kms_key_id
+                .or_else(|| self.cfg.default_kms_key_id.clone()),
+            request_id,
+            trigger,
+        })
+    }
+
+    async fn observe(&self, name: &str) -> Result<Seen, VendError> {
+        let Some(version) = self.store.get(name, AWSCURRENT).await? else {
+            self.remember(name, false);
+            return Ok(Seen::Absent);
+        };
+        self.remember(name, true);
+        let record = SecretRecord::read(name, &version.value)?;
+        Ok(match record.state {
+            RecordState::Active => Seen::Active(version, record),
+            RecordState::Pending => Seen::Pending(version, record),
+            RecordState::Revoked => {
+                return Err(VendError::Revoked {
+                    secret_name: name.to_owned(),
+                });
+            }
+        })
+    }
+
+    /// Observe, then act, until the secret holds the desired state.
+    #[instrument(skip_all, fields(secret = %d.secret_name, request_id = %d.request_id))]
+    async fn ensure(&self, d: &Desired, deadline: Instant) -> Result<ProvisionReply, VendError> {
+        // Read first when this container knows the secret exists (a repeat costs one call);
+        // otherwise try to create it first (a new key costs three).
+        let mut optimistic = !self.knows(&d.secret_name);
+        let mut ambiguous = 0;
+        for _ in 0..MAX_ROUNDS {
+            let seen = if optimistic {
+                optimistic = false;
+                Seen::Absent
+            } else {
+                self.observe(&d.secret_name).await?
+            };
+            let outcome = match seen {
+                Seen::Absent => self.create_and_mint(d).await?,
+                Seen::Active(version, record) => {
+                    self.converge(d, version, record).await?.map(MintOutcome::Done)
+                }
+                Seen::Pending(version, record) => {
+                    let lease_until = record.lease_until.unwrap_or(record.created_at);
+                    if lease_until > self.clock.now() {
+                        self.wait_for_change(
+                            &d.secret_name,
+                            &version.version_id,
+                            lease_until,
+                            deadline,
+                        )
+                        .await?;
+                        continue;
+                    }
+                    self.take_over(d, version, record).await?
+                }
+            };
+            match outcome {
+                Some(MintOutcome::Done(reply)) => return Ok(reply),
+                Some(MintOutcome::Again(e)) => {
+                    ambiguous += 1;
+                    if ambiguous >= MAX_AMBIGUOUS {
+                        return Err(e.into());
+                    }
+                }
+                None => {}
+            }
+        }
+        Err(VendError::InProgress {
+            secret_name: d.secret_name.clone(),
+        })
+    }
+
+    /// Creates the secret holding a pending record, then mints. `None`: it exists already.
+    async fn create_and_mint(&self, d: &Desired) -> Result<Option<MintOutcome>, VendError> {
+        let record = self.pending_record(d, 1);
+        let value = record.to_secret();
+        let mut all_tags = d.tags.clone();
+        all_tags.extend(tags::record_tags(&record));
+        let created = self
+            .store
+            .create(&NewSecret {
+                name: &d.secret_name,
+                value: &value,
+                description: d.description.as_deref(),
+                tags: &all_tags,
+                kms_key_id: d.kms_key_id.as_deref(),
+            })
+            .await;
+        match created {
+            Ok(w) => {
+                self.remember(&d.secret_name, true);
+                let owned = Owned {
+                    record,
+                    version_id: w.version_id,
+                    arn: w.arn,
+                };
+                Ok(Some(self.mint(d, owned).await?))
+            }
+            Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
+                self.remember(&d.secret_name, true);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Polls until the current version changes or the lease ends (bounded by the deadline).
+    async fn wait_for_change(
+        &self,
+        name: &str,
+        version_id: &str,
+        lease_until: OffsetDateTime,
+        deadline: Instant,
+    ) -> Result<(), VendError> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let lease_left = (lease_until - self.clock.now())
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            let time_left = deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(DEADLINE_MARGIN);
+            if lease_left.is_zero() {
+                return Ok(());
+            }
+            if time_left.is_zero() {
+                return Err(VendError::InProgress {
+                    secret_name: name.to_owned(),
+                });
+            }
+            tokio::time::sleep(pause.min(lease_left).min(time_left)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+            match self.store.get(name, AWSCURRENT).await? {
+                Some(v) if v.version_id == version_id => {}
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The reply for record `r` of the desired secret.
+fn reply(status: Status, arn: String, d: &Desired, r: &SecretRecord) -> ProvisionReply {
+    ProvisionReply {
+        status,
+        secret_arn: arn,
+        secret_name: d.secret_name.clone(),
+        key_hash: r.key_hash.clone().unwrap_or_default(),
+        key_name: r.key_name.clone(),
+        workspace_id: r.workspace_id.clone(),
+        workspace: r.workspace_slug.clone(),
+        expires_at: tags::time_value(r.expires_at),
+        rotate_at: tags::time_value(r.rotate_at()),
+        generation: r.generation,
+        limit: r.limit,
+        limit_reset: r.limit_reset,
+        include_byok_in_limit: r.include_byok_in_limit,
+        request_id: d.request_id.clone(),
+        trigger: d.trigger,
+    }
+}

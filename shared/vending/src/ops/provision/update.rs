@@ -1,0 +1,141 @@
+//! An active record exists: answer unchanged, update the cap in place, rotate for a changed
+//! fixed field, or refuse a change to a field that can never change.
+
+use orkv_openrouter::KeyPatch;
+use orkv_store::{SecretVersion, StoreErrorKind};
+use tracing::info;
+
+use crate::deps::Deps;
+use crate::domain::names::token;
+use crate::domain::record::SecretRecord;
+use crate::domain::tags::{self, NextSettings, Reason, stage};
+use crate::error::VendError;
+use crate::ops::actions::ActionStatus;
+
+use super::{Desired, ProvisionReply, Status, reply};
+
+impl Deps {
+    /// `None`: the secret changed meanwhile; go round again.
+    pub(super) async fn converge(
+        &self,
+        d: &Desired,
+        version: SecretVersion,
+        record: SecretRecord,
+    ) -> Result<Option<ProvisionReply>, VendError> {
+        if record.key_name != d.key_name {
+            return Err(VendError::ImmutableField {
+                field: "key_name",
+                secret_arn: version.arn,
+                key_hash: record.key_hash.unwrap_or_default(),
+                workspace_id: record.workspace_id,
+                expires_at: tags::time_value(record.expires_at),
+            });
+        }
+        if record.workspace_id != d.workspace.id || record.lifetime != d.lifetime {
+            return self.rotate_for_change(d).await.map(Some);
+        }
+        let same_cap = record.cap() == d.cap;
+        if same_cap && record.rotate_before_seconds == d.rotate_before_seconds {
+            return Ok(Some(reply(Status::Unchanged, version.arn, d, &record)));
+        }
+        self.update_in_place(d, version, record, same_cap).await
+    }
+
+    /// The request changed a field fixed at creation (workspace, lifetime): replace the key by
+    /// rotation with the new settings. The old key stays valid for the grace period.
+    async fn rotate_for_change(&self, d: &Desired) -> Result<ProvisionReply, VendError> {
+        let next = NextSettings {
+            workspace_id: &d.workspace.id,
+            lifetime: d.lifetime,
+            cap: d.cap,
+            rotate_before_seconds: d.rotate_before_seconds,
+        };
+        let action = Box::pin(self.rotate_now(
+            &d.secret_name,
+            Reason::Changed,
+            &d.request_id,
+            Some(next),
+            d.trigger,
+        ))
+        .await?;
+        let (_, record) = self.current_record(&d.secret_name).await?;
+        let status = match action.status {
+            ActionStatus::RotationStarted => Status::RotationStarted,
+            ActionStatus::Unchanged => Status::Unchanged,
+            _ => Status::Rotated,
+        };
+        Ok(reply(status, action.secret_arn, d, &record))
+    }
+
+    /// Patches the key's cap (when it changed) and writes the updated record: under its own
+    /// label, then made current with a compare-and-set on `AWSCURRENT`, so a rotation that
+    /// finished meanwhile is never overwritten.
+    async fn update_in_place(
+        &self,
+        d: &Desired,
+        version: SecretVersion,
+        record: SecretRecord,
+        same_cap: bool,
+    ) -> Result<Option<ProvisionReply>, VendError> {
+        let hash = record.key_hash.clone().unwrap_or_default();
+        if !same_cap {
+            let patch = KeyPatch {
+                cap: Some(d.cap),
+                ..KeyPatch::default()
+            };
+            self.openrouter().await?.update_key(&hash, &patch).await?;
+        }
+        let mut updated = record;
+        updated.set_cap(d.cap);
+        let rotate_changed = updated.rotate_before_seconds != d.rotate_before_seconds;
+        updated.rotate_before_seconds = d.rotate_before_seconds;
+        // The same change from concurrent duplicates writes the same version (same token).
+        let fingerprint = format!(
+            "update:{}:{:?}:{}:{}",
+            d.cap.limit, d.cap.limit_reset, d.cap.include_byok_in_limit, d.rotate_before_seconds
+        );
+        let written = self
+            .store
+            .put(
+                &d.secret_name,
+                &updated.to_secret(),
+                &token(&version.version_id, &fingerprint),
+                &[stage::UPDATE],
+            )
+            .await?;
+        match self
+            .store
+            .move_stage(
+                &d.secret_name,
+                stage::AWSCURRENT,
+                Some(&version.version_id),
+                Some(&written.version_id),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
+                // AWSCURRENT moved (a rotation finished, or a concurrent duplicate won).
+                let now_current = self.store.get(&d.secret_name, stage::AWSCURRENT).await?;
+                if !now_current.is_some_and(|v| v.version_id == written.version_id) {
+                    info!("the secret changed while updating: going round again");
+                    return Ok(None);
+                }
+                // The duplicate wrote the same version: done.
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if rotate_changed {
+            self.store
+                .tag(&d.secret_name, &tags::record_tags(&updated))
+                .await?;
+        }
+        info!(key_hash = %hash, "key cap updated in place");
+        let arn = if written.arn.is_empty() {
+            version.arn
+        } else {
+            written.arn
+        };
+        Ok(Some(reply(Status::Updated, arn, d, &updated)))
+    }
+}

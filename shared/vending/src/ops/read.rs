@@ -1,0 +1,94 @@
+//! Reads every operation shares: a secret's description (or "not found"), its current
+//! record, and the OpenRouter keys carrying a name.
+
+use orkv_openrouter::ErrorKind;
+use orkv_store::SecretDescription;
+use tracing::warn;
+
+use crate::deps::Deps;
+use crate::domain::record::{MANAGED_BY, RecordState, SecretRecord};
+use crate::domain::tags::{self, stage::AWSCURRENT};
+use crate::error::VendError;
+
+impl Deps {
+    /// `DescribeSecret`, with a missing secret as [`VendError::SecretNotFound`].
+    pub(crate) async fn describe_existing(&self, name: &str) -> Result<SecretDescription, VendError> {
+        self.store
+            .describe(name)
+            .await?
+            .ok_or_else(|| VendError::SecretNotFound {
+                secret_name: name.to_owned(),
+            })
+    }
+
+    /// As [`Deps::describe_existing`], refusing a secret this product does not manage.
+    pub(crate) async fn describe_managed(&self, name: &str) -> Result<SecretDescription, VendError> {
+        let desc = self.describe_existing(name).await?;
+        if desc.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
+            return Err(VendError::NotManaged {
+                secret_name: name.to_owned(),
+            });
+        }
+        Ok(desc)
+    }
+
+    /// The current version's id and record (must be an active record).
+    pub(crate) async fn current_record(
+        &self,
+        name: &str,
+    ) -> Result<(String, SecretRecord), VendError> {
+        let v = self
+            .store
+            .get(name, AWSCURRENT)
+            .await?
+            .ok_or_else(|| VendError::SecretNotFound {
+                secret_name: name.to_owned(),
+            })?;
+        let record = SecretRecord::read(name, &v.value)?;
+        match record.state {
+            RecordState::Active => Ok((v.version_id, record)),
+            RecordState::Pending => Err(VendError::InProgress {
+                secret_name: name.to_owned(),
+            }),
+            RecordState::Revoked => Err(VendError::Revoked {
+                secret_name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The hashes of every key named `name` in `workspace_id` (disabled ones included).
+    pub(crate) async fn keys_named(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Vec<String>, VendError> {
+        let mut found = Vec::new();
+        self.openrouter()
+            .await?
+            .for_each_key_page(Some(workspace_id), true, |page| {
+                found.extend(page.into_iter().filter(|k| k.name == name).map(|k| k.hash));
+                true
+            })
+            .await?;
+        Ok(found)
+    }
+
+    /// Deletes every key named `name` in `workspace_id` (disabled ones included): the keys of
+    /// an unfinished attempt. Answers how many there were.
+    pub(crate) async fn delete_named(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<usize, VendError> {
+        let found = self.keys_named(workspace_id, name).await?;
+        let client = self.openrouter().await?;
+        for hash in &found {
+            match client.delete_key(hash).await {
+                Ok(_) => warn!(key_hash = %hash, "deleted a key of an unfinished attempt"),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(found.len())
+    }
+}

@@ -1,0 +1,224 @@
+//! `finishSecret`: tag the superseded key for retirement after the grace period, move
+//! `AWSCURRENT` with a compare-and-set, remove `AWSPENDING`, delete other attempts' keys (the
+//! token's value is final now) and rewrite the tags the sweep reads. When the record changed
+//! while the rotation ran (a cap update), the change is applied to the new key and promoted
+//! with it. For a leak, the old key is disabled at once.
+
+use orkv_openrouter::{ErrorKind, KeyPatch};
+use orkv_store::{SecretDescription, StoreErrorKind};
+use tracing::{info, warn};
+
+use crate::deps::Deps;
+use crate::domain::names::{self, KeyName};
+use crate::domain::record::SecretRecord;
+use crate::domain::tags::{
+    self, MAX_RETIRING, Reason, retire_tag, retiring,
+    stage::{self, AWSCURRENT, AWSPENDING},
+};
+use crate::error::VendError;
+
+impl Deps {
+    pub(super) async fn finish_step(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+    ) -> Result<SecretRecord, VendError> {
+        let pending = self.read_version(desc, token).await?;
+        let current_id = desc
+            .version_with(AWSCURRENT)
+            .ok_or_else(|| VendError::SecretNotFound {
+                secret_name: desc.name.clone(),
+            })?
+            .to_owned();
+        let old = self.read_version(desc, &current_id).await?;
+        if old.key_hash == pending.key_hash {
+            // A merged version carrying the successor is already current.
+            self.finish_tail(desc, token, &old, None).await?;
+            return Ok(old);
+        }
+        let changed_meanwhile = pending.parent_version.as_deref() != Some(current_id.as_str())
+            && (old.cap() != pending.cap()
+                || old.rotate_before_seconds != pending.rotate_before_seconds)
+            && desc.tag(tags::NEXT).is_none();
+        let (promoted, target) = if changed_meanwhile {
+            self.carry_change(desc, token, &pending, &old).await?
+        } else {
+            (pending, token.to_owned())
+        };
+        if let Some(old_hash) = old.key_hash.as_deref() {
+            self.schedule_retirement(desc, old_hash).await?;
+        }
+        self.store
+            .move_stage(&desc.arn, AWSCURRENT, Some(&current_id), Some(&target))
+            .await?;
+        info!(from = %current_id, to = %target, key_hash = promoted.key_hash.as_deref().unwrap_or(""), "AWSCURRENT moved to the successor");
+        self.finish_tail(desc, token, &promoted, old.key_hash.as_deref())
+            .await?;
+        Ok(promoted)
+    }
+
+    /// The record changed while the rotation ran (a cap update): give the new key the current
+    /// cap and write the merged record under its own label. Answers it and its version.
+    async fn carry_change(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+        pending: &SecretRecord,
+        old: &SecretRecord,
+    ) -> Result<(SecretRecord, String), VendError> {
+        let cap = old.cap();
+        let hash = pending.key_hash.clone().unwrap_or_default();
+        let patch = KeyPatch {
+            cap: Some(cap),
+            ..KeyPatch::default()
+        };
+        self.openrouter().await?.update_key(&hash, &patch).await?;
+        let mut promoted = pending.clone();
+        promoted.set_cap(cap);
+        promoted.rotate_before_seconds = old.rotate_before_seconds;
+        let merge_token = names::token(token, "merge");
+        self.store
+            .put(&desc.arn, &promoted.to_secret(), &merge_token, &[stage::MERGE])
+            .await?;
+        info!("carried a change made during the rotation over to the successor");
+        Ok((promoted, merge_token))
+    }
+
+    /// Tags the superseded key for retirement: after the grace period, or now for a leak.
+    /// With too many keys in grace at once, the oldest is retired at the next sweep.
+    async fn schedule_retirement(
+        &self,
+        desc: &SecretDescription,
+        old_hash: &str,
+    ) -> Result<(), VendError> {
+        let now = self.clock.now();
+        let at = if Reason::is_leak(desc.tag(tags::ROTATION_REASON)) {
+            now
+        } else {
+            now + time::Duration::try_from(self.cfg.retire_grace).unwrap_or(time::Duration::HOUR)
+        };
+        let mut retire = vec![(retire_tag(old_hash), tags::time_value(at))];
+        let mut waiting = retiring(&desc.tags);
+        waiting.retain(|(h, _)| h != old_hash);
+        if waiting.len() >= MAX_RETIRING {
+            waiting.sort_by_key(|(_, at)| *at);
+            if let Some((h, _)) = waiting.first() {
+                retire.push((retire_tag(h), tags::time_value(now)));
+            }
+        }
+        self.store.tag(&desc.arn, &retire).await?;
+        Ok(())
+    }
+
+    /// The end of `finishSecret`, repeated safely: drop `AWSPENDING`, point the sweep's tags
+    /// at the new key, clear the request's tags, and for a leak disable the old key now.
+    pub(super) async fn finish_tail(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+        promoted: &SecretRecord,
+        old_hash: Option<&str>,
+    ) -> Result<(), VendError> {
+        if desc.has(token, AWSPENDING) {
+            match self
+                .store
+                .move_stage(&desc.arn, AWSPENDING, Some(token), None)
+                .await
+            {
+                Ok(()) => {}
+                // Already removed by an earlier attempt.
+                Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Err(e) = self.delete_other_attempts(desc, token, promoted).await {
+            warn!(error = %e, "could not delete keys of other attempts; the sweep will");
+        }
+        self.store
+            .tag(&desc.arn, &tags::record_tags(promoted))
+            .await?;
+        let request_tags: Vec<String> = tags::REQUEST_TAGS
+            .iter()
+            .filter(|k| desc.tag(k).is_some())
+            .map(|k| (*k).to_owned())
+            .collect();
+        if Reason::is_leak(desc.tag(tags::ROTATION_REASON)) {
+            self.disable_suspects(desc, promoted, old_hash).await?;
+        }
+        self.store.untag(&desc.arn, &request_tags).await?;
+        Ok(())
+    }
+
+    /// A leak: disables the old key and every key whose retirement is due, at once.
+    async fn disable_suspects(
+        &self,
+        desc: &SecretDescription,
+        promoted: &SecretRecord,
+        old_hash: Option<&str>,
+    ) -> Result<(), VendError> {
+        let mut suspects: Vec<String> = old_hash.map(str::to_owned).into_iter().collect();
+        let now = self.clock.now();
+        suspects.extend(
+            retiring(&desc.tags)
+                .into_iter()
+                .filter(|(_, at)| *at <= now)
+                .map(|(h, _)| h),
+        );
+        let client = self.openrouter().await?;
+        for hash in suspects {
+            if Some(hash.as_str()) == promoted.key_hash.as_deref() {
+                continue;
+            }
+            let patch = KeyPatch {
+                disabled: Some(true),
+                ..KeyPatch::default()
+            };
+            match client.update_key(&hash, &patch).await {
+                Ok(_) => warn!(key_hash = %hash, "suspected leaked key disabled"),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// After `finishSecret` took `AWSPENDING` off the token's version, no other value can be
+    /// stored under the token: keys other attempts minted under its successor name go.
+    async fn delete_other_attempts(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+        promoted: &SecretRecord,
+    ) -> Result<(), VendError> {
+        let name = &promoted.openrouter_key_name;
+        if *name != KeyName::successor(&desc.name, token) {
+            return Ok(());
+        }
+        let mut others = self.keys_named(&promoted.workspace_id, name).await?;
+        others.retain(|h| Some(h.as_str()) != promoted.key_hash.as_deref());
+        if others.is_empty() {
+            return Ok(());
+        }
+        // What the token's version holds now, not what was read before the labels moved (a
+        // store that lets a pending version be overwritten may hold another attempt's key).
+        let Some(stored) = self
+            .store
+            .get_version(&desc.arn, Some(token), None)
+            .await?
+            .and_then(|v| SecretRecord::hash_in(&v.value))
+        else {
+            return Ok(());
+        };
+        let client = self.openrouter().await?;
+        for hash in others.iter().filter(|h| **h != stored) {
+            match client.delete_key(hash).await {
+                Ok(_) => {
+                    warn!(key_hash = %hash, "deleted a key another attempt of this rotation minted");
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

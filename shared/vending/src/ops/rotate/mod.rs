@@ -1,0 +1,191 @@
+//! The rotation function: Secrets Manager's four-step protocol for the managed secrets.
+//!
+//! - checks first, in the order of AWS's own templates: rotation enabled, the secret is
+//!   managed by this product, the token is a version, already `AWSCURRENT` → done, must be
+//!   `AWSPENDING`;
+//! - `createSecret` ([`create`]) mints the successor under a key name derived from the token
+//!   and stores it as `AWSPENDING` under the token;
+//! - `setSecret` has nothing to do (OpenRouter minted the key);
+//! - `testSecret` ([`test`]) checks the pending key with the key itself and with the
+//!   management key;
+//! - `finishSecret` ([`finish`]) schedules the superseded key's retirement, moves
+//!   `AWSCURRENT`, removes `AWSPENDING` and cleans up.
+//!
+//! Every step is idempotent per token.
+
+mod create;
+mod finish;
+mod test;
+
+use std::time::Instant;
+
+use orkv_store::SecretDescription;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tracing::{info, instrument};
+
+use crate::deps::Deps;
+use crate::domain::record::{MANAGED_BY, SecretRecord};
+use crate::domain::tags::{self, stage::{AWSCURRENT, AWSPENDING}};
+use crate::error::VendError;
+use crate::input::rotation::{RotationEvent, Step};
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// The step did its work.
+    Done,
+    /// The step's work was already done under this token.
+    AlreadyDone,
+    /// The token's version is already `AWSCURRENT`: the rotation is over.
+    AlreadyCurrent,
+}
+
+/// The reply of a rotation step. Never holds the plaintext.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReply {
+    pub step: Step,
+    pub secret_arn: String,
+    pub token: String,
+    pub outcome: StepOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+}
+
+enum Checked {
+    Current,
+    Pending,
+}
+
+impl Deps {
+    /// Handles one raw rotation event.
+    ///
+    /// # Errors
+    /// A [`VendError`] naming the failure; a failed check changes nothing.
+    pub async fn rotation_step(
+        &self,
+        payload: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<StepReply, VendError> {
+        let event = RotationEvent::parse(payload)?;
+        self.run_step(&event, deadline).await
+    }
+
+    /// Runs one validated step.
+    ///
+    /// # Errors
+    /// A [`VendError`] naming the failure.
+    #[instrument(skip_all, fields(step = event.step.as_str(), secret = %event.secret_id, token = %event.token))]
+    pub async fn run_step(
+        &self,
+        event: &RotationEvent,
+        _deadline: Instant,
+    ) -> Result<StepReply, VendError> {
+        let desc = self.describe_existing(&event.secret_id).await?;
+        let checked = Self::check(&desc, &event.token)?;
+        let mut reply = StepReply {
+            step: event.step,
+            secret_arn: desc.arn.clone(),
+            token: event.token.clone(),
+            outcome: StepOutcome::AlreadyCurrent,
+            key_hash: None,
+            generation: None,
+        };
+        match (event.step, checked) {
+            (Step::FinishSecret, Checked::Current) => {
+                let pending = self.read_version(&desc, &event.token).await?;
+                self.finish_tail(&desc, &event.token, &pending, None)
+                    .await?;
+                reply.key_hash.clone_from(&pending.key_hash);
+                reply.generation = Some(pending.generation);
+            }
+            (_, Checked::Current) => {}
+            (Step::CreateSecret, Checked::Pending) => {
+                let (outcome, record) = self.create_step(&desc, event).await?;
+                reply.outcome = outcome;
+                reply.key_hash = record.key_hash;
+                reply.generation = Some(record.generation);
+            }
+            (Step::SetSecret, Checked::Pending) => reply.outcome = StepOutcome::Done,
+            (Step::TestSecret, Checked::Pending) => {
+                let record = self.test_step(&desc, &event.token).await?;
+                reply.outcome = StepOutcome::Done;
+                reply.key_hash = record.key_hash;
+                reply.generation = Some(record.generation);
+            }
+            (Step::FinishSecret, Checked::Pending) => {
+                let record = self.finish_step(&desc, &event.token).await?;
+                reply.outcome = StepOutcome::Done;
+                reply.key_hash = record.key_hash;
+                reply.generation = Some(record.generation);
+            }
+        }
+        info!(outcome = ?reply.outcome, key_hash = reply.key_hash.as_deref().unwrap_or(""), "rotation step");
+        Ok(reply)
+    }
+
+    fn check(desc: &SecretDescription, token: &str) -> Result<Checked, VendError> {
+        if !desc.rotation_enabled {
+            return Err(VendError::RotationDisabled {
+                secret_name: desc.name.clone(),
+            });
+        }
+        if desc.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
+            return Err(VendError::NotManaged {
+                secret_name: desc.name.clone(),
+            });
+        }
+        if !desc.versions.contains_key(token) {
+            return Err(VendError::UnknownToken {
+                secret_name: desc.name.clone(),
+                token: token.to_owned(),
+            });
+        }
+        if desc.has(token, AWSCURRENT) {
+            return Ok(Checked::Current);
+        }
+        if !desc.has(token, AWSPENDING) {
+            return Err(VendError::NotPending {
+                secret_name: desc.name.clone(),
+                token: token.to_owned(),
+            });
+        }
+        Ok(Checked::Pending)
+    }
+
+    pub(super) async fn read_version(
+        &self,
+        desc: &SecretDescription,
+        version_id: &str,
+    ) -> Result<SecretRecord, VendError> {
+        let version = self
+            .store
+            .get_version(&desc.arn, Some(version_id), None)
+            .await?
+            .ok_or_else(|| VendError::RotationTestFailed {
+                secret_name: desc.name.clone(),
+                check: format!("version {version_id} holds no value"),
+            })?;
+        SecretRecord::read(&desc.name, &version.value)
+    }
+
+    pub(super) async fn pending_value(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+    ) -> Result<Option<SecretRecord>, VendError> {
+        match self
+            .store
+            .get_version(&desc.arn, Some(token), Some(AWSPENDING))
+            .await?
+        {
+            Some(v) if !v.value.expose_secret().is_empty() => {
+                Ok(Some(SecretRecord::read(&desc.name, &v.value)?))
+            }
+            _ => Ok(None),
+        }
+    }
+}

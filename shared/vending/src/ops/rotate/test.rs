@@ -1,0 +1,132 @@
+//! `testSecret`: calls `GET /key` with the pending key itself and checks cap and expiry, then
+//! reads the key back with the management key to check its workspace and that it is enabled.
+
+use orkv_openrouter::{ApiKey, format_expires_at};
+use orkv_store::SecretDescription;
+use secrecy::ExposeSecret;
+use tracing::info;
+
+use crate::deps::Deps;
+use crate::domain::record::SecretRecord;
+use crate::domain::tags::stage::AWSCURRENT;
+use crate::error::VendError;
+
+impl Deps {
+    pub(super) async fn test_step(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+    ) -> Result<SecretRecord, VendError> {
+        match self.test_pending(desc, token).await {
+            Err(VendError::RotationTestFailed { secret_name, check }) => {
+                // A finishSecret that carried a change over already promoted this key (in a
+                // merged version, whose cap may have changed since): nothing left to test.
+                let (Some(pending), Some(current)) = (
+                    self.pending_value(desc, token).await?,
+                    self.store.get(&desc.arn, AWSCURRENT).await?,
+                ) else {
+                    return Err(VendError::RotationTestFailed { secret_name, check });
+                };
+                let Ok(current) = SecretRecord::read(&desc.name, &current.value) else {
+                    return Err(VendError::RotationTestFailed { secret_name, check });
+                };
+                if current.key_hash.is_some() && current.key_hash == pending.key_hash {
+                    info!("the pending key is already current: nothing to test");
+                    return Ok(pending);
+                }
+                // A finishSecret that died after giving the pending key the cap of a change
+                // made meanwhile (it does so before promoting): the key carries the current
+                // record's cap, which the retried finishSecret applies again.
+                if current.cap() != pending.cap() {
+                    let mut carried = pending.clone();
+                    carried.set_cap(current.cap());
+                    if self.check_key(desc, &carried).await.is_ok() {
+                        info!(
+                            "the pending key already carries the cap of a change made during the rotation"
+                        );
+                        return Ok(pending);
+                    }
+                }
+                Err(VendError::RotationTestFailed { secret_name, check })
+            }
+            other => other,
+        }
+    }
+
+    async fn test_pending(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+    ) -> Result<SecretRecord, VendError> {
+        let record = self.pending_value(desc, token).await?.ok_or_else(|| {
+            VendError::RotationTestFailed {
+                secret_name: desc.name.clone(),
+                check: "no value is stored under the token (createSecret has not run)".into(),
+            }
+        })?;
+        self.check_key(desc, &record).await?;
+        Ok(record)
+    }
+
+    /// `GET /key` with the record's key, then `GET /keys/{hash}`: cap, expiry, workspace and
+    /// enabled as the record says.
+    async fn check_key(
+        &self,
+        desc: &SecretDescription,
+        record: &SecretRecord,
+    ) -> Result<(), VendError> {
+        let fail = |check: String| VendError::RotationTestFailed {
+            secret_name: desc.name.clone(),
+            check,
+        };
+        let plaintext = record
+            .api_key
+            .as_ref()
+            .ok_or_else(|| fail("the pending record holds no key".into()))?;
+        let key = ApiKey::new(plaintext.expose_secret().to_owned());
+        let client = self.openrouter().await?;
+        let seen = client.current_key_with(&key).await.map_err(|e| {
+            fail(format!(
+                "GET /key with the pending key failed ({})",
+                e.kind().as_str()
+            ))
+        })?;
+        if seen.limit != Some(record.limit) {
+            return Err(fail(format!(
+                "limit is {:?}, expected {}",
+                seen.limit, record.limit
+            )));
+        }
+        if seen.limit_reset != record.limit_reset {
+            return Err(fail(format!(
+                "limit_reset is {:?}, expected {:?}",
+                seen.limit_reset, record.limit_reset
+            )));
+        }
+        if seen.include_byok_in_limit != record.include_byok_in_limit {
+            return Err(fail("include_byok_in_limit differs".into()));
+        }
+        if seen.expires_at != Some(record.expires_at) {
+            return Err(fail(format!(
+                "expires_at is {:?}, expected {}",
+                seen.expires_at.map(format_expires_at),
+                format_expires_at(record.expires_at)
+            )));
+        }
+        let hash = record.key_hash.clone().unwrap_or_default();
+        let described = client
+            .get_key(&hash)
+            .await
+            .map_err(|e| fail(format!("GET /keys/{hash} failed ({})", e.kind().as_str())))?;
+        if described.workspace_id != record.workspace_id {
+            return Err(fail(format!(
+                "workspace is {}, expected {}",
+                described.workspace_id, record.workspace_id
+            )));
+        }
+        if described.disabled {
+            return Err(fail("the key is disabled".into()));
+        }
+        Ok(())
+    }
+}

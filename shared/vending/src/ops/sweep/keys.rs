@@ -1,0 +1,184 @@
+//! The key scan after every page was seen: each known workspace's keys, for orphans (keys
+//! this product named that no managed secret references) and keys low on remaining spend.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use time::OffsetDateTime;
+use tracing::warn;
+
+use crate::deps::Deps;
+use crate::domain::names::{KeyName, is_product_key_name};
+use crate::domain::record::{RecordState, SecretRecord};
+use crate::domain::tags::{
+    self, retiring,
+    stage::{AWSCURRENT, AWSPENDING},
+};
+use crate::error::VendError;
+
+use super::report::{SweepAction, SweepReport};
+use super::{DEADLINE_MARGIN, h64};
+
+/// What one workspace's listing found.
+#[derive(Default)]
+struct Found {
+    /// (key name, hash) of keys that may be orphans.
+    candidates: Vec<(String, String)>,
+    /// (key name, hash, remaining, limit) of referenced keys low on spend.
+    low: Vec<(String, String, f64, f64)>,
+}
+
+impl Deps {
+    /// Lists the known workspaces' keys: orphans and low remaining spend.
+    pub(super) async fn scan_keys(
+        &self,
+        referenced: &HashSet<u64>,
+        now: OffsetDateTime,
+        dry_run: bool,
+        deadline: Instant,
+        report: &mut SweepReport,
+    ) -> Result<(), VendError> {
+        let workspaces: Vec<String> = self
+            .workspaces()
+            .await?
+            .iter()
+            .filter(|w| self.cfg.policy.entry_for(&w.id, &w.slug, &w.name).is_some())
+            .map(|w| w.id.clone())
+            .collect();
+        for ws in workspaces {
+            let found = self.list_workspace(&ws, referenced, now).await?;
+            for (name, hash, left, limit) in found.low {
+                report.low_spend_keys += 1;
+                warn!(event = "LowRemainingSpend", key_hash = %hash, openrouter_key_name = %name, limit_remaining = left, limit, "key close to its spend cap");
+                report.note(
+                    SweepAction::WarnLowSpend,
+                    &name,
+                    format!("{left} of {limit} USD left"),
+                );
+            }
+            for (name, hash) in found.candidates {
+                if Instant::now() + DEADLINE_MARGIN >= deadline {
+                    return Ok(());
+                }
+                self.handle_candidate(&name, hash, dry_run, report).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One listing of a workspace's keys (two, rarely, when a referenced name is carried by
+    /// more than one key: an attempt whose key was never stored left one behind).
+    async fn list_workspace(
+        &self,
+        ws: &str,
+        referenced: &HashSet<u64>,
+        now: OffsetDateTime,
+    ) -> Result<Found, VendError> {
+        let client = self.openrouter().await?;
+        let min_age =
+            time::Duration::try_from(self.cfg.orphan_min_age).unwrap_or(time::Duration::MINUTE);
+        let fraction = self.cfg.low_spend_fraction;
+        let mut found = Found::default();
+        let mut seen_names: HashSet<u64> = HashSet::new();
+        let mut dup_names: HashSet<u64> = HashSet::new();
+        client
+            .for_each_key_page(Some(ws), true, |page| {
+                for k in page {
+                    if !is_product_key_name(&k.name) {
+                        continue;
+                    }
+                    let name_h = h64(&k.name);
+                    if referenced.contains(&name_h) {
+                        if !seen_names.insert(name_h) {
+                            dup_names.insert(name_h);
+                        }
+                        if let (Some(limit), Some(left)) = (k.limit, k.limit_remaining)
+                            && limit > 0.0
+                            && left < limit * fraction
+                            && !k.disabled
+                        {
+                            found.low.push((k.name.clone(), k.hash.clone(), left, limit));
+                        }
+                    } else if !referenced.contains(&h64(&k.hash)) && now - k.created_at >= min_age
+                    {
+                        found.candidates.push((k.name, k.hash));
+                    }
+                }
+                true
+            })
+            .await?;
+        if !dup_names.is_empty() {
+            // Each key is then checked against the secret's versions by hash before anything
+            // is deleted.
+            client
+                .for_each_key_page(Some(ws), true, |page| {
+                    found.candidates.extend(
+                        page.into_iter()
+                            .filter(|k| {
+                                dup_names.contains(&h64(&k.name)) && now - k.created_at >= min_age
+                            })
+                            .map(|k| (k.name, k.hash)),
+                    );
+                    true
+                })
+                .await?;
+        }
+        Ok(found)
+    }
+
+    /// Confirms an orphan by reading the secret it names, then reports or deletes it.
+    async fn handle_candidate(
+        &self,
+        name: &str,
+        hash: String,
+        dry_run: bool,
+        report: &mut SweepReport,
+    ) -> Result<(), VendError> {
+        if self.still_referenced(name, &hash).await? {
+            return Ok(());
+        }
+        report.orphans_found += 1;
+        warn!(event = "OrphanKey", key_hash = %hash, openrouter_key_name = %name, "key named by this product that no managed secret references");
+        if dry_run || !self.cfg.delete_orphans {
+            report.note(SweepAction::OrphanReported, name, hash);
+            return Ok(());
+        }
+        match self.openrouter().await?.delete_key(&hash).await {
+            Ok(_) => {
+                report.orphans_deleted += 1;
+                report.note(SweepAction::OrphanDeleted, name, hash);
+            }
+            Err(e) => warn!(key_hash = %hash, error = %e, "could not delete an orphan"),
+        }
+        Ok(())
+    }
+
+    /// Reads the secret a product key name points at: does its current or pending version
+    /// (or a retirement tag) reference the key?
+    async fn still_referenced(&self, key_name: &str, hash: &str) -> Result<bool, VendError> {
+        let Some(secret) = KeyName::parse(key_name).map(|k| k.secret()) else {
+            return Ok(false);
+        };
+        let Some(desc) = self.store.describe(secret).await? else {
+            return Ok(false);
+        };
+        if desc.deleted || desc.tag(tags::REVOKED).is_some() {
+            return Ok(false);
+        }
+        if retiring(&desc.tags).iter().any(|(h, _)| h == hash) {
+            return Ok(true);
+        }
+        for stage in [AWSCURRENT, AWSPENDING] {
+            if let Some(v) = self.store.get(&desc.arn, stage).await?
+                && let Some(Ok(r)) = SecretRecord::from_secret(&v.value)
+            {
+                let names_it = r.openrouter_key_name == key_name
+                    && (r.state == RecordState::Pending || r.key_hash.as_deref() == Some(hash));
+                if names_it || r.key_hash.as_deref() == Some(hash) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,258 @@
+//! The scheduled sweep (EventBridge Scheduler input; the execution id is the run's identity).
+//!
+//! It pages through the managed secrets with `ListSecrets` and a tag filter (one call per 100)
+//! and decides from the tags alone ([`plan`]) what is due, so secrets that are not due cost
+//! nothing more:
+//! - rotation, when the key's `orkv:rotate-at` has passed (started with a token derived from
+//!   the secret and its generation, so concurrent sweeps and repeated deliveries share one
+//!   rotation);
+//! - retirement of superseded keys whose `orkv:retire:<hash>` time has passed: disable, delete,
+//!   confirm by reading back (404), never a key `AWSCURRENT` or `AWSPENDING` references;
+//! - warnings for keys near expiry that could not be rotated.
+//!
+//! Once every page has been seen it lists the known workspaces' keys ([`keys`]) to find
+//! orphans (keys named by this product that no managed secret references, older than a
+//! minimum age, confirmed by reading the secret they name) and keys low on remaining spend.
+//! Work runs with bounded concurrency and stops cleanly before the Lambda deadline; the next
+//! run picks up what is left, because the tags still say it is due. A dry run reports and
+//! changes nothing. Memory holds one page plus 8 bytes per referenced key.
+
+mod keys;
+mod plan;
+pub mod report;
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::deps::Deps;
+use crate::domain::record::{MANAGED_BY, SecretRecord};
+use crate::domain::tags::{self, retire_tag, stage::{AWSCURRENT, AWSPENDING}};
+use crate::error::VendError;
+use crate::input::sweep::SweepInput;
+use crate::ops::retire::Retired;
+
+use report::{Done, SweepReport};
+
+/// Time kept back from the Lambda deadline.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+/// The report and whether the run is still complete, shared by the lister and the workers.
+type Shared = Mutex<(SweepReport, bool)>;
+
+/// One piece of work a page holds.
+enum Work {
+    Rotate {
+        name: String,
+        token: String,
+        near_expiry: bool,
+    },
+    Retire {
+        name: String,
+        arn: String,
+        hashes: Vec<String>,
+    },
+}
+
+fn h64(s: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+impl Deps {
+    /// One sweep run.
+    ///
+    /// # Errors
+    /// Only when the scan itself cannot start (configuration, first page); later failures are
+    /// counted in the report and retried by the next run.
+    pub async fn sweep(
+        &self,
+        input: &SweepInput,
+        deadline: Instant,
+    ) -> Result<SweepReport, VendError> {
+        let now = self.clock.now();
+        let report = SweepReport {
+            run_id: input.run_id.clone(),
+            dry_run: input.dry_run,
+            ..SweepReport::default()
+        };
+        // Pages are listed by a producer and their work handed to a pool of
+        // `sweep_concurrency` workers through a small bounded queue: the next page is listed
+        // while the current one's rotations run, and no page waits for the slowest item of the
+        // one before it.
+        let shared: Shared = Mutex::new((report, true));
+        let (tx, rx) = mpsc::channel::<Work>(self.cfg.sweep_concurrency * 2);
+        let producer = self.list_pages(tx, &shared, now, deadline);
+        let consumer = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|w| (w, rx))
+        })
+        .map(|w| self.do_work(w, input.dry_run, deadline))
+        .buffer_unordered(self.cfg.sweep_concurrency)
+        .for_each(|done| {
+            if let Ok(mut g) = shared.lock() {
+                let (report, complete) = &mut *g;
+                report.tally(done, complete);
+            }
+            futures_util::future::ready(())
+        });
+        let (produced, ()) = futures_util::future::join(producer, consumer).await;
+        let referenced = produced?;
+        let (mut report, mut complete) = shared
+            .into_inner()
+            .map_err(|_| VendError::Config("sweep state poisoned".into()))?;
+        if complete
+            && let Err(e) = self
+                .scan_keys(&referenced, now, input.dry_run, deadline, &mut report)
+                .await
+        {
+            warn!(error_type = e.kind(), error = %e, "key scan failed; the next run repeats it");
+            complete = false;
+        }
+        report.complete = complete;
+        info!(
+            run_id = %report.run_id,
+            dry_run = report.dry_run,
+            complete = report.complete,
+            scanned = report.secrets_scanned,
+            list_calls = report.list_calls,
+            rotations_due = report.rotations_due,
+            retired = report.keys_retired,
+            orphans = report.orphans_found,
+            "sweep finished"
+        );
+        Ok(report)
+    }
+
+    /// Lists every page of managed secrets and sends their work; answers the hashes of every
+    /// key name and key hash the secrets reference.
+    async fn list_pages(
+        &self,
+        tx: mpsc::Sender<Work>,
+        shared: &Shared,
+        now: OffsetDateTime,
+        deadline: Instant,
+    ) -> Result<HashSet<u64>, VendError> {
+        let mut referenced: HashSet<u64> = HashSet::new();
+        let mut next: Option<String> = None;
+        loop {
+            if Instant::now() + DEADLINE_MARGIN >= deadline {
+                if let Ok(mut g) = shared.lock() {
+                    g.1 = false;
+                }
+                break;
+            }
+            let (page, token) = self
+                .store
+                .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next.take())
+                .await?;
+            let work = match shared.lock() {
+                Ok(mut g) => self.plan_page(&mut g.0, &page, now, &mut referenced),
+                Err(_) => Vec::new(),
+            };
+            drop(page);
+            for w in work {
+                if tx.send(w).await.is_err() {
+                    break;
+                }
+            }
+            match token {
+                Some(t) => next = Some(t),
+                None => break,
+            }
+        }
+        Ok(referenced)
+    }
+
+    async fn do_work(&self, w: Work, dry_run: bool, deadline: Instant) -> Done {
+        if Instant::now() + DEADLINE_MARGIN >= deadline {
+            return Done::OutOfTime;
+        }
+        match w {
+            Work::Rotate {
+                name,
+                token,
+                near_expiry,
+            } => {
+                if dry_run {
+                    return Done::WouldRotate(name);
+                }
+                let r = self.start_rotation(&name, &token).await;
+                Done::Rotation(name, r, near_expiry)
+            }
+            Work::Retire { name, arn, hashes } => {
+                if dry_run {
+                    return Done::WouldRetire(name, hashes);
+                }
+                let mut retired = Vec::new();
+                let mut blocked = Vec::new();
+                let error = self
+                    .retire_due(&arn, &hashes, &mut retired, &mut blocked)
+                    .await
+                    .err();
+                Done::Retired {
+                    name,
+                    retired,
+                    blocked,
+                    error,
+                }
+            }
+        }
+    }
+
+    /// Retires the due superseded keys of one secret, never one a label still references.
+    async fn retire_due(
+        &self,
+        arn: &str,
+        hashes: &[String],
+        retired: &mut Vec<String>,
+        blocked: &mut Vec<(String, String)>,
+    ) -> Result<(), VendError> {
+        let current = self.store.get(arn, AWSCURRENT).await?;
+        let pending = self.store.get(arn, AWSPENDING).await?;
+        let hash_of = |v: &Option<orkv_store::SecretVersion>| {
+            v.as_ref().and_then(|v| SecretRecord::hash_in(&v.value))
+        };
+        let protected: Vec<String> = [hash_of(&current), hash_of(&pending)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let in_progress = match (&current, &pending) {
+            (Some(c), Some(p)) => c.version_id != p.version_id,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        self.openrouter().await?;
+        for hash in hashes {
+            if protected.contains(hash) {
+                if in_progress {
+                    blocked.push((hash.clone(), "referenced by AWSPENDING".into()));
+                } else {
+                    // A stale tag (the key is current again after a failed finish): drop it.
+                    blocked.push((hash.clone(), "referenced by AWSCURRENT".into()));
+                    self.store.untag(arn, &[retire_tag(hash)]).await?;
+                }
+                continue;
+            }
+            match self.retire_key(hash).await? {
+                Retired::StillListed => {
+                    blocked.push((hash.clone(), "still listed after delete".into()));
+                }
+                Retired::Gone { deleted } => {
+                    self.store.untag(arn, &[retire_tag(hash)]).await?;
+                    if deleted {
+                        info!(key_hash = %hash, "superseded key retired (disabled, deleted, confirmed 404)");
+                        retired.push(hash.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

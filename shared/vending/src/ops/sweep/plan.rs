@@ -1,0 +1,99 @@
+//! Reading one page of managed secrets: counts, warnings, and the work it holds, from the
+//! tags alone.
+
+use std::collections::HashSet;
+
+use orkv_store::SecretSummary;
+use time::OffsetDateTime;
+use tracing::warn;
+
+use crate::deps::Deps;
+use crate::domain::lifetime::Lifetime;
+use crate::domain::names::rotation_token;
+use crate::domain::record::MANAGED_BY;
+use crate::domain::tags::{self, retiring};
+
+use super::report::{SweepAction, SweepReport};
+use super::{Work, h64};
+
+fn tag_time(s: &SecretSummary, key: &str) -> Option<OffsetDateTime> {
+    s.tag(key).and_then(tags::parse_time)
+}
+
+impl Deps {
+    /// The work one page holds; every key name and superseded hash goes into `referenced`.
+    pub(super) fn plan_page(
+        &self,
+        report: &mut SweepReport,
+        page: &[SecretSummary],
+        now: OffsetDateTime,
+        referenced: &mut HashSet<u64>,
+    ) -> Vec<Work> {
+        report.list_calls += 1;
+        let mut work = Vec::new();
+        for s in page {
+            report.secrets_scanned += 1;
+            if s.tag(tags::MANAGED_BY) != Some(MANAGED_BY) || s.tag(tags::REVOKED).is_some() {
+                continue;
+            }
+            if let Some(n) = s.tag(tags::OPENROUTER_KEY) {
+                referenced.insert(h64(n));
+            }
+            let mut due_hashes = Vec::new();
+            for (hash, at) in retiring(&s.tags) {
+                referenced.insert(h64(&hash));
+                if at <= now {
+                    due_hashes.push(hash);
+                }
+            }
+            if !due_hashes.is_empty() {
+                report.retirements_due += due_hashes.len() as u64;
+                work.push(Work::Retire {
+                    name: s.name.clone(),
+                    arn: s.arn.clone(),
+                    hashes: due_hashes,
+                });
+            }
+            if let Some(rotate) = self.plan_rotation(report, s, now) {
+                work.push(rotate);
+            }
+        }
+        work
+    }
+
+    /// A rotation when the key is due, or a warning when a fixed expiry is near.
+    fn plan_rotation(
+        &self,
+        report: &mut SweepReport,
+        s: &SecretSummary,
+        now: OffsetDateTime,
+    ) -> Option<Work> {
+        let warning = time::Duration::try_from(self.cfg.expiry_warning).unwrap_or(time::Duration::DAY);
+        let near_expiry = tag_time(s, tags::EXPIRES_AT).is_some_and(|e| e <= now + warning);
+        let fixed = s
+            .tag(tags::LIFETIME)
+            .and_then(Lifetime::from_tag_value)
+            .is_some_and(Lifetime::is_fixed);
+        if fixed {
+            if near_expiry {
+                report.keys_near_expiry += 1;
+                warn!(event = "KeyNearExpiry", secret = %s.name, expires_at = s.tag(tags::EXPIRES_AT).unwrap_or(""), reason = "fixed expires_at: a rotation cannot extend it", "key close to expiry");
+                report.note(SweepAction::WarnNearExpiry, &s.name, "fixed expires_at".into());
+            }
+            return None;
+        }
+        if !tag_time(s, tags::ROTATE_AT).is_some_and(|r| r <= now) {
+            return None;
+        }
+        let generation = s
+            .tag(tags::GENERATION)
+            .and_then(|g| g.parse::<u64>().ok())
+            .unwrap_or(1);
+        report.rotations_due += 1;
+        Some(Work::Rotate {
+            name: s.name.clone(),
+            token: rotation_token(&s.name, generation),
+            near_expiry,
+        })
+    }
+}

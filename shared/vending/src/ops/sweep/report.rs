@@ -1,0 +1,207 @@
+//! What a sweep run did: counters, a bounded list of actions, and the CloudWatch Embedded
+//! Metric Format line the alarms read.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tracing::warn;
+
+use crate::deps::RotationStart;
+use crate::error::VendError;
+
+/// Actions listed in the reply (counters are always complete).
+const MAX_LISTED_ACTIONS: usize = 200;
+/// CloudWatch namespace of the Embedded Metric Format line.
+pub const METRIC_NAMESPACE: &str = "OpenRouterKeyVending";
+
+/// What the sweep did or would do to one secret or key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepAction {
+    /// A rotation was started (the detail says how it ended).
+    Rotate,
+    RotationFailed,
+    Retired,
+    RetirementBlocked,
+    RetirementFailed,
+    WouldRotate,
+    WouldRetire,
+    WarnNearExpiry,
+    WarnLowSpend,
+    OrphanReported,
+    OrphanDeleted,
+}
+
+/// One thing the sweep did or would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub action: SweepAction,
+    pub secret: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// How one piece of work ended.
+pub(super) enum Done {
+    Rotation(String, Result<RotationStart, VendError>, bool),
+    Retired {
+        name: String,
+        retired: Vec<String>,
+        blocked: Vec<(String, String)>,
+        error: Option<VendError>,
+    },
+    WouldRotate(String),
+    WouldRetire(String, Vec<String>),
+    OutOfTime,
+}
+
+/// What a run did. Never holds a plaintext.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SweepReport {
+    pub run_id: String,
+    pub dry_run: bool,
+    /// Every page was scanned and every due item handled.
+    pub complete: bool,
+    pub secrets_scanned: u64,
+    pub list_calls: u32,
+    pub rotations_due: u64,
+    pub rotations_started: u64,
+    pub rotations_completed: u64,
+    pub rotations_already_done: u64,
+    pub rotations_in_progress: u64,
+    pub rotation_failures: u64,
+    pub retirements_due: u64,
+    pub keys_retired: u64,
+    pub retirements_blocked: u64,
+    pub orphans_found: u64,
+    pub orphans_deleted: u64,
+    pub keys_near_expiry: u64,
+    pub low_spend_keys: u64,
+    pub actions: Vec<Action>,
+}
+
+impl SweepReport {
+    pub(super) fn note(&mut self, action: SweepAction, secret: &str, detail: String) {
+        if self.actions.len() < MAX_LISTED_ACTIONS {
+            self.actions.push(Action {
+                action,
+                secret: secret.to_owned(),
+                detail,
+            });
+        }
+    }
+
+    /// The CloudWatch Embedded Metric Format document for this run.
+    #[must_use]
+    pub fn emf(&self, at: OffsetDateTime) -> Value {
+        let metrics = [
+            ("SecretsScanned", self.secrets_scanned),
+            ("RotationsDue", self.rotations_due),
+            (
+                "RotationsStarted",
+                self.rotations_started + self.rotations_completed,
+            ),
+            ("RotationFailures", self.rotation_failures),
+            ("KeysRetired", self.keys_retired),
+            ("RetirementsBlocked", self.retirements_blocked),
+            ("OrphansFound", self.orphans_found),
+            ("OrphansDeleted", self.orphans_deleted),
+            ("KeysNearExpiry", self.keys_near_expiry),
+            ("LowSpendKeys", self.low_spend_keys),
+            ("SweepIncomplete", u64::from(!self.complete)),
+        ];
+        let mut doc = json!({
+            "_aws": {
+                "Timestamp": at.unix_timestamp() * 1000,
+                "CloudWatchMetrics": [{
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["Function"]],
+                    "Metrics": metrics.iter().map(|(n, _)| json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
+                }],
+            },
+            "Function": "sweep",
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+        });
+        if let Some(o) = doc.as_object_mut() {
+            for (n, v) in metrics {
+                o.insert(n.to_owned(), json!(v));
+            }
+        }
+        doc
+    }
+
+    pub(super) fn tally(&mut self, r: Done, complete: &mut bool) {
+        match r {
+            Done::Rotation(name, Ok(start), _) => {
+                match start {
+                    RotationStart::Started => self.rotations_started += 1,
+                    RotationStart::Completed => self.rotations_completed += 1,
+                    RotationStart::AlreadyCurrent => self.rotations_already_done += 1,
+                    RotationStart::InProgress => self.rotations_in_progress += 1,
+                }
+                self.note(SweepAction::Rotate, &name, format!("{start:?}").to_lowercase());
+            }
+            Done::Rotation(name, Err(e), near_expiry) => {
+                self.rotation_failures += 1;
+                warn!(event = "RotationFailed", secret = %name, error_type = e.kind(), error = %e, "rotation could not be started");
+                if near_expiry {
+                    self.keys_near_expiry += 1;
+                    warn!(event = "KeyNearExpiry", secret = %name, reason = "rotation failed", "key close to expiry");
+                }
+                self.note(SweepAction::RotationFailed, &name, e.kind().to_owned());
+                *complete = false;
+            }
+            Done::Retired {
+                name,
+                retired,
+                blocked,
+                error,
+            } => {
+                for h in retired {
+                    self.keys_retired += 1;
+                    self.note(SweepAction::Retired, &name, h);
+                }
+                for (h, why) in blocked {
+                    self.retirements_blocked += 1;
+                    self.note(SweepAction::RetirementBlocked, &name, format!("{h}: {why}"));
+                }
+                if let Some(e) = error {
+                    warn!(event = "RetirementFailed", secret = %name, error_type = e.kind(), error = %e, "retirement failed; the next run retries");
+                    self.note(SweepAction::RetirementFailed, &name, e.kind().to_owned());
+                    *complete = false;
+                }
+            }
+            Done::WouldRotate(name) => self.note(SweepAction::WouldRotate, &name, String::new()),
+            Done::WouldRetire(name, hashes) => {
+                for h in hashes {
+                    self.note(SweepAction::WouldRetire, &name, h);
+                }
+            }
+            Done::OutOfTime => *complete = false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_line_is_embedded_metric_format() {
+        let r = SweepReport {
+            run_id: "r".into(),
+            keys_retired: 2,
+            complete: true,
+            ..SweepReport::default()
+        };
+        let doc = r.emf(time::macros::datetime!(2026-11-22 10:00:00 UTC));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            METRIC_NAMESPACE
+        );
+        assert_eq!(doc["KeysRetired"], 2);
+        assert_eq!(doc["SweepIncomplete"], 0);
+        assert_eq!(doc["_aws"]["Timestamp"], 1_795_341_600_000_i64);
+    }
+}
