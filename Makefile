@@ -10,23 +10,27 @@ export CHECKPOINT_DISABLE = 1
 ## aarch64-unknown-linux-gnu Rust target: rustup target add aarch64-unknown-linux-gnu).
 ARCH ?= x86_64
 PACKAGE_DIR ?= $(CARGO_TARGET_DIR)/lambda
+## The local rotation driver (moto stand-in) is linked into the function binaries only with
+## this: demo, tests, soak and bench use it; `make package` never does.
+LOCAL_ROTATION := --features provision/local-rotation,rotate/local-rotation,sweep/local-rotation
 
 venv:
 	@tools/setup-venv.sh
 
 build:
-	cargo build --workspace --bins
+	cargo build --workspace --bins $(LOCAL_ROTATION)
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets $(LOCAL_ROTATION) -- -D warnings
+	cargo clippy -p provision -p rotate -p sweep -- -D warnings
 
 ## Release builds of every function as <PACKAGE_DIR>/<function>/bootstrap.zip (cargo-lambda + zig,
 ## linked for Amazon Linux 2023's glibc).
 package: venv
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --output-format zip \
 	  $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) --lambda-dir "$(PACKAGE_DIR)" \
-	  --bin provision --bin rotate --bin sweep
+	  -p provision -p rotate -p sweep
 	@for f in provision rotate sweep; do ls -l "$(PACKAGE_DIR)/$$f/bootstrap.zip" | awk '{printf "%-60s %9d bytes\n", $$9, $$5}'; done
 
 ## Terraform: fmt, validate, checkov, apply/plan/destroy of the example against moto, policy check.
@@ -36,7 +40,7 @@ infra-test: venv build package
 ## Runs every test: unit, integration (moto + emulator), end to end (the real binary) and the
 ## infrastructure test.
 test: venv build lint
-	cargo test --workspace --no-fail-fast
+	cargo test --workspace --no-fail-fast $(LOCAL_ROTATION)
 	$(MAKE) --no-print-directory supply-chain
 	$(MAKE) --no-print-directory infra-test
 
@@ -52,16 +56,16 @@ fuzz:
 	  | tee /dev/stderr | awk '/^fuzz / { i += $$3; n += $$5 } END { printf "fuzz: %d inputs, %d parser executions in all\n", i, n }'
 
 ## The long chaos soak (the short one runs in `make test`): 10,000 operations, 500 kills.
-soak: venv package
-	cargo build --release -p orkv-tests --bin soak
-	ORKV_SOAK_BIN_DIR="$(CARGO_TARGET_DIR)/x86_64-unknown-linux-gnu/release" \
+soak: venv
+	cargo build --release -p orkv-tests -p provision -p rotate -p sweep --bins $(LOCAL_ROTATION)
+	ORKV_SOAK_BIN_DIR="$(CARGO_TARGET_DIR)/release" \
 	  "$(CARGO_TARGET_DIR)/release/soak" docs/soak-results.json
 
 ## Benchmarks (never part of `make test`): release binaries against moto + the emulator.
 ## Table on stdout; the same figures in docs/bench-results.json.
 bench: venv package
-	cargo build --release -p orkv-tests --bin bench
-	ORKV_BENCH_BIN_DIR="$(CARGO_TARGET_DIR)/$(if $(filter arm64,$(ARCH)),aarch64,x86_64)-unknown-linux-gnu/release" \
+	cargo build --release -p orkv-tests -p provision -p rotate -p sweep --bins $(LOCAL_ROTATION)
+	ORKV_BENCH_BIN_DIR="$(CARGO_TARGET_DIR)/release" \
 	ORKV_BENCH_PACKAGE_DIR="$(PACKAGE_DIR)" "$(CARGO_TARGET_DIR)/release/bench" docs/bench-results.json
 
 ## The main job end to end on embedded defaults (moto + the emulator + cargo lambda).

@@ -1,8 +1,8 @@
 //! Every sample in `events/` is a real wire shape that parses and validates.
 
 use orkv_tests::{POLICY, workspace_root};
-use orkv_vending::input::invocation::{self, Action, Trigger};
 use orkv_vending::domain::policy::Policy;
+use orkv_vending::input::invocation::{self, Action, Trigger};
 use orkv_vending::input::provision::ProvisionRequest;
 use orkv_vending::input::rotation::RotationEvent;
 use orkv_vending::input::sweep::SweepInput;

@@ -245,9 +245,9 @@ fn mutated_sample_events_never_panic_a_parser() {
                 runs.fetch_add(every_parser(&v), Ordering::Relaxed);
             } else {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let _ = orkv_vending::domain::record::SecretRecord::from_secret(&SecretString::from(
-                    text.clone(),
-                ));
+                let _ = orkv_vending::domain::record::SecretRecord::from_secret(
+                    &SecretString::from(text.clone()),
+                );
                 let _ = serde_json::from_str::<orkv_openrouter::CreatedKey>(&text);
                 runs.fetch_add(2, Ordering::Relaxed);
             }

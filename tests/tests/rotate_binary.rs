@@ -66,7 +66,9 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
         .expect("provisioned");
     let secret = reply.secret_name.clone();
     // What RotateSecret does before invoking the function: rotation on, AWSPENDING labelled.
-    orkv_local_rotation::enable_rotation(&deps, &secret).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&deps, &secret)
+        .await
+        .expect("enable");
     let token = rotation_token(&secret, 1);
     let _ = deps
         .store()

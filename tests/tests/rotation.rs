@@ -12,11 +12,11 @@ use orkv_tests::{
     CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client,
     secrets_client_at, unique,
 };
+use orkv_vending::domain::names::rotation_token;
 use orkv_vending::input::invocation::Trigger;
 use orkv_vending::input::rotation::{RotationEvent, Step};
-use orkv_vending::domain::names::rotation_token;
-use orkv_vending::{input::sweep::SweepInput, ops::sweep::report::SweepReport};
 use orkv_vending::{Config, Deps, ops::provision::Status};
+use orkv_vending::{input::sweep::SweepInput, ops::sweep::report::SweepReport};
 use serde_json::{Value, json};
 
 struct World {
@@ -273,7 +273,9 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
     let name = provision(&d, &unique("consumer")).await;
     // Rotation is configured before consumers start, as Terraform or Secrets Manager would
     // have it; moto's way of enabling it briefly makes a copy of the first value current.
-    orkv_local_rotation::enable_rotation(&d, &name).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&d, &name)
+        .await
+        .expect("enable");
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let consumer = {
@@ -368,7 +370,10 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
         )
         .await
         .expect("repeat");
-    assert_eq!(again.status, orkv_vending::ops::actions::ActionStatus::Unchanged);
+    assert_eq!(
+        again.status,
+        orkv_vending::ops::actions::ActionStatus::Unchanged
+    );
 }
 
 fn step(name: &str, token: &str, step: Step) -> RotationEvent {
@@ -404,7 +409,9 @@ async fn begin(w: &World, d: &Deps, name: &str) -> String {
     let (_, rec) = current(w, name).await;
     let token = rotation_token(name, rec["generation"].as_u64().expect("gen"));
     let store = d.store();
-    orkv_local_rotation::enable_rotation(&d, name).await.expect("enable");
+    orkv_local_rotation::enable_rotation(d, name)
+        .await
+        .expect("enable");
     let _ = store
         .rotate(
             name,
@@ -755,7 +762,9 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
     assert_eq!(err.kind(), "InvalidRotationEvent");
     assert!(err.to_string().contains("`Step`"));
     // Enabled, but the token is not a version.
-    orkv_local_rotation::enable_rotation(&d, &name).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&d, &name)
+        .await
+        .expect("enable");
     let enabled_versions = stages(&w, &name).await;
     let err = d
         .run_step(&step(&name, &unknown_token, Step::CreateSecret), deadline())
@@ -782,7 +791,9 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .send()
         .await
         .expect("foreign");
-    orkv_local_rotation::enable_rotation(&d, &foreign).await.expect("enable");
+    orkv_local_rotation::enable_rotation(&d, &foreign)
+        .await
+        .expect("enable");
     let err = d
         .run_step(
             &step(&foreign, &unknown_token, Step::CreateSecret),
@@ -1031,7 +1042,10 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
             "delete_secret",
         ),
     ] {
-        let err = d.handle_request(body, deadline()).await.expect_err("refused");
+        let err = d
+            .handle_request(body, deadline())
+            .await
+            .expect_err("refused");
         assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
     }
 }
@@ -1087,7 +1101,11 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
         .await
         .expect("dry");
     assert_eq!(dry.rotations_due, 1);
-    assert!(dry.actions.iter().any(|a| a.action == orkv_vending::ops::sweep::report::SweepAction::WouldRotate));
+    assert!(
+        dry.actions
+            .iter()
+            .any(|a| a.action == orkv_vending::ops::sweep::report::SweepAction::WouldRotate)
+    );
     assert_eq!(stages(&w, &name).await, versions);
     // Low remaining spend: the current key has used 48 of its 50 USD.
     reqwest::Client::new()

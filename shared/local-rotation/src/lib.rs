@@ -59,7 +59,10 @@ pub fn starter(cfg: &Config) -> Result<Arc<dyn RotationStarter>, VendError> {
 #[derive(Debug)]
 enum Runner {
     /// Through a Lambda Invoke endpoint (one client for every call).
-    Invoke { url: String, client: reqwest::Client },
+    Invoke {
+        url: String,
+        client: reqwest::Client,
+    },
     /// With this process's own rotation handler (tests).
     InProcess,
 }
@@ -125,13 +128,13 @@ impl LocalDriver {
         token: &str,
         may_resume: bool,
     ) -> Result<RotationStart, VendError> {
-        let desc = deps
-            .store()
-            .describe(secret)
-            .await?
-            .ok_or_else(|| VendError::SecretNotFound {
-                secret_name: secret.to_owned(),
-            })?;
+        let desc =
+            deps.store()
+                .describe(secret)
+                .await?
+                .ok_or_else(|| VendError::SecretNotFound {
+                    secret_name: secret.to_owned(),
+                })?;
         if desc.has(token, AWSCURRENT) {
             if desc.has(token, AWSPENDING) {
                 // finishSecret moved AWSCURRENT and stopped before its end (the sweep's tags
@@ -275,8 +278,16 @@ pub async fn enable_rotation(deps: &Deps, secret: &str) -> Result<(), VendError>
         let current = store.get(secret, AWSCURRENT).await?.map(|v| v.version_id);
         match current {
             Some(id) if id == before => return Ok(()),
-            Some(id) => store.move_stage(secret, AWSCURRENT, Some(&id), Some(&before)).await?,
-            None => store.move_stage(secret, AWSCURRENT, None, Some(&before)).await?,
+            Some(id) => {
+                store
+                    .move_stage(secret, AWSCURRENT, Some(&id), Some(&before))
+                    .await?
+            }
+            None => {
+                store
+                    .move_stage(secret, AWSCURRENT, None, Some(&before))
+                    .await?
+            }
         }
     }
     Err(VendError::RotationTestFailed {
@@ -316,7 +327,11 @@ async fn label_pending(deps: &Deps, secret: &str, token: &str) -> Result<bool, V
 }
 
 /// Calls a Lambda Invoke endpoint (`cargo lambda watch`'s, or the Runtime API harness's).
-async fn invoke(client: &reqwest::Client, url: &str, event: &RotationEvent) -> Result<(), VendError> {
+async fn invoke(
+    client: &reqwest::Client,
+    url: &str,
+    event: &RotationEvent,
+) -> Result<(), VendError> {
     let body = json!({
         "Step": event.step.as_str(),
         "SecretId": event.secret_id,

@@ -43,7 +43,10 @@ impl From<VendError> for Diagnostic {
 ///
 /// # Errors
 /// A configuration error names the variable; runtime errors end the process.
-pub async fn serve(function: Function, starter: StarterFactory) -> Result<(), lambda_runtime::Error> {
+pub async fn serve(
+    function: Function,
+    starter: StarterFactory,
+) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     exit_on_shutdown_signal();
     let cfg = Config::from_env()?;
@@ -86,7 +89,13 @@ pub async fn handle(
 
 async fn provision(deps: &Deps, payload: Value, deadline: Instant) -> Result<Value, VendError> {
     let reply = deps.handle_request(payload, deadline).await?;
-    let field = |name: &str| reply.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+    let field = |name: &str| {
+        reply
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     info!(
         status = field("status"),
         secret = field("secret_name"),
@@ -96,7 +105,11 @@ async fn provision(deps: &Deps, payload: Value, deadline: Instant) -> Result<Val
     Ok(reply)
 }
 
-async fn rotation_step(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
+async fn rotation_step(
+    deps: &Deps,
+    payload: &Value,
+    deadline: Instant,
+) -> Result<Value, VendError> {
     let reply = deps.rotation_step(payload, deadline).await?;
     serde_json::to_value(&reply).map_err(|e| VendError::ReplyEncoding(e.to_string()))
 }

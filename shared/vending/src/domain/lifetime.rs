@@ -75,7 +75,9 @@ mod tests {
         ] {
             assert_eq!(Lifetime::from_tag_value(&l.tag_value()), Some(l));
         }
-        assert!(Lifetime::from_tag_value("at:2027-12-31T23:59:59Z").is_some_and(Lifetime::is_fixed));
+        assert!(
+            Lifetime::from_tag_value("at:2027-12-31T23:59:59Z").is_some_and(Lifetime::is_fixed)
+        );
         assert!(!Lifetime::TtlSeconds(1).is_fixed());
         assert_eq!(Lifetime::from_tag_value("forever"), None);
     }

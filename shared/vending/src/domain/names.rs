@@ -40,7 +40,12 @@ pub fn rotation_token(secret_name: &str, generation: u64) -> String {
 /// A fresh claim nonce: 12 hex digits that make each provision attempt's key name unique.
 #[must_use]
 pub fn claim_nonce() -> String {
-    Uuid::new_v4().simple().to_string().chars().take(12).collect()
+    Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(12)
+        .collect()
 }
 
 /// What an OpenRouter key name says about the attempt that minted it.
@@ -126,7 +131,10 @@ mod tests {
         let successor = KeyName::successor("openrouter/a/b", &token);
         assert!(matches!(
             KeyName::parse(&successor),
-            Some(KeyName::Successor { secret: "openrouter/a/b", .. })
+            Some(KeyName::Successor {
+                secret: "openrouter/a/b",
+                ..
+            })
         ));
         let claim = claim_nonce();
         let attempt = KeyName::attempt("openrouter/a/b", &claim);

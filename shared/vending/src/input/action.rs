@@ -101,16 +101,23 @@ mod tests {
         for (v, field) in [
             (json!({"reason": "leak"}), "secret_name"),
             (json!({"secret_name": "other/x"}), "secret_name"),
-            (json!({"secret_name": "openrouter/x", "reason": "changed"}), "reason"),
+            (
+                json!({"secret_name": "openrouter/x", "reason": "changed"}),
+                "reason",
+            ),
             (json!({"secret_name": "openrouter/x", "bogus": 1}), "bogus"),
         ] {
             let err = RotateRequest::parse(&v, "openrouter/").expect_err("refused");
             assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
         }
-        let err = RevokeRequest::parse(&json!({"secret_name": "openrouter/x", "delete_secret": "y"}), "openrouter/")
-            .expect_err("refused");
+        let err = RevokeRequest::parse(
+            &json!({"secret_name": "openrouter/x", "delete_secret": "y"}),
+            "openrouter/",
+        )
+        .expect_err("refused");
         assert!(err.to_string().contains("`delete_secret`"), "{err}");
-        let ok = RotateRequest::parse(&json!({"secret_name": "openrouter/x"}), "openrouter/").expect("valid");
+        let ok = RotateRequest::parse(&json!({"secret_name": "openrouter/x"}), "openrouter/")
+            .expect("valid");
         assert_eq!(ok.reason, Reason::Manual);
     }
 }

@@ -101,14 +101,26 @@ mod tests {
         let map = v.as_object().expect("object");
         let msg = |e: VendError| e.to_string();
         assert!(msg(opt_str(&v, "s").expect_err("not a string")).contains("`s`: must be a string"));
-        assert!(msg(opt_bool(&v, "b", "must be true or false").expect_err("not a bool"))
-            .contains("`b`: must be true or false"));
+        assert!(
+            msg(opt_bool(&v, "b", "must be true or false").expect_err("not a bool"))
+                .contains("`b`: must be true or false")
+        );
         assert!(msg(positive_seconds(map, "n").expect_err("negative")).contains("`n`"));
-        assert!(msg(bounded_string(map, "e", 5, false).expect_err("empty")).contains("must not be empty"));
-        assert!(msg(bounded_string(map, "long", 5, false).expect_err("long")).contains("at most 5"));
-        assert!(msg(bounded_string(map, "missing", 5, true).expect_err("required")).contains("is required"));
-        assert!(msg(reject_unknown(map, &["s"], "is not a known field").expect_err("unknown"))
-            .contains("is not a known field"));
+        assert!(
+            msg(bounded_string(map, "e", 5, false).expect_err("empty"))
+                .contains("must not be empty")
+        );
+        assert!(
+            msg(bounded_string(map, "long", 5, false).expect_err("long")).contains("at most 5")
+        );
+        assert!(
+            msg(bounded_string(map, "missing", 5, true).expect_err("required"))
+                .contains("is required")
+        );
+        assert!(
+            msg(reject_unknown(map, &["s"], "is not a known field").expect_err("unknown"))
+                .contains("is not a known field")
+        );
         assert_eq!(opt_str(&v, "absent").expect("absent"), None);
     }
 }

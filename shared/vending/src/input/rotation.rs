@@ -102,7 +102,10 @@ impl RotationEvent {
         })?;
         let secret_id = field(v, "SecretId")?.unwrap_or("");
         if secret_id.is_empty() || secret_id.len() > 2048 {
-            return Err(rotation_error("SecretId", "is required (1-2048 characters)"));
+            return Err(rotation_error(
+                "SecretId",
+                "is required (1-2048 characters)",
+            ));
         }
         let token = field(v, "ClientRequestToken")?.unwrap_or("");
         if !(32..=64).contains(&token.len())
@@ -191,5 +194,4 @@ mod tests {
         .expect("parses");
         assert!(!format!("{e:?}").contains("sentinel"));
     }
-
 }

@@ -91,7 +91,10 @@ impl Deps {
     /// Deletes a key this attempt minted and could not store (best effort).
     async fn delete_unstored(&self, hash: &str) {
         let result = match self.openrouter().await {
-            Ok(client) => client.delete_key(hash).await.map_err(crate::error::VendError::from),
+            Ok(client) => client
+                .delete_key(hash)
+                .await
+                .map_err(crate::error::VendError::from),
             Err(e) => Err(e),
         };
         match result {

@@ -42,7 +42,8 @@ impl Deps {
         let prefix = self.cfg.secret_prefix.as_str();
         let reply = match inv.action {
             Action::Provision => {
-                let req = ProvisionRequest::parse(&inv.request, &self.cfg.policy, self.clock.now())?;
+                let req =
+                    ProvisionRequest::parse(&inv.request, &self.cfg.policy, self.clock.now())?;
                 serde_json::to_value(
                     self.provision(req, inv.request_id, inv.trigger, deadline)
                         .await?,
@@ -50,11 +51,17 @@ impl Deps {
             }
             Action::Rotate => {
                 let req = RotateRequest::parse(&inv.request, prefix)?;
-                serde_json::to_value(self.rotate_request(&req, &inv.request_id, inv.trigger).await?)
+                serde_json::to_value(
+                    self.rotate_request(&req, &inv.request_id, inv.trigger)
+                        .await?,
+                )
             }
             Action::Revoke => {
                 let req = RevokeRequest::parse(&inv.request, prefix)?;
-                serde_json::to_value(self.revoke_request(&req, &inv.request_id, inv.trigger).await?)
+                serde_json::to_value(
+                    self.revoke_request(&req, &inv.request_id, inv.trigger)
+                        .await?,
+                )
             }
         };
         reply.map_err(|e| VendError::ReplyEncoding(e.to_string()))
@@ -78,7 +85,6 @@ impl Deps {
             ));
         }
         let req = ProvisionRequest::parse(&inv.request, &self.cfg.policy, self.clock.now())?;
-        self.provision(req, inv.request_id, inv.trigger, deadline)
-            .await
+        Box::pin(self.provision(req, inv.request_id, inv.trigger, deadline)).await
     }
 }

@@ -12,7 +12,10 @@ use crate::error::VendError;
 
 impl Deps {
     /// `DescribeSecret`, with a missing secret as [`VendError::SecretNotFound`].
-    pub(crate) async fn describe_existing(&self, name: &str) -> Result<SecretDescription, VendError> {
+    pub(crate) async fn describe_existing(
+        &self,
+        name: &str,
+    ) -> Result<SecretDescription, VendError> {
         self.store
             .describe(name)
             .await?
@@ -22,7 +25,10 @@ impl Deps {
     }
 
     /// As [`Deps::describe_existing`], refusing a secret this product does not manage.
-    pub(crate) async fn describe_managed(&self, name: &str) -> Result<SecretDescription, VendError> {
+    pub(crate) async fn describe_managed(
+        &self,
+        name: &str,
+    ) -> Result<SecretDescription, VendError> {
         let desc = self.describe_existing(name).await?;
         if desc.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
             return Err(VendError::NotManaged {
@@ -37,13 +43,13 @@ impl Deps {
         &self,
         name: &str,
     ) -> Result<(String, SecretRecord), VendError> {
-        let v = self
-            .store
-            .get(name, AWSCURRENT)
-            .await?
-            .ok_or_else(|| VendError::SecretNotFound {
-                secret_name: name.to_owned(),
-            })?;
+        let v =
+            self.store
+                .get(name, AWSCURRENT)
+                .await?
+                .ok_or_else(|| VendError::SecretNotFound {
+                    secret_name: name.to_owned(),
+                })?;
         let record = SecretRecord::read(name, &v.value)?;
         match record.state {
             RecordState::Active => Ok((v.version_id, record)),

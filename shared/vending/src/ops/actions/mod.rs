@@ -46,7 +46,14 @@ pub struct ActionReply {
 }
 
 impl ActionReply {
-    fn new(action: Action, status: ActionStatus, arn: &str, name: &str, request_id: &str, trigger: Trigger) -> Self {
+    fn new(
+        action: Action,
+        status: ActionStatus,
+        arn: &str,
+        name: &str,
+        request_id: &str,
+        trigger: Trigger,
+    ) -> Self {
         Self {
             action,
             status,

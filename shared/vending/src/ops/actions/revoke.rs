@@ -179,7 +179,9 @@ impl Deps {
             .tags
             .iter()
             .map(|(k, _)| k.clone())
-            .filter(|k| k.starts_with(tags::RETIRE_PREFIX) || tags::REQUEST_TAGS.contains(&k.as_str()))
+            .filter(|k| {
+                k.starts_with(tags::RETIRE_PREFIX) || tags::REQUEST_TAGS.contains(&k.as_str())
+            })
             .collect();
         self.store.untag(&desc.arn, &stale).await?;
         Ok(generation)

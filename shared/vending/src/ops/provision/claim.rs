@@ -191,15 +191,12 @@ impl Deps {
         match kept {
             Kept::Stored(written) => Ok(written),
             Kept::Unknown {
-                found: Ok(Some(v)),
-                ..
-            } if SecretRecord::hash_in(&v.value).as_deref() == Some(hash.as_str()) => {
-                Ok(Written {
-                    arn: v.arn,
-                    name: name.to_owned(),
-                    version_id: v.version_id,
-                })
-            }
+                found: Ok(Some(v)), ..
+            } if SecretRecord::hash_in(&v.value).as_deref() == Some(hash.as_str()) => Ok(Written {
+                arn: v.arn,
+                name: name.to_owned(),
+                version_id: v.version_id,
+            }),
             Kept::Unknown { error, .. } | Kept::Refused(error) => Err(error.into()),
         }
     }

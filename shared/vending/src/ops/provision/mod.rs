@@ -108,7 +108,7 @@ impl Deps {
         deadline: Instant,
     ) -> Result<ProvisionReply, VendError> {
         let desired = self.resolve(req, request_id, trigger).await?;
-        self.ensure(&desired, deadline).await
+        Box::pin(self.ensure(&desired, deadline)).await
     }
 
     /// Resolves the workspace, applies the policy and names the secret.
@@ -213,9 +213,10 @@ impl Deps {
             };
             let outcome = match seen {
                 Seen::Absent => self.create_and_mint(d).await?,
-                Seen::Active(version, record) => {
-                    self.converge(d, version, record).await?.map(MintOutcome::Done)
-                }
+                Seen::Active(version, record) => self
+                    .converge(d, version, record)
+                    .await?
+                    .map(MintOutcome::Done),
                 Seen::Pending(version, record) => {
                     let lease_until = record.lease_until.unwrap_or(record.created_at);
                     if lease_until > self.clock.now() {

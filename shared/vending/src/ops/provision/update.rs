@@ -117,7 +117,7 @@ impl Deps {
             Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
                 // AWSCURRENT moved (a rotation finished, or a concurrent duplicate won).
                 let now_current = self.store.get(&d.secret_name, stage::AWSCURRENT).await?;
-                if !now_current.is_some_and(|v| v.version_id == written.version_id) {
+                if now_current.is_none_or(|v| v.version_id != written.version_id) {
                     info!("the secret changed while updating: going round again");
                     return Ok(None);
                 }

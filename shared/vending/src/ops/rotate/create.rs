@@ -12,7 +12,10 @@ use tracing::{info, warn};
 use crate::deps::Deps;
 use crate::domain::names::KeyName;
 use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
-use crate::domain::tags::{self, Next, stage::{AWSCURRENT, AWSPENDING}};
+use crate::domain::tags::{
+    self, Next,
+    stage::{AWSCURRENT, AWSPENDING},
+};
 use crate::error::VendError;
 use crate::input::rotation::RotationEvent;
 use crate::ops::mint::{Kept, create_request};

@@ -78,7 +78,12 @@ impl Deps {
         promoted.rotate_before_seconds = old.rotate_before_seconds;
         let merge_token = names::token(token, "merge");
         self.store
-            .put(&desc.arn, &promoted.to_secret(), &merge_token, &[stage::MERGE])
+            .put(
+                &desc.arn,
+                &promoted.to_secret(),
+                &merge_token,
+                &[stage::MERGE],
+            )
             .await?;
         info!("carried a change made during the rotation over to the successor");
         Ok((promoted, merge_token))

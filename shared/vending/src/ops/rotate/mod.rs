@@ -26,7 +26,10 @@ use tracing::{info, instrument};
 
 use crate::deps::Deps;
 use crate::domain::record::{MANAGED_BY, SecretRecord};
-use crate::domain::tags::{self, stage::{AWSCURRENT, AWSPENDING}};
+use crate::domain::tags::{
+    self,
+    stage::{AWSCURRENT, AWSPENDING},
+};
 use crate::error::VendError;
 use crate::input::rotation::{RotationEvent, Step};
 

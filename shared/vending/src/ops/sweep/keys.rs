@@ -97,10 +97,11 @@ impl Deps {
                             && left < limit * fraction
                             && !k.disabled
                         {
-                            found.low.push((k.name.clone(), k.hash.clone(), left, limit));
+                            found
+                                .low
+                                .push((k.name.clone(), k.hash.clone(), left, limit));
                         }
-                    } else if !referenced.contains(&h64(&k.hash)) && now - k.created_at >= min_age
-                    {
+                    } else if !referenced.contains(&h64(&k.hash)) && now - k.created_at >= min_age {
                         found.candidates.push((k.name, k.hash));
                     }
                 }

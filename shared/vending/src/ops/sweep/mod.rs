@@ -33,7 +33,10 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::record::{MANAGED_BY, SecretRecord};
-use crate::domain::tags::{self, retire_tag, stage::{AWSCURRENT, AWSPENDING}};
+use crate::domain::tags::{
+    self, retire_tag,
+    stage::{AWSCURRENT, AWSPENDING},
+};
 use crate::error::VendError;
 use crate::input::sweep::SweepInput;
 use crate::ops::retire::Retired;
@@ -90,18 +93,20 @@ impl Deps {
         let shared: Shared = Mutex::new((report, true));
         let (tx, rx) = mpsc::channel::<Work>(self.cfg.sweep_concurrency * 2);
         let producer = self.list_pages(tx, &shared, now, deadline);
-        let consumer = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|w| (w, rx))
-        })
-        .map(|w| self.do_work(w, input.dry_run, deadline))
-        .buffer_unordered(self.cfg.sweep_concurrency)
-        .for_each(|done| {
-            if let Ok(mut g) = shared.lock() {
-                let (report, complete) = &mut *g;
-                report.tally(done, complete);
-            }
-            futures_util::future::ready(())
-        });
+        let consumer =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|w| (w, rx)) },
+            )
+            .map(|w| self.do_work(w, input.dry_run, deadline))
+            .buffer_unordered(self.cfg.sweep_concurrency)
+            .for_each(|done| {
+                if let Ok(mut g) = shared.lock() {
+                    let (report, complete) = &mut *g;
+                    report.tally(done, complete);
+                }
+                futures_util::future::ready(())
+            });
         let (produced, ()) = futures_util::future::join(producer, consumer).await;
         let referenced = produced?;
         let (mut report, mut complete) = shared

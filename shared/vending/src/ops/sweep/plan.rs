@@ -68,7 +68,8 @@ impl Deps {
         s: &SecretSummary,
         now: OffsetDateTime,
     ) -> Option<Work> {
-        let warning = time::Duration::try_from(self.cfg.expiry_warning).unwrap_or(time::Duration::DAY);
+        let warning =
+            time::Duration::try_from(self.cfg.expiry_warning).unwrap_or(time::Duration::DAY);
         let near_expiry = tag_time(s, tags::EXPIRES_AT).is_some_and(|e| e <= now + warning);
         let fixed = s
             .tag(tags::LIFETIME)
@@ -78,11 +79,15 @@ impl Deps {
             if near_expiry {
                 report.keys_near_expiry += 1;
                 warn!(event = "KeyNearExpiry", secret = %s.name, expires_at = s.tag(tags::EXPIRES_AT).unwrap_or(""), reason = "fixed expires_at: a rotation cannot extend it", "key close to expiry");
-                report.note(SweepAction::WarnNearExpiry, &s.name, "fixed expires_at".into());
+                report.note(
+                    SweepAction::WarnNearExpiry,
+                    &s.name,
+                    "fixed expires_at".into(),
+                );
             }
             return None;
         }
-        if !tag_time(s, tags::ROTATE_AT).is_some_and(|r| r <= now) {
+        if tag_time(s, tags::ROTATE_AT).is_none_or(|r| r > now) {
             return None;
         }
         let generation = s

@@ -140,7 +140,11 @@ impl SweepReport {
                     RotationStart::AlreadyCurrent => self.rotations_already_done += 1,
                     RotationStart::InProgress => self.rotations_in_progress += 1,
                 }
-                self.note(SweepAction::Rotate, &name, format!("{start:?}").to_lowercase());
+                self.note(
+                    SweepAction::Rotate,
+                    &name,
+                    format!("{start:?}").to_lowercase(),
+                );
             }
             Done::Rotation(name, Err(e), near_expiry) => {
                 self.rotation_failures += 1;
