@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orkv-target
 export CARGO_TERM_COLOR ?= never
 export CHECKPOINT_DISABLE = 1
 
-.PHONY: demo test venv build lint unit clean package infra-test supply-chain bench fuzz soak
+.PHONY: demo test venv build lint unit clean package package-check infra-test supply-chain bench fuzz soak
 
 ## Lambda architecture of `make package`: x86_64 (default) or arm64 (needs the
 ## aarch64-unknown-linux-gnu Rust target: rustup target add aarch64-unknown-linux-gnu).
@@ -33,6 +33,10 @@ package: venv
 	  -p provision -p rotate -p sweep
 	@for f in provision rotate sweep; do ls -l "$(PACKAGE_DIR)/$$f/bootstrap.zip" | awk '{printf "%-60s %9d bytes\n", $$9, $$5}'; done
 
+## The packaged binaries hold no local stand-in (and refuse ORKV_LOCAL_ROTATION_INVOKE_URL).
+package-check: build package
+	tests/infra/check-package.sh "$(PACKAGE_DIR)"
+
 ## Terraform: fmt, validate, checkov, apply/plan/destroy of the example against moto, policy check.
 infra-test: venv build package
 	tests/infra/terraform-test.sh "$(PACKAGE_DIR)"
@@ -43,6 +47,7 @@ test: venv build lint
 	cargo test --workspace --no-fail-fast $(LOCAL_ROTATION)
 	$(MAKE) --no-print-directory supply-chain
 	$(MAKE) --no-print-directory infra-test
+	$(MAKE) --no-print-directory package-check
 
 ## cargo deny (advisories, licenses, bans, sources) and cargo audit, offline when the RustSec
 ## snapshot is beside the checkout.

@@ -3,8 +3,10 @@
 //! and serves a minimal Lambda Runtime API to drive the real function binaries.
 
 pub mod proxy;
+pub mod rotating;
 pub mod runtime_api;
 pub mod soak;
+pub mod world;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -138,15 +138,14 @@ impl LatencyProxy {
     }
 }
 
-async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let op = parts
+/// The operation a request names: the AWS JSON target, else "METHOD /path" (long ids folded).
+fn operation(parts: &axum::http::request::Parts) -> String {
+    parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map_or_else(
             || {
-                // Not an AWS JSON call: "METHOD /path", long ids folded.
                 let path: Vec<&str> = parts
                     .uri
                     .path()
@@ -156,7 +155,35 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 format!("{} {}", parts.method, path.join("/"))
             },
             |t| t.rsplit('.').next().unwrap_or(t).to_owned(),
-        );
+        )
+}
+
+/// The reply Secrets Manager gives a throttled call.
+fn throttled() -> Response {
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-errortype", "ThrottlingException")
+        .body(Body::from(
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+        ))
+        .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response())
+}
+
+/// A reply cut mid-body: the upstream carried the call out, the caller never learns it.
+fn cut_reply() -> Response {
+    let broken = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(Body::from_stream(broken))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let op = operation(&parts);
     let targeted = inner.cut_next.lock().ok().is_some_and(|mut m| {
         m.get_mut(&op).is_some_and(|n| {
             let hit = *n > 0;
@@ -177,14 +204,7 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let throttle = inner.throttle_per_mille.load(Ordering::SeqCst);
     if throttle > 0 && rand::random_range(0..1000) < throttle {
         inner.throttled.fetch_add(1, Ordering::SeqCst);
-        return Response::builder()
-            .status(StatusCode::BAD_REQUEST)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amzn-errortype", "ThrottlingException")
-            .body(Body::from(
-                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-            ))
-            .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response());
+        return throttled();
     }
     let reset = inner.reset_per_mille.load(Ordering::SeqCst);
     let cut = targeted || (reset > 0 && rand::random_range(0..1000) < reset);
@@ -206,37 +226,26 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .body(bytes)
         .send()
         .await;
-    match sent {
-        Ok(resp) => {
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body: Bytes = resp.bytes().await.unwrap_or_default();
-            inner.upstream_us.fetch_add(
-                u64::try_from(upstream_started.elapsed().as_micros()).unwrap_or(0),
-                Ordering::SeqCst,
-            );
-            if cut {
-                inner.resets.fetch_add(1, Ordering::SeqCst);
-                // The upstream carried the call out; the caller gets a reply cut mid-body.
-                let broken = futures_util::stream::once(async {
-                    Err::<Bytes, std::io::Error>(std::io::Error::from(
-                        std::io::ErrorKind::ConnectionReset,
-                    ))
-                });
-                return Response::builder()
-                    .status(StatusCode::OK)
-                    .body(Body::from_stream(broken))
-                    .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
-            }
-            let mut out = Response::builder().status(status);
-            for (k, v) in &headers {
-                if k != "content-length" && k != "transfer-encoding" && k != "connection" {
-                    out = out.header(k, v);
-                }
-            }
-            out.body(Body::from(body))
-                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
-        }
-        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    let Ok(resp) = sent else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body: Bytes = resp.bytes().await.unwrap_or_default();
+    inner.upstream_us.fetch_add(
+        u64::try_from(upstream_started.elapsed().as_micros()).unwrap_or(0),
+        Ordering::SeqCst,
+    );
+    if cut {
+        inner.resets.fetch_add(1, Ordering::SeqCst);
+        return cut_reply();
     }
+    let mut out = Response::builder().status(status);
+    for (k, v) in &headers {
+        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+            out = out.header(k, v);
+        }
+    }
+    out.body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }

@@ -6,34 +6,20 @@
 use std::time::Duration;
 
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
-use orkv_tests::{
-    Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root,
-};
+use orkv_tests::world::{current_of, function_env};
+use orkv_tests::{Control, Moto, emulator, secrets_client, unique, workspace_root};
 use serde_json::{Value, json};
 
 fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", moto.url.clone()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("OPENROUTER_BASE_URL", api_url.to_owned()),
-        ("OPENROUTER_MANAGEMENT_KEY", MANAGEMENT_KEY.into()),
-        ("ORKV_POLICY", POLICY.into()),
-        ("ORKV_PENDING_LEASE_SECONDS", "2".into()),
-        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
-        ("RUST_LOG", "debug".into()),
-    ]
+    function_env(
+        &moto.url,
+        api_url,
+        &[("ORKV_PENDING_LEASE_SECONDS", "2".into())],
+    )
 }
 
 async fn current_value(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Value {
-    let stored = sm
-        .get_secret_value()
-        .secret_id(name)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .expect("secret");
-    serde_json::from_str(stored.secret_string().unwrap_or_default()).expect("json")
+    current_of(sm, name).await.1
 }
 
 fn sample(name: &str) -> Value {

@@ -3,49 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use orkv_openrouter_emulator::Emulator;
-use orkv_store::SecretStore;
-use orkv_tests::{
-    CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique,
-};
-use orkv_vending::{Config, Deps, ops::provision::Status};
+use orkv_tests::world::World;
+use orkv_tests::{MANAGEMENT_KEY, unique};
+use orkv_vending::{Deps, ops::provision::Status};
 use serde_json::{Value, json};
 
-struct World {
-    _moto: Moto,
-    emu: Emulator,
-    control: Control,
-    sm: aws_sdk_secretsmanager::Client,
-    sm_calls: CallCounter,
-}
-
-async fn world() -> World {
-    let moto = Moto::start().await;
-    let emu = emulator().await;
-    let control = Control::new(&emu);
-    let (sm, sm_calls) = secrets_client(&moto).await;
-    World {
-        _moto: moto,
-        emu,
-        control,
-        sm,
-        sm_calls,
-    }
-}
-
+/// In-process dependencies with a pending lease of `lease_secs` and management key `key`.
 fn deps(w: &World, lease_secs: u64, key: &str) -> Deps {
-    let api = w.emu.api_url();
     let lease = lease_secs.to_string();
-    let cfg = Config::from_lookup(|name| match name {
-        "OPENROUTER_BASE_URL" => Some(api.clone()),
-        "OPENROUTER_MANAGEMENT_KEY" => Some(key.to_owned()),
-        "ORKV_POLICY" => Some(POLICY.to_owned()),
-        "ORKV_PENDING_LEASE_SECONDS" => Some(lease.clone()),
-        "ORKV_HTTP_TIMEOUT_MS" => Some("2000".to_owned()),
-        _ => None,
-    })
-    .expect("config");
-    Deps::new(cfg, SecretStore::new(w.sm.clone()))
+    w.deps(&[
+        ("ORKV_PENDING_LEASE_SECONDS", lease.as_str()),
+        ("OPENROUTER_MANAGEMENT_KEY", key),
+    ])
 }
 
 fn request(key_name: &str) -> Value {
@@ -58,14 +27,7 @@ fn deadline() -> Instant {
 }
 
 async fn secret_value(w: &World, name: &str) -> Value {
-    let out =
-        w.sm.get_secret_value()
-            .secret_id(name)
-            .version_stage("AWSCURRENT")
-            .send()
-            .await
-            .expect("secret exists");
-    serde_json::from_str(out.secret_string().unwrap_or_default()).expect("json value")
+    w.current(name).await.1
 }
 
 async fn secret_exists(w: &World, name: &str) -> bool {
@@ -74,7 +36,7 @@ async fn secret_exists(w: &World, name: &str) -> bool {
 
 #[tokio::test]
 async fn a_new_key_is_minted_stored_at_once_and_answered_without_its_plaintext() {
-    let w = world().await;
+    let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("svc");
     let reply = d.handle(request(&name), deadline()).await.expect("created");
@@ -127,7 +89,7 @@ async fn a_new_key_is_minted_stored_at_once_and_answered_without_its_plaintext()
 
 #[tokio::test]
 async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
-    let w = world().await;
+    let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     // Warm the container: management key and workspace lookups are cached from here on.
     d.handle(request(&unique("warm")), deadline())
@@ -174,7 +136,7 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
 
 #[tokio::test]
 async fn ten_deliveries_five_of_them_concurrent_make_one_key_and_one_secret() {
-    let w = world().await;
+    let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("dup");
     let event = json!({"version": "0", "id": unique("event"), "detail-type": "OpenRouter Key Requested",
@@ -258,7 +220,7 @@ async fn join_all<F: std::future::Future>(futs: Vec<std::pin::Pin<Box<F>>>) -> V
 
 #[tokio::test]
 async fn a_dropped_create_response_is_reconciled_to_exactly_one_referenced_key() {
-    let w = world().await;
+    let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     d.handle(request(&unique("warm")), deadline())
         .await
@@ -285,7 +247,7 @@ async fn a_dropped_create_response_is_reconciled_to_exactly_one_referenced_key()
 
 #[tokio::test]
 async fn a_crash_between_create_and_store_is_cleaned_up_by_the_retry() {
-    let w = world().await;
+    let w = World::start().await;
     let name = unique("crash");
     // The first invocation dies (its future is dropped) while OpenRouter's reply is in flight:
     // the key exists, its plaintext is lost, the secret holds only the pending record.
@@ -345,7 +307,7 @@ async fn a_crash_between_create_and_store_is_cleaned_up_by_the_retry() {
 
 #[tokio::test]
 async fn bad_input_is_refused_by_field_and_creates_nothing() {
-    let w = world().await;
+    let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("bad");
     let cases: Vec<(Value, &str, &str)> = vec![
@@ -433,7 +395,7 @@ async fn bad_input_is_refused_by_field_and_creates_nothing() {
 
 #[tokio::test]
 async fn fixed_field_changes_need_a_rotation_and_a_key_name_change_is_refused() {
-    let w = world().await;
+    let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("fixed");
     let created = d.handle(request(&name), deadline()).await.expect("created");
@@ -471,7 +433,7 @@ async fn fixed_field_changes_need_a_rotation_and_a_key_name_change_is_refused() 
 
 #[tokio::test]
 async fn openrouter_refusals_surface_typed_and_leave_nothing() {
-    let w = world().await;
+    let w = World::start().await;
     // A wrong management key: 401.
     let wrong = deps(&w, 30, "sk-or-v1-wrong");
     let err = wrong
@@ -522,7 +484,7 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
 
 #[tokio::test]
 async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
-    let w = world().await;
+    let w = World::start().await;
     let secret_id = unique("mgmt");
     w.sm.create_secret()
         .name(&secret_id)
@@ -530,15 +492,7 @@ async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
         .send()
         .await
         .expect("management secret");
-    let api = w.emu.api_url();
-    let cfg = Config::from_lookup(|name| match name {
-        "OPENROUTER_BASE_URL" => Some(api.clone()),
-        "OPENROUTER_MANAGEMENT_KEY_SECRET_ID" => Some(secret_id.clone()),
-        "ORKV_POLICY" => Some(POLICY.to_owned()),
-        _ => None,
-    })
-    .expect("config");
-    let d = Deps::new(cfg, SecretStore::new(w.sm.clone()));
+    let d = w.deps(&[("OPENROUTER_MANAGEMENT_KEY_SECRET_ID", secret_id.as_str())]);
     d.handle(request(&unique("a")), deadline())
         .await
         .expect("first");
@@ -549,4 +503,32 @@ async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
     assert_eq!(w.sm_calls.get(), 2, "no re-read of the management key");
     let key = d.openrouter().await.expect("client");
     assert!(!format!("{key:?}").contains(MANAGEMENT_KEY));
+}
+
+#[tokio::test]
+async fn a_lost_put_reply_in_provision_keeps_the_stored_key() {
+    let (w, proxy) = World::behind_proxy().await;
+    let d = orkv_tests::rotating::deps(&w);
+    proxy.cut_next("PutSecretValue", 1000);
+    let reply = d
+        .handle(
+            orkv_tests::rotating::request(&unique("lostprov")),
+            deadline(),
+        )
+        .await
+        .expect("the stored key is recognised by reading it back");
+    proxy.cut_next("PutSecretValue", 0);
+    assert_eq!(reply.status, Status::Created);
+    assert!(proxy.faults().1 >= 4, "{:?}", proxy.faults());
+    let (_, rec) = w.current(&reply.secret_name).await;
+    assert_eq!(rec["key_hash"].as_str(), Some(reply.key_hash.as_str()));
+    assert!(w.works(rec["api_key"].as_str().expect("key")).await);
+    assert_eq!(w.live_for(&reply.secret_name).await.len(), 1);
+    // A repeat of the request reads it and changes nothing.
+    let again = d
+        .handle(orkv_tests::rotating::request(&reply.key_name), deadline())
+        .await
+        .expect("repeat");
+    assert_eq!(again.status, Status::Unchanged);
+    assert_eq!(again.key_hash, reply.key_hash);
 }

@@ -8,25 +8,14 @@ use std::time::{Duration, Instant};
 
 use orkv_store::SecretStore;
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
-use orkv_tests::{
-    Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client, unique, workspace_root,
-};
+use orkv_tests::world::{config, function_env};
+use orkv_tests::{Control, Moto, emulator, secrets_client, unique, workspace_root};
+use orkv_vending::Deps;
 use orkv_vending::domain::names::rotation_token;
-use orkv_vending::{Config, Deps};
 use serde_json::{Value, json};
 
 fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", moto.url.clone()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("OPENROUTER_BASE_URL", api_url.to_owned()),
-        ("OPENROUTER_MANAGEMENT_KEY", MANAGEMENT_KEY.into()),
-        ("ORKV_POLICY", POLICY.into()),
-        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
-        ("RUST_LOG", "debug".into()),
-    ]
+    function_env(&moto.url, api_url, &[])
 }
 
 fn step_event(step: &str, secret: &str, token: &str) -> Value {
@@ -48,14 +37,7 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
     let control = Control::new(&emu);
     let (sm, _) = secrets_client(&moto).await;
     let api_url = emu.api_url();
-    let cfg = Config::from_lookup(|n| match n {
-        "OPENROUTER_BASE_URL" => Some(api_url.clone()),
-        "OPENROUTER_MANAGEMENT_KEY" => Some(MANAGEMENT_KEY.to_owned()),
-        "ORKV_POLICY" => Some(POLICY.to_owned()),
-        _ => None,
-    })
-    .expect("config");
-    let deps = Deps::new(cfg, SecretStore::new(sm.clone()));
+    let deps = Deps::new(config(&api_url, &[]), SecretStore::new(sm.clone()));
     let key_name = unique("rotbin");
     let reply = deps
         .handle(

@@ -33,8 +33,6 @@ static LOCAL_LABELS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Attempts at the whole four-step sequence before the driver gives up (the rotation stays
 /// pending, as it would in Secrets Manager, and the next start resumes it).
 const DRIVER_ATTEMPTS: u32 = 3;
-/// Checks that the creation copy is no longer current after enabling rotation.
-const ENABLE_CHECKS: u32 = 3;
 /// The four steps, in order.
 const ALL_STEPS: [Step; 4] = [
     Step::CreateSecret,
@@ -246,13 +244,15 @@ impl LocalDriver {
 }
 
 /// Marks rotation enabled on a moto secret. moto's only way is a rules-only, non-immediate
-/// `RotateSecret`, which copies the value the secret was *created* with into a new current
-/// version; `AWSCURRENT` is moved straight back to the version that held it, and read back
-/// until it is there. Local runs only: in AWS, `RotateSecret` with the function's ARN enables
-/// rotation.
+/// `RotateSecret`, which copies the secret's *first* value into a new version labelled
+/// `AWSCURRENT`, and relabels `AWSPREVIOUS` the version moto last made current by a write,
+/// which after a label move (a cap update) is not the current one: two versions then hold
+/// `AWSCURRENT`. Every holder but the version that was current loses the label here, and that
+/// version gets it back if it lost it. Local runs only: in AWS, `RotateSecret` with the
+/// function's ARN enables rotation.
 ///
 /// # Errors
-/// Store errors, or a rotation error when `AWSCURRENT` cannot be put back.
+/// Store errors.
 pub async fn enable_rotation(deps: &Deps, secret: &str) -> Result<(), VendError> {
     let _one_at_a_time = LOCAL_LABELS.lock().await;
     let store = deps.store();
@@ -274,26 +274,21 @@ pub async fn enable_rotation(deps: &Deps, secret: &str) -> Result<(), VendError>
             false,
         )
         .await?;
-    for _ in 0..ENABLE_CHECKS {
-        let current = store.get(secret, AWSCURRENT).await?.map(|v| v.version_id);
-        match current {
-            Some(id) if id == before => return Ok(()),
-            Some(id) => {
-                store
-                    .move_stage(secret, AWSCURRENT, Some(&id), Some(&before))
-                    .await?
-            }
-            None => {
-                store
-                    .move_stage(secret, AWSCURRENT, None, Some(&before))
-                    .await?
-            }
-        }
+    let Some(after) = store.describe(secret).await? else {
+        return Ok(());
+    };
+    let copies: Vec<&String> = after
+        .versions
+        .keys()
+        .filter(|id| **id != before && after.has(id, AWSCURRENT))
+        .collect();
+    let mut give_back = (!after.has(&before, AWSCURRENT)).then_some(before.as_str());
+    for copy in copies {
+        store
+            .move_stage(secret, AWSCURRENT, Some(copy), give_back.take())
+            .await?;
     }
-    Err(VendError::RotationTestFailed {
-        secret_name: secret.to_owned(),
-        check: "AWSCURRENT could not be put back after enabling rotation locally".into(),
-    })
+    Ok(())
 }
 
 /// Labels `token` `AWSPENDING` as `RotateSecret` would (moto labels it, then fails to find

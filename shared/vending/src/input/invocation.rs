@@ -64,32 +64,43 @@ pub fn parse(payload: Value) -> Result<Invocation, VendError> {
     let is_envelope = payload
         .as_object()
         .is_some_and(|o| o.contains_key("detail-type") || o.contains_key("detail"));
-    if !is_envelope {
-        let request_id = payload
-            .get("idempotency_id")
-            .and_then(Value::as_str)
-            .map_or_else(|| digest(&payload), str::to_owned);
-        let mut payload = payload;
-        let action = match payload.as_object_mut().and_then(|o| o.remove("action")) {
-            None => Action::Provision,
-            Some(Value::String(a)) if a == "provision" => Action::Provision,
-            Some(Value::String(a)) if a == "rotate" => Action::Rotate,
-            Some(Value::String(a)) if a == "revoke" => Action::Revoke,
-            Some(_) => {
-                return Err(VendError::invalid(
-                    "action",
-                    "must be \"provision\", \"rotate\" or \"revoke\"",
-                ));
-            }
-        };
-        return Ok(Invocation {
-            trigger: Trigger::Direct,
-            action,
-            request: payload,
-            request_id,
-            source: None,
-        });
+    if is_envelope {
+        parse_envelope(payload)
+    } else {
+        parse_direct(payload)
     }
+}
+
+/// A pipeline's direct invocation: the payload is the request, with an optional `action`.
+fn parse_direct(payload: Value) -> Result<Invocation, VendError> {
+    let request_id = payload
+        .get("idempotency_id")
+        .and_then(Value::as_str)
+        .map_or_else(|| digest(&payload), str::to_owned);
+    let mut payload = payload;
+    let action = match payload.as_object_mut().and_then(|o| o.remove("action")) {
+        None => Action::Provision,
+        Some(Value::String(a)) if a == "provision" => Action::Provision,
+        Some(Value::String(a)) if a == "rotate" => Action::Rotate,
+        Some(Value::String(a)) if a == "revoke" => Action::Revoke,
+        Some(_) => {
+            return Err(VendError::invalid(
+                "action",
+                "must be \"provision\", \"rotate\" or \"revoke\"",
+            ));
+        }
+    };
+    Ok(Invocation {
+        trigger: Trigger::Direct,
+        action,
+        request: payload,
+        request_id,
+        source: None,
+    })
+}
+
+/// An EventBridge event: the `detail-type` names the action, `detail` holds the request.
+fn parse_envelope(payload: Value) -> Result<Invocation, VendError> {
     let action = match payload.get("detail-type") {
         Some(Value::String(t)) if t == KEY_REQUESTED => Action::Provision,
         Some(Value::String(t)) if t == ROTATION_REQUESTED => Action::Rotate,

@@ -1,0 +1,279 @@
+//! One test world for every suite, the soak and the bench: moto, the emulator and a counting
+//! Secrets Manager client; builders for the functions' configuration (in process) and
+//! environment (real binaries); and the read helpers that check what a test claims.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orkv_openrouter_emulator::Emulator;
+use orkv_store::SecretStore;
+use orkv_vending::{Config, Deps};
+use serde_json::Value;
+
+use crate::proxy::LatencyProxy;
+use crate::{CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client_at};
+
+/// moto, the emulator and a Secrets Manager client that counts its calls.
+#[derive(Debug)]
+pub struct World {
+    pub moto: Moto,
+    pub emu: Emulator,
+    pub control: Control,
+    pub sm: aws_sdk_secretsmanager::Client,
+    pub sm_calls: CallCounter,
+}
+
+/// A deadline `seconds` from now.
+#[must_use]
+pub fn deadline_in(seconds: u64) -> Instant {
+    Instant::now() + Duration::from_secs(seconds)
+}
+
+/// The environment of a function binary run against `moto_url` and the emulator at
+/// `api_url`, with `extra` variables added (or replacing the defaults).
+#[must_use]
+pub fn function_env(
+    moto_url: &str,
+    api_url: &str,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("AWS_ENDPOINT_URL", moto_url.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("OPENROUTER_BASE_URL", api_url.to_owned()),
+        ("OPENROUTER_MANAGEMENT_KEY", MANAGEMENT_KEY.into()),
+        ("ORKV_POLICY", POLICY.into()),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG".into()),
+        ("RUST_LOG", "debug".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push((k, v.clone()));
+    }
+    env
+}
+
+/// The functions' configuration for the emulator at `api_url`: the test policy, the test
+/// management key, a 2 s OpenRouter timeout, and `extra` on top.
+///
+/// # Panics
+/// When the configuration is invalid.
+#[must_use]
+pub fn config(api_url: &str, extra: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|name| {
+        if let Some((_, v)) = extra.iter().find(|(k, _)| *k == name) {
+            return Some((*v).to_owned());
+        }
+        match name {
+            "OPENROUTER_BASE_URL" => Some(api_url.to_owned()),
+            "OPENROUTER_MANAGEMENT_KEY" => Some(MANAGEMENT_KEY.to_owned()),
+            "ORKV_POLICY" => Some(POLICY.to_owned()),
+            "ORKV_HTTP_TIMEOUT_MS" => Some("2000".to_owned()),
+            _ => None,
+        }
+    })
+    .expect("config")
+}
+
+impl World {
+    /// A fresh moto (or the one `ORKV_MOTO_URL` names) and emulator.
+    pub async fn start() -> Self {
+        let moto = Moto::start().await;
+        let url = moto.url.clone();
+        Self::with_secrets_manager_at(moto, &url).await
+    }
+
+    /// A world whose Secrets Manager client goes through a fault proxy in front of moto.
+    pub async fn behind_proxy() -> (Self, LatencyProxy) {
+        let moto = Moto::start().await;
+        let proxy = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+        (Self::with_secrets_manager_at(moto, &proxy.url).await, proxy)
+    }
+
+    async fn with_secrets_manager_at(moto: Moto, url: &str) -> Self {
+        let emu = emulator().await;
+        let control = Control::new(&emu);
+        let (sm, sm_calls) = secrets_client_at(url).await;
+        Self {
+            moto,
+            emu,
+            control,
+            sm,
+            sm_calls,
+        }
+    }
+
+    /// The functions' configuration against this world (see [`config`]).
+    #[must_use]
+    pub fn config(&self, extra: &[(&str, &str)]) -> Config {
+        config(&self.emu.api_url(), extra)
+    }
+
+    /// In-process dependencies that start rotations through Secrets Manager.
+    #[must_use]
+    pub fn deps(&self, extra: &[(&str, &str)]) -> Deps {
+        Deps::new(self.config(extra), SecretStore::new(self.sm.clone()))
+    }
+
+    /// In-process dependencies whose rotations the local driver runs in this process.
+    #[must_use]
+    pub fn rotating_deps(&self, extra: &[(&str, &str)]) -> Deps {
+        self.deps(extra)
+            .with_starter(Arc::new(orkv_local_rotation::LocalDriver::in_process()))
+    }
+
+    /// The environment of a function binary against this world.
+    #[must_use]
+    pub fn function_env(&self, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        function_env(&self.moto.url, &self.emu.api_url(), extra)
+    }
+
+    /// The current version's id and JSON value.
+    ///
+    /// # Panics
+    /// When the secret has no current JSON value.
+    pub async fn current(&self, name: &str) -> (String, Value) {
+        current_of(&self.sm, name).await
+    }
+
+    /// The JSON value of one version, by id.
+    ///
+    /// # Panics
+    /// When the version holds no JSON value.
+    pub async fn version_record(&self, name: &str, version: &str) -> Value {
+        let out = self
+            .sm
+            .get_secret_value()
+            .secret_id(name)
+            .version_id(version)
+            .send()
+            .await
+            .expect("version");
+        serde_json::from_str(out.secret_string().unwrap_or_default()).expect("json")
+    }
+
+    /// Every version's labels, sorted by version id.
+    ///
+    /// # Panics
+    /// When the secret cannot be described.
+    pub async fn stages(&self, name: &str) -> Vec<(String, Vec<String>)> {
+        let d = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .expect("describe");
+        let mut v: Vec<(String, Vec<String>)> = d
+            .version_ids_to_stages()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Whether a version holds `AWSPENDING` without `AWSCURRENT` (a rotation in progress).
+    pub async fn pending_dangling(&self, name: &str) -> bool {
+        self.stages(name).await.iter().any(|(_, s)| {
+            s.iter().any(|l| l == "AWSPENDING") && !s.iter().any(|l| l == "AWSCURRENT")
+        })
+    }
+
+    /// The secret's tags.
+    ///
+    /// # Panics
+    /// When the secret cannot be described.
+    pub async fn tags(&self, name: &str) -> Vec<(String, String)> {
+        let d = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .expect("describe");
+        d.tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// `GET /key` with a plaintext: the consumer's view.
+    pub async fn works(&self, plaintext: &str) -> bool {
+        reqwest::Client::new()
+            .get(format!("{}/key", self.emu.api_url()))
+            .bearer_auth(plaintext)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Live keys the product named for `secret`.
+    pub async fn live_for(&self, secret: &str) -> Vec<Value> {
+        self.control.live_keys(&format!("orkv:{secret}:")).await
+    }
+}
+
+/// The current version's id and JSON value, through any client.
+///
+/// # Panics
+/// When the secret has no current JSON value.
+pub async fn current_of(sm: &aws_sdk_secretsmanager::Client, name: &str) -> (String, Value) {
+    let out = sm
+        .get_secret_value()
+        .secret_id(name)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("current");
+    (
+        out.version_id().unwrap_or_default().to_owned(),
+        serde_json::from_str(out.secret_string().unwrap_or_default()).expect("json"),
+    )
+}
+
+/// Seeding only: creates a secret with `tags`, repeating a create that moto's threaded server
+/// answers with an internal error (now and then, under a burst of concurrent creates, an HTML
+/// 500); "already exists" means an earlier try landed.
+///
+/// # Panics
+/// On any other error, or after five internal errors in a row.
+pub async fn create_seed_secret(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+    tags: &[(&str, &str)],
+) {
+    let mut tries = 0;
+    loop {
+        let mut req = sm.create_secret().name(name).secret_string(value);
+        for (k, v) in tags {
+            req = req.tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(*k)
+                    .value(*v)
+                    .build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => return,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_exists_exception()) =>
+            {
+                return;
+            }
+            Err(e) if tries < 5 && e.raw_response().is_some_and(|r| r.status().as_u16() >= 500) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+            }
+            Err(e) => panic!("create {name}: {e:?}"),
+        }
+    }
+}

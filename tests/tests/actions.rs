@@ -1,0 +1,140 @@
+//! On-demand actions against moto and the emulator, in process: rotate now (changed fixed
+//! fields, leaks), unfinished rotations left by an earlier generation, and revoke.
+
+use orkv_tests::rotating::*;
+use orkv_tests::unique;
+use orkv_tests::world::World;
+use orkv_vending::input::rotation::Step;
+use orkv_vending::ops::provision::Status;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_rotation_left_pending_after_its_key_was_promoted_is_finished_by_the_next_request() {
+    // finishSecret carried a cap update over (AWSCURRENT moved to a merged version) and died
+    // before taking AWSPENDING off the token; then the cap changed again. The next rotation
+    // (another generation's token) finishes the old one first instead of waiting for ever.
+    let w = World::start().await;
+    let d = deps(&w);
+    let key_name = unique("stuck");
+    let name = provision(&d, &key_name).await;
+    let token = begin(&w, &d, &name).await;
+    run_steps(&d, &name, &token, &UP_TO_TEST).await;
+    let mut req = request(&key_name);
+    req["limit"] = json!(75);
+    d.handle(req.clone(), deadline()).await.expect("update");
+    d.run_step(&step(&name, &token, Step::FinishSecret), deadline())
+        .await
+        .expect("finish");
+    // The state of a finish that died right after the label move: AWSPENDING still on the token.
+    d.store()
+        .move_stage(&name, "AWSPENDING", None, Some(&token))
+        .await
+        .expect("label");
+    req["limit"] = json!(80);
+    assert_eq!(
+        d.handle(req, deadline()).await.expect("update").status,
+        Status::Updated
+    );
+    let rotated = d
+        .handle_request(
+            json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "after-stuck"}),
+            deadline(),
+        )
+        .await
+        .expect("the new rotation goes ahead");
+    assert_eq!(rotated["status"], "rotated", "{rotated}");
+    let (_, rec) = w.current(&name).await;
+    assert_eq!(rec["generation"], 3);
+    assert_eq!(rec["limit"], 80.0);
+    assert!(w.works(rec["api_key"].as_str().expect("key")).await);
+    assert!(
+        w.stages(&name)
+            .await
+            .iter()
+            .all(|(v, s)| v != &token || !s.contains(&"AWSPENDING".to_owned())),
+        "the old token no longer holds AWSPENDING"
+    );
+    assert!(!w.pending_dangling(&name).await);
+}
+
+#[tokio::test]
+async fn a_changed_lifetime_becomes_a_rotation_and_its_repeat_is_unchanged() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let key_name = unique("life");
+    let name = provision(&d, &key_name).await;
+    let mut req = request(&key_name);
+    req["ttl_seconds"] = json!(14_400);
+    let r = d.handle(req.clone(), deadline()).await.expect("rotated");
+    assert_eq!(r.status, Status::Rotated);
+    assert_eq!(r.generation, 2);
+    let (_, rec) = w.current(&name).await;
+    assert_eq!(rec["lifetime"], json!({"ttl_seconds": 14_400}));
+    assert!(!w.tags(&name).await.iter().any(|(k, _)| k == "orkv:next"));
+    assert_eq!(
+        d.handle(req, deadline()).await.expect("repeat").status,
+        Status::Unchanged
+    );
+    assert_eq!(w.live_for(&name).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everything() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("leak")).await;
+    let (_, before) = w.current(&name).await;
+    let old = before["api_key"].as_str().expect("key").to_owned();
+    let reply = d
+        .handle_request(json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-1"}), deadline())
+        .await
+        .expect("rotated");
+    assert_eq!(reply["status"], "rotated");
+    assert!(!reply.to_string().contains("sk-or-v1"));
+    assert!(!w.works(&old).await, "the leaked key is disabled at once");
+    let (_, after) = w.current(&name).await;
+    assert!(w.works(after["api_key"].as_str().expect("key")).await);
+    let r = sweep(&d, "leak-sweep").await;
+    assert_eq!(r.keys_retired, 1, "{r:?}");
+    // Revoke: every key goes, the secret is marked revoked; repeating is harmless.
+    let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "rev-1"});
+    let reply = d
+        .handle_request(revoke.clone(), deadline())
+        .await
+        .expect("revoked");
+    assert_eq!(reply["status"], "revoked");
+    assert!(!w.works(after["api_key"].as_str().expect("key")).await);
+    assert!(w.live_for(&name).await.is_empty());
+    d.handle_request(revoke, deadline()).await.expect("repeat");
+    let (_, rec) = w.current(&name).await;
+    assert_eq!(rec["state"], "revoked");
+    assert!(rec.get("api_key").is_none());
+    let err = d
+        .handle_request(json!({"action": "rotate", "secret_name": name}), deadline())
+        .await
+        .expect_err("revoked");
+    assert_eq!(err.kind(), "SecretRevoked");
+    // Bad action input names the field and creates nothing.
+    for (body, field) in [
+        (json!({"action": "rotate"}), "secret_name"),
+        (
+            json!({"action": "rotate", "secret_name": name, "reason": "boredom"}),
+            "reason",
+        ),
+        (
+            json!({"action": "revoke", "secret_name": "other/x"}),
+            "secret_name",
+        ),
+        (json!({"action": "explode", "secret_name": name}), "action"),
+        (
+            json!({"action": "revoke", "secret_name": name, "delete_secret": "yes"}),
+            "delete_secret",
+        ),
+    ] {
+        let err = d
+            .handle_request(body, deadline())
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
+    }
+}

@@ -1,0 +1,260 @@
+//! The scheduled sweep against moto and the emulator, in process: due rotations, retirement
+//! after grace, orphans, low spend, dry runs, concurrency and scale.
+
+use std::sync::Arc;
+
+use orkv_tests::rotating::*;
+use orkv_tests::unique;
+use orkv_tests::world::{World, create_seed_secret};
+use orkv_vending::input::sweep::SweepInput;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_due_key_is_rotated_the_old_one_works_through_grace_then_is_retired() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("rot")).await;
+    let (v1, before) = w.current(&name).await;
+    let old_key = before["api_key"].as_str().expect("key").to_owned();
+    let old_hash = before["key_hash"].as_str().expect("hash").to_owned();
+
+    // Not due yet: the sweep does nothing to it.
+    let r = sweep(&d, "run-early").await;
+    assert_eq!(r.rotations_due, 0, "{r:?}");
+
+    advance(&w, &d, 3601).await;
+    w.sm_calls.reset();
+    w.control.reset_calls().await;
+    let r = sweep(&d, "run-1").await;
+    assert_eq!((r.rotations_due, r.rotations_completed), (1, 1), "{r:?}");
+    let (v2, after) = w.current(&name).await;
+    assert_ne!(v1, v2);
+    assert_eq!(after["generation"], 2);
+    assert_ne!(after["key_hash"], before["key_hash"]);
+    assert!(!w.pending_dangling(&name).await);
+    let t = w.tags(&name).await;
+    assert!(
+        t.iter()
+            .any(|(k, _)| k == &format!("orkv:retire:{old_hash}")),
+        "{t:?}"
+    );
+    assert!(t.iter().any(|(k, v)| k == "orkv:generation" && v == "2"));
+    // Both keys work during the grace period.
+    assert!(w.works(&old_key).await);
+    assert!(w.works(after["api_key"].as_str().expect("key")).await);
+    assert_eq!(w.live_for(&name).await.len(), 2);
+
+    // Within grace, a sweep keeps the old key.
+    advance(&w, &d, GRACE - 60).await;
+    let r = sweep(&d, "run-2").await;
+    assert_eq!(r.keys_retired, 0, "{r:?}");
+    assert!(w.works(&old_key).await);
+
+    // After grace, the next sweep disables, deletes and confirms it.
+    advance(&w, &d, 120).await;
+    let r = sweep(&d, "run-3").await;
+    assert_eq!(r.keys_retired, 1, "{r:?}");
+    assert!(!w.works(&old_key).await);
+    assert!(w.works(after["api_key"].as_str().expect("key")).await);
+    assert_eq!(w.live_for(&name).await.len(), 1);
+    assert!(
+        !w.tags(&name)
+            .await
+            .iter()
+            .any(|(k, _)| k.starts_with("orkv:retire:"))
+    );
+    // A repeated delivery of the same run changes nothing more.
+    let r = sweep(&d, "run-3").await;
+    assert_eq!((r.keys_retired, r.rotations_due), (0, 0), "{r:?}");
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_a_stray_key_carrying_a_referenced_name_and_keeps_the_stored_one() {
+    // What an attempt whose key was never stored leaves if no step cleaned it up: a second
+    // live key under the name the secret references.
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("stray")).await;
+    let (_, rec) = w.current(&name).await;
+    let (_, stray) = w
+        .control
+        .add_key(json!({"name": rec["openrouter_key_name"], "workspace_id": rec["workspace_id"], "limit": 50}))
+        .await;
+    let young = sweep(&d, &unique("young")).await;
+    assert_eq!(
+        young.orphans_found, 0,
+        "younger than the minimum age: {young:?}"
+    );
+    advance(&w, &d, 120).await;
+    let r = sweep(&d, &unique("stray")).await;
+    assert_eq!((r.orphans_found, r.orphans_deleted), (1, 1), "{r:?}");
+    let live = w.live_for(&name).await;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["hash"], rec["key_hash"]);
+    assert_ne!(live[0]["hash"].as_str(), Some(stray.as_str()));
+    assert!(w.works(rec["api_key"].as_str().expect("key")).await);
+}
+
+#[tokio::test]
+async fn concurrent_sweeps_and_repeated_deliveries_rotate_each_secret_once() {
+    let w = World::start().await;
+    let d = Arc::new(deps(&w));
+    let mut names = Vec::new();
+    for i in 0..5 {
+        names.push(provision(&d, &unique(&format!("conc{i}"))).await);
+    }
+    advance(&w, &d, 3601).await;
+    let (a, b) = tokio::join!(sweep(&d, "sched-1"), sweep(&d, "sched-2"));
+    let c = sweep(&d, "sched-1").await;
+    assert_eq!(a.rotations_due + b.rotations_due, 10);
+    assert_eq!(c.rotations_due, 0, "{c:?}");
+    for n in &names {
+        let (_, rec) = w.current(n).await;
+        assert_eq!(rec["generation"], 2, "{n}");
+        assert_eq!(
+            w.live_for(n).await.len(),
+            2,
+            "old in grace + one successor for {n}"
+        );
+        assert!(!w.pending_dangling(n).await);
+    }
+    advance(&w, &d, GRACE + 1).await;
+    let (a, b) = tokio::join!(sweep(&d, "sched-3"), sweep(&d, "sched-4"));
+    assert_eq!(a.keys_retired + b.keys_retired, 5, "{a:?} {b:?}");
+    for n in &names {
+        assert_eq!(w.live_for(n).await.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothing() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("orph")).await;
+    let checkout = "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01";
+    let (_, orphan) = w.control.add_key(json!({"name": format!("orkv:{name}:deadbeef0000"), "workspace_id": checkout, "limit": 5})).await;
+    let (_, foreign) = w
+        .control
+        .add_key(json!({"name": "hand-made", "workspace_id": checkout}))
+        .await;
+    // Too young to call an orphan.
+    let r = sweep(&d, "young").await;
+    assert_eq!(r.orphans_found, 0, "{r:?}");
+    advance(&w, &d, 120).await;
+    let dry = d
+        .sweep(
+            &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
+            deadline(),
+        )
+        .await
+        .expect("dry");
+    assert_eq!(dry.orphans_found, 1);
+    assert_eq!(dry.orphans_deleted, 0);
+    let r = sweep(&d, "old").await;
+    assert_eq!((r.orphans_found, r.orphans_deleted), (1, 1), "{r:?}");
+    let state = w.control.state().await;
+    let hashes: Vec<&str> = state["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["hash"].as_str())
+        .collect();
+    assert!(!hashes.contains(&orphan.as_str()));
+    assert!(
+        hashes.contains(&foreign.as_str()),
+        "keys without the product's naming are never touched"
+    );
+    let (_, rec) = w.current(&name).await;
+    assert!(hashes.contains(&rec["key_hash"].as_str().expect("hash")));
+    // Dry run over a due rotation: reported, nothing written.
+    advance(&w, &d, 3600).await;
+    let versions = w.stages(&name).await;
+    let dry = d
+        .sweep(
+            &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
+            deadline(),
+        )
+        .await
+        .expect("dry");
+    assert_eq!(dry.rotations_due, 1);
+    assert!(
+        dry.actions
+            .iter()
+            .any(|a| a.action == orkv_vending::ops::sweep::report::SweepAction::WouldRotate)
+    );
+    assert_eq!(w.stages(&name).await, versions);
+    // Low remaining spend: the current key has used 48 of its 50 USD.
+    reqwest::Client::new()
+        .post(format!("{}/_emulator/usage", w.emu.url()))
+        .json(&json!({"hash": rec["key_hash"], "usage": 48.0}))
+        .send()
+        .await
+        .expect("usage");
+    let low = sweep(&d, "low").await;
+    assert_eq!(low.low_spend_keys, 1, "{low:?}");
+    assert_eq!(low.emf(d.clock().now())["LowSpendKeys"], 1);
+}
+
+#[tokio::test]
+async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones() {
+    let w = World::start().await;
+    let d = Arc::new(deps(&w));
+    // 100 real managed secrets that will be due, 9,900 managed secrets that are not.
+    let prefix = unique("scale");
+    let mut due = Vec::new();
+    for i in 0..100 {
+        due.push(provision(&d, &format!("{prefix}-due{i}")).await);
+    }
+    let far = orkv_openrouter::format_expires_at(d.clock().now() + time::Duration::days(30));
+    let sm = w.sm.clone();
+    let mut set = tokio::task::JoinSet::new();
+    for chunk in 0..16 {
+        let (sm, far, prefix) = (sm.clone(), far.clone(), prefix.clone());
+        set.spawn(async move {
+            let mut i = chunk;
+            while i < 9900 {
+                create_seed_secret(
+                    &sm,
+                    &format!("openrouter/checkout/{prefix}-idle{i}"),
+                    "{}",
+                    &[
+                        ("orkv:managed-by", "openrouter-key-vending"),
+                        ("orkv:rotate-at", &far),
+                        ("orkv:expires-at", &far),
+                        ("orkv:generation", "1"),
+                        ("orkv:lifetime", "ttl:2592000"),
+                    ],
+                )
+                .await;
+                i += 16;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("task");
+    }
+    advance(&w, &d, 3601).await;
+    w.sm_calls.reset();
+    let r = sweep(&d, "scale").await;
+    let calls = w.sm_calls.get();
+    assert!(r.secrets_scanned >= 10_000, "{}", r.secrets_scanned);
+    assert_eq!(
+        r.list_calls,
+        u32::try_from(r.secrets_scanned.div_ceil(100)).expect("fits")
+    );
+    assert_eq!(
+        (r.rotations_due, r.rotations_completed),
+        (100, 100),
+        "{:?}",
+        r.actions.first()
+    );
+    // The due ones: the rotation function's own calls (4 + 1 + 2 + 7 for the four steps) plus
+    // the local driver's part of Secrets Manager (label and, once per secret on moto, enable).
+    // In AWS the sweep itself makes one call per due secret: RotateSecret.
+    let per_due = (calls - u64::from(r.list_calls)) as f64 / 100.0;
+    println!(
+        "sweep over {} secrets: {} list calls, {calls} Secrets Manager calls, {per_due} per due secret",
+        r.secrets_scanned, r.list_calls
+    );
+    assert!(calls <= u64::from(r.list_calls) + 100 * 21, "{calls}");
+}
