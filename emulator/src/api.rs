@@ -13,13 +13,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json};
-use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::ConnKill;
-use crate::state::{FaultAction, KeyRecord, SeedWorkspace, State};
+use crate::parse::{
+    is_uuid, parse_bool, parse_bool_param, parse_expiry, parse_limit, parse_object, parse_reset,
+};
+use crate::reply::{bad, error, key_json, ts, workspace_json};
+use crate::state::{FaultAction, KeyRecord, State};
 
 pub type Shared = Arc<Mutex<State>>;
 
@@ -38,18 +40,6 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/workspaces/{id}", get(get_workspace))
         .fallback(not_found)
         .with_state(state)
-}
-
-pub fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": status.as_u16(), "message": message}})),
-    )
-        .into_response()
-}
-
-fn bad(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
 }
 
 async fn not_found() -> Response {
@@ -150,36 +140,6 @@ fn authenticate<'a>(
     Ok(key)
 }
 
-fn ts(at: OffsetDateTime) -> Value {
-    at.format(&Rfc3339).map_or(Value::Null, Value::String)
-}
-
-pub fn key_json(k: &KeyRecord) -> Value {
-    let remaining = k.limit.map(|l| (l - k.usage).max(0.0));
-    json!({
-        "hash": k.hash, "name": k.name, "label": k.label, "disabled": k.disabled,
-        "limit": k.limit, "limit_remaining": remaining, "limit_reset": k.limit_reset,
-        "include_byok_in_limit": k.include_byok_in_limit,
-        "usage": k.usage, "usage_daily": k.usage, "usage_weekly": k.usage, "usage_monthly": k.usage,
-        "byok_usage": 0.0, "byok_usage_daily": 0.0, "byok_usage_weekly": 0.0, "byok_usage_monthly": 0.0,
-        "created_at": ts(k.created_at), "updated_at": k.updated_at.map_or(Value::Null, ts),
-        "expires_at": k.expires_at.map_or(Value::Null, ts),
-        "creator_user_id": k.creator_user_id, "workspace_id": k.workspace_id,
-    })
-}
-
-pub fn workspace_json(w: &SeedWorkspace) -> Value {
-    json!({
-        "id": w.id, "name": w.name, "slug": w.slug, "description": null,
-        "default_guardrail_id": null, "default_text_model": null, "default_image_model": null,
-        "default_provider_sort": null, "include_byok_in_budgets": false,
-        "io_logging_api_key_ids": null, "io_logging_sampling_rate": 1,
-        "is_data_discount_logging_enabled": true, "is_observability_broadcast_enabled": false,
-        "is_observability_io_logging_enabled": false, "created_by": null,
-        "created_at": "2025-08-24T10:30:00Z", "updated_at": "2025-08-24T10:30:00Z",
-    })
-}
-
 async fn current_key(
     Ax(state): Ax<Shared>,
     Extension(kill): Extension<ConnKill>,
@@ -213,24 +173,6 @@ async fn current_key(
         }
     };
     after(post, &kill, resp).await
-}
-
-fn parse_bool_param(q: &HashMap<String, String>, name: &str) -> Result<bool, Response> {
-    match q.get(name).map(String::as_str) {
-        None => Ok(false),
-        Some("true") => Ok(true),
-        Some("false") => Ok(false),
-        Some(_) => Err(bad(&format!("{name} must be \"true\" or \"false\""))),
-    }
-}
-
-fn is_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-        && parts
-            .iter()
-            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 async fn list_keys(
@@ -289,73 +231,6 @@ fn list_keys_locked(s: &State, headers: &HeaderMap, q: &HashMap<String, String>)
         .map(key_json)
         .collect();
     Json(json!({"data": page})).into_response()
-}
-
-fn parse_object(body: &Bytes) -> Result<Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(bad("Request body must be a JSON object")),
-        Err(_) => Err(bad("Invalid JSON in request body")),
-    }
-}
-
-fn parse_limit(v: &Value) -> Result<Option<f64>, Response> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => match n.as_f64() {
-            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
-            _ => Err(bad("limit must be a non-negative number or null")),
-        },
-        _ => Err(bad("limit must be a number or null")),
-    }
-}
-
-fn parse_reset(v: &Value) -> Result<Option<String>, Response> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) if matches!(s.as_str(), "daily" | "weekly" | "monthly") => {
-            Ok(Some(s.clone()))
-        }
-        _ => Err(bad(
-            "limit_reset must be one of daily, weekly, monthly or null",
-        )),
-    }
-}
-
-fn parse_bool(v: &Value, name: &str) -> Result<bool, Response> {
-    v.as_bool()
-        .ok_or_else(|| bad(&format!("{name} must be a boolean")))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` only: UTC with seconds.
-fn parse_expiry(v: &Value, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, Response> {
-    let s = match v {
-        Value::Null => return Ok(None),
-        Value::String(s) => s,
-        _ => {
-            return Err(bad(
-                "expires_at must be an ISO 8601 UTC timestamp string or null",
-            ));
-        }
-    };
-    let b = s.as_bytes();
-    let shape_ok = b.len() >= 20
-        && b.get(10) == Some(&b'T')
-        && b.get(16) == Some(&b':')
-        && b.last() == Some(&b'Z')
-        && (b.len() == 20 || b.get(19) == Some(&b'.'));
-    let parsed = if shape_ok {
-        OffsetDateTime::parse(s, &Rfc3339).ok()
-    } else {
-        None
-    };
-    match parsed {
-        None => Err(bad(
-            "expires_at must be a UTC timestamp with seconds, e.g. 2027-12-31T23:59:59Z; other timezones are rejected",
-        )),
-        Some(at) if at <= now => Err(bad("expires_at must be in the future")),
-        Some(at) => Ok(Some(at)),
-    }
 }
 
 async fn create_key(

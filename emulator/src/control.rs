@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::api::{Shared, error, key_json, workspace_json};
+use crate::api::Shared;
+use crate::reply::{error, key_json, workspace_json};
 use crate::state::Fault;
 
 pub fn router(state: Shared) -> Router {

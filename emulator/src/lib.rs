@@ -8,6 +8,8 @@
 
 mod api;
 mod control;
+mod parse;
+mod reply;
 mod state;
 
 use std::net::SocketAddr;
