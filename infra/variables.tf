@@ -320,8 +320,8 @@ variable "retry" {
   default = {}
 
   validation {
-    condition     = var.retry.maximum_event_age_seconds >= 60 && var.retry.maximum_event_age_seconds <= 86400
-    error_message = "retry.maximum_event_age_seconds: within 60-86400."
+    condition     = var.retry.maximum_event_age_seconds >= 60 && var.retry.maximum_event_age_seconds <= 21600
+    error_message = "retry.maximum_event_age_seconds: within 60-21600 (Lambda's MaximumEventAgeInSeconds limit; the EventBridge rule and the schedule share the value)."
   }
   validation {
     condition     = var.retry.maximum_retry_attempts >= 0 && var.retry.maximum_retry_attempts <= 185

@@ -50,9 +50,9 @@ export ORKV_POLICY='{"workspaces":[{"workspace":"checkout","max_limit":100},{"wo
 echo "==> cargo lambda watch (Runtime API on 127.0.0.1:$invoke_port)"
 export ORKV_RETIRE_GRACE_SECONDS=8
 export ORKV_LOCAL_ROTATION_INVOKE_URL="http://127.0.0.1:$rotate_port/2015-03-31/functions/rotate/invocations"
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$invoke_port" --package provision >"$run/watch.log" 2>&1 & pids+=($!)
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$rotate_port" --package rotate >"$run/watch-rotate.log" 2>&1 & pids+=($!)
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$sweep_port" --package sweep >"$run/watch-sweep.log" 2>&1 & pids+=($!)
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$invoke_port" --package provision --features local-rotation >"$run/watch.log" 2>&1 & pids+=($!)
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$rotate_port" --package rotate --features local-rotation >"$run/watch-rotate.log" 2>&1 & pids+=($!)
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$sweep_port" --package sweep --features local-rotation >"$run/watch-sweep.log" 2>&1 & pids+=($!)
 
 # The pipeline sample carries an explicit expiry: move it to two months from today.
 python3 - "$root/events/pipeline-provision.json" "$run/pipeline.json" <<'PY'

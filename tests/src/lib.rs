@@ -6,6 +6,7 @@ pub mod proxy;
 pub mod rotating;
 pub mod runtime_api;
 pub mod soak;
+pub mod strict;
 pub mod world;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +34,8 @@ struct Inner {
     /// Targeted faults: the next n calls of an operation get their connection cut after the
     /// upstream carried them out.
     cut_next: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Answer as AWS does where moto is more lenient (`crate::strict`).
+    strict: AtomicBool,
 }
 
 /// A running proxy; its `url` replaces the upstream's.
@@ -64,6 +66,7 @@ impl LatencyProxy {
             throttled: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             cut_next: std::sync::Mutex::default(),
+            strict: AtomicBool::new(false),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -101,6 +104,11 @@ impl LatencyProxy {
         if let Ok(mut m) = self.inner.cut_next.lock() {
             m.insert(op.to_owned(), n);
         }
+    }
+
+    /// Turns the AWS behaviour layer (`crate::strict`) on or off.
+    pub fn set_strict(&self, on: bool) {
+        self.inner.strict.store(on, Ordering::SeqCst);
     }
 
     /// Faults injected so far: (throttled, connections cut after the call).
@@ -191,7 +199,7 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             hit
         })
     });
-    *inner.calls.lock().await.entry(op).or_default() += 1;
+    *inner.calls.lock().await.entry(op.clone()).or_default() += 1;
     let latency = inner.latency_us.load(Ordering::SeqCst);
     if latency > 0 {
         let slept = std::time::Instant::now();
@@ -212,6 +220,13 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
+    let strict = inner.strict.load(Ordering::SeqCst);
+    if strict
+        && let Some(resp) =
+            crate::strict::before(&inner.http, &inner.upstream, &op, &parts.headers, &bytes).await
+    {
+        return resp;
+    }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers = HeaderMap::new();
     for (k, v) in &parts.headers {
@@ -232,6 +247,11 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body: Bytes = resp.bytes().await.unwrap_or_default();
+    let body = if strict {
+        crate::strict::after(&op, status, body)
+    } else {
+        body
+    };
     inner.upstream_us.fetch_add(
         u64::try_from(upstream_started.elapsed().as_micros()).unwrap_or(0),
         Ordering::SeqCst,

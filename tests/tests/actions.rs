@@ -4,6 +4,7 @@
 use orkv_tests::rotating::*;
 use orkv_tests::unique;
 use orkv_tests::world::World;
+use orkv_vending::domain::names::rotation_token;
 use orkv_vending::input::rotation::Step;
 use orkv_vending::ops::provision::Status;
 use serde_json::json;
@@ -137,4 +138,104 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
             .expect_err("refused");
         assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
     }
+}
+
+/// The function ARN the Secrets Manager starter names (moto has no such function: its
+/// `RotateSecret` labels the version and answers not found, as a rotation left to run would).
+const ROTATE_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate";
+
+/// A rotation another starter began (another token) and Secrets Manager has not finished:
+/// `AWSPENDING` on a version that is not current.
+async fn label_pending_for_another_rotation(d: &orkv_vending::Deps, name: &str) {
+    orkv_local_rotation::enable_rotation(d, name)
+        .await
+        .expect("enable");
+    let other = uuid::Uuid::new_v4().to_string();
+    let _ = d
+        .store()
+        .rotate(name, &other, Some(ROTATE_ARN), None, true)
+        .await;
+    let desc = d
+        .store()
+        .describe(name)
+        .await
+        .expect("describe")
+        .expect("exists");
+    assert!(desc.has(&other, "AWSPENDING") && !desc.has(&other, "AWSCURRENT"));
+}
+
+/// AWS refuses `RotateSecret` while another token holds `AWSPENDING` on a version that is not
+/// current, with "A previous rotation isn't complete. That rotation will be reattempted." (API
+/// reference: RotateSecret; user guide: "Troubleshoot rotation"). moto's text differs and it
+/// lets this case through; the strict layer answers as AWS does. Rotate now must answer
+/// `RotationInProgress`, decided from the labels, before it writes any tag.
+#[tokio::test]
+async fn rotate_now_behind_an_unfinished_rotation_answers_in_progress_and_writes_no_tag() {
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = w.deps(&[("ORKV_ROTATION_LAMBDA_ARN", ROTATE_ARN)]);
+    let name = provision(&d, &unique("inprog")).await;
+    label_pending_for_another_rotation(&d, &name).await;
+    let before = w.tags(&name).await;
+    let err = d
+        .rotate_now(
+            &name,
+            orkv_vending::domain::tags::Reason::Manual,
+            "rotate-1",
+            None,
+            orkv_vending::input::invocation::Trigger::Direct,
+        )
+        .await
+        .expect_err("a rotation is unfinished");
+    assert_eq!(err.kind(), "RotationInProgress", "{err}");
+    assert_eq!(w.tags(&name).await, before, "no intent tag was written");
+}
+
+/// A secret rotates only once rotation is configured with a function and rules (user guide:
+/// "Rotation by Lambda function" and "Rotation schedules"; API reference: RotateSecret,
+/// `RotationRules`). Every `RotateSecret` the product sends carries rules, the policy's longest
+/// lifetime in days when `ORKV_ROTATION_SAFETY_DAYS` is unset.
+#[tokio::test]
+async fn every_rotate_secret_the_product_sends_configures_rotation_rules() {
+    let w = World::start().await;
+    let d = w.deps(&[("ORKV_ROTATION_LAMBDA_ARN", ROTATE_ARN)]);
+    let name = provision(&d, &unique("rules")).await;
+    // moto has no function of that ARN: it stores the settings, then answers not found.
+    let _ = d.start_rotation(&name, &rotation_token(&name, 1)).await;
+    let desc =
+        w.sm.describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .expect("describe");
+    let days = desc
+        .rotation_rules()
+        .and_then(aws_sdk_secretsmanager::types::RotationRulesType::automatically_after_days);
+    assert_eq!(days, Some(90), "{desc:?}");
+    assert_eq!(desc.rotation_lambda_arn(), Some(ROTATE_ARN));
+}
+
+/// The longest secret name the product accepts (237 characters) vends and rotates: its
+/// successor's OpenRouter key name is exactly OpenRouter's 256.
+#[tokio::test]
+async fn the_longest_accepted_secret_name_vends_and_rotates() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = format!("openrouter/{}", "l".repeat(237 - "openrouter/".len()));
+    let mut req = request(&unique("longest"));
+    req["secret_name"] = json!(name);
+    let created = d.handle(req, deadline()).await.expect("created");
+    assert_eq!(created.status, Status::Created);
+    let rotated = d
+        .rotate_now(
+            &name,
+            orkv_vending::domain::tags::Reason::Manual,
+            "longest-1",
+            None,
+            orkv_vending::input::invocation::Trigger::Direct,
+        )
+        .await
+        .expect("rotated");
+    assert_eq!(rotated.generation, Some(2));
+    assert_clean_end(&w, &d, &name).await;
 }

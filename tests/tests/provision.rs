@@ -532,3 +532,21 @@ async fn a_lost_put_reply_in_provision_keeps_the_stored_key() {
     assert_eq!(again.status, Status::Unchanged);
     assert_eq!(again.key_hash, reply.key_hash);
 }
+
+/// Every generation's OpenRouter key name (`orkv:<secret>:r<12 hex>`) must fit OpenRouter's 256
+/// characters, or a secret vends today and can never rotate: a longer secret name is refused
+/// up front, naming the field, and creates nothing.
+#[tokio::test]
+async fn a_secret_name_too_long_for_its_successors_key_name_is_refused_and_creates_nothing() {
+    let w = World::start().await;
+    let d = deps(&w, 30, MANAGEMENT_KEY);
+    let name = format!("openrouter/{}", "n".repeat(238 - "openrouter/".len()));
+    let mut req = request(&unique("long"));
+    req["secret_name"] = json!(name);
+    let err = d.handle(req, deadline()).await.expect_err("too long");
+    assert_eq!(err.kind(), "InvalidRequest");
+    assert!(err.to_string().contains("`secret_name`"), "{err}");
+    assert!(err.to_string().contains("237"), "{err}");
+    assert!(!secret_exists(&w, &name).await);
+    assert_eq!(w.control.calls().await["calls"]["create_key"], json!(null));
+}

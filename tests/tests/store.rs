@@ -178,3 +178,44 @@ async fn deleting_a_missing_secret_is_not_an_error() {
         .await
         .expect("fine");
 }
+
+/// AWS words a token conflict as its generic `ResourceExistsException` ("A resource with the ID
+/// you requested already exists."), naming no token, where moto's text names the
+/// `ClientRequestToken`: the kind must come from the operation. API reference: PutSecretValue,
+/// `ClientRequestToken` and Errors (see `docs/aws-fidelity.md`).
+#[tokio::test]
+async fn a_token_conflict_worded_as_aws_words_it_is_a_version_conflict() {
+    let moto = Moto::start().await;
+    let proxy = orkv_tests::proxy::LatencyProxy::start(&moto.url, std::time::Duration::ZERO).await;
+    proxy.set_strict(true);
+    let (client, _) = orkv_tests::secrets_client_at(&proxy.url).await;
+    let store = SecretStore::new(client);
+    let name = unique("openrouter/store/strict");
+    let new = |v: &'static str| SecretString::from(v.to_owned());
+    let secret = NewSecret {
+        name: &name,
+        value: &new("one"),
+        description: None,
+        tags: &[],
+        kms_key_id: None,
+    };
+    store.create(&secret).await.expect("created");
+    let again = store.create(&secret).await.expect_err("exists");
+    assert_eq!(again.kind(), StoreErrorKind::AlreadyExists);
+    let token = uuid::Uuid::new_v4().to_string();
+    store
+        .put(&name, &new("two"), &token, &["AWSCURRENT"])
+        .await
+        .expect("put");
+    let err = store
+        .put(&name, &new("three"), &token, &["AWSCURRENT"])
+        .await
+        .expect_err("conflict");
+    assert_eq!(err.code, "ResourceExistsException");
+    assert!(
+        !err.message.contains("ClientRequestToken"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.kind(), StoreErrorKind::VersionConflict);
+}

@@ -8,6 +8,9 @@ pub enum ErrorKind {
     BadRequest,
     Unauthorized,
     Forbidden,
+    /// A key over its own spend cap (402 in current documentation, 403 "Key limit exceeded" in
+    /// older material): distinct from an account out of credit.
+    KeyLimitExceeded,
     NotFound,
     RateLimited,
     Server,
@@ -27,6 +30,7 @@ impl ErrorKind {
             Self::BadRequest => "OpenRouterBadRequest",
             Self::Unauthorized => "OpenRouterUnauthorized",
             Self::Forbidden => "OpenRouterForbidden",
+            Self::KeyLimitExceeded => "OpenRouterKeyLimitExceeded",
             Self::NotFound => "OpenRouterNotFound",
             Self::RateLimited => "OpenRouterRateLimited",
             Self::Server => "OpenRouterServerError",
@@ -49,6 +53,8 @@ pub enum Error {
     Unauthorized { message: String },
     #[error("OpenRouter forbids this operation for this key (403): {message}")]
     Forbidden { message: String },
+    #[error("the key is over its own spend cap ({status}): {message}")]
+    KeyLimitExceeded { status: u16, message: String },
     #[error("OpenRouter has no such resource (404): {message}")]
     NotFound { message: String },
     #[error("OpenRouter rate-limited the call (429): {message}")]
@@ -85,6 +91,7 @@ impl Error {
             Self::BadRequest { .. } => ErrorKind::BadRequest,
             Self::Unauthorized { .. } => ErrorKind::Unauthorized,
             Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::KeyLimitExceeded { .. } => ErrorKind::KeyLimitExceeded,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Server { .. } => ErrorKind::Server,
@@ -126,6 +133,12 @@ impl Error {
         match status {
             400 => Self::BadRequest { message },
             401 => Self::Unauthorized { message },
+            402 => Self::KeyLimitExceeded { status, message },
+            // Older material answers a key over its cap with 403 and this text; any other 403
+            // (an inference key on a management endpoint) stays Forbidden.
+            403 if message.to_ascii_lowercase().contains("key limit exceeded") => {
+                Self::KeyLimitExceeded { status, message }
+            }
             403 => Self::Forbidden { message },
             404 => Self::NotFound { message },
             429 => Self::RateLimited {
@@ -139,5 +152,24 @@ impl Error {
             },
             _ => Self::UnexpectedStatus { status, message },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_over_its_cap_is_recognised_in_both_documented_forms() {
+        for (status, message) in [
+            (402, "Insufficient credits for this key"),
+            (403, "Key limit exceeded"),
+        ] {
+            let e = Error::from_status(status, message.to_owned(), None);
+            assert_eq!(e.kind(), ErrorKind::KeyLimitExceeded, "{status}");
+            assert!(!e.is_transient());
+        }
+        let other = Error::from_status(403, "Only management keys can do this".into(), None);
+        assert_eq!(other.kind(), ErrorKind::Forbidden);
     }
 }

@@ -71,13 +71,13 @@ impl StoreError {
                 let message: String = inner.message().unwrap_or("").chars().take(300).collect();
                 let kind = match code.as_str() {
                     "ResourceNotFoundException" => StoreErrorKind::NotFound,
-                    "ResourceExistsException" => {
-                        if message.contains("ClientRequestToken") {
-                            StoreErrorKind::VersionConflict
-                        } else {
-                            StoreErrorKind::AlreadyExists
-                        }
+                    // Decided by the operation, not the message (AWS's text names no token):
+                    // a version write meeting its token with another value is a conflict; a
+                    // create meeting the name is "exists".
+                    "ResourceExistsException" if operation == "PutSecretValue" => {
+                        StoreErrorKind::VersionConflict
                     }
+                    "ResourceExistsException" => StoreErrorKind::AlreadyExists,
                     "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
                         StoreErrorKind::Throttled
                     }

@@ -48,9 +48,11 @@ pub struct Config {
     pub max_retries: u32,
     /// `ORKV_ROTATION_LAMBDA_ARN`: the rotation function `RotateSecret` names.
     pub rotation_lambda_arn: Option<String>,
-    /// `ORKV_ROTATION_SAFETY_DAYS` (1-1000): `RotationRules.AutomaticallyAfterDays`, a safety
-    /// net beside the expiry-driven sweep.
-    pub rotation_after_days: Option<i64>,
+    /// `ORKV_ROTATION_SAFETY_DAYS` (1-1000; default: the policy's longest lifetime in days):
+    /// `RotationRules.AutomaticallyAfterDays`, sent with every `RotateSecret` (a secret rotates
+    /// only once rotation is configured with a function *and* rules), a safety net beside the
+    /// expiry-driven sweep.
+    pub rotation_after_days: i64,
     /// `ORKV_LOCAL_ROTATION_INVOKE_URL`: local runs only. A Lambda Invoke endpoint the local
     /// rotation driver calls; a release build refuses to start when it is set.
     pub local_rotation_invoke_url: Option<String>,
@@ -221,10 +223,10 @@ impl Config {
         let secret_prefix = vars.secret_prefix()?;
         let pending_lease = vars.pending_lease()?;
         let local_rotation_invoke_url = vars.text("ORKV_LOCAL_ROTATION_INVOKE_URL");
-        let rotation_after_days = if local_rotation_invoke_url.is_some() {
-            None
-        } else {
-            vars.bounded("ORKV_ROTATION_SAFETY_DAYS", 1..=1000)?
+        let longest_days = policy.max_ttl_seconds.div_ceil(86_400).clamp(1, 1000);
+        let rotation_after_days = match vars.bounded("ORKV_ROTATION_SAFETY_DAYS", 1..=1000)? {
+            Some(days) => days,
+            None => i64::try_from(longest_days).unwrap_or(1000),
         };
         Ok(Self {
             rotation_lambda_arn: vars.text("ORKV_ROTATION_LAMBDA_ARN"),
@@ -296,6 +298,8 @@ mod tests {
         .expect("valid");
         assert_eq!(cfg.openrouter_base_url, "https://openrouter.ai/api/v1");
         assert_eq!(cfg.secret_prefix, "openrouter/");
+        // Rotation rules are always configured: the policy's longest lifetime (90 days).
+        assert_eq!(cfg.rotation_after_days, 90);
         assert!(!format!("{cfg:?}").contains("sentinel"));
     }
 

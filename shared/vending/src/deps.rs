@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 
 use crate::clock::Clock;
 use crate::config::{Config, ManagementKeySource};
-use crate::domain::tags::stage::AWSCURRENT;
+use crate::domain::tags::stage::{AWSCURRENT, AWSPENDING};
 use crate::error::VendError;
 
 /// Everything a container keeps between invocations.
@@ -55,16 +55,18 @@ pub trait RotationStarter: Send + Sync + std::fmt::Debug {
         token: &'a str,
     ) -> BoxFuture<'a, Result<RotationStart, VendError>>;
 
-    /// Finishes a rotation another token left holding `AWSPENDING`, before a new one starts.
-    /// `Ok(true)`: nothing unfinished is left to this product (Secrets Manager retries its
-    /// own rotations); `Ok(false)`: it could not be finished now.
+    /// Called when another token holds `AWSPENDING` on a version that is not current: finish
+    /// that rotation before a new one starts. `Ok(true)`: it is finished; `Ok(false)`: it could
+    /// not be finished now (the caller answers `RotationInProgress` before changing anything).
+    /// Secrets Manager retries its own rotations and refuses a new one meanwhile, so the
+    /// default is `Ok(false)`.
     fn settle_unfinished<'a>(
         &'a self,
         _deps: &'a Deps,
         _secret: &'a str,
         _token: &'a str,
     ) -> BoxFuture<'a, Result<bool, VendError>> {
-        Box::pin(async { Ok(true) })
+        Box::pin(async { Ok(false) })
     }
 }
 
@@ -86,18 +88,28 @@ impl RotationStarter for SecretsManagerStarter {
                     "ORKV_ROTATION_LAMBDA_ARN is not set: a rotation cannot be started".into(),
                 ));
             };
-            let after_days = deps.cfg.rotation_after_days;
+            let after_days = Some(deps.cfg.rotation_after_days);
             match deps
                 .store
                 .rotate(secret, token, Some(lambda_arn), after_days, true)
                 .await
             {
                 Ok(()) => Ok(RotationStart::Started),
-                Err(e)
-                    if e.kind() == StoreErrorKind::InvalidRequest
-                        && e.message.to_ascii_lowercase().contains("in progress") =>
-                {
-                    Ok(RotationStart::InProgress)
+                // Decided from the labels, not the message (AWS's text is not moto's): another
+                // token holds AWSPENDING on a version that is not current.
+                Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
+                    let desc = deps.store.describe(secret).await?;
+                    let pending = desc.as_ref().and_then(|d| {
+                        d.version_with(AWSPENDING)
+                            .filter(|p| !d.has(p, AWSCURRENT))
+                            .map(|p| p == token)
+                    });
+                    match pending {
+                        // Secrets Manager is running this very rotation.
+                        Some(true) => Ok(RotationStart::Started),
+                        Some(false) => Ok(RotationStart::InProgress),
+                        None => Err(e.into()),
+                    }
                 }
                 Err(e) => Err(e.into()),
             }

@@ -25,6 +25,25 @@ pub enum Function {
     Sweep,
 }
 
+/// The whole `main` of a function binary: `orkv_vending::function_main!(Provision);`. A binary
+/// built with its `local-rotation` feature starts rotations through the local driver when
+/// `ORKV_LOCAL_ROTATION_INVOKE_URL` is set; without it (every release package) it refuses that
+/// variable. (The feature is the calling crate's: a macro's `cfg` is read where it expands.)
+#[macro_export]
+macro_rules! function_main {
+    ($function:ident) => {
+        #[cfg(feature = "local-rotation")]
+        const STARTER: $crate::lambda::StarterFactory = orkv_local_rotation::starter;
+        #[cfg(not(feature = "local-rotation"))]
+        const STARTER: $crate::lambda::StarterFactory = $crate::deps::production_starter;
+
+        #[tokio::main]
+        async fn main() -> Result<(), lambda_runtime::Error> {
+            $crate::lambda::serve($crate::lambda::Function::$function, STARTER).await
+        }
+    };
+}
+
 /// Builds the rotation starter from the configuration: [`crate::deps::production_starter`]
 /// in a release build; the local driver's in a build with the `local-rotation` feature.
 pub type StarterFactory = fn(&Config) -> Result<Arc<dyn RotationStarter>, VendError>;

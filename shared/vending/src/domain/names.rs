@@ -12,8 +12,13 @@ use uuid::Uuid;
 pub const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6b76_0000_4000_8000_7661_6e64_6e67);
 /// The prefix of every OpenRouter key name this product writes.
 pub const KEY_NAME_PREFIX: &str = "orkv:";
-/// Secrets Manager's limit on a secret name.
+/// Secrets Manager's limit on a secret name, as this product accepts them.
 pub const MAX_SECRET_NAME: usize = 256;
+/// The longest OpenRouter key name the product may write (the emulator enforces it).
+pub const MAX_KEY_NAME: usize = 256;
+/// The longest name of a secret this product creates: every generation's key name,
+/// `orkv:<secret name>:r<12 hex digits>` (the longest form), must fit [`MAX_KEY_NAME`].
+pub const MAX_MANAGED_SECRET_NAME: usize = MAX_KEY_NAME - KEY_NAME_PREFIX.len() - ":r".len() - 12;
 
 /// The token of the version a step writes on top of `version_id` for `purpose`.
 #[must_use]
@@ -148,6 +153,15 @@ mod tests {
         assert!(is_product_key_name(&attempt));
         assert_eq!(KeyName::parse("someone-else's key"), None);
         assert_eq!(KeyName::parse("orkv:"), None);
+    }
+
+    #[test]
+    fn every_generations_key_name_of_the_longest_managed_secret_fits() {
+        let secret = "s".repeat(MAX_MANAGED_SECRET_NAME);
+        assert_eq!(MAX_MANAGED_SECRET_NAME, 237);
+        let token = rotation_token(&secret, 1_000_000);
+        assert_eq!(KeyName::successor(&secret, &token).len(), MAX_KEY_NAME);
+        assert!(KeyName::attempt(&secret, &claim_nonce()).len() < MAX_KEY_NAME);
     }
 
     #[test]

@@ -10,6 +10,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::domain::lifetime::Lifetime;
 use crate::domain::record::SecretRecord;
 
+/// Every tag key the product sets starts with this; requests may not use it.
+pub const RESERVED_PREFIX: &str = "orkv:";
+
 pub const MANAGED_BY: &str = "orkv:managed-by";
 pub const WORKSPACE: &str = "orkv:workspace";
 pub const WORKSPACE_SLUG: &str = "orkv:workspace-slug";

@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::domain::lifetime::Lifetime;
 use crate::domain::names::{MAX_SECRET_NAME, valid_secret_name};
 use crate::domain::policy::Policy;
+use crate::domain::tags;
 use crate::error::VendError;
 use crate::input::fields;
 
@@ -22,8 +23,6 @@ const MAX_IDEMPOTENCY: usize = 128;
 /// AWS allows 50 tags per secret; the product uses up to 11 of its own plus one per key
 /// awaiting retirement (at most 10), so requests may add 25.
 pub const MAX_USER_TAGS: usize = 25;
-/// Tags whose key starts with this are the product's own.
-pub const RESERVED_TAG_PREFIX: &str = "orkv:";
 
 /// A validated request (not yet resolved against OpenRouter's workspaces).
 #[derive(Debug, Clone, PartialEq)]
@@ -265,7 +264,7 @@ fn parse_tags(value: Option<&Value>) -> Result<BTreeMap<String, String>, VendErr
                 "tag keys are 1-127 letters, digits, spaces or _ . : / = + - @",
             ));
         }
-        if k.to_ascii_lowercase().starts_with("aws:") || k.starts_with(RESERVED_TAG_PREFIX) {
+        if k.to_ascii_lowercase().starts_with("aws:") || k.starts_with(tags::RESERVED_PREFIX) {
             return Err(VendError::invalid(
                 field,
                 "tag keys starting with aws: or orkv: are reserved",

@@ -23,6 +23,7 @@ use tracing::instrument;
 
 use crate::deps::Deps;
 use crate::domain::lifetime::Lifetime;
+use crate::domain::names::{MAX_KEY_NAME, MAX_MANAGED_SECRET_NAME};
 use crate::domain::record::{MANAGED_BY, RecordState, SecretRecord};
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
@@ -151,6 +152,14 @@ impl Deps {
             return Err(VendError::policy(
                 "secret_name",
                 format!("must start with the managed prefix {prefix:?}"),
+            ));
+        }
+        if secret_name.len() > MAX_MANAGED_SECRET_NAME {
+            return Err(VendError::invalid(
+                "secret_name",
+                format!(
+                    "must be at most {MAX_MANAGED_SECRET_NAME} characters (given or derived from workspace and key_name), so that every generation's OpenRouter key name fits {MAX_KEY_NAME}"
+                ),
             ));
         }
         let mut tag_list: Vec<(String, String)> = req.tags.into_iter().collect();

@@ -1,0 +1,115 @@
+//! The AWS behaviour layer in front of moto: where AWS documents a behaviour moto lacks, the
+//! proxy (`crate::proxy`, with `set_strict(true)`) reproduces it, so a test that passes only
+//! because moto is lenient fails here. Each behaviour, its AWS page and its test are listed in
+//! `docs/aws-fidelity.md`.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// AWS's message when `RotateSecret` meets a rotation that has not finished.
+pub const ROTATION_NOT_COMPLETE: &str =
+    "A previous rotation isn't complete. That rotation will be reattempted.";
+/// AWS's message for `ResourceExistsException`.
+pub const RESOURCE_EXISTS: &str = "A resource with the ID you requested already exists.";
+
+/// An AWS JSON error reply.
+fn aws_error(code: &str, message: &str) -> Response {
+    let body = json!({"__type": code, "message": message}).to_string();
+    let mut resp = (StatusCode::BAD_REQUEST, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(v) = HeaderValue::from_str(code) {
+        h.insert("x-amzn-errortype", v);
+    }
+    resp
+}
+
+/// A call the layer makes to moto itself (not counted, not faulted).
+async fn call_upstream(
+    http: &reqwest::Client,
+    upstream: &str,
+    headers: &HeaderMap,
+    target: &str,
+    body: &Value,
+) -> Option<Value> {
+    let mut h = headers.clone();
+    h.remove("content-length");
+    h.remove("host");
+    h.insert("x-amz-target", HeaderValue::from_str(target).ok()?);
+    let resp = http
+        .post(format!("{upstream}/"))
+        .headers(h)
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// Before forwarding `op`: an answer AWS would give instead of moto's, if any.
+pub async fn before(
+    http: &reqwest::Client,
+    upstream: &str,
+    op: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
+    if op != "RotateSecret" {
+        return None;
+    }
+    let req: Value = serde_json::from_slice(body).ok()?;
+    let id = req.get("SecretId")?.as_str()?;
+    let token = req.get("ClientRequestToken").and_then(Value::as_str);
+    let desc = call_upstream(
+        http,
+        upstream,
+        headers,
+        "secretsmanager.DescribeSecret",
+        &json!({ "SecretId": id }),
+    )
+    .await?;
+    let stages = desc.get("VersionIdsToStages")?.as_object()?;
+    let has = |labels: &Value, l: &str| {
+        labels
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l)))
+    };
+    // RotateSecret: "If the AWSPENDING staging label is present but not attached to the same
+    // version as AWSCURRENT, then any later invocation of RotateSecret assumes that a previous
+    // rotation request is still in progress and returns an error." (moto refuses the opposite
+    // case and lets this one through.)
+    let unfinished = stages.iter().any(|(v, labels)| {
+        has(labels, "AWSPENDING") && !has(labels, "AWSCURRENT") && Some(v.as_str()) != token
+    });
+    if unfinished {
+        return Some(aws_error("InvalidRequestException", ROTATION_NOT_COMPLETE));
+    }
+    None
+}
+
+/// After `op` came back from moto: the reply as AWS words it.
+#[must_use]
+pub fn after(op: &str, status: StatusCode, body: Bytes) -> Bytes {
+    if op != "PutSecretValue" || status != StatusCode::BAD_REQUEST {
+        return body;
+    }
+    let Ok(err) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    if err.get("__type").and_then(Value::as_str) == Some("ResourceExistsException") {
+        // A version with this ClientRequestToken holds another value: AWS answers with its
+        // generic ResourceExistsException text, which names no token.
+        return Bytes::from(
+            json!({"__type": "ResourceExistsException", "message": RESOURCE_EXISTS}).to_string(),
+        );
+    }
+    body
+}
