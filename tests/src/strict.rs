@@ -11,6 +11,23 @@ use serde_json::{Value, json};
 /// AWS's message when `RotateSecret` meets a rotation that has not finished.
 pub const ROTATION_NOT_COMPLETE: &str =
     "A previous rotation isn't complete. That rotation will be reattempted.";
+/// Secrets the product's roles may read although they carry no product tag (the management key,
+/// which a resource policy opens to them).
+pub const IAM_EXEMPT: &[&str] = &["openrouter/management-key"];
+/// Operations the tag-scoped roles may call on a secret only when it exists and carries
+/// `orkv:managed-by` (IAM evaluates `secretsmanager:ResourceTag/...` on the secret).
+const TAG_SCOPED: &[&str] = &[
+    "DescribeSecret",
+    "GetSecretValue",
+    "PutSecretValue",
+    "UpdateSecretVersionStage",
+    "TagResource",
+    "UntagResource",
+    "RotateSecret",
+    "DeleteSecret",
+    "ListSecretVersionIds",
+];
+
 /// AWS's message for `ResourceExistsException`.
 pub const RESOURCE_EXISTS: &str = "A resource with the ID you requested already exists.";
 
@@ -62,12 +79,11 @@ pub async fn before(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Option<Response> {
-    if op != "RotateSecret" {
+    if !TAG_SCOPED.contains(&op) {
         return None;
     }
     let req: Value = serde_json::from_slice(body).ok()?;
     let id = req.get("SecretId")?.as_str()?;
-    let token = req.get("ClientRequestToken").and_then(Value::as_str);
     let desc = call_upstream(
         http,
         upstream,
@@ -75,7 +91,35 @@ pub async fn before(
         "secretsmanager.DescribeSecret",
         &json!({ "SecretId": id }),
     )
-    .await?;
+    .await;
+    // The roles' policies allow these calls only on secrets tagged as the product's: for a
+    // secret that is missing or not tagged, AWS answers AccessDenied, never "not found"
+    // (IAM user guide, "Policy evaluation logic"; Secrets Manager user guide, "Control access
+    // to secrets using tags").
+    let tagged = desc.as_ref().is_some_and(|d| {
+        d.get("Tags").and_then(Value::as_array).is_some_and(|tags| {
+            tags.iter().any(|t| {
+                t.get("Key").and_then(Value::as_str) == Some("orkv:managed-by")
+                    && t.get("Value").and_then(Value::as_str) == Some("openrouter-key-vending")
+            })
+        })
+    });
+    let exempt = IAM_EXEMPT
+        .iter()
+        .any(|e| id == *e || id.contains(&format!(":secret:{e}-")));
+    if !tagged && !exempt {
+        return Some(aws_error(
+            "AccessDeniedException",
+            &format!(
+                "User: arn:aws:sts::123456789012:assumed-role/orkv-function/orkv-function is not authorized to perform: secretsmanager:{op} on resource: {id} because no identity-based policy allows the secretsmanager:{op} action"
+            ),
+        ));
+    }
+    if op != "RotateSecret" {
+        return None;
+    }
+    let desc = desc?;
+    let token = req.get("ClientRequestToken").and_then(Value::as_str);
     let stages = desc.get("VersionIdsToStages")?.as_object()?;
     let has = |labels: &Value, l: &str| {
         labels

@@ -239,3 +239,35 @@ async fn the_longest_accepted_secret_name_vends_and_rotates() {
     assert_eq!(rotated.generation, Some(2));
     assert_clean_end(&w, &d, &name).await;
 }
+
+/// Under the tag-scoped roles a missing secret answers `AccessDenied` (strict layer; see
+/// `docs/aws-fidelity.md`): rotate now and revoke still answer `SecretNotFound`, revealing
+/// nothing about secrets that are not the product's.
+#[tokio::test]
+async fn actions_on_a_missing_secret_answer_not_found_under_the_tag_scoped_role() {
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = deps(&w);
+    let missing = format!("openrouter/checkout/{}", unique("missing"));
+    let err = d
+        .rotate_now(
+            &missing,
+            orkv_vending::domain::tags::Reason::Leak,
+            "leak-1",
+            None,
+            orkv_vending::input::invocation::Trigger::Direct,
+        )
+        .await
+        .expect_err("missing");
+    assert_eq!(err.kind(), "SecretNotFound", "{err}");
+    let err = d
+        .revoke(
+            &missing,
+            false,
+            "revoke-1",
+            orkv_vending::input::invocation::Trigger::Direct,
+        )
+        .await
+        .expect_err("missing");
+    assert_eq!(err.kind(), "SecretNotFound", "{err}");
+}

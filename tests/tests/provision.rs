@@ -550,3 +550,42 @@ async fn a_secret_name_too_long_for_its_successors_key_name_is_refused_and_creat
     assert!(!secret_exists(&w, &name).await);
     assert_eq!(w.control.calls().await["calls"]["create_key"], json!(null));
 }
+
+/// Under the tag-scoped role a secret that is not the product's cannot be read at all
+/// (AccessDenied, strict layer): a request naming it is refused as not managed, after a
+/// bounded number of tries, and changes nothing.
+#[tokio::test]
+async fn a_foreign_secret_the_role_cannot_read_is_refused_as_not_managed() {
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = deps(&w, 30, MANAGEMENT_KEY);
+    let name = format!("openrouter/checkout/{}", unique("foreign"));
+    let (direct, _) = orkv_tests::secrets_client(&w.moto).await;
+    direct
+        .create_secret()
+        .name(&name)
+        .secret_string("someone else's")
+        .send()
+        .await
+        .expect("foreign secret");
+    let mut req = request(&unique("foreign"));
+    req["secret_name"] = json!(name);
+    let err = d.handle(req, deadline()).await.expect_err("not ours");
+    assert_eq!(err.kind(), "SecretNotManaged", "{err}");
+    assert_eq!(secret_value_raw(&w, &name).await, "someone else's");
+    assert_eq!(w.control.calls().await["calls"]["create_key"], json!(null));
+}
+
+/// Read straight from moto, past the strict layer.
+async fn secret_value_raw(w: &World, name: &str) -> String {
+    let (direct, _) = orkv_tests::secrets_client(&w.moto).await;
+    direct
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await
+        .expect("value")
+        .secret_string()
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -192,11 +192,16 @@ async fn a_token_conflict_worded_as_aws_words_it_is_a_version_conflict() {
     let store = SecretStore::new(client);
     let name = unique("openrouter/store/strict");
     let new = |v: &'static str| SecretString::from(v.to_owned());
+    // Tagged as the product's: the strict layer grants the tag-scoped role nothing else.
+    let tags = [(
+        "orkv:managed-by".to_owned(),
+        "openrouter-key-vending".to_owned(),
+    )];
     let secret = NewSecret {
         name: &name,
         value: &new("one"),
         description: None,
-        tags: &[],
+        tags: &tags,
         kms_key_id: None,
     };
     store.create(&secret).await.expect("created");

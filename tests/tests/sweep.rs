@@ -299,3 +299,43 @@ async fn a_due_secret_behind_an_unfinished_rotation_is_in_progress_not_a_failure
     );
     assert!(r.complete, "{r:?}");
 }
+
+/// Under the functions' tag-scoped roles, AWS answers `AccessDenied` for a secret that is
+/// missing or not the product's (IAM user guide, "Policy evaluation logic"; Secrets Manager
+/// user guide, "Control access to secrets using tags"); the strict layer does the same. A
+/// product-named key whose secret is gone is then an orphan, and its check never stops the
+/// sweep's key scan.
+#[tokio::test]
+async fn a_stray_key_whose_secret_is_gone_is_an_orphan_under_the_tag_scoped_role() {
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = deps(&w);
+    let kept = provision(&d, &unique("kept")).await;
+    let client = d.openrouter().await.expect("client");
+    let workspace = client
+        .list_workspaces()
+        .await
+        .expect("workspaces")
+        .into_iter()
+        .find(|ws| ws.slug == "checkout")
+        .expect("checkout");
+    let gone = format!("openrouter/checkout/{}", unique("gone"));
+    let stray = client
+        .create_key_once(&orkv_openrouter::CreateKeyRequest {
+            name: format!("orkv:{gone}:0123456789ab"),
+            limit: Some(1.0),
+            limit_reset: None,
+            include_byok_in_limit: Some(false),
+            expires_at: None,
+            workspace_id: Some(workspace.id),
+        })
+        .await
+        .expect("stray key");
+    advance(&w, &d, 120).await;
+    let r = sweep(&d, &unique("stray")).await;
+    assert!(r.complete, "{r:?}");
+    assert_eq!((r.orphans_found, r.orphans_deleted), (1, 1), "{r:?}");
+    assert!(w.live_for(&gone).await.is_empty());
+    assert_eq!(w.live_for(&kept).await.len(), 1, "the managed key stays");
+    let _ = stray;
+}

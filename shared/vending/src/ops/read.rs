@@ -2,7 +2,7 @@
 //! record, and the OpenRouter keys carrying a name.
 
 use orkv_openrouter::ErrorKind;
-use orkv_store::SecretDescription;
+use orkv_store::{SecretDescription, SecretVersion, StoreError, StoreErrorKind};
 use tracing::warn;
 
 use crate::deps::Deps;
@@ -10,14 +10,40 @@ use crate::domain::record::{MANAGED_BY, RecordState, SecretRecord};
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
 
+/// Under the functions' tag-scoped roles AWS answers AccessDenied, not "not found", for a
+/// secret that is missing or not the product's: for a named secret, both mean "none of ours".
+fn absent_if_denied<T>(read: Result<Option<T>, StoreError>) -> Result<Option<T>, StoreError> {
+    match read {
+        Err(e) if e.kind() == StoreErrorKind::AccessDenied => Ok(None),
+        other => other,
+    }
+}
+
 impl Deps {
+    /// `DescribeSecret` of a secret that should be the product's; `None` when it is missing
+    /// or not readable as the product's.
+    pub(crate) async fn describe_ours(
+        &self,
+        name: &str,
+    ) -> Result<Option<SecretDescription>, VendError> {
+        Ok(absent_if_denied(self.store.describe(name).await)?)
+    }
+
+    /// `GetSecretValue` of `stage`, as [`Deps::describe_ours`] treats absence.
+    pub(crate) async fn get_ours(
+        &self,
+        name: &str,
+        stage: &str,
+    ) -> Result<Option<SecretVersion>, VendError> {
+        Ok(absent_if_denied(self.store.get(name, stage).await)?)
+    }
+
     /// `DescribeSecret`, with a missing secret as [`VendError::SecretNotFound`].
     pub(crate) async fn describe_existing(
         &self,
         name: &str,
     ) -> Result<SecretDescription, VendError> {
-        self.store
-            .describe(name)
+        self.describe_ours(name)
             .await?
             .ok_or_else(|| VendError::SecretNotFound {
                 secret_name: name.to_owned(),
@@ -44,8 +70,7 @@ impl Deps {
         name: &str,
     ) -> Result<(String, SecretRecord), VendError> {
         let v =
-            self.store
-                .get(name, AWSCURRENT)
+            self.get_ours(name, AWSCURRENT)
                 .await?
                 .ok_or_else(|| VendError::SecretNotFound {
                     secret_name: name.to_owned(),

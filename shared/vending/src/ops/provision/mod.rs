@@ -189,7 +189,7 @@ impl Deps {
     }
 
     async fn observe(&self, name: &str) -> Result<Seen, VendError> {
-        let Some(version) = self.store.get(name, AWSCURRENT).await? else {
+        let Some(version) = self.get_ours(name, AWSCURRENT).await? else {
             self.remember(name, false);
             return Ok(Seen::Absent);
         };
@@ -213,7 +213,9 @@ impl Deps {
         // otherwise try to create it first (a new key costs three).
         let mut optimistic = !self.knows(&d.secret_name);
         let mut ambiguous = 0;
+        let mut unreadable = 0;
         for _ in 0..MAX_ROUNDS {
+            let read = !optimistic;
             let seen = if optimistic {
                 optimistic = false;
                 Seen::Absent
@@ -221,7 +223,19 @@ impl Deps {
                 self.observe(&d.secret_name).await?
             };
             let outcome = match seen {
-                Seen::Absent => self.create_and_mint(d).await?,
+                Seen::Absent => {
+                    let outcome = self.create_and_mint(d).await?;
+                    // Read as absent, yet it exists: a secret of that name the product may not
+                    // read (under its tag-scoped role, one that is not the product's). Twice
+                    // rules out a concurrent creation.
+                    unreadable += usize::from(read && outcome.is_none());
+                    if unreadable >= 2 {
+                        return Err(VendError::NotManaged {
+                            secret_name: d.secret_name.clone(),
+                        });
+                    }
+                    outcome
+                }
                 Seen::Active(version, record) => self
                     .converge(d, version, record)
                     .await?

@@ -60,7 +60,10 @@ impl Deps {
                 if Instant::now() + DEADLINE_MARGIN >= deadline {
                     return Ok(());
                 }
-                self.handle_candidate(&name, hash, dry_run, report).await?;
+                // One candidate that cannot be checked never stops the scan.
+                if let Err(e) = self.handle_candidate(&name, hash, dry_run, report).await {
+                    warn!(openrouter_key_name = %name, error_type = e.kind(), error = %e, "could not check a candidate orphan; the next run repeats it");
+                }
             }
         }
         Ok(())
@@ -160,7 +163,7 @@ impl Deps {
         let Some(secret) = KeyName::parse(key_name).map(|k| k.secret()) else {
             return Ok(false);
         };
-        let Some(desc) = self.store.describe(secret).await? else {
+        let Some(desc) = self.describe_ours(secret).await? else {
             return Ok(false);
         };
         if desc.deleted || desc.tag(tags::REVOKED).is_some() {
