@@ -68,9 +68,11 @@ soak: venv
 
 ## Benchmarks (never part of `make test`): release binaries against moto + the emulator.
 ## Table on stdout; the same figures in docs/bench-results.json.
+## The bench measures the packaged binaries themselves (they never see the local driver: the
+## bench plays Secrets Manager's part in its own process).
 bench: venv package
-	cargo build --release -p orkv-tests -p provision -p rotate -p sweep --bins $(LOCAL_ROTATION)
-	ORKV_BENCH_BIN_DIR="$(CARGO_TARGET_DIR)/release" \
+	cargo build --release -p orkv-tests --bin bench
+	ORKV_BENCH_BIN_DIR="$(CARGO_TARGET_DIR)/$(if $(filter arm64,$(ARCH)),aarch64,x86_64)-unknown-linux-gnu/release" \
 	ORKV_BENCH_PACKAGE_DIR="$(PACKAGE_DIR)" "$(CARGO_TARGET_DIR)/release/bench" docs/bench-results.json
 
 ## The main job end to end on embedded defaults (moto + the emulator + cargo lambda).

@@ -4,4 +4,4 @@
 //! The logic lives in `orkv-vending`; this binary only names its function
 //! (`orkv_vending::function_main!`).
 
-orkv_vending::function_main!(Provision);
+orkv_vending::function_main!(provision);

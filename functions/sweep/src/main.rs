@@ -5,4 +5,4 @@
 //! The logic lives in `orkv-vending`; this binary only names its function
 //! (`orkv_vending::function_main!`).
 
-orkv_vending::function_main!(Sweep);
+orkv_vending::function_main!(sweep);

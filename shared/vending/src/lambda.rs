@@ -1,4 +1,4 @@
-//! The Lambda side: the three handlers, the bootstrap every function binary runs, the
+//! The Lambda side: the three handlers (`provision`, `rotation`, `sweep`), the bootstrap every function binary runs, the
 //! runtime's deadline, and the one mapping from errors to the runtime's `Diagnostic`.
 
 use std::sync::Arc;
@@ -13,25 +13,14 @@ use crate::deps::{Deps, RotationStarter};
 use crate::error::VendError;
 use crate::input::sweep::SweepInput;
 
-/// Which function a binary is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Function {
-    /// EventBridge `OpenRouter Key Requested` (and the on-demand actions), or a pipeline's
-    /// direct invocation.
-    Provision,
-    /// Secrets Manager's four rotation steps.
-    Rotate,
-    /// The scheduled sweep.
-    Sweep,
-}
-
-/// The whole `main` of a function binary: `orkv_vending::function_main!(Provision);`. A binary
+/// The whole `main` of a function binary: `orkv_vending::function_main!(provision);` (or
+/// `rotation`, `sweep`: the handler it serves, so each binary links only its own). A binary
 /// built with its `local-rotation` feature starts rotations through the local driver when
 /// `ORKV_LOCAL_ROTATION_INVOKE_URL` is set; without it (every release package) it refuses that
 /// variable. (The feature is the calling crate's: a macro's `cfg` is read where it expands.)
 #[macro_export]
 macro_rules! function_main {
-    ($function:ident) => {
+    ($handler:ident) => {
         #[cfg(feature = "local-rotation")]
         const STARTER: $crate::lambda::StarterFactory = orkv_local_rotation::starter;
         #[cfg(not(feature = "local-rotation"))]
@@ -39,7 +28,7 @@ macro_rules! function_main {
 
         #[tokio::main]
         async fn main() -> Result<(), lambda_runtime::Error> {
-            $crate::lambda::serve($crate::lambda::Function::$function, STARTER).await
+            $crate::lambda::serve(STARTER, $crate::lambda::$handler).await
         }
     };
 }
@@ -62,10 +51,10 @@ impl From<VendError> for Diagnostic {
 ///
 /// # Errors
 /// A configuration error names the variable; runtime errors end the process.
-pub async fn serve(
-    function: Function,
-    starter: StarterFactory,
-) -> Result<(), lambda_runtime::Error> {
+pub async fn serve<H>(starter: StarterFactory, handler: H) -> Result<(), lambda_runtime::Error>
+where
+    H: AsyncFn(&Deps, LambdaEvent<Value>) -> Result<Value, Diagnostic>,
+{
     lambda_runtime::tracing::init_default_subscriber();
     exit_on_shutdown_signal();
     let cfg = Config::from_env()?;
@@ -78,35 +67,63 @@ pub async fn serve(
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = orkv_store::SecretStore::from_shared_config(&aws);
     let deps = Deps::new(cfg, store).with_starter(starter);
-    let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(function, deps, event).await
+    let (deps, handler) = (&deps, &handler);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        handler(deps, event)
     }))
     .await
 }
 
-/// One invocation of `function`.
+/// The provision function: EventBridge `OpenRouter Key Requested` (and the on-demand actions),
+/// or a pipeline's direct invocation.
 ///
 /// # Errors
 /// A `Diagnostic` whose `error_type` is the [`VendError`] kind.
-pub async fn handle(
-    function: Function,
-    deps: &Deps,
-    event: LambdaEvent<Value>,
-) -> Result<Value, Diagnostic> {
+pub async fn provision(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let deadline = lambda_deadline(event.context.deadline);
-    let result = match function {
-        Function::Provision => Box::pin(provision(deps, event.payload, deadline)).await,
-        Function::Rotate => Box::pin(rotation_step(deps, &event.payload, deadline)).await,
-        Function::Sweep => Box::pin(sweep(deps, &event.payload, deadline)).await,
-    };
+    answer(
+        "provision",
+        Box::pin(provision_reply(deps, event.payload, deadline)).await,
+    )
+}
+
+/// The rotation function: one of Secrets Manager's four steps.
+///
+/// # Errors
+/// A `Diagnostic` whose `error_type` is the [`VendError`] kind.
+pub async fn rotation(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let deadline = lambda_deadline(event.context.deadline);
+    answer(
+        "rotation",
+        Box::pin(rotation_reply(deps, &event.payload, deadline)).await,
+    )
+}
+
+/// The sweep function, run by the schedule.
+///
+/// # Errors
+/// A `Diagnostic` whose `error_type` is the [`VendError`] kind.
+pub async fn sweep(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let deadline = lambda_deadline(event.context.deadline);
+    answer(
+        "sweep",
+        Box::pin(sweep_reply(deps, &event.payload, deadline)).await,
+    )
+}
+
+/// The one way an outcome leaves a function: the reply, or the error logged and mapped.
+fn answer(function: &str, result: Result<Value, VendError>) -> Result<Value, Diagnostic> {
     result.map_err(|e| {
-        warn!(error_type = e.kind(), error = %e, function = ?function, "invocation failed");
+        warn!(error_type = e.kind(), error = %e, function, "invocation failed");
         Diagnostic::from(e)
     })
 }
 
-async fn provision(deps: &Deps, payload: Value, deadline: Instant) -> Result<Value, VendError> {
+async fn provision_reply(
+    deps: &Deps,
+    payload: Value,
+    deadline: Instant,
+) -> Result<Value, VendError> {
     let reply = deps.handle_request(payload, deadline).await?;
     let field = |name: &str| {
         reply
@@ -124,7 +141,7 @@ async fn provision(deps: &Deps, payload: Value, deadline: Instant) -> Result<Val
     Ok(reply)
 }
 
-async fn rotation_step(
+async fn rotation_reply(
     deps: &Deps,
     payload: &Value,
     deadline: Instant,
@@ -133,7 +150,7 @@ async fn rotation_step(
     serde_json::to_value(&reply).map_err(|e| VendError::ReplyEncoding(e.to_string()))
 }
 
-async fn sweep(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
+async fn sweep_reply(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
     let input = SweepInput::parse(payload)?;
     let report = deps.sweep(&input, deadline).await?;
     println!("{}", report.emf(deps.clock().now()));

@@ -13,7 +13,7 @@
 //! - [`config`]: every environment variable, read once. [`clock`]: the one clock.
 //! - [`error`]: `VendError`, each variant with a stable `kind()`.
 //!
-//! Where things happen: a request enters at [`lambda::handle`]; provisioning mints in
+//! Where things happen: a request enters at [`lambda::provision`] (or `lambda::rotation`, `lambda::sweep`); provisioning mints in
 //! `ops::provision::claim` and rotation in `ops::rotate::create`, both storing through
 //! `ops::mint`.
 

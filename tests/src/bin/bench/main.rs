@@ -2,7 +2,7 @@
 //! call-counting proxy) and the OpenRouter emulator. Prints a table (median, min, max) and writes
 //! the same figures as JSON (first argument, default `docs/bench-results.json`).
 //!
-//! Environment: `ORKV_BENCH_BIN_DIR` (release binaries built with the local-rotation feature),
+//! Environment: `ORKV_BENCH_BIN_DIR` (the packaged release binaries),
 //! `ORKV_BENCH_PACKAGE_DIR` (zips), `ORKV_BENCH_RUNS` (default 11), `ORKV_BENCH_LATENCY_MS`
 //! (default 20), `ORKV_BENCH_SWEEP_SIZES` (default `1000,10000`).
 
@@ -28,8 +28,10 @@ async fn main() {
     );
     let runs: usize = env_or("ORKV_BENCH_RUNS", "11").parse().unwrap_or(11);
     let latency_ms: u64 = env_or("ORKV_BENCH_LATENCY_MS", "20").parse().unwrap_or(20);
-    let bin_dir = std::env::var("ORKV_BENCH_BIN_DIR")
-        .map_or_else(|_| target_dir().join("release"), PathBuf::from);
+    let bin_dir = std::env::var("ORKV_BENCH_BIN_DIR").map_or_else(
+        |_| target_dir().join("x86_64-unknown-linux-gnu/release"),
+        PathBuf::from,
+    );
     let package_dir = std::env::var("ORKV_BENCH_PACKAGE_DIR")
         .map_or_else(|_| target_dir().join("lambda"), PathBuf::from);
     let sweep_sizes: Vec<usize> = env_or("ORKV_BENCH_SWEEP_SIZES", "1000,10000")
