@@ -172,3 +172,27 @@ pub async fn assert_clean_end(w: &World, d: &Deps, name: &str) {
     );
     assert!(live.iter().any(|k| k["hash"] == rec["key_hash"]));
 }
+
+/// A rotation another starter began (another token) and Secrets Manager has not finished:
+/// `AWSPENDING` on a version that is not current, labelled by `RotateSecret` naming
+/// `lambda_arn` (a function moto does not have).
+///
+/// # Panics
+/// When the version is not labelled so.
+pub async fn label_pending_for_another_rotation(d: &Deps, name: &str, lambda_arn: &str) {
+    orkv_local_rotation::enable_rotation(d, name)
+        .await
+        .expect("enable");
+    let other = uuid::Uuid::new_v4().to_string();
+    let _ = d
+        .store()
+        .rotate(name, &other, Some(lambda_arn), None, true)
+        .await;
+    let desc = d
+        .store()
+        .describe(name)
+        .await
+        .expect("describe")
+        .expect("exists");
+    assert!(desc.has(&other, "AWSPENDING") && !desc.has(&other, "AWSCURRENT"));
+}

@@ -55,6 +55,47 @@ pub fn function_env(
     env
 }
 
+/// The environment of a function deployed as the module deploys it: moto (or a proxy) at
+/// `sm_url`, the emulator at `emulator_url`, the management key read from its secret
+/// (`openrouter/management-key`), and `extra` added (or replacing the defaults).
+#[must_use]
+pub fn deployed_env(
+    sm_url: &str,
+    emulator_url: &str,
+    extra: Vec<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("AWS_ENDPOINT_URL", sm_url.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("OPENROUTER_BASE_URL", format!("{emulator_url}/api/v1")),
+        (
+            "OPENROUTER_MANAGEMENT_KEY_SECRET_ID",
+            "openrouter/management-key".into(),
+        ),
+        ("ORKV_POLICY", POLICY.into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(name, _)| *name != k);
+        env.push((k, v));
+    }
+    env
+}
+
+/// A provision request that names its secret (the key name is the secret's last segment),
+/// with a monthly cap of `limit` USD and a 30-day lifetime.
+#[must_use]
+pub fn named_request(secret: &str, limit: f64) -> Value {
+    serde_json::json!({
+        "workspace": "checkout",
+        "key_name": secret.rsplit('/').next().unwrap_or(secret),
+        "limit": limit,
+        "limit_reset": "monthly",
+        "ttl_seconds": 2_592_000,
+        "secret_name": secret,
+    })
+}
+
 /// The functions' configuration for the emulator at `api_url`: the test policy, the test
 /// management key, a 2 s OpenRouter timeout, and `extra` on top.
 ///
@@ -154,18 +195,28 @@ impl World {
         serde_json::from_str(out.secret_string().unwrap_or_default()).expect("json")
     }
 
+    /// `DescribeSecret` through the world's client.
+    ///
+    /// # Panics
+    /// When the secret cannot be described.
+    pub async fn describe(
+        &self,
+        name: &str,
+    ) -> aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput {
+        self.sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .expect("describe")
+    }
+
     /// Every version's labels, sorted by version id.
     ///
     /// # Panics
     /// When the secret cannot be described.
     pub async fn stages(&self, name: &str) -> Vec<(String, Vec<String>)> {
-        let d = self
-            .sm
-            .describe_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .expect("describe");
+        let d = self.describe(name).await;
         let mut v: Vec<(String, Vec<String>)> = d
             .version_ids_to_stages()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -186,13 +237,7 @@ impl World {
     /// # Panics
     /// When the secret cannot be described.
     pub async fn tags(&self, name: &str) -> Vec<(String, String)> {
-        let d = self
-            .sm
-            .describe_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .expect("describe");
+        let d = self.describe(name).await;
         d.tags()
             .iter()
             .map(|t| {

@@ -144,26 +144,6 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
 /// `RotateSecret` labels the version and answers not found, as a rotation left to run would).
 const ROTATE_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate";
 
-/// A rotation another starter began (another token) and Secrets Manager has not finished:
-/// `AWSPENDING` on a version that is not current.
-async fn label_pending_for_another_rotation(d: &orkv_vending::Deps, name: &str) {
-    orkv_local_rotation::enable_rotation(d, name)
-        .await
-        .expect("enable");
-    let other = uuid::Uuid::new_v4().to_string();
-    let _ = d
-        .store()
-        .rotate(name, &other, Some(ROTATE_ARN), None, true)
-        .await;
-    let desc = d
-        .store()
-        .describe(name)
-        .await
-        .expect("describe")
-        .expect("exists");
-    assert!(desc.has(&other, "AWSPENDING") && !desc.has(&other, "AWSCURRENT"));
-}
-
 /// AWS refuses `RotateSecret` while another token holds `AWSPENDING` on a version that is not
 /// current, with "A previous rotation isn't complete. That rotation will be reattempted." (API
 /// reference: RotateSecret; user guide: "Troubleshoot rotation"). moto's text differs and it
@@ -175,7 +155,7 @@ async fn rotate_now_behind_an_unfinished_rotation_answers_in_progress_and_writes
     proxy.set_strict(true);
     let d = w.deps(&[("ORKV_ROTATION_LAMBDA_ARN", ROTATE_ARN)]);
     let name = provision(&d, &unique("inprog")).await;
-    label_pending_for_another_rotation(&d, &name).await;
+    label_pending_for_another_rotation(&d, &name, ROTATE_ARN).await;
     let before = w.tags(&name).await;
     let err = d
         .rotate_now(

@@ -259,6 +259,9 @@ async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones
     assert!(calls <= u64::from(r.list_calls) + 100 * 21, "{calls}");
 }
 
+/// A function ARN moto does not have (see `actions.rs`).
+const ROTATE_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate";
+
 /// As in `actions.rs`: under AWS's wording of the refusal (strict layer), a due secret whose
 /// previous rotation is unfinished counts as in progress, not as a failure, and the run stays
 /// complete (API reference: RotateSecret; user guide: "Troubleshoot rotation").
@@ -267,28 +270,11 @@ async fn a_due_secret_behind_an_unfinished_rotation_is_in_progress_not_a_failure
     let (w, proxy) = World::behind_proxy().await;
     proxy.set_strict(true);
     let d = w.deps(&[
-        (
-            "ORKV_ROTATION_LAMBDA_ARN",
-            "arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate",
-        ),
+        ("ORKV_ROTATION_LAMBDA_ARN", ROTATE_ARN),
         ("ORKV_ORPHAN_MIN_AGE_SECONDS", "60"),
     ]);
     let name = provision(&d, &unique("inprogsweep")).await;
-    // Another starter's rotation, left unfinished (AWSPENDING on a version not current).
-    orkv_local_rotation::enable_rotation(&d, &name)
-        .await
-        .expect("enable");
-    let other = uuid::Uuid::new_v4().to_string();
-    let _ = d
-        .store()
-        .rotate(
-            &name,
-            &other,
-            Some("arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate"),
-            None,
-            true,
-        )
-        .await;
+    label_pending_for_another_rotation(&d, &name, ROTATE_ARN).await;
     advance(&w, &d, 3601).await;
     let r = sweep(&d, &unique("inprog")).await;
     assert_eq!(r.rotations_due, 1, "{r:?}");

@@ -103,13 +103,7 @@ pub(super) fn secret_name(prefix: &str, i: usize) -> String {
 }
 
 pub(super) fn provision_payload(secret: &str, limit: u32, id: &str) -> Value {
-    json!({
-        "workspace": "checkout",
-        "key_name": secret.rsplit('/').next().unwrap_or(secret),
-        "limit": limit,
-        "limit_reset": "monthly",
-        "ttl_seconds": 2_592_000,
-        "secret_name": secret,
-        "idempotency_id": id,
-    })
+    let mut request = crate::world::named_request(secret, f64::from(limit));
+    request["idempotency_id"] = json!(id);
+    request
 }

@@ -22,7 +22,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::proxy::LatencyProxy;
-use crate::{Control, MANAGEMENT_KEY, Moto, POLICY, secrets_client, unique};
+use crate::{Control, MANAGEMENT_KEY, Moto, secrets_client, unique};
 
 use client::{Counters, call, dangling_pending, provision_payload, secret_name};
 use pool::{Pool, invoke_front};
@@ -286,15 +286,6 @@ fn base_env(
     extra: Vec<(&'static str, String)>,
 ) -> Vec<(&'static str, String)> {
     let mut env = vec![
-        ("AWS_ENDPOINT_URL", sm_url.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "soak".into()),
-        ("AWS_SECRET_ACCESS_KEY", "soak".into()),
-        ("OPENROUTER_BASE_URL", format!("{emulator_url}/api/v1")),
-        (
-            "OPENROUTER_MANAGEMENT_KEY_SECRET_ID",
-            "openrouter/management-key".into(),
-        ),
-        ("ORKV_POLICY", POLICY.into()),
         ("ORKV_RETIRE_GRACE_SECONDS", "0".into()),
         // Longer than any invocation, as in production (900 s by default): a key minted a
         // moment ago may belong to a step still running.
@@ -305,9 +296,6 @@ fn base_env(
         ("ORKV_PENDING_LEASE_SECONDS", "12".into()),
         ("RUST_LOG", "debug".into()),
     ];
-    for (k, v) in extra {
-        env.retain(|(name, _)| *name != k);
-        env.push((k, v));
-    }
-    env
+    env.extend(extra);
+    crate::world::deployed_env(sm_url, emulator_url, env)
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use orkv_openrouter_emulator::{Emulator, EmulatorConfig};
 use orkv_tests::proxy::LatencyProxy;
 use orkv_tests::runtime_api::RuntimeApi;
-use orkv_tests::world::create_seed_secret;
-use orkv_tests::{Control, MANAGEMENT_KEY, Moto, POLICY, secrets_client};
+use orkv_tests::world::{create_seed_secret, deployed_env, named_request};
+use orkv_tests::{Control, MANAGEMENT_KEY, Moto, secrets_client};
 use serde_json::{Value, json};
 
 pub(crate) const NONEXISTENT_ROTATION_LAMBDA: &str =
@@ -41,23 +41,18 @@ pub(crate) fn rss_kb(pid: u32) -> (u64, u64) {
 }
 
 pub(crate) fn function_env(sm_url: &str, openrouter_url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", sm_url.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "bench".into()),
-        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
-        ("OPENROUTER_BASE_URL", format!("{openrouter_url}/api/v1")),
-        (
-            "OPENROUTER_MANAGEMENT_KEY_SECRET_ID",
-            "openrouter/management-key".into(),
-        ),
-        ("ORKV_POLICY", POLICY.into()),
-        (
-            "ORKV_ROTATION_LAMBDA_ARN",
-            NONEXISTENT_ROTATION_LAMBDA.into(),
-        ),
-        ("ORKV_RETIRE_GRACE_SECONDS", "0".into()),
-        ("RUST_LOG", "warn".into()),
-    ]
+    deployed_env(
+        sm_url,
+        openrouter_url,
+        vec![
+            (
+                "ORKV_ROTATION_LAMBDA_ARN",
+                NONEXISTENT_ROTATION_LAMBDA.into(),
+            ),
+            ("ORKV_RETIRE_GRACE_SECONDS", "0".into()),
+            ("RUST_LOG", "warn".into()),
+        ],
+    )
 }
 
 pub(crate) struct World {
@@ -134,14 +129,7 @@ impl World {
 }
 
 pub(crate) fn provision_request(secret: &str, limit: f64) -> Value {
-    json!({
-        "workspace": "checkout",
-        "key_name": secret.rsplit('/').next().unwrap_or(secret),
-        "limit": limit,
-        "limit_reset": "monthly",
-        "ttl_seconds": 2_592_000,
-        "secret_name": secret,
-    })
+    named_request(secret, limit)
 }
 
 pub(crate) fn total(m: &BTreeMap<String, u64>) -> u64 {
