@@ -7,6 +7,7 @@ use orkv_tests::world::World;
 use orkv_vending::domain::names::rotation_token;
 use orkv_vending::input::rotation::Step;
 use orkv_vending::ops::provision::Status;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 #[tokio::test]
@@ -250,4 +251,117 @@ async fn actions_on_a_missing_secret_answer_not_found_under_the_tag_scoped_role(
         .await
         .expect_err("missing");
     assert_eq!(err.kind(), "SecretNotFound", "{err}");
+}
+
+/// A revoke that lands while a provision's `POST /keys` is in flight (before the key exists,
+/// and after it exists with the reply still on its way): revoke and mint serialize on the
+/// secret by compare-and-set on `AWSCURRENT`, so the revoke wins, the mint deletes its own key
+/// and answers `SecretRevoked`, and no key is left live.
+#[tokio::test]
+async fn a_revoke_during_a_provisions_create_wins_and_leaves_no_live_key() {
+    let w = World::start().await;
+    let minting = deps(&w);
+    let revoking = deps(&w);
+    for action in ["delay", "delay_after_commit"] {
+        let key_name = unique("race");
+        let name = format!("openrouter/checkout/{key_name}");
+        w.control
+            .fault(json!({"op": "create_key", "action": action, "ms": 1500, "times": 1}))
+            .await;
+        let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "race-rev"});
+        let revoke_once_pending = async {
+            // Waits for the provision's pending record (a condition, not a fixed sleep).
+            loop {
+                if let Ok(Some(v)) = revoking.store().get(&name, "AWSCURRENT").await
+                    && v.value.expose_secret().contains("\"pending\"")
+                {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            revoking.handle_request(revoke.clone(), deadline()).await
+        };
+        let (minted, revoked) = tokio::join!(
+            minting.handle(request(&key_name), deadline()),
+            revoke_once_pending
+        );
+        let revoked = revoked.expect("revoke answers");
+        assert_eq!(revoked["status"], "revoked", "{action}");
+        let err = minted.expect_err("the mint loses to the revoke");
+        assert_eq!(err.kind(), "SecretRevoked", "{action}: {err}");
+        assert!(
+            w.live_for(&name).await.is_empty(),
+            "{action}: no key live after the revoke"
+        );
+        let (_, rec) = w.current(&name).await;
+        assert_eq!(rec["state"], "revoked", "{action}");
+        assert!(rec.get("api_key").is_none());
+        // A repeat, and a new provision of the name, change nothing.
+        revoking
+            .handle_request(revoke, deadline())
+            .await
+            .expect("repeat");
+        let again = minting
+            .handle(request(&key_name), deadline())
+            .await
+            .expect_err("revoked");
+        assert_eq!(again.kind(), "SecretRevoked");
+        assert!(w.live_for(&name).await.is_empty(), "{action}");
+    }
+}
+
+/// A leak rotation disables every superseded key still in grace (any of them may be the
+/// leaked one), not only the one it replaces; the repeat of a leak request that finished
+/// disables any superseded key found enabled before answering `unchanged`.
+#[tokio::test]
+async fn a_leak_rotation_disables_every_key_in_grace_and_its_repeat_leaves_none_live() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("leak-all")).await;
+    let (_, first) = w.current(&name).await;
+    d.handle_request(
+        json!({"action": "rotate", "secret_name": name, "idempotency_id": "routine"}),
+        deadline(),
+    )
+    .await
+    .expect("rotated");
+    let (_, second) = w.current(&name).await;
+    let first_key = first["api_key"].as_str().expect("key");
+    assert!(
+        w.works(first_key).await,
+        "in grace after a routine rotation"
+    );
+    let leak = json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-all"});
+    let reply = d
+        .handle_request(leak.clone(), deadline())
+        .await
+        .expect("leak");
+    assert_eq!(reply["status"], "rotated");
+    let (_, third) = w.current(&name).await;
+    assert!(
+        !w.works(first_key).await,
+        "the older key in grace is disabled too"
+    );
+    assert!(!w.works(second["api_key"].as_str().expect("key")).await);
+    assert!(w.works(third["api_key"].as_str().expect("key")).await);
+    assert_eq!(w.live_for(&name).await.len(), 1, "only the new key lives");
+    // A finishSecret that died before disabling: a superseded key is enabled again.
+    let hash = first["key_hash"].as_str().expect("hash");
+    d.openrouter()
+        .await
+        .expect("client")
+        .update_key(
+            hash,
+            &orkv_openrouter::KeyPatch {
+                disabled: Some(false),
+                ..orkv_openrouter::KeyPatch::default()
+            },
+        )
+        .await
+        .expect("re-enabled");
+    assert!(w.works(first_key).await);
+    let repeat = d.handle_request(leak, deadline()).await.expect("repeat");
+    assert_eq!(repeat["status"], "unchanged");
+    assert!(!w.works(first_key).await, "the repeat disabled it");
+    assert_eq!(w.live_for(&name).await.len(), 1);
 }

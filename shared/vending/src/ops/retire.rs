@@ -2,6 +2,7 @@
 //! even if the delete is slow to apply), delete it, and confirm by reading it back (404).
 
 use orkv_openrouter::{ErrorKind, KeyPatch};
+use tracing::warn;
 
 use crate::deps::Deps;
 use crate::error::VendError;
@@ -16,6 +17,39 @@ pub(crate) enum Retired {
 }
 
 impl Deps {
+    /// Disables every key in `hashes` at once (a suspected leak): each stops working now and
+    /// is deleted by the sweep when its retirement is due. A key already gone is skipped.
+    /// Answers the keys it disabled, each read back as disabled from the PATCH reply.
+    pub(crate) async fn disable_now(
+        &self,
+        secret_name: &str,
+        hashes: &[String],
+    ) -> Result<Vec<String>, VendError> {
+        let client = self.openrouter().await?;
+        let disable = KeyPatch {
+            disabled: Some(true),
+            ..KeyPatch::default()
+        };
+        let mut disabled = Vec::new();
+        for hash in hashes {
+            match client.update_key(hash, &disable).await {
+                Ok(k) if k.disabled => {
+                    warn!(key_hash = %hash, "suspected leaked key disabled");
+                    disabled.push(hash.clone());
+                }
+                Ok(_) => {
+                    warn!(key_hash = %hash, "key still enabled after disabling");
+                    return Err(VendError::InProgress {
+                        secret_name: secret_name.to_owned(),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(disabled)
+    }
+
     /// Disables, deletes and reads back the key `hash`. Safe to repeat.
     pub(crate) async fn retire_key(&self, hash: &str) -> Result<Retired, VendError> {
         let client = self.openrouter().await?;

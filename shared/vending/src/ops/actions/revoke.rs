@@ -1,8 +1,9 @@
-//! Revoke: disable, delete and confirm (404) every key the secret references (current,
-//! pending, awaiting retirement, and any unfinished attempt), then mark the secret revoked or
-//! delete it. Safe to repeat.
+//! Revoke: make the revoked record current (the fence every other writer respects), then
+//! disable, delete and confirm (404) every key the secret references (current, pending,
+//! awaiting retirement, and any unfinished attempt), then mark the secret revoked or delete
+//! it. Safe to repeat.
 
-use orkv_store::{SecretDescription, SecretVersion};
+use orkv_store::{SecretDescription, SecretVersion, StoreErrorKind};
 use tracing::{info, warn};
 
 use crate::deps::Deps;
@@ -15,9 +16,21 @@ use crate::domain::tags::{
 use crate::error::VendError;
 use crate::input::action::RevokeRequest;
 use crate::input::invocation::{Action, Trigger};
+use crate::ops::promote::Promoted;
 use crate::ops::retire::Retired;
 
 use super::{ActionReply, ActionStatus};
+
+/// Rounds of read-and-fence before answering `ProvisionInProgress`.
+const REVOKE_ROUNDS: usize = 4;
+
+/// Whether the revoked record is current.
+enum Fence {
+    /// It is (written now or earlier); the record's generation.
+    Held(Option<u64>),
+    /// Another version became current meanwhile.
+    Moved,
+}
 
 impl Deps {
     /// Serves a validated revoke request.
@@ -37,9 +50,14 @@ impl Deps {
 
     /// Revokes every key of `name`, then deletes the secret or marks it revoked.
     ///
+    /// The revoked record is made current first, by compare-and-set: from then on no mint,
+    /// take-over, cap update or `finishSecret` can make another version current (each moves
+    /// `AWSCURRENT` the same way), and a mint in flight deletes its own key when its move
+    /// fails. Only then are the referenced keys retired.
+    ///
     /// # Errors
-    /// `SecretNotFound`, `SecretNotManaged`, and OpenRouter or store errors (the action can be
-    /// repeated).
+    /// `SecretNotFound`, `SecretNotManaged`, `ProvisionInProgress` when the secret kept
+    /// changing, and OpenRouter or store errors (the action can be repeated).
     pub async fn revoke(
         &self,
         name: &str,
@@ -47,53 +65,140 @@ impl Deps {
         request_id: &str,
         trigger: Trigger,
     ) -> Result<ActionReply, VendError> {
-        let desc = self.describe_managed(name).await?;
-        let mut reply = ActionReply::new(
-            Action::Revoke,
-            ActionStatus::Revoked,
-            &desc.arn,
-            name,
-            request_id,
-            trigger,
-        );
-        if desc.deleted {
+        for _ in 0..REVOKE_ROUNDS {
+            let desc = self.describe_managed(name).await?;
+            let mut reply = ActionReply::new(
+                Action::Revoke,
+                ActionStatus::Revoked,
+                &desc.arn,
+                name,
+                request_id,
+                trigger,
+            );
+            if desc.deleted {
+                return Ok(reply);
+            }
+            self.openrouter().await?;
+            let current = self.store.get(&desc.arn, AWSCURRENT).await?;
+            let pending = self.store.get(&desc.arn, AWSPENDING).await?;
+            let Fence::Held(generation) = self.fence(&desc, current.as_ref()).await? else {
+                continue;
+            };
+            reply.generation = generation;
+            reply.revoked_keys = self
+                .retire_referenced(&desc, current.as_ref(), pending.as_ref())
+                .await?;
+            if let Some(p) = desc.version_with(AWSPENDING)
+                && !desc.has(p, AWSCURRENT)
+            {
+                match self
+                    .store
+                    .move_stage(&desc.arn, AWSPENDING, Some(p), None)
+                    .await
+                {
+                    Ok(()) => {}
+                    // Removed meanwhile (a repeat, or the rotation's own finishSecret).
+                    Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if delete_secret {
+                self.store
+                    .delete_after(&desc.arn, false, self.cfg.recovery_window_days)
+                    .await?;
+            } else {
+                self.mark_revoked(&desc).await?;
+            }
+            info!(secret = %name, keys = reply.revoked_keys.len(), deleted_secret = delete_secret, "revoked");
             return Ok(reply);
         }
-        self.openrouter().await?;
-        let current = self.store.get(&desc.arn, AWSCURRENT).await?;
-        let pending = self.store.get(&desc.arn, AWSPENDING).await?;
-        let (hashes, current_record) = self
-            .referenced_keys(&desc, current.as_ref(), pending.as_ref())
-            .await?;
-        for hash in &hashes {
-            match self.retire_key(hash).await? {
-                Retired::Gone { .. } => reply.revoked_keys.push(hash.clone()),
+        Err(VendError::InProgress {
+            secret_name: name.to_owned(),
+        })
+    }
+
+    /// Retires every key the secret references; answers their hashes.
+    async fn retire_referenced(
+        &self,
+        desc: &SecretDescription,
+        current: Option<&SecretVersion>,
+        pending: Option<&SecretVersion>,
+    ) -> Result<Vec<String>, VendError> {
+        let hashes = self.referenced_keys(desc, current, pending).await?;
+        let mut revoked = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            match self.retire_key(&hash).await? {
+                Retired::Gone { .. } => revoked.push(hash),
                 Retired::StillListed => {
                     warn!(key_hash = %hash, "key still listed after delete");
                     return Err(VendError::InProgress {
-                        secret_name: name.to_owned(),
+                        secret_name: desc.name.clone(),
                     });
                 }
             }
         }
-        if let Some(p) = desc.version_with(AWSPENDING)
-            && !desc.has(p, AWSCURRENT)
-        {
-            self.store
-                .move_stage(&desc.arn, AWSPENDING, Some(p), None)
-                .await?;
+        Ok(revoked)
+    }
+
+    /// Makes the revoked record (no plaintext) current with a compare-and-set on the version
+    /// read. `Moved`: something else became current meanwhile; read again.
+    async fn fence(
+        &self,
+        desc: &SecretDescription,
+        current: Option<&SecretVersion>,
+    ) -> Result<Fence, VendError> {
+        let Some((v, mut r)) = current.and_then(|v| {
+            SecretRecord::from_secret(&v.value)
+                .and_then(Result::ok)
+                .map(|r| (v, r))
+        }) else {
+            return Ok(Fence::Held(None));
+        };
+        if r.state == RecordState::Revoked {
+            return Ok(Fence::Held(Some(r.generation)));
         }
-        if delete_secret {
-            self.store
-                .delete_after(&desc.arn, false, self.cfg.recovery_window_days)
-                .await?;
+        let pending = r.state == RecordState::Pending;
+        r.state = RecordState::Revoked;
+        r.api_key = None;
+        r.lease_until = None;
+        r.claim = None;
+        let value = r.to_secret();
+        // A pending claim's writers derive their tokens from its version: the take-over
+        // (`claim`), the release after an ambiguous create (`release`) and the mint storing its
+        // key (`active`). Holding them first makes each of those writes fail as a conflict
+        // (`PutSecretValue` never changes a version's value), so none can overwrite the revoke.
+        let squats: &[&str] = if pending {
+            &["claim", "release", "active"]
         } else {
-            reply.generation = self
-                .mark_revoked(&desc, current.as_ref(), current_record)
-                .await?;
+            &["revoke"]
+        };
+        let mut last = None;
+        for purpose in squats {
+            match self
+                .store
+                .put(
+                    &desc.arn,
+                    &value,
+                    &token(&v.version_id, purpose),
+                    &[stage::REVOKE],
+                )
+                .await
+            {
+                Ok(w) => last = Some(w),
+                // That writer stored first: read again (and revoke what it stored).
+                Err(e) if e.kind() == StoreErrorKind::VersionConflict => return Ok(Fence::Moved),
+                Err(e) => return Err(e.into()),
+            }
         }
-        info!(secret = %name, keys = reply.revoked_keys.len(), deleted_secret = delete_secret, "revoked");
-        Ok(reply)
+        let Some(written) = last else {
+            return Ok(Fence::Moved);
+        };
+        Ok(
+            match self.promote(&desc.arn, written, &v.version_id).await? {
+                Promoted::Current(_) => Fence::Held(Some(r.generation)),
+                Promoted::Fenced => Fence::Moved,
+            },
+        )
     }
 
     /// Every key hash the secret references (sorted, once each), and the current record.
@@ -103,7 +208,7 @@ impl Deps {
         desc: &SecretDescription,
         current: Option<&SecretVersion>,
         pending: Option<&SecretVersion>,
-    ) -> Result<(Vec<String>, Option<SecretRecord>), VendError> {
+    ) -> Result<Vec<String>, VendError> {
         let mut hashes: Vec<String> = retiring(&desc.tags).into_iter().map(|(h, _)| h).collect();
         let mut current_record = None;
         for (stage, v) in [(AWSCURRENT, current), (AWSPENDING, pending)] {
@@ -114,8 +219,9 @@ impl Deps {
             if let Some(h) = &r.key_hash {
                 hashes.push(h.clone());
             }
-            if r.state == RecordState::Pending {
-                // An unfinished provision: its key (if any) carries the attempt's name.
+            if r.key_hash.is_none() {
+                // An unfinished provision (pending, or fenced by an earlier revoke): its key,
+                // if any, carries the attempt's name.
                 self.delete_named(&r.workspace_id, &r.openrouter_key_name)
                     .await?;
             }
@@ -130,45 +236,11 @@ impl Deps {
         }
         hashes.sort();
         hashes.dedup();
-        Ok((hashes, current_record))
+        Ok(hashes)
     }
 
-    /// Writes the revoked record (no plaintext) and the revoked tag, and clears the tags the
-    /// sweep would act on. Answers the record's generation.
-    async fn mark_revoked(
-        &self,
-        desc: &SecretDescription,
-        current: Option<&SecretVersion>,
-        record: Option<SecretRecord>,
-    ) -> Result<Option<u64>, VendError> {
-        let mut generation = None;
-        if let (Some(v), Some(mut r)) = (current, record) {
-            if r.state != RecordState::Revoked {
-                r.state = RecordState::Revoked;
-                r.api_key = None;
-                r.lease_until = None;
-                r.claim = None;
-                // Its own label first, then AWSCURRENT with a compare-and-set.
-                let written = self
-                    .store
-                    .put(
-                        &desc.arn,
-                        &r.to_secret(),
-                        &token(&v.version_id, "revoke"),
-                        &[stage::REVOKE],
-                    )
-                    .await?;
-                self.store
-                    .move_stage(
-                        &desc.arn,
-                        AWSCURRENT,
-                        Some(&v.version_id),
-                        Some(&written.version_id),
-                    )
-                    .await?;
-            }
-            generation = Some(r.generation);
-        }
+    /// Writes the revoked tag and clears the tags the sweep would act on.
+    async fn mark_revoked(&self, desc: &SecretDescription) -> Result<(), VendError> {
         self.store
             .tag(
                 &desc.arn,
@@ -184,6 +256,6 @@ impl Deps {
             })
             .collect();
         self.store.untag(&desc.arn, &stale).await?;
-        Ok(generation)
+        Ok(())
     }
 }

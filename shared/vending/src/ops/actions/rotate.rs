@@ -78,6 +78,16 @@ impl Deps {
         reply.generation = Some(record.generation);
         reply.reason = Some(reason);
         if record.rotation_request.as_deref() == Some(digest.as_str()) {
+            if reason == Reason::Leak {
+                // The repeat of a leak rotation that finished: a superseded key left enabled
+                // (its finishSecret died before disabling) is disabled now, never left live.
+                let mut older: Vec<String> = tags::retiring(&desc.tags)
+                    .into_iter()
+                    .map(|(h, _)| h)
+                    .collect();
+                older.retain(|h| Some(h.as_str()) != record.key_hash.as_deref());
+                self.disable_now(name, &older).await?;
+            }
             return Ok(reply);
         }
         let mut intent = vec![

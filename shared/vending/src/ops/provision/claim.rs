@@ -7,9 +7,10 @@ use tracing::{info, warn};
 use crate::deps::Deps;
 use crate::domain::names::{KeyName, claim_nonce, token};
 use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
-use crate::domain::tags::{self, stage::AWSCURRENT};
+use crate::domain::tags::{self, stage};
 use crate::error::VendError;
 use crate::ops::mint::{Kept, create_request};
+use crate::ops::retire::Retired;
 use orkv_store::{SecretVersion, StoreErrorKind, Written};
 
 use super::{Desired, ProvisionReply, Status, reply};
@@ -77,13 +78,16 @@ impl Deps {
         self.delete_named(&stale.workspace_id, &stale.openrouter_key_name)
             .await?;
         let record = self.pending_record(d, stale.generation);
+        // A revoke holds this token first when it fenced the stale record (see
+        // [`crate::ops::actions`]): the write then fails as a conflict, as a concurrent
+        // take-over's does.
         let put = self
             .store
             .put(
                 &d.secret_name,
                 &record.to_secret(),
                 &token(&version.version_id, "claim"),
-                &[AWSCURRENT],
+                &[stage::AWSCURRENT],
             )
             .await;
         let written = match put {
@@ -133,9 +137,13 @@ impl Deps {
         if let Some(at) = created.data.expires_at {
             active.expires_at = at;
         }
-        let written = self
+        let written = match self
             .store_active(&d.secret_name, &owned.version_id, &active)
-            .await?;
+            .await?
+        {
+            Stored::Current(written) => written,
+            Stored::Fenced => return self.discard_fenced(d, &hash).await,
+        };
         info!(key_hash = %hash, generation = active.generation, "key minted and stored");
         let arn = if written.arn.is_empty() {
             owned.arn
@@ -143,6 +151,18 @@ impl Deps {
             written.arn
         };
         Ok(MintOutcome::Done(reply(Status::Created, arn, d, &active)))
+    }
+
+    /// A revoke took the claim's active-record token while this attempt minted: the new
+    /// key can never be stored, so it is retired at once and the revoke is answered as such.
+    async fn discard_fenced(&self, d: &Desired, hash: &str) -> Result<MintOutcome, VendError> {
+        warn!(key_hash = %hash, "the secret was revoked while minting: deleting the new key");
+        if self.retire_key(hash).await? == Retired::StillListed {
+            warn!(key_hash = %hash, "key still listed after delete; the sweep deletes it");
+        }
+        Err(VendError::Revoked {
+            secret_name: d.secret_name.clone(),
+        })
     }
 
     /// Deletes whatever an ambiguous create minted and releases the claim, so the next round
@@ -157,47 +177,75 @@ impl Deps {
             .await?;
         let mut released = pending.clone();
         released.lease_until = Some(self.clock.now() - time::Duration::SECOND);
-        self.store
+        // A conflict: a revoke fenced the claim; the next round observes it.
+        match self
+            .store
             .put(
                 &d.secret_name,
                 &released.to_secret(),
                 &token(version_id, "release"),
-                &[AWSCURRENT],
+                &[stage::AWSCURRENT],
             )
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == StoreErrorKind::VersionConflict => {}
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     }
 
-    /// Writes the active record over the claim (see [`crate::ops::mint`]). A key whose fate
-    /// is unknown is not deleted here: the lease ends after the function's timeout, and the
-    /// invocation that takes the record over deletes it (it carries the claim's name) unless
-    /// it was stored.
+    /// Writes the active record over the claim (see [`crate::ops::mint`]) under the token
+    /// `token(claim, "active")`. A revoke fences a claim by writing its revoked record under
+    /// that same token first ([`crate::ops::actions`]): the write then fails as a version
+    /// conflict (`PutSecretValue` never changes a version's value), so a mint never overwrites
+    /// a revoke at no extra call. A key whose fate is unknown is not deleted here: the lease
+    /// ends after the function's timeout, and the invocation that takes the record over
+    /// deletes it (it carries the claim's name) unless it was stored.
     async fn store_active(
         &self,
         name: &str,
         claim_version: &str,
         active: &SecretRecord,
-    ) -> Result<Written, VendError> {
+    ) -> Result<Stored, VendError> {
         let value = active.to_secret();
         let put_token = token(claim_version, "active");
         let hash = active.key_hash.clone().unwrap_or_default();
         let kept = self
             .keep_minted(
                 &hash,
-                || self.store.put(name, &value, &put_token, &[AWSCURRENT]),
+                || {
+                    self.store
+                        .put(name, &value, &put_token, &[stage::AWSCURRENT])
+                },
                 || self.store.get_version(name, Some(&put_token), None),
             )
             .await;
         match kept {
-            Kept::Stored(written) => Ok(written),
+            Kept::Stored(written) => Ok(Stored::Current(written)),
             Kept::Unknown {
                 found: Ok(Some(v)), ..
-            } if SecretRecord::hash_in(&v.value).as_deref() == Some(hash.as_str()) => Ok(Written {
-                arn: v.arn,
-                name: name.to_owned(),
-                version_id: v.version_id,
-            }),
+            } if SecretRecord::hash_in(&v.value).as_deref() == Some(hash.as_str()) => {
+                Ok(Stored::Current(Written {
+                    arn: v.arn,
+                    name: name.to_owned(),
+                    version_id: v.version_id,
+                }))
+            }
+            // Another value holds the token: this write can never land.
+            Kept::Unknown {
+                found: Ok(Some(_)), ..
+            } => Ok(Stored::Fenced),
+            Kept::Refused(e) if e.kind() == StoreErrorKind::VersionConflict => Ok(Stored::Fenced),
             Kept::Unknown { error, .. } | Kept::Refused(error) => Err(error.into()),
         }
     }
+}
+
+/// Where the active record went.
+enum Stored {
+    /// Written and current.
+    Current(Written),
+    /// A revoke holds the token: nothing written.
+    Fenced,
 }

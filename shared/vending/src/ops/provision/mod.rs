@@ -5,7 +5,8 @@
 //! Happy paths, counted in remote calls (OpenRouter + Secrets Manager):
 //! - new key: `CreateSecret` (pending record) + `POST /keys` + `PutSecretValue` (active) = 3;
 //! - repeated request: `GetSecretValue` = 1 (on a container that has seen the secret);
-//! - changed cap: `GetSecretValue` + `PATCH /keys/{hash}` + `PutSecretValue` = 3.
+//! - changed cap: `GetSecretValue` + `PATCH /keys/{hash}` + `PutSecretValue` +
+//!   `UpdateSecretVersionStage` = 4.
 //!
 //! Files: this one resolves and loops (observe, then act); `claim` writes pending records,
 //! takes over dead attempts and mints; `update` converges an active record.

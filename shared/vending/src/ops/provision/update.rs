@@ -2,7 +2,7 @@
 //! fixed field, or refuse a change to a field that can never change.
 
 use orkv_openrouter::KeyPatch;
-use orkv_store::{SecretVersion, StoreErrorKind};
+use orkv_store::SecretVersion;
 use tracing::info;
 
 use crate::deps::Deps;
@@ -11,6 +11,7 @@ use crate::domain::record::SecretRecord;
 use crate::domain::tags::{self, NextSettings, Reason, stage};
 use crate::error::VendError;
 use crate::ops::actions::ActionStatus;
+use crate::ops::promote::Promoted;
 
 use super::{Desired, ProvisionReply, Status, reply};
 
@@ -94,37 +95,24 @@ impl Deps {
             "update:{}:{:?}:{}:{}",
             d.cap.limit, d.cap.limit_reset, d.cap.include_byok_in_limit, d.rotate_before_seconds
         );
-        let written = self
-            .store
-            .put(
+        let written = match self
+            .put_current(
                 &d.secret_name,
                 &updated.to_secret(),
                 &token(&version.version_id, &fingerprint),
-                &[stage::UPDATE],
+                stage::UPDATE,
+                &version.version_id,
             )
-            .await?;
-        match self
-            .store
-            .move_stage(
-                &d.secret_name,
-                stage::AWSCURRENT,
-                Some(&version.version_id),
-                Some(&written.version_id),
-            )
-            .await
+            .await?
         {
-            Ok(()) => {}
-            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
-                // AWSCURRENT moved (a rotation finished, or a concurrent duplicate won).
-                let now_current = self.store.get(&d.secret_name, stage::AWSCURRENT).await?;
-                if now_current.is_none_or(|v| v.version_id != written.version_id) {
-                    info!("the secret changed while updating: going round again");
-                    return Ok(None);
-                }
-                // The duplicate wrote the same version: done.
+            // Made current, by this call or by a concurrent duplicate (same token, same version).
+            Promoted::Current(written) => written,
+            Promoted::Fenced => {
+                // AWSCURRENT moved (a rotation finished, a revoke, another update).
+                info!("the secret changed while updating: going round again");
+                return Ok(None);
             }
-            Err(e) => return Err(e.into()),
-        }
+        };
         if rotate_changed {
             self.store
                 .tag(&d.secret_name, &tags::record_tags(&updated))

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::{self, KeyName};
-use crate::domain::record::SecretRecord;
+use crate::domain::record::{RecordState, SecretRecord};
 use crate::domain::tags::{
     self, MAX_RETIRING, Reason, retire_tag, retiring,
     stage::{self, AWSCURRENT, AWSPENDING},
@@ -31,6 +31,9 @@ impl Deps {
             })?
             .to_owned();
         let old = self.read_version(desc, &current_id).await?;
+        if old.state == RecordState::Revoked {
+            return Err(self.refuse_revoked(desc, token, &pending).await);
+        }
         if old.key_hash == pending.key_hash {
             // A merged version carrying the successor is already current.
             self.finish_tail(desc, token, &old, None).await?;
@@ -55,6 +58,34 @@ impl Deps {
         self.finish_tail(desc, token, &promoted, old.key_hash.as_deref())
             .await?;
         Ok(promoted)
+    }
+
+    /// The secret was revoked while this rotation ran (its successor was minted after the
+    /// revoke looked): the successor is retired and `AWSPENDING` removed, never promoted.
+    async fn refuse_revoked(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+        pending: &SecretRecord,
+    ) -> VendError {
+        warn!("the secret was revoked during the rotation: retiring the successor");
+        if let Some(hash) = pending.key_hash.as_deref()
+            && let Err(e) = self.retire_key(hash).await
+        {
+            return e;
+        }
+        match self
+            .store
+            .move_stage(&desc.arn, AWSPENDING, Some(token), None)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {}
+            Err(e) => return e.into(),
+        }
+        VendError::Revoked {
+            secret_name: desc.name.clone(),
+        }
     }
 
     /// The record changed while the rotation ran (a cap update): give the new key the current
@@ -154,7 +185,8 @@ impl Deps {
         Ok(())
     }
 
-    /// A leak: disables the old key and every key whose retirement is due, at once.
+    /// A leak: disables the old key and every other key still in grace, at once (any of
+    /// them may be the leaked one).
     async fn disable_suspects(
         &self,
         desc: &SecretDescription,
@@ -162,28 +194,11 @@ impl Deps {
         old_hash: Option<&str>,
     ) -> Result<(), VendError> {
         let mut suspects: Vec<String> = old_hash.map(str::to_owned).into_iter().collect();
-        let now = self.clock.now();
-        suspects.extend(
-            retiring(&desc.tags)
-                .into_iter()
-                .filter(|(_, at)| *at <= now)
-                .map(|(h, _)| h),
-        );
-        let client = self.openrouter().await?;
-        for hash in suspects {
-            if Some(hash.as_str()) == promoted.key_hash.as_deref() {
-                continue;
-            }
-            let patch = KeyPatch {
-                disabled: Some(true),
-                ..KeyPatch::default()
-            };
-            match client.update_key(&hash, &patch).await {
-                Ok(_) => warn!(key_hash = %hash, "suspected leaked key disabled"),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        suspects.extend(retiring(&desc.tags).into_iter().map(|(h, _)| h));
+        suspects.retain(|h| Some(h.as_str()) != promoted.key_hash.as_deref());
+        suspects.sort();
+        suspects.dedup();
+        self.disable_now(&desc.name, &suspects).await?;
         Ok(())
     }
 
