@@ -236,6 +236,15 @@ impl Control {
         self.post("/_emulator/faults", fault).await;
     }
 
+    /// Drops every queued fault.
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/_emulator/faults", self.base))
+            .send()
+            .await
+            .expect("clear faults");
+    }
+
     pub async fn queue_plaintext(&self, key: &str) {
         self.post("/_emulator/plaintexts", json!({"keys": [key]}))
             .await;

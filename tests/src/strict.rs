@@ -136,6 +136,20 @@ pub async fn before(
     if unfinished {
         return Some(aws_error("InvalidRequestException", ROTATION_NOT_COMPLETE));
     }
+    // AWSPENDING on the current version (a finishSecret that died after promoting): AWS
+    // proceeds and moves the label to the new version; moto refuses. The label goes first.
+    for (v, labels) in stages {
+        if has(labels, "AWSPENDING") && has(labels, "AWSCURRENT") && Some(v.as_str()) != token {
+            call_upstream(
+                http,
+                upstream,
+                headers,
+                "secretsmanager.UpdateSecretVersionStage",
+                &json!({"SecretId": id, "VersionStage": "AWSPENDING", "RemoveFromVersionId": v}),
+            )
+            .await;
+        }
+    }
     None
 }
 

@@ -148,28 +148,44 @@ const ROTATE_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:orkv-ro
 /// AWS refuses `RotateSecret` while another token holds `AWSPENDING` on a version that is not
 /// current, with "A previous rotation isn't complete. That rotation will be reattempted." (API
 /// reference: RotateSecret; user guide: "Troubleshoot rotation"). moto's text differs and it
-/// lets this case through; the strict layer answers as AWS does. Rotate now must answer
-/// `RotationInProgress`, decided from the labels, before it writes any tag.
+/// lets this case through; the strict layer answers as AWS does. Rotate now runs that
+/// rotation's steps itself (each is idempotent per token, so racing Secrets Manager's own run
+/// is harmless, and a stalled rotation never blocks the next request); while they cannot
+/// finish, it answers `RotationInProgress`, decided from the labels, before it writes any tag.
 #[tokio::test]
-async fn rotate_now_behind_an_unfinished_rotation_answers_in_progress_and_writes_no_tag() {
+async fn rotate_now_behind_an_unfinished_rotation_finishes_it_or_answers_in_progress_writing_no_tag()
+ {
     let (w, proxy) = World::behind_proxy().await;
     proxy.set_strict(true);
-    let d = w.deps(&[("ORKV_ROTATION_LAMBDA_ARN", ROTATE_ARN)]);
+    let d = deps(&w);
     let name = provision(&d, &unique("inprog")).await;
     label_pending_for_another_rotation(&d, &name, ROTATE_ARN).await;
     let before = w.tags(&name).await;
-    let err = d
-        .rotate_now(
+    w.control
+        .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 50}))
+        .await;
+    let rotate = || {
+        d.rotate_now(
             &name,
             orkv_vending::domain::tags::Reason::Manual,
             "rotate-1",
             None,
             orkv_vending::input::invocation::Trigger::Direct,
         )
-        .await
-        .expect_err("a rotation is unfinished");
+    };
+    let err = rotate().await.expect_err("the rotation cannot finish yet");
     assert_eq!(err.kind(), "RotationInProgress", "{err}");
     assert_eq!(w.tags(&name).await, before, "no intent tag was written");
+    w.control.clear_faults().await;
+    let reply = rotate()
+        .await
+        .expect("the unfinished rotation is finished first");
+    assert_eq!(
+        reply.status,
+        orkv_vending::ops::actions::ActionStatus::Rotated
+    );
+    assert_eq!(reply.generation, Some(3), "{reply:?}");
+    assert_clean_end(&w, &d, &name).await;
 }
 
 /// A secret rotates only once rotation is configured with a function and rules (user guide:
@@ -364,4 +380,85 @@ async fn a_leak_rotation_disables_every_key_in_grace_and_its_repeat_leaves_none_
     assert_eq!(repeat["status"], "unchanged");
     assert!(!w.works(first_key).await, "the repeat disabled it");
     assert_eq!(w.live_for(&name).await.len(), 1);
+}
+
+/// A leak rotation whose `finishSecret` died right after moving `AWSCURRENT` (the function
+/// was killed): `AWSPENDING` stays on the current version, the old key is still enabled and
+/// the leak's tags are still on the secret. AWS's `RotateSecret` proceeds in that state (it
+/// refuses only for `AWSPENDING` on another version: API reference, *RotateSecret*); moto
+/// refuses, and nothing ever ran that finish's end, so every later rotate request answered
+/// `RotationInProgress` (the stall of the harsher soak). The next request finishes the
+/// interrupted end first (the leaked key is disabled), then rotates.
+#[tokio::test]
+async fn a_finish_killed_after_promoting_is_completed_by_the_next_request() {
+    use orkv_vending::domain::tags;
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("killed-finish")).await;
+    let (old_version, old) = w.current(&name).await;
+    let old_key = old["api_key"].as_str().expect("key").to_owned();
+    let token = begin(&w, &d, &name).await;
+    run_steps(&d, &name, &token, &UP_TO_TEST).await;
+    // What finishSecret does before it is killed: the leak's tags (written by rotate now),
+    // the old key's retirement tag, then the move of AWSCURRENT.
+    let now = d.clock().now();
+    d.store()
+        .tag(
+            &name,
+            &[
+                (tags::ROTATION_REASON.to_owned(), "leak".to_owned()),
+                (
+                    tags::retire_tag(old["key_hash"].as_str().expect("hash")),
+                    tags::time_value(now),
+                ),
+            ],
+        )
+        .await
+        .expect("tags");
+    d.store()
+        .move_stage(&name, "AWSCURRENT", Some(&old_version), Some(&token))
+        .await
+        .expect("moved");
+    assert!(w.works(&old_key).await, "the leaked key is still enabled");
+    let reply = d
+        .handle_request(
+            json!({"action": "rotate", "secret_name": name, "idempotency_id": "after-kill"}),
+            deadline(),
+        )
+        .await
+        .expect("the next request is not blocked");
+    assert_eq!(reply["status"], "rotated", "{reply}");
+    assert_eq!(reply["generation"], 3, "{reply}");
+    assert!(
+        !w.works(&old_key).await,
+        "the interrupted leak's end disabled the key"
+    );
+    assert_clean_end(&w, &d, &name).await;
+}
+
+/// A leak never waits behind an unfinished rotation: when that rotation's steps cannot run now,
+/// the leak abandons it (its successor retired, `AWSPENDING` removed) and rotates at once,
+/// disabling the old key.
+#[tokio::test]
+async fn a_leak_abandons_an_unfinished_rotation_it_cannot_finish() {
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = deps(&w);
+    let name = provision(&d, &unique("leak-stall")).await;
+    let (_, old) = w.current(&name).await;
+    label_pending_for_another_rotation(&d, &name, ROTATE_ARN).await;
+    // The unfinished rotation's createSecret is refused once; the leak's own succeeds.
+    w.control
+        .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 1}))
+        .await;
+    let reply = d
+        .handle_request(
+            json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-stall"}),
+            deadline(),
+        )
+        .await
+        .expect("the leak does not wait");
+    assert_eq!(reply["status"], "rotated", "{reply}");
+    assert!(!w.works(old["api_key"].as_str().expect("key")).await);
+    assert_clean_end(&w, &d, &name).await;
 }

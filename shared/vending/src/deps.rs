@@ -54,20 +54,6 @@ pub trait RotationStarter: Send + Sync + std::fmt::Debug {
         secret: &'a str,
         token: &'a str,
     ) -> BoxFuture<'a, Result<RotationStart, VendError>>;
-
-    /// Called when another token holds `AWSPENDING` on a version that is not current: finish
-    /// that rotation before a new one starts. `Ok(true)`: it is finished; `Ok(false)`: it could
-    /// not be finished now (the caller answers `RotationInProgress` before changing anything).
-    /// Secrets Manager retries its own rotations and refuses a new one meanwhile, so the
-    /// default is `Ok(false)`.
-    fn settle_unfinished<'a>(
-        &'a self,
-        _deps: &'a Deps,
-        _secret: &'a str,
-        _token: &'a str,
-    ) -> BoxFuture<'a, Result<bool, VendError>> {
-        Box::pin(async { Ok(false) })
-    }
 }
 
 /// `RotateSecret` with the rotation function's ARN: Secrets Manager labels the new version

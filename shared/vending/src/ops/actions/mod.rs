@@ -5,6 +5,7 @@
 
 mod revoke;
 mod rotate;
+mod unfinished;
 
 use serde::Serialize;
 

@@ -5,10 +5,7 @@ use tracing::info;
 
 use crate::deps::{Deps, RotationStart};
 use crate::domain::names::rotation_token;
-use crate::domain::tags::{
-    self, NextSettings, Reason,
-    stage::{AWSCURRENT, AWSPENDING},
-};
+use crate::domain::tags::{self, NextSettings, Reason, stage::AWSPENDING};
 use crate::error::VendError;
 use crate::input::action::RotateRequest;
 use crate::input::invocation::{Action, Trigger, request_digest};
@@ -44,25 +41,26 @@ impl Deps {
         next: Option<NextSettings<'_>>,
         trigger: Trigger,
     ) -> Result<ActionReply, VendError> {
-        let desc = self.describe_managed(name).await?;
+        let mut desc = self.describe_managed(name).await?;
         if desc.deleted || desc.tag(tags::REVOKED).is_some() {
             return Err(VendError::Revoked {
                 secret_name: name.to_owned(),
             });
         }
         let (mut version, mut record) = self.current_record(name).await?;
-        // A rotation an earlier generation left unfinished is finished first, before this
-        // request's tags are written: its finishSecret clears the request tags it served.
+        // A rotation left unfinished is settled first, before this request's tags are
+        // written: its finishSecret clears the request tags it served.
         let earlier = rotation_token(name, record.generation);
-        if desc
-            .version_with(AWSPENDING)
-            .is_some_and(|p| p != earlier && !desc.has(p, AWSCURRENT))
-        {
-            if !self.starter.settle_unfinished(self, name, &earlier).await? {
+        if desc.version_with(AWSPENDING).is_some_and(|p| p != earlier) {
+            if !self
+                .settle_earlier(&desc, &earlier, reason == Reason::Leak)
+                .await?
+            {
                 return Err(VendError::RotationInProgress {
                     secret_name: name.to_owned(),
                 });
             }
+            desc = self.describe_managed(name).await?;
             (version, record) = self.current_record(name).await?;
         }
         let digest = request_digest(request_id);
