@@ -227,6 +227,11 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     {
         return resp;
     }
+    let bytes = if strict {
+        crate::strict::rewrite(&op, bytes)
+    } else {
+        bytes
+    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers = HeaderMap::new();
     for (k, v) in &parts.headers {

@@ -153,6 +153,31 @@ pub async fn before(
     None
 }
 
+/// The request as moto must see it to answer as AWS would.
+///
+/// `GetSecretValue` without `VersionId` or `VersionStage` returns the version labelled
+/// `AWSCURRENT` (API reference, *GetSecretValue*: "If you don't specify either a VersionStage
+/// or VersionId, Secrets Manager returns the AWSCURRENT version"). moto 5.2.5 returns the
+/// version it last made current by a write instead, which after a label move
+/// (`UpdateSecretVersionStage`) is a superseded one: the layer asks for `AWSCURRENT`.
+#[must_use]
+pub fn rewrite(op: &str, body: Bytes) -> Bytes {
+    if op != "GetSecretValue" {
+        return body;
+    }
+    let Ok(mut req) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let Some(obj) = req.as_object_mut() else {
+        return body;
+    };
+    if obj.contains_key("VersionId") || obj.contains_key("VersionStage") {
+        return body;
+    }
+    obj.insert("VersionStage".into(), Value::from("AWSCURRENT"));
+    Bytes::from(req.to_string())
+}
+
 /// After `op` came back from moto: the reply as AWS words it.
 #[must_use]
 pub fn after(op: &str, status: StatusCode, body: Bytes) -> Bytes {

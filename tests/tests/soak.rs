@@ -30,5 +30,9 @@ async fn a_short_chaos_soak_keeps_every_promise() {
         "Secrets Manager faults were injected: {figures:?}"
     );
     assert!(figures.requests_served >= 300, "{figures:?}");
+    assert!(
+        figures.consumer_reads > 0,
+        "the consumer read during the chaos: {figures:?}"
+    );
     assert_eq!(figures.violations(), 0, "invariants: {figures:?}");
 }

@@ -224,3 +224,57 @@ async fn a_token_conflict_worded_as_aws_words_it_is_a_version_conflict() {
     );
     assert_eq!(err.kind(), StoreErrorKind::VersionConflict);
 }
+
+/// `GetSecretValue` without a stage, as applications read a secret, answers `AWSCURRENT` (API
+/// reference, *GetSecretValue*). moto 5.2.5 answers the version it last made current by a
+/// write, so after a label move a consumer would read a superseded record locally; the strict
+/// layer answers as AWS does.
+#[tokio::test]
+async fn a_read_without_a_stage_answers_the_current_version_after_a_label_move() {
+    let moto = Moto::start().await;
+    let proxy = orkv_tests::proxy::LatencyProxy::start(&moto.url, std::time::Duration::ZERO).await;
+    proxy.set_strict(true);
+    let (client, _) = orkv_tests::secrets_client_at(&proxy.url).await;
+    let store = SecretStore::new(client.clone());
+    let name = unique("openrouter/store/unstaged");
+    let tags = vec![(
+        "orkv:managed-by".to_owned(),
+        "openrouter-key-vending".to_owned(),
+    )];
+    let first = store
+        .create(&NewSecret {
+            name: &name,
+            value: &SecretString::from("{\"v\":1}".to_owned()),
+            description: None,
+            tags: &tags,
+            kms_key_id: None,
+        })
+        .await
+        .expect("created");
+    let second = store
+        .put(
+            &name,
+            &SecretString::from("{\"v\":2}".to_owned()),
+            &uuid::Uuid::new_v4().to_string(),
+            &["ORKV_UPDATE"],
+        )
+        .await
+        .expect("put");
+    store
+        .move_stage(
+            &name,
+            "AWSCURRENT",
+            Some(&first.version_id),
+            Some(&second.version_id),
+        )
+        .await
+        .expect("moved");
+    let unstaged = client
+        .get_secret_value()
+        .secret_id(&name)
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(unstaged.secret_string(), Some("{\"v\":2}"));
+    assert_eq!(unstaged.version_id(), Some(second.version_id.as_str()));
+}

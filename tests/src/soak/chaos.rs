@@ -35,6 +35,7 @@ impl Soak {
         let next_op = Arc::new(AtomicU64::new(0));
         let chaos = self.spawn_chaos(stop.clone(), done_ops.clone());
         let monitor = self.spawn_monitor(stop.clone(), next_op.clone());
+        let observer = self.spawn_observer(stop.clone());
         let workers: Vec<JoinHandle<()>> = (0..self.cfg.concurrency)
             .map(|_| self.spawn_worker(next_op.clone(), done_ops.clone()))
             .collect();
@@ -43,6 +44,7 @@ impl Soak {
         }
         stop.store(true, Ordering::SeqCst);
         let _ = chaos.await;
+        let _ = observer.await;
         monitor.abort();
     }
 

@@ -17,6 +17,7 @@ use super::{Soak, SoakFigures};
 struct Seen {
     current_hashes: HashSet<String>,
     existing: HashSet<String>,
+    revoked: HashSet<String>,
 }
 
 impl Soak {
@@ -47,6 +48,18 @@ impl Soak {
         let (throttled, cut) = self.proxy.faults();
         figures.faults_secrets_manager_throttled = throttled;
         figures.faults_secrets_manager_cut_after_call = cut;
+        let obs = &self.observations;
+        figures.consumer_reads = obs.reads.load(Ordering::Relaxed);
+        figures.consumer_reads_of_a_current_record_without_a_working_key =
+            obs.broken_current.load(Ordering::Relaxed);
+        #[allow(clippy::cast_precision_loss)]
+        {
+            figures.longest_seconds_a_rotation_held_awspending =
+                obs.longest_pending_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        }
+        figures
+            .details
+            .extend(obs.details.lock().await.iter().cloned());
         let live = self.live_keys().await;
         let seen = self.check_secrets(&live, &revoked, &mut figures).await;
         self.check_live_keys(&live, &seen, &mut figures).await;
@@ -101,7 +114,11 @@ impl Soak {
             seen.existing.insert(secret.clone());
             let record: Value =
                 serde_json::from_str(value.secret_string().unwrap_or("{}")).unwrap_or(Value::Null);
-            if revoked.contains(&i) || record["state"] != json!("active") {
+            if revoked.contains(&i) {
+                seen.revoked.insert(secret.clone());
+                continue;
+            }
+            if record["state"] != json!("active") {
                 continue;
             }
             if let Some(h) = record["key_hash"].as_str() {
@@ -149,6 +166,13 @@ impl Soak {
                 orkv_vending::domain::names::KeyName::parse(name).map_or("", |n| n.secret());
             if !seen.existing.contains(secret) {
                 figures.live_keys_without_a_referencing_secret += 1;
+                continue;
+            }
+            if seen.revoked.contains(secret) {
+                figures.keys_live_after_a_revoke_answered += 1;
+                figures.details.push(format!(
+                    "key live after its secret's revoke: {name} ({hash})"
+                ));
                 continue;
             }
             figures.superseded_keys_live_after_grace_and_a_sweep += 1;

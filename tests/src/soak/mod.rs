@@ -8,6 +8,7 @@
 mod chaos;
 mod check;
 mod client;
+mod observe;
 mod pool;
 
 use std::collections::BTreeSet;
@@ -67,6 +68,15 @@ pub struct SoakFigures {
     pub unfinished_operations: u64,
     /// Secrets left with `AWSPENDING` on a version that is not current at the very end.
     pub rotations_left_pending: u64,
+    /// Reads by the consumer (no stage, as applications read) of an active current record
+    /// whose key was refused while that record stayed current. Must be 0.
+    pub consumer_reads_of_a_current_record_without_a_working_key: u64,
+    /// Live keys of a secret whose revoke was answered `revoked`. Must be 0.
+    pub keys_live_after_a_revoke_answered: u64,
+    /// Reads the consumer made during the chaos.
+    pub consumer_reads: u64,
+    /// The longest time one rotation held `AWSPENDING` on a version that was not current.
+    pub longest_seconds_a_rotation_held_awspending: f64,
     /// Figures, not invariants: rotations a driver had given up on (its retries spent under
     /// the faults) that a request resumed and finished after the chaos, as Secrets Manager's
     /// own retries would.
@@ -86,6 +96,8 @@ impl SoakFigures {
             + self.plaintexts_outside_secrets_manager
             + self.unfinished_operations
             + self.rotations_left_pending
+            + self.consumer_reads_of_a_current_record_without_a_working_key
+            + self.keys_live_after_a_revoke_answered
     }
 }
 
@@ -94,6 +106,10 @@ struct Soak {
     cfg: SoakConfig,
     moto: Moto,
     proxy: LatencyProxy,
+    /// The consumer's way in: the strict layer without faults.
+    _consumer_proxy: LatencyProxy,
+    consumer: aws_sdk_secretsmanager::Client,
+    observations: Arc<observe::Observations>,
     emulator: Emulator,
     control: Control,
     sm: aws_sdk_secretsmanager::Client,
@@ -132,6 +148,11 @@ impl Soak {
     async fn start(cfg: SoakConfig) -> Self {
         let moto = Moto::start().await;
         let proxy = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+        // Every function call meets AWS's behaviour where moto's differs (`crate::strict`).
+        proxy.set_strict(true);
+        let consumer_proxy = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+        consumer_proxy.set_strict(true);
+        let (consumer, _) = crate::secrets_client_at(&consumer_proxy.url).await;
         let emulator = Emulator::start(EmulatorConfig {
             management_key: MANAGEMENT_KEY.to_owned(),
             ..EmulatorConfig::default()
@@ -166,6 +187,9 @@ impl Soak {
             cfg,
             moto,
             proxy,
+            _consumer_proxy: consumer_proxy,
+            consumer,
+            observations: Arc::default(),
             emulator,
             control,
             sm,
