@@ -108,7 +108,7 @@ async fn consume(
     };
     // Only a refusal of the key itself counts (401 unknown or disabled, 402/403 over its
     // limit); a 429 or 5xx is one of the injected faults, not the key.
-    if !matches!(reply.status().as_u16(), 401 | 402 | 403) {
+    if !matches!(reply.status().as_u16(), 401..=403) {
         return;
     }
     let still = read(sm.clone()).await.is_some_and(|(v, _)| v == version);
