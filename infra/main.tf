@@ -37,6 +37,8 @@ locals {
       ORKV_ROTATION_LAMBDA_ARN            = "${local.function_arn_prefix}rotate"
       ORKV_RETIRE_GRACE_SECONDS           = tostring(var.retire_grace_seconds)
       ORKV_SWEEP_CONCURRENCY              = tostring(var.sweep.concurrency)
+      # Rotations one sweep starts: the rotate function's reserved concurrency (10 without one).
+      ORKV_SWEEP_MAX_ROTATIONS = tostring(var.reserved_concurrency.rotate == -1 ? 10 : var.reserved_concurrency.rotate)
       ORKV_ORPHANS                        = var.sweep.orphans
       ORKV_ORPHAN_MIN_AGE_SECONDS         = tostring(var.sweep.orphan_min_age_seconds)
       ORKV_LOW_SPEND_FRACTION             = tostring(var.sweep.low_spend_fraction)

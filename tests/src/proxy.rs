@@ -36,6 +36,8 @@ struct Inner {
     cut_next: std::sync::Mutex<BTreeMap<String, u64>>,
     /// Answer as AWS does where moto is more lenient (`crate::strict`).
     strict: AtomicBool,
+    /// What the strict layer remembers between calls.
+    strict_state: crate::strict::State,
 }
 
 /// A running proxy; its `url` replaces the upstream's.
@@ -67,6 +69,7 @@ impl LatencyProxy {
             resets: AtomicU64::new(0),
             cut_next: std::sync::Mutex::default(),
             strict: AtomicBool::new(false),
+            strict_state: crate::strict::State::default(),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -227,6 +230,14 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     {
         return resp;
     }
+    if strict && let Some(resp) = inner.strict_state.before(&op, &bytes) {
+        return resp;
+    }
+    let abandons = if strict {
+        crate::strict::abandoned_by(&inner.http, &inner.upstream, &op, &parts.headers, &bytes).await
+    } else {
+        None
+    };
     let bytes = if strict {
         crate::strict::rewrite(&op, bytes)
     } else {
@@ -239,6 +250,7 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             headers.append(k, v.clone());
         }
     }
+    let sent_body = bytes.clone();
     let sent = inner
         .http
         .request(parts.method, format!("{}{path}", inner.upstream))
@@ -250,6 +262,14 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         return StatusCode::BAD_GATEWAY.into_response();
     };
     let status = resp.status();
+    if status.is_success()
+        && let Some(rotation) = &abandons
+    {
+        crate::strict::abandon(&inner.http, &inner.upstream, &parts.headers, rotation).await;
+    }
+    if strict && status.is_success() {
+        inner.strict_state.after(&op, &sent_body);
+    }
     let headers = resp.headers().clone();
     let body: Bytes = resp.bytes().await.unwrap_or_default();
     let body = if strict {

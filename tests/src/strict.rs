@@ -28,6 +28,60 @@ const TAG_SCOPED: &[&str] = &[
     "ListSecretVersionIds",
 ];
 
+/// How long a name stays taken after a forced delete. AWS: "Secrets Manager performs the actual
+/// deletion with an asynchronous background process, so there might be a short delay before
+/// the secret is permanently deleted. If you delete a secret and then immediately create a
+/// secret with the same name, use appropriate back off and retry logic." (API reference,
+/// *DeleteSecret*, `ForceDeleteWithoutRecovery`.)
+pub const FORCE_DELETE_DELAY: std::time::Duration = std::time::Duration::from_millis(1500);
+/// AWS's message for a `CreateSecret` of a name whose deletion has not finished.
+pub const SCHEDULED_FOR_DELETION: &str = "You can't create this secret because a secret with this name is already scheduled for deletion.";
+
+/// What the layer remembers between calls: names force-deleted, and when.
+#[derive(Debug, Default)]
+pub struct State {
+    force_deleted: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl State {
+    /// Before forwarding: a `CreateSecret` of a name still being deleted is refused.
+    #[must_use]
+    pub fn before(&self, op: &str, body: &Bytes) -> Option<Response> {
+        if op != "CreateSecret" {
+            return None;
+        }
+        let req: Value = serde_json::from_slice(body).ok()?;
+        let name = req.get("Name")?.as_str()?;
+        let map = self.force_deleted.lock().ok()?;
+        let at = map.get(name)?;
+        (at.elapsed() < FORCE_DELETE_DELAY)
+            .then(|| aws_error("InvalidRequestException", SCHEDULED_FOR_DELETION))
+    }
+
+    /// After a successful call: a forced `DeleteSecret` starts its asynchronous deletion.
+    pub fn after(&self, op: &str, body: &Bytes) {
+        if op != "DeleteSecret" {
+            return;
+        }
+        let Ok(req) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
+        if req
+            .get("ForceDeleteWithoutRecovery")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            return;
+        }
+        let Some(id) = req.get("SecretId").and_then(Value::as_str) else {
+            return;
+        };
+        if let Ok(mut map) = self.force_deleted.lock() {
+            map.insert(id.to_owned(), std::time::Instant::now());
+        }
+    }
+}
+
 /// AWS's message for `ResourceExistsException`.
 pub const RESOURCE_EXISTS: &str = "A resource with the ID you requested already exists.";
 
@@ -151,6 +205,65 @@ pub async fn before(
         }
     }
     None
+}
+
+/// Before forwarding a `PutSecretValue`: the rotation it abandons, if any, as (secret, the
+/// version holding `AWSPENDING`). AWS abandons a rotation when a new version of the secret is
+/// created while it runs: it removes `AWSPENDING` and logs `RotationAbandoned` (user guide,
+/// "Logging AWS Secrets Manager events with AWS CloudTrail"). A write under the pending
+/// version's own token (the rotation's `createSecret`) or under an existing version's token (a
+/// repeat) creates no new version. moto keeps the rotation going.
+pub async fn abandoned_by(
+    http: &reqwest::Client,
+    upstream: &str,
+    op: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<(String, String)> {
+    if op != "PutSecretValue" {
+        return None;
+    }
+    let req: Value = serde_json::from_slice(body).ok()?;
+    let id = req.get("SecretId")?.as_str()?;
+    let token = req.get("ClientRequestToken").and_then(Value::as_str);
+    let desc = call_upstream(
+        http,
+        upstream,
+        headers,
+        "secretsmanager.DescribeSecret",
+        &json!({ "SecretId": id }),
+    )
+    .await?;
+    let stages = desc.get("VersionIdsToStages")?.as_object()?;
+    if token.is_some_and(|t| stages.contains_key(t)) {
+        return None;
+    }
+    let labelled = |labels: &Value, l: &str| {
+        labels
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l)))
+    };
+    stages
+        .iter()
+        .find(|(_, labels)| labelled(labels, "AWSPENDING") && !labelled(labels, "AWSCURRENT"))
+        .map(|(v, _)| (id.to_owned(), v.clone()))
+}
+
+/// Abandons the rotation [`abandoned_by`] found, once the new version was written.
+pub async fn abandon(
+    http: &reqwest::Client,
+    upstream: &str,
+    headers: &HeaderMap,
+    (id, pending): &(String, String),
+) {
+    call_upstream(
+        http,
+        upstream,
+        headers,
+        "secretsmanager.UpdateSecretVersionStage",
+        &json!({"SecretId": id, "VersionStage": "AWSPENDING", "RemoveFromVersionId": pending}),
+    )
+    .await;
 }
 
 /// The request as moto must see it to answer as AWS would.

@@ -114,9 +114,10 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     assert_eq!(again.secret_arn, created.secret_arn);
     let total = w.control.total_calls().await + w.sm_calls.get();
     assert!(total <= 1, "repeat: {total} calls");
-    // A changed cap is a PATCH in place plus the record update: the new version under its own
-    // label, then AWSCURRENT moved to it with a compare-and-set (so a rotation that finished
-    // meanwhile is never overwritten).
+    // A changed cap is a DescribeSecret (a rotation running would take the change instead:
+    // writing a version during it makes Secrets Manager abandon it), a PATCH in place, and the
+    // record update: the new version under its own label, then AWSCURRENT moved to it with a
+    // compare-and-set (so a rotation that finished meanwhile is never overwritten).
     let mut changed = request(&name);
     changed["limit"] = json!(75);
     w.control.reset_calls().await;
@@ -124,7 +125,7 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     let updated = d.handle(changed, deadline()).await.expect("updated");
     assert_eq!(updated.status, Status::Updated);
     assert_eq!(updated.key_hash, created.key_hash);
-    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 4);
+    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 5);
     let live = w.control.live_keys(&created.secret_name).await;
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["limit"], json!(75.0));
@@ -588,4 +589,33 @@ async fn secret_value_raw(w: &World, name: &str) -> String {
         .secret_string()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A forced delete finishes asynchronously: right after it, AWS refuses to create the name
+/// again ("already scheduled for deletion") and asks callers to back off and retry (API
+/// reference, *DeleteSecret*). The strict layer keeps the name taken for a moment; a request
+/// retried right after a refused first mint (which deletes its secret) waits it out.
+#[tokio::test]
+async fn a_retry_right_after_a_refused_first_mint_waits_out_the_asynchronous_delete() {
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = deps(&w, 30, MANAGEMENT_KEY);
+    w.control
+        .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 1}))
+        .await;
+    let name = unique("redo");
+    d.handle(request(&name), deadline())
+        .await
+        .expect_err("the first mint is refused");
+    let secret = format!("openrouter/checkout/{name}");
+    assert!(
+        !secret_exists(&w, &secret).await,
+        "the refused request left nothing"
+    );
+    let reply = d
+        .handle(request(&name), deadline())
+        .await
+        .expect("created once the delete finished");
+    assert_eq!(reply.status, Status::Created);
+    assert_eq!(w.control.live_keys(&secret).await.len(), 1);
 }

@@ -439,18 +439,40 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
     );
 }
 
+/// A cap update that arrives during a rotation. AWS abandons a rotation when a new version of
+/// the secret is created while it runs (user guide, "Logging AWS Secrets Manager events with
+/// AWS CloudTrail", `RotationAbandoned`); the strict layer does the same. The update therefore
+/// writes no version: the key in use gets the cap at once, the change is kept in a tag, and
+/// `finishSecret` gives it to the successor and writes the merged record once `AWSPENDING` is
+/// gone.
 #[tokio::test]
 async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
-    let w = World::start().await;
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
     let d = deps(&w);
     let key_name = unique("race");
     let name = provision(&d, &key_name).await;
+    let (_, before) = w.current(&name).await;
     let token = begin(&w, &d, &name).await;
     run_steps(&d, &name, &token, &UP_TO_TEST).await;
     let mut req = request(&key_name);
     req["limit"] = json!(75);
     let updated = d.handle(req.clone(), deadline()).await.expect("update");
     assert_eq!(updated.status, Status::Updated);
+    assert!(
+        w.stages(&name)
+            .await
+            .iter()
+            .any(|(v, s)| v == &token && s.contains(&"AWSPENDING".to_owned())),
+        "the rotation was not abandoned"
+    );
+    let in_use = w
+        .live_for(&name)
+        .await
+        .into_iter()
+        .find(|k| k["hash"] == before["key_hash"])
+        .expect("old key live");
+    assert_eq!(in_use["limit"], 75.0, "the key in use is capped at once");
     d.run_step(&step(&name, &token, Step::FinishSecret), deadline())
         .await
         .expect("finish");

@@ -61,6 +61,11 @@ pub struct Config {
     pub retire_grace: Duration,
     /// `ORKV_SWEEP_CONCURRENCY` (8, 1-64): rotations and retirements in flight at once.
     pub sweep_concurrency: usize,
+    /// `ORKV_SWEEP_MAX_ROTATIONS` (10, 1-1000): rotations one sweep run starts; the rest stay
+    /// due for later runs. Each starts an asynchronous rotation the rotate function runs within
+    /// its reserved concurrency (the module sets this to it), and the four steps share Secrets
+    /// Manager's `PutSecretValue`/`UpdateSecretVersionStage` quota.
+    pub sweep_max_rotations: usize,
     /// `ORKV_ORPHANS` (`delete` or `report`): what the sweep does with orphaned keys.
     pub delete_orphans: bool,
     /// `ORKV_ORPHAN_MIN_AGE_SECONDS` (900): a product-named key younger than this is never
@@ -190,6 +195,16 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         Ok(usize::try_from(n).unwrap_or(8))
     }
 
+    fn sweep_max_rotations(&self) -> Result<usize, VendError> {
+        let n = self.number("ORKV_SWEEP_MAX_ROTATIONS", 10)?;
+        if !(1..=1000).contains(&n) {
+            return Err(VendError::Config(
+                "ORKV_SWEEP_MAX_ROTATIONS must be within 1-1000".into(),
+            ));
+        }
+        Ok(usize::try_from(n).unwrap_or(10))
+    }
+
     fn low_spend_fraction(&self) -> Result<f64, VendError> {
         match self.text("ORKV_LOW_SPEND_FRACTION") {
             None => Ok(0.1),
@@ -233,6 +248,7 @@ impl Config {
             rotation_after_days,
             local_rotation_invoke_url,
             sweep_concurrency: vars.sweep_concurrency()?,
+            sweep_max_rotations: vars.sweep_max_rotations()?,
             delete_orphans: vars.choice("ORKV_ORPHANS", "report", "delete", true)?,
             revoke_deletes_secret: vars.choice("ORKV_REVOKE_SECRET", "mark", "delete", false)?,
             low_spend_fraction: vars.low_spend_fraction()?,

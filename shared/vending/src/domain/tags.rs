@@ -35,6 +35,9 @@ pub const ROTATION_REASON: &str = "orkv:rotation-reason";
 pub const REVOKED: &str = "orkv:revoked";
 /// The tags an on-demand rotation request writes and its `finishSecret` clears.
 pub const REQUEST_TAGS: [&str; 3] = [NEXT, ROTATION_REQUEST, ROTATION_REASON];
+/// A cap change that arrived while a rotation ran ([`Deferred`]): the rotation carries it to
+/// the successor, because writing a version during a rotation makes Secrets Manager abandon it.
+pub const DEFERRED: &str = "orkv:deferred-change";
 /// Superseded keys awaiting retirement per secret (each takes one tag).
 pub const MAX_RETIRING: usize = 10;
 
@@ -208,6 +211,51 @@ impl Next {
     }
 }
 
+/// A cap change deferred into the rotation running when it arrived (the [`DEFERRED`] tag).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deferred {
+    pub cap: orkv_openrouter::Cap,
+    pub rotate_before_seconds: u64,
+}
+
+impl Deferred {
+    /// The tag value (same alphabet as [`NextSettings::tag_value`], at most about 90 characters).
+    #[must_use]
+    pub fn tag_value(&self) -> String {
+        format!(
+            "limit={} reset={} byok={} rotate_before={}",
+            self.cap.limit,
+            self.cap.limit_reset.map_or("none", |r| r.as_str()),
+            self.cap.include_byok_in_limit,
+            self.rotate_before_seconds
+        )
+    }
+
+    /// Parses [`Deferred::tag_value`]'s form.
+    #[must_use]
+    pub fn from_tag_value(v: &str) -> Option<Self> {
+        let (mut limit, mut reset, mut byok, mut rotate_before) = (None, None, None, None);
+        for part in v.split(' ') {
+            let (k, val) = part.split_once('=')?;
+            match k {
+                "limit" => limit = val.parse::<f64>().ok(),
+                "reset" => reset = Some(parse_reset(val)?),
+                "byok" => byok = val.parse::<bool>().ok(),
+                "rotate_before" => rotate_before = val.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        Some(Self {
+            cap: orkv_openrouter::Cap {
+                limit: limit?,
+                limit_reset: reset?,
+                include_byok_in_limit: byok?,
+            },
+            rotate_before_seconds: rotate_before?,
+        })
+    }
+}
+
 fn parse_reset(val: &str) -> Option<Option<orkv_openrouter::LimitReset>> {
     match val {
         "none" => Some(None),
@@ -220,6 +268,22 @@ fn parse_reset(val: &str) -> Option<Option<orkv_openrouter::LimitReset>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deferred_change_round_trips_through_a_tag_value() {
+        let d = Deferred {
+            cap: orkv_openrouter::Cap {
+                limit: 7.25,
+                limit_reset: None,
+                include_byok_in_limit: false,
+            },
+            rotate_before_seconds: 600,
+        };
+        let v = d.tag_value();
+        assert!(v.len() <= 255);
+        assert_eq!(Deferred::from_tag_value(&v), Some(d));
+        assert_eq!(Deferred::from_tag_value("limit=x"), None);
+    }
 
     #[test]
     fn next_settings_round_trip_through_a_tag_value() {

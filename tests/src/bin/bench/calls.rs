@@ -155,7 +155,7 @@ pub(crate) async fn provision_calls(
         "cap update",
         sm,
         or,
-        "4 (read, PATCH, write, label move)",
+        "5 (read, describe: a rotation running defers the change, PATCH, write, label move)",
         true,
     );
 

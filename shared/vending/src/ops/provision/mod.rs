@@ -5,8 +5,8 @@
 //! Happy paths, counted in remote calls (OpenRouter + Secrets Manager):
 //! - new key: `CreateSecret` (pending record) + `POST /keys` + `PutSecretValue` (active) = 3;
 //! - repeated request: `GetSecretValue` = 1 (on a container that has seen the secret);
-//! - changed cap: `GetSecretValue` + `PATCH /keys/{hash}` + `PutSecretValue` +
-//!   `UpdateSecretVersionStage` = 4.
+//! - changed cap: `GetSecretValue` + `DescribeSecret` (a running rotation takes the change
+//!   instead) + `PATCH /keys/{hash}` + `PutSecretValue` + `UpdateSecretVersionStage` = 5.
 //!
 //! Files: this one resolves and loops (observe, then act); `claim` writes pending records,
 //! takes over dead attempts and mints; `update` converges an active record.
@@ -225,7 +225,7 @@ impl Deps {
             };
             let outcome = match seen {
                 Seen::Absent => {
-                    let outcome = self.create_and_mint(d).await?;
+                    let outcome = self.create_and_mint(d, deadline).await?;
                     // Read as absent, yet it exists: a secret of that name the product may not
                     // read (under its tag-scoped role, one that is not the product's). Twice
                     // rules out a concurrent creation.
@@ -273,21 +273,40 @@ impl Deps {
     }
 
     /// Creates the secret holding a pending record, then mints. `None`: it exists already.
-    async fn create_and_mint(&self, d: &Desired) -> Result<Option<MintOutcome>, VendError> {
+    async fn create_and_mint(
+        &self,
+        d: &Desired,
+        deadline: Instant,
+    ) -> Result<Option<MintOutcome>, VendError> {
         let record = self.pending_record(d, 1);
         let value = record.to_secret();
         let mut all_tags = d.tags.clone();
         all_tags.extend(tags::record_tags(&record));
-        let created = self
-            .store
-            .create(&NewSecret {
-                name: &d.secret_name,
-                value: &value,
-                description: d.description.as_deref(),
-                tags: &all_tags,
-                kms_key_id: d.kms_key_id.as_deref(),
-            })
-            .await;
+        let new = NewSecret {
+            name: &d.secret_name,
+            value: &value,
+            description: d.description.as_deref(),
+            tags: &all_tags,
+            kms_key_id: d.kms_key_id.as_deref(),
+        };
+        let mut pause = Duration::from_millis(200);
+        let created = loop {
+            match self.store.create(&new).await {
+                // A forced delete (a refused first mint) finishes asynchronously: until it
+                // has, AWS refuses to create the name again and asks for back off and retry
+                // (API reference, DeleteSecret). Nothing of that name is visible meanwhile.
+                Err(e)
+                    if e.kind() == StoreErrorKind::InvalidRequest
+                        && Instant::now() + pause + DEADLINE_MARGIN < deadline
+                        && self.describe_ours(&d.secret_name).await?.is_none() =>
+                {
+                    tracing::warn!(error = %e, "the name is still being deleted: retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => break other,
+            }
+        };
         match created {
             Ok(w) => {
                 self.remember(&d.secret_name, true);

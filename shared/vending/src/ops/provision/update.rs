@@ -79,12 +79,26 @@ impl Deps {
         same_cap: bool,
     ) -> Result<Option<ProvisionReply>, VendError> {
         let hash = record.key_hash.clone().unwrap_or_default();
+        // A rotation in progress: writing a version now would make Secrets Manager abandon it
+        // (user guide, "Logging AWS Secrets Manager events with AWS CloudTrail",
+        // RotationAbandoned). The change goes into that rotation instead.
+        let rotating = self
+            .store
+            .describe(&d.secret_name)
+            .await?
+            .is_some_and(|desc| {
+                desc.version_with(stage::AWSPENDING)
+                    .is_some_and(|p| !desc.has(p, stage::AWSCURRENT))
+            });
         if !same_cap {
             let patch = KeyPatch {
                 cap: Some(d.cap),
                 ..KeyPatch::default()
             };
             self.openrouter().await?.update_key(&hash, &patch).await?;
+        }
+        if rotating {
+            return self.defer_into_rotation(d, version, record).await.map(Some);
         }
         let mut updated = record;
         updated.set_cap(d.cap);
@@ -125,5 +139,31 @@ impl Deps {
             written.arn
         };
         Ok(Some(reply(Status::Updated, arn, d, &updated)))
+    }
+
+    /// The cap change of a request that arrived during a rotation: the key in use already has
+    /// the new cap (patched above); the change is kept in a tag (no version is written), and
+    /// the rotation mints the successor with it or carries it over in `finishSecret`.
+    async fn defer_into_rotation(
+        &self,
+        d: &Desired,
+        version: SecretVersion,
+        record: SecretRecord,
+    ) -> Result<ProvisionReply, VendError> {
+        let change = tags::Deferred {
+            cap: d.cap,
+            rotate_before_seconds: d.rotate_before_seconds,
+        };
+        self.store
+            .tag(
+                &d.secret_name,
+                &[(tags::DEFERRED.to_owned(), change.tag_value())],
+            )
+            .await?;
+        info!("a rotation is running: the change is carried into it");
+        let mut updated = record;
+        updated.set_cap(d.cap);
+        updated.rotate_before_seconds = d.rotate_before_seconds;
+        Ok(reply(Status::Updated, version.arn, d, &updated))
     }
 }

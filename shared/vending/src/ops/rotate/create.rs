@@ -88,7 +88,7 @@ impl Deps {
             }
         }
         let next = desc.tag(tags::NEXT).and_then(Next::from_tag_value);
-        let (workspace_id, lifetime, cap, rotate_before) = match next {
+        let (workspace_id, lifetime, mut cap, mut rotate_before) = match next {
             Some(n) => (n.workspace_id, n.lifetime, n.cap, n.rotate_before_seconds),
             None => (
                 parent.workspace_id.clone(),
@@ -97,6 +97,14 @@ impl Deps {
                 parent.rotate_before_seconds,
             ),
         };
+        // A cap change that arrived while this rotation was starting: mint with it.
+        if let Some(change) = desc
+            .tag(tags::DEFERRED)
+            .and_then(tags::Deferred::from_tag_value)
+        {
+            cap = change.cap;
+            rotate_before = change.rotate_before_seconds;
+        }
         let workspace_slug = if workspace_id == parent.workspace_id {
             parent.workspace_slug.clone()
         } else {

@@ -1,8 +1,9 @@
 //! `finishSecret`: tag the superseded key for retirement after the grace period, move
 //! `AWSCURRENT` with a compare-and-set, remove `AWSPENDING`, delete other attempts' keys (the
-//! token's value is final now) and rewrite the tags the sweep reads. When the record changed
-//! while the rotation ran (a cap update), the change is applied to the new key and promoted
-//! with it. For a leak, the old key is disabled at once.
+//! token's value is final now) and rewrite the tags the sweep reads. A cap change that arrived
+//! while the rotation ran (kept in a tag, never as a version: a version written during a
+//! rotation makes Secrets Manager abandon it) is applied to the new key and written as a merged
+//! record only once `AWSPENDING` is gone. For a leak, the old keys are disabled at once.
 
 use orkv_openrouter::{ErrorKind, KeyPatch};
 use orkv_store::{SecretDescription, StoreErrorKind};
@@ -12,10 +13,16 @@ use crate::deps::Deps;
 use crate::domain::names::{self, KeyName};
 use crate::domain::record::{RecordState, SecretRecord};
 use crate::domain::tags::{
-    self, MAX_RETIRING, Reason, retire_tag, retiring,
+    self, Deferred, MAX_RETIRING, Reason, retire_tag, retiring,
     stage::{self, AWSCURRENT, AWSPENDING},
 };
 use crate::error::VendError;
+use crate::ops::promote::Promoted;
+
+/// The change a request deferred into the running rotation, if any.
+fn deferred_in(desc: &SecretDescription) -> Option<Deferred> {
+    desc.tag(tags::DEFERRED).and_then(Deferred::from_tag_value)
+}
 
 impl Deps {
     pub(super) async fn finish_step(
@@ -36,28 +43,38 @@ impl Deps {
         }
         if old.key_hash == pending.key_hash {
             // A merged version carrying the successor is already current.
-            self.finish_tail(desc, token, &old, None).await?;
-            return Ok(old);
+            return self.finish_tail(desc, token, &old, None).await;
         }
         let changed_meanwhile = pending.parent_version.as_deref() != Some(current_id.as_str())
             && (old.cap() != pending.cap()
                 || old.rotate_before_seconds != pending.rotate_before_seconds)
             && desc.tag(tags::NEXT).is_none();
-        let (promoted, target) = if changed_meanwhile {
-            self.carry_change(desc, token, &pending, &old).await?
-        } else {
-            (pending, token.to_owned())
-        };
+        let mut deferred = deferred_in(desc);
+        if changed_meanwhile {
+            // A version written while the rotation ran (outside the product, or by an earlier
+            // release): its change is carried over as a deferred one, kept in the tag first so
+            // a retried finishSecret still carries it.
+            let change = Deferred {
+                cap: old.cap(),
+                rotate_before_seconds: old.rotate_before_seconds,
+            };
+            self.store
+                .tag(
+                    &desc.arn,
+                    &[(tags::DEFERRED.to_owned(), change.tag_value())],
+                )
+                .await?;
+            deferred = Some(change);
+        }
         if let Some(old_hash) = old.key_hash.as_deref() {
             self.schedule_retirement(desc, old_hash).await?;
         }
         self.store
-            .move_stage(&desc.arn, AWSCURRENT, Some(&current_id), Some(&target))
+            .move_stage(&desc.arn, AWSCURRENT, Some(&current_id), Some(token))
             .await?;
-        info!(from = %current_id, to = %target, key_hash = promoted.key_hash.as_deref().unwrap_or(""), "AWSCURRENT moved to the successor");
-        self.finish_tail(desc, token, &promoted, old.key_hash.as_deref())
-            .await?;
-        Ok(promoted)
+        info!(from = %current_id, to = %token, key_hash = pending.key_hash.as_deref().unwrap_or(""), "AWSCURRENT moved to the successor");
+        self.finish_tail_with(desc, token, &pending, old.key_hash.as_deref(), deferred)
+            .await
     }
 
     /// The secret was revoked while this rotation ran (its successor was minted after the
@@ -88,36 +105,54 @@ impl Deps {
         }
     }
 
-    /// The record changed while the rotation ran (a cap update): give the new key the current
-    /// cap and write the merged record under its own label. Answers it and its version.
-    async fn carry_change(
+    /// A change deferred into this rotation, applied once `AWSPENDING` is gone (writing a
+    /// version earlier would make Secrets Manager abandon the rotation): the successor key gets
+    /// the cap, and the merged record is made current with a compare-and-set from the token's
+    /// version. Answers the record now current.
+    async fn carry_deferred(
         &self,
         desc: &SecretDescription,
         token: &str,
-        pending: &SecretRecord,
-        old: &SecretRecord,
-    ) -> Result<(SecretRecord, String), VendError> {
-        let cap = old.cap();
-        let hash = pending.key_hash.clone().unwrap_or_default();
-        let patch = KeyPatch {
-            cap: Some(cap),
-            ..KeyPatch::default()
+        promoted: &SecretRecord,
+        deferred: Option<Deferred>,
+    ) -> Result<SecretRecord, VendError> {
+        let Some(change) = deferred else {
+            return Ok(promoted.clone());
         };
-        self.openrouter().await?.update_key(&hash, &patch).await?;
-        let mut promoted = pending.clone();
-        promoted.set_cap(cap);
-        promoted.rotate_before_seconds = old.rotate_before_seconds;
-        let merge_token = names::token(token, "merge");
-        self.store
-            .put(
+        if promoted.cap() == change.cap
+            && promoted.rotate_before_seconds == change.rotate_before_seconds
+        {
+            return Ok(promoted.clone());
+        }
+        if promoted.cap() != change.cap {
+            let patch = KeyPatch {
+                cap: Some(change.cap),
+                ..KeyPatch::default()
+            };
+            let hash = promoted.key_hash.clone().unwrap_or_default();
+            self.openrouter().await?.update_key(&hash, &patch).await?;
+        }
+        let mut merged = promoted.clone();
+        merged.set_cap(change.cap);
+        merged.rotate_before_seconds = change.rotate_before_seconds;
+        match self
+            .put_current(
                 &desc.arn,
-                &promoted.to_secret(),
-                &merge_token,
-                &[stage::MERGE],
+                &merged.to_secret(),
+                &names::token(token, "merge"),
+                stage::MERGE,
+                token,
             )
-            .await?;
-        info!("carried a change made during the rotation over to the successor");
-        Ok((promoted, merge_token))
+            .await?
+        {
+            Promoted::Current(_) => {
+                info!("carried a change made during the rotation over to the successor");
+            }
+            Promoted::Fenced => {
+                warn!("AWSCURRENT left the successor before its merge: the newer version stands");
+            }
+        }
+        Ok(merged)
     }
 
     /// Tags the superseded key for retirement: after the grace period, or now for a leak.
@@ -154,7 +189,20 @@ impl Deps {
         token: &str,
         promoted: &SecretRecord,
         old_hash: Option<&str>,
-    ) -> Result<(), VendError> {
+    ) -> Result<SecretRecord, VendError> {
+        self.finish_tail_with(desc, token, promoted, old_hash, deferred_in(desc))
+            .await
+    }
+
+    /// [`Self::finish_tail`], carrying `deferred`.
+    async fn finish_tail_with(
+        &self,
+        desc: &SecretDescription,
+        token: &str,
+        promoted: &SecretRecord,
+        old_hash: Option<&str>,
+        deferred: Option<Deferred>,
+    ) -> Result<SecretRecord, VendError> {
         if desc.has(token, AWSPENDING) {
             match self
                 .store
@@ -167,22 +215,27 @@ impl Deps {
                 Err(e) => return Err(e.into()),
             }
         }
+        let carried = deferred.is_some();
+        let promoted = &self.carry_deferred(desc, token, promoted, deferred).await?;
         if let Err(e) = self.delete_other_attempts(desc, token, promoted).await {
             warn!(error = %e, "could not delete keys of other attempts; the sweep will");
         }
         self.store
             .tag(&desc.arn, &tags::record_tags(promoted))
             .await?;
-        let request_tags: Vec<String> = tags::REQUEST_TAGS
+        let mut request_tags: Vec<String> = tags::REQUEST_TAGS
             .iter()
             .filter(|k| desc.tag(k).is_some())
             .map(|k| (*k).to_owned())
             .collect();
+        if carried {
+            request_tags.push(tags::DEFERRED.to_owned());
+        }
         if Reason::is_leak(desc.tag(tags::ROTATION_REASON)) {
             self.disable_suspects(desc, promoted, old_hash).await?;
         }
         self.store.untag(&desc.arn, &request_tags).await?;
-        Ok(())
+        Ok(promoted.clone())
     }
 
     /// A leak: disables the old key and every other key still in grace, at once (any of

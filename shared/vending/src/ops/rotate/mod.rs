@@ -25,6 +25,7 @@ use serde::Serialize;
 use tracing::{info, instrument};
 
 use crate::deps::Deps;
+use crate::domain::names::KeyName;
 use crate::domain::record::{MANAGED_BY, SecretRecord};
 use crate::domain::tags::{
     self,
@@ -61,6 +62,8 @@ pub struct StepReply {
 enum Checked {
     Current,
     Pending,
+    /// The rotation's successor is current in a merged version (see [`Deps::run_step`]).
+    Merged(Box<SecretRecord>),
 }
 
 impl Deps {
@@ -88,7 +91,21 @@ impl Deps {
         _deadline: Instant,
     ) -> Result<StepReply, VendError> {
         let desc = self.describe_existing(&event.secret_id).await?;
-        let checked = Self::check(&desc, &event.token)?;
+        let checked = match Self::check(&desc, &event.token) {
+            Err(e @ (VendError::NotPending { .. } | VendError::UnknownToken { .. }))
+                if event.step == Step::FinishSecret =>
+            {
+                // A retried finishSecret whose first run promoted the successor, removed
+                // AWSPENDING and wrote the merged record (the token's version has no label
+                // left) before it died: the merged record carries the successor's key name.
+                let (_, current) = self.current_record(&desc.name).await?;
+                if current.openrouter_key_name != KeyName::successor(&desc.name, &event.token) {
+                    return Err(e);
+                }
+                Checked::Merged(Box::new(current))
+            }
+            other => other?,
+        };
         let mut reply = StepReply {
             step: event.step,
             secret_arn: desc.arn.clone(),
@@ -98,12 +115,18 @@ impl Deps {
             generation: None,
         };
         match (event.step, checked) {
+            (_, Checked::Merged(merged)) => {
+                let done = self.finish_tail(&desc, &event.token, &merged, None).await?;
+                reply.key_hash = done.key_hash;
+                reply.generation = Some(done.generation);
+            }
             (Step::FinishSecret, Checked::Current) => {
                 let pending = self.read_version(&desc, &event.token).await?;
-                self.finish_tail(&desc, &event.token, &pending, None)
+                let done = self
+                    .finish_tail(&desc, &event.token, &pending, None)
                     .await?;
-                reply.key_hash.clone_from(&pending.key_hash);
-                reply.generation = Some(pending.generation);
+                reply.key_hash = done.key_hash;
+                reply.generation = Some(done.generation);
             }
             (_, Checked::Current) => {}
             (Step::CreateSecret, Checked::Pending) => {

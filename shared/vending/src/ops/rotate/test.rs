@@ -8,7 +8,7 @@ use tracing::info;
 
 use crate::deps::Deps;
 use crate::domain::record::SecretRecord;
-use crate::domain::tags::stage::AWSCURRENT;
+use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
 
 impl Deps {
@@ -37,9 +37,16 @@ impl Deps {
                 // A finishSecret that died after giving the pending key the cap of a change
                 // made meanwhile (it does so before promoting): the key carries the current
                 // record's cap, which the retried finishSecret applies again.
-                if current.cap() != pending.cap() {
+                let deferred = desc
+                    .tag(tags::DEFERRED)
+                    .and_then(tags::Deferred::from_tag_value)
+                    .map(|c| c.cap);
+                for cap in [Some(current.cap()), deferred].into_iter().flatten() {
+                    if cap == pending.cap() {
+                        continue;
+                    }
                     let mut carried = pending.clone();
-                    carried.set_cap(current.cap());
+                    carried.set_cap(cap);
                     if self.check_key(desc, &carried).await.is_ok() {
                         info!(
                             "the pending key already carries the cap of a change made during the rotation"

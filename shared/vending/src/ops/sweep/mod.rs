@@ -188,7 +188,11 @@ impl Deps {
                 if dry_run {
                     return Done::WouldRotate(name);
                 }
-                let r = self.start_rotation(&name, &token).await;
+                let r = match self.still_due(&name, &token).await {
+                    Ok(true) => self.start_rotation(&name, &token).await,
+                    Ok(false) => return Done::NoLongerDue(name),
+                    Err(e) => Err(e),
+                };
                 Done::Rotation(name, r, near_expiry)
             }
             Work::Retire { name, arn, hashes } => {
@@ -209,6 +213,23 @@ impl Deps {
                 }
             }
         }
+    }
+
+    /// `DescribeSecret` before `RotateSecret`: `ListSecrets` may lag by minutes, so a secret
+    /// listed as due may have rotated (its generation moved on, or this token is current), been
+    /// revoked or deleted since.
+    async fn still_due(&self, name: &str, token: &str) -> Result<bool, VendError> {
+        let Some(desc) = self.describe_ours(name).await? else {
+            return Ok(false);
+        };
+        if desc.deleted || desc.tag(tags::REVOKED).is_some() || desc.has(token, AWSCURRENT) {
+            return Ok(false);
+        }
+        let generation = desc
+            .tag(tags::GENERATION)
+            .and_then(|g| g.parse::<u64>().ok())
+            .unwrap_or(1);
+        Ok(crate::domain::names::rotation_token(name, generation) == token)
     }
 
     /// Retires the due superseded keys of one secret, never one a label still references.

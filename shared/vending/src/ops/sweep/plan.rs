@@ -95,6 +95,13 @@ impl Deps {
             .and_then(|g| g.parse::<u64>().ok())
             .unwrap_or(1);
         report.rotations_due += 1;
+        if report.rotations_due - report.rotations_deferred > self.cfg.sweep_max_rotations as u64 {
+            report.rotations_deferred += 1;
+            if near_expiry {
+                warn!(event = "RotationDeferred", secret = %s.name, "due and near expiry, beyond this run's rotation budget");
+            }
+            return None;
+        }
         Some(Work::Rotate {
             name: s.name.clone(),
             token: rotation_token(&s.name, generation),

@@ -52,6 +52,8 @@ pub(super) enum Done {
     },
     WouldRotate(String),
     WouldRetire(String, Vec<String>),
+    /// Listed as due; `DescribeSecret` showed it rotated, revoked or gone since.
+    NoLongerDue(String),
     OutOfTime,
 }
 
@@ -65,6 +67,10 @@ pub struct SweepReport {
     pub secrets_scanned: u64,
     pub list_calls: u32,
     pub rotations_due: u64,
+    /// Due, but beyond this run's budget (`ORKV_SWEEP_MAX_ROTATIONS`): left to later runs.
+    pub rotations_deferred: u64,
+    /// Due when listed, no longer due when described (rotated meanwhile; `ListSecrets` lags).
+    pub rotations_no_longer_due: u64,
     pub rotations_started: u64,
     pub rotations_completed: u64,
     pub rotations_already_done: u64,
@@ -101,6 +107,7 @@ impl SweepReport {
                 "RotationsStarted",
                 self.rotations_started + self.rotations_completed,
             ),
+            ("RotationsDeferred", self.rotations_deferred),
             ("RotationFailures", self.rotation_failures),
             ("KeysRetired", self.keys_retired),
             ("RetirementsBlocked", self.retirements_blocked),
@@ -177,6 +184,10 @@ impl SweepReport {
                 }
             }
             Done::WouldRotate(name) => self.note(SweepAction::WouldRotate, &name, String::new()),
+            Done::NoLongerDue(name) => {
+                self.rotations_no_longer_due += 1;
+                self.note(SweepAction::Rotate, &name, "no longer due".into());
+            }
             Done::WouldRetire(name, hashes) => {
                 for h in hashes {
                     self.note(SweepAction::WouldRetire, &name, h);
