@@ -38,13 +38,13 @@ locals {
       ORKV_RETIRE_GRACE_SECONDS           = tostring(var.retire_grace_seconds)
       ORKV_SWEEP_CONCURRENCY              = tostring(var.sweep.concurrency)
       # Rotations one sweep starts: the rotate function's reserved concurrency (10 without one).
-      ORKV_SWEEP_MAX_ROTATIONS = tostring(var.reserved_concurrency.rotate == -1 ? 10 : var.reserved_concurrency.rotate)
-      ORKV_ORPHANS                        = var.sweep.orphans
-      ORKV_ORPHAN_MIN_AGE_SECONDS         = tostring(var.sweep.orphan_min_age_seconds)
-      ORKV_LOW_SPEND_FRACTION             = tostring(var.sweep.low_spend_fraction)
-      ORKV_EXPIRY_WARNING_SECONDS         = tostring(var.sweep.expiry_warning_seconds)
-      ORKV_REVOKE_SECRET                  = var.revoke_secret
-      ORKV_RECOVERY_WINDOW_DAYS           = tostring(var.recovery_window_days)
+      ORKV_SWEEP_MAX_ROTATIONS    = tostring(var.reserved_concurrency.rotate == -1 ? 10 : var.reserved_concurrency.rotate)
+      ORKV_ORPHANS                = var.sweep.orphans
+      ORKV_ORPHAN_MIN_AGE_SECONDS = tostring(var.sweep.orphan_min_age_seconds)
+      ORKV_LOW_SPEND_FRACTION     = tostring(var.sweep.low_spend_fraction)
+      ORKV_EXPIRY_WARNING_SECONDS = tostring(var.sweep.expiry_warning_seconds)
+      ORKV_REVOKE_SECRET          = var.revoke_secret
+      ORKV_RECOVERY_WINDOW_DAYS   = tostring(var.recovery_window_days)
       # A pending record must outlive the provision function's timeout (see the README).
       ORKV_PENDING_LEASE_SECONDS = tostring(var.timeout_seconds.provision * 2 + 30)
       # Every remote call gives up well before the function's own deadline.

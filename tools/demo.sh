@@ -32,7 +32,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
+# The functions reach moto through the AWS behaviour layer (docs/aws-fidelity.md).
+"$CARGO_TARGET_DIR/debug/strict-proxy" "http://127.0.0.1:$moto_port" >"$run/proxy.url" 2>"$run/proxy.log" & pids+=($!)
+for _ in $(seq 100); do [ -s "$run/proxy.url" ] && break; sleep 0.1; done
+proxy_url=$(head -1 "$run/proxy.url")
+echo "==> AWS behaviour layer on $proxy_url"
+export AWS_ENDPOINT_URL="$proxy_url" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
 # The management key lives in Secrets Manager, as in production.
 python3 - "$moto_port" "$mgmt_key" <<'PY'
 import json, sys, urllib.request
@@ -76,6 +81,9 @@ invoke() {
   return 1
 }
 
+echo "==> a consumer reads every managed secret without a stage, as applications do, throughout"
+python3 tools/demo_consumer.py "$proxy_url" "$emu_port" "$run/consumer.txt" >"$run/consumer.log" 2>&1 & pids+=($!)
+
 echo "==> invoking: events/eventbridge-key-requested.json (EventBridge)"
 invoke "$root/events/eventbridge-key-requested.json" "$run/r1.json"
 echo "==> invoking: events/pipeline-provision.json (deploy pipeline)"
@@ -118,5 +126,12 @@ sleep 9
 echo '{"execution_id": "demo-sweep-2"}' >"$run/sweep2.json"
 invoke "$run/sweep2.json" "$run/w2.json" sweep "$sweep_port"
 python3 tools/demo_rotation.py "$run" "$moto_port" "$emu_port" "$mgmt_key" after-grace
+sleep 1
+read -r reads failures <"$run/consumer.txt"
+echo "consumer (GetSecretValue without a stage, then GET /key): $reads reads, $failures failures"
 echo
 echo "(plaintext keys were written to Secrets Manager only; nothing above contains one)"
+if [ "$failures" != 0 ]; then
+  echo "a consumer met a current record whose key did not work" >&2
+  exit 1
+fi
