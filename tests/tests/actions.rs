@@ -462,3 +462,85 @@ async fn a_leak_abandons_an_unfinished_rotation_it_cannot_finish() {
     assert!(!w.works(old["api_key"].as_str().expect("key")).await);
     assert_clean_end(&w, &d, &name).await;
 }
+
+/// A revoke racing the take-over of a dead invocation's pending record (its lease over, its
+/// key minted and never stored): the take-over's claim and mint, and the revoke, serialize on
+/// the secret whichever goes first. A revoke answered `revoked` leaves no live key behind, and
+/// the secret stays revoked.
+#[tokio::test]
+async fn a_revoke_racing_the_take_over_of_a_dead_mint_leaves_no_live_key() {
+    let w = World::start().await;
+    let lease = [("ORKV_PENDING_LEASE_SECONDS", "2")];
+    let dying = deps_with(&w, &lease);
+    let taking_over = deps_with(&w, &lease);
+    let revoking = deps_with(&w, &lease);
+    let key_name = unique("takeover");
+    let name = format!("openrouter/checkout/{key_name}");
+    // The first invocation dies with OpenRouter's reply in flight: a pending record and a key
+    // no secret holds.
+    w.control
+        .fault(json!({"op": "create_key", "action": "delay_after_commit", "ms": 60000, "times": 1}))
+        .await;
+    let died = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        dying.handle(request(&key_name), deadline()),
+    )
+    .await;
+    assert!(died.is_err(), "the first invocation was still waiting");
+    drop(dying);
+    assert_eq!(w.current(&name).await.1["state"], "pending");
+    for d in [&taking_over, &revoking] {
+        d.clock().advance(5);
+    }
+    let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "takeover-rev"});
+    let (minted, revoked) = tokio::join!(
+        taking_over.handle(request(&key_name), deadline()),
+        revoking.handle_request(revoke, deadline())
+    );
+    assert_eq!(revoked.expect("revoke answers")["status"], "revoked");
+    if let Err(e) = &minted {
+        assert_eq!(e.kind(), "SecretRevoked", "{e}");
+    }
+    assert!(
+        w.live_for(&name).await.is_empty(),
+        "no key live after the revoke"
+    );
+    assert_eq!(w.current(&name).await.1["state"], "revoked");
+    let again = taking_over
+        .handle(request(&key_name), deadline())
+        .await
+        .expect_err("revoked");
+    assert_eq!(again.kind(), "SecretRevoked");
+}
+
+/// A rotation Secrets Manager abandoned (a version was written while it ran: it removes
+/// `AWSPENDING` and logs `RotationAbandoned`) leaves the generation's token naming a version
+/// with no label, for good. The next start derives a fresh attempt's token instead of driving
+/// the abandoned one for ever (the stall the long soak met on one secret).
+#[tokio::test]
+async fn a_rotation_abandoned_by_secrets_manager_is_replaced_by_a_fresh_attempt() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("abandoned")).await;
+    let token = begin(&w, &d, &name).await;
+    run_steps(&d, &name, &token, &[Step::CreateSecret]).await;
+    d.store()
+        .move_stage(&name, "AWSPENDING", Some(&token), None)
+        .await
+        .expect("abandoned");
+    let reply = d
+        .handle_request(
+            json!({"action": "rotate", "secret_name": name, "idempotency_id": "after-abandon"}),
+            deadline(),
+        )
+        .await
+        .expect("a fresh attempt rotates");
+    assert_eq!(reply["status"], "rotated", "{reply}");
+    assert_eq!(reply["generation"], 2, "{reply}");
+    let (current, _) = w.current(&name).await;
+    assert_eq!(
+        current,
+        orkv_vending::domain::names::rotation_attempt_token(&name, 1, 1)
+    );
+    assert_clean_end(&w, &d, &name).await;
+}

@@ -42,6 +42,41 @@ pub fn rotation_token(secret_name: &str, generation: u64) -> String {
     .to_string()
 }
 
+/// The token of attempt `attempt` at the rotation away from `generation`: attempt 0 is
+/// [`rotation_token`]; a later attempt replaces a rotation whose version was abandoned (a
+/// version written while it ran makes Secrets Manager remove its `AWSPENDING`, and a token
+/// names a version for good).
+#[must_use]
+pub fn rotation_attempt_token(secret_name: &str, generation: u64, attempt: u32) -> String {
+    if attempt == 0 {
+        return rotation_token(secret_name, generation);
+    }
+    Uuid::new_v5(
+        &TOKEN_NAMESPACE,
+        format!("{secret_name}/rotate/{generation}/{attempt}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The token a start of the rotation away from `generation` uses, given the secret's versions
+/// and their labels: the first attempt whose version does not exist yet or still carries a
+/// label (running, or done). A version left with no label was abandoned: the next attempt.
+#[must_use]
+pub fn live_rotation_token(
+    secret_name: &str,
+    generation: u64,
+    versions: &std::collections::BTreeMap<String, Vec<String>>,
+) -> String {
+    let mut attempt = 0;
+    loop {
+        let token = rotation_attempt_token(secret_name, generation, attempt);
+        match versions.get(&token) {
+            Some(labels) if labels.is_empty() && attempt < 64 => attempt += 1,
+            _ => return token,
+        }
+    }
+}
+
 /// A fresh claim nonce: 12 hex digits that make each provision attempt's key name unique.
 #[must_use]
 pub fn claim_nonce() -> String {

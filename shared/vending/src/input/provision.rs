@@ -20,7 +20,7 @@ const MAX_KEY_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 2048;
 const MAX_KMS: usize = 2048;
 const MAX_IDEMPOTENCY: usize = 128;
-/// AWS allows 50 tags per secret; the product uses up to 11 of its own plus one per key
+/// AWS allows 50 tags per secret; the product uses up to 12 of its own plus one per key
 /// awaiting retirement (at most 10), so requests may add 25.
 pub const MAX_USER_TAGS: usize = 25;
 

@@ -4,7 +4,7 @@
 use tracing::info;
 
 use crate::deps::{Deps, RotationStart};
-use crate::domain::names::rotation_token;
+use crate::domain::names::{live_rotation_token, rotation_token};
 use crate::domain::tags::{self, NextSettings, Reason, stage::AWSPENDING};
 use crate::error::VendError;
 use crate::input::action::RotateRequest;
@@ -50,7 +50,7 @@ impl Deps {
         let (mut version, mut record) = self.current_record(name).await?;
         // A rotation left unfinished is settled first, before this request's tags are
         // written: its finishSecret clears the request tags it served.
-        let earlier = rotation_token(name, record.generation);
+        let earlier = live_rotation_token(name, record.generation, &desc.versions);
         if desc.version_with(AWSPENDING).is_some_and(|p| p != earlier) {
             if !self
                 .settle_earlier(&desc, &earlier, reason == Reason::Leak)
@@ -96,9 +96,12 @@ impl Deps {
             intent.push((tags::NEXT.to_owned(), n.tag_value()));
         }
         self.store.tag(&desc.arn, &intent).await?;
-        let start = self
-            .start_rotation(name, &rotation_token(name, record.generation))
-            .await?;
+        let live = live_rotation_token(name, record.generation, &desc.versions);
+        if live != rotation_token(name, record.generation) {
+            self.retire_abandoned(&desc, &record.workspace_id, record.generation, &live)
+                .await?;
+        }
+        let start = self.start_rotation(name, &live).await?;
         info!(secret = %name, reason = reason.as_str(), start = ?start, from_version = %version, "rotation requested");
         match start {
             RotationStart::Started => reply.status = ActionStatus::RotationStarted,

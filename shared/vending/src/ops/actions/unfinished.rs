@@ -104,4 +104,26 @@ impl Deps {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Deletes the successor keys of the generation's abandoned attempts (their versions lost
+    /// `AWSPENDING` for good) before a fresh attempt starts; the sweep's orphan scan is the net
+    /// for any left.
+    pub(super) async fn retire_abandoned(
+        &self,
+        desc: &SecretDescription,
+        workspace_id: &str,
+        generation: u64,
+        live: &str,
+    ) -> Result<(), VendError> {
+        for attempt in 0..64 {
+            let token =
+                crate::domain::names::rotation_attempt_token(&desc.name, generation, attempt);
+            if token == live {
+                break;
+            }
+            self.delete_named(workspace_id, &KeyName::successor(&desc.name, &token))
+                .await?;
+        }
+        Ok(())
+    }
 }

@@ -82,14 +82,11 @@ impl Deps {
         // A rotation in progress: writing a version now would make Secrets Manager abandon it
         // (user guide, "Logging AWS Secrets Manager events with AWS CloudTrail",
         // RotationAbandoned). The change goes into that rotation instead.
-        let rotating = self
-            .store
-            .describe(&d.secret_name)
-            .await?
-            .is_some_and(|desc| {
-                desc.version_with(stage::AWSPENDING)
-                    .is_some_and(|p| !desc.has(p, stage::AWSCURRENT))
-            });
+        let desc = self.store.describe(&d.secret_name).await?;
+        let rotating = desc.as_ref().is_some_and(rotation_running);
+        let stale_deferral = desc
+            .as_ref()
+            .is_some_and(|d| d.tag(tags::DEFERRED).is_some());
         if !same_cap {
             let patch = KeyPatch {
                 cap: Some(d.cap),
@@ -98,7 +95,7 @@ impl Deps {
             self.openrouter().await?.update_key(&hash, &patch).await?;
         }
         if rotating {
-            return self.defer_into_rotation(d, version, record).await.map(Some);
+            return self.defer_into_rotation(d, version, record).await;
         }
         let mut updated = record;
         updated.set_cap(d.cap);
@@ -132,6 +129,13 @@ impl Deps {
                 .tag(&d.secret_name, &tags::record_tags(&updated))
                 .await?;
         }
+        if stale_deferral {
+            // A change deferred into a rotation that finished without it: this write applied
+            // the request's change; the next rotation must not apply the older one.
+            self.store
+                .untag(&d.secret_name, &[tags::DEFERRED.to_owned()])
+                .await?;
+        }
         info!(key_hash = %hash, "key cap updated in place");
         let arn = if written.arn.is_empty() {
             version.arn
@@ -149,7 +153,7 @@ impl Deps {
         d: &Desired,
         version: SecretVersion,
         record: SecretRecord,
-    ) -> Result<ProvisionReply, VendError> {
+    ) -> Result<Option<ProvisionReply>, VendError> {
         let change = tags::Deferred {
             cap: d.cap,
             rotate_before_seconds: d.rotate_before_seconds,
@@ -160,10 +164,27 @@ impl Deps {
                 &[(tags::DEFERRED.to_owned(), change.tag_value())],
             )
             .await?;
+        // The rotation may have finished between the check and the tag: then nothing carries
+        // the change, and the next round applies it to the new current key.
+        let still = self
+            .store
+            .describe(&d.secret_name)
+            .await?
+            .is_some_and(|desc| rotation_running(&desc));
+        if !still {
+            info!("the rotation finished meanwhile: going round again");
+            return Ok(None);
+        }
         info!("a rotation is running: the change is carried into it");
         let mut updated = record;
         updated.set_cap(d.cap);
         updated.rotate_before_seconds = d.rotate_before_seconds;
-        Ok(reply(Status::Updated, version.arn, d, &updated))
+        Ok(Some(reply(Status::Updated, version.arn, d, &updated)))
     }
+}
+
+/// Another version holds `AWSPENDING`: a rotation is running.
+fn rotation_running(desc: &orkv_store::SecretDescription) -> bool {
+    desc.version_with(stage::AWSPENDING)
+        .is_some_and(|p| !desc.has(p, stage::AWSCURRENT))
 }

@@ -66,6 +66,13 @@ impl Deps {
                 .await?;
             deferred = Some(change);
         }
+        if let Some(change) = deferred
+            && change.cap != pending.cap()
+        {
+            // The successor gets the change's cap before it becomes current, so a lowered cap
+            // is never exceeded by the key consumers move to.
+            self.patch_cap(&pending, change.cap).await?;
+        }
         if let Some(old_hash) = old.key_hash.as_deref() {
             self.schedule_retirement(desc, old_hash).await?;
         }
@@ -125,12 +132,7 @@ impl Deps {
             return Ok(promoted.clone());
         }
         if promoted.cap() != change.cap {
-            let patch = KeyPatch {
-                cap: Some(change.cap),
-                ..KeyPatch::default()
-            };
-            let hash = promoted.key_hash.clone().unwrap_or_default();
-            self.openrouter().await?.update_key(&hash, &patch).await?;
+            self.patch_cap(promoted, change.cap).await?;
         }
         let mut merged = promoted.clone();
         merged.set_cap(change.cap);
@@ -153,6 +155,21 @@ impl Deps {
             }
         }
         Ok(merged)
+    }
+
+    /// Gives `record`'s key the cap `cap` (idempotent).
+    async fn patch_cap(
+        &self,
+        record: &SecretRecord,
+        cap: orkv_openrouter::Cap,
+    ) -> Result<(), VendError> {
+        let patch = KeyPatch {
+            cap: Some(cap),
+            ..KeyPatch::default()
+        };
+        let hash = record.key_hash.clone().unwrap_or_default();
+        self.openrouter().await?.update_key(&hash, &patch).await?;
+        Ok(())
     }
 
     /// Tags the superseded key for retirement: after the grace period, or now for a leak.
@@ -215,6 +232,14 @@ impl Deps {
                 Err(e) => return Err(e.into()),
             }
         }
+        // A change deferred after this step read the secret (the request saw AWSPENDING still
+        // on the token): read the tag again now that AWSPENDING is gone, so none is missed.
+        let late = self
+            .store
+            .describe(&desc.arn)
+            .await?
+            .and_then(|now| deferred_in(&now));
+        let deferred = late.or(deferred);
         let carried = deferred.is_some();
         let promoted = &self.carry_deferred(desc, token, promoted, deferred).await?;
         if let Err(e) = self.delete_other_attempts(desc, token, promoted).await {

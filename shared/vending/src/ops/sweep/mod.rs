@@ -189,8 +189,8 @@ impl Deps {
                     return Done::WouldRotate(name);
                 }
                 let r = match self.still_due(&name, &token).await {
-                    Ok(true) => self.start_rotation(&name, &token).await,
-                    Ok(false) => return Done::NoLongerDue(name),
+                    Ok(Some(live)) => self.start_rotation(&name, &live).await,
+                    Ok(None) => return Done::NoLongerDue(name),
                     Err(e) => Err(e),
                 };
                 Done::Rotation(name, r, near_expiry)
@@ -217,19 +217,24 @@ impl Deps {
 
     /// `DescribeSecret` before `RotateSecret`: `ListSecrets` may lag by minutes, so a secret
     /// listed as due may have rotated (its generation moved on, or this token is current), been
-    /// revoked or deleted since.
-    async fn still_due(&self, name: &str, token: &str) -> Result<bool, VendError> {
+    /// revoked or deleted since. Answers the token to start with (a fresh attempt's when the
+    /// generation's rotation was abandoned), or `None` when it is no longer due.
+    async fn still_due(&self, name: &str, token: &str) -> Result<Option<String>, VendError> {
         let Some(desc) = self.describe_ours(name).await? else {
-            return Ok(false);
+            return Ok(None);
         };
-        if desc.deleted || desc.tag(tags::REVOKED).is_some() || desc.has(token, AWSCURRENT) {
-            return Ok(false);
+        if desc.deleted || desc.tag(tags::REVOKED).is_some() {
+            return Ok(None);
         }
         let generation = desc
             .tag(tags::GENERATION)
             .and_then(|g| g.parse::<u64>().ok())
             .unwrap_or(1);
-        Ok(crate::domain::names::rotation_token(name, generation) == token)
+        if crate::domain::names::rotation_token(name, generation) != token {
+            return Ok(None);
+        }
+        let live = crate::domain::names::live_rotation_token(name, generation, &desc.versions);
+        Ok((!desc.has(&live, AWSCURRENT)).then_some(live))
     }
 
     /// Retires the due superseded keys of one secret, never one a label still references.
