@@ -250,15 +250,17 @@ async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones
         r.actions.first()
     );
     // The due ones: the sweep's DescribeSecret before each start (ListSecrets may lag), the
-    // rotation function's own calls (4 + 1 + 2 + 7 for the four steps) plus the local driver's
-    // part of Secrets Manager (label and, once per secret on moto, enable). In AWS the sweep
-    // itself makes two calls per due secret: DescribeSecret and RotateSecret.
+    // rotation function's own calls (4 + 1 + 2 + 8 for the four steps: finishSecret looks at
+    // the tags again once AWSPENDING is gone, so a cap change deferred meanwhile is carried)
+    // plus the local driver's part of Secrets Manager (label and, once per secret on moto,
+    // enable). In AWS the sweep itself makes two calls per due secret: DescribeSecret and
+    // RotateSecret.
     let per_due = (calls - u64::from(r.list_calls)) as f64 / 100.0;
     println!(
         "sweep over {} secrets: {} list calls, {calls} Secrets Manager calls, {per_due} per due secret",
         r.secrets_scanned, r.list_calls
     );
-    assert!(calls <= u64::from(r.list_calls) + 100 * 22, "{calls}");
+    assert!(calls <= u64::from(r.list_calls) + 100 * 23, "{calls}");
 }
 
 /// A function ARN moto does not have (see `actions.rs`).
