@@ -33,7 +33,8 @@ pub struct Config {
     pub openrouter_base_url: String,
     /// `OPENROUTER_MANAGEMENT_KEY_SECRET_ID`, or `OPENROUTER_MANAGEMENT_KEY` for local runs.
     pub management_key: ManagementKeySource,
-    /// `ORKV_POLICY`: the workspaces, their caps and the lifetime bounds (JSON).
+    /// `ORKV_POLICY`: the tenants (or one implicit tenant), their workspaces, caps, lifetime
+    /// bounds, prefixes, actions and event sources (JSON; see [`Policy`]).
     pub policy: Policy,
     /// `ORKV_SECRET_PREFIX` (default `openrouter/`): every managed secret's name starts with it.
     pub secret_prefix: String,
@@ -156,17 +157,18 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         }
     }
 
-    fn policy(&self) -> Result<Policy, VendError> {
+    fn policy(&self, prefix: &str) -> Result<Policy, VendError> {
         let text = self
             .text("ORKV_POLICY")
             .ok_or_else(|| VendError::Config("ORKV_POLICY is not set".into()))?;
-        Policy::from_json(&text).map_err(|e| VendError::Config(format!("ORKV_POLICY: {e}")))
+        Policy::from_json_with_prefix(&text, prefix)
+            .map_err(|e| VendError::Config(format!("ORKV_POLICY: {e}")))
     }
 
     fn secret_prefix(&self) -> Result<String, VendError> {
         let prefix = self
             .text("ORKV_SECRET_PREFIX")
-            .unwrap_or_else(|| "openrouter/".into());
+            .unwrap_or_else(|| crate::domain::policy::DEFAULT_PREFIX.into());
         if !valid_secret_name(&prefix) {
             return Err(VendError::Config(format!(
                 "ORKV_SECRET_PREFIX: {prefix:?} may hold only A-Z a-z 0-9 / _ + = . @ -"
@@ -234,11 +236,11 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, VendError> {
         let vars = Vars(get);
         let management_key = vars.management_key()?;
-        let policy = vars.policy()?;
         let secret_prefix = vars.secret_prefix()?;
+        let policy = vars.policy(&secret_prefix)?;
         let pending_lease = vars.pending_lease()?;
         let local_rotation_invoke_url = vars.text("ORKV_LOCAL_ROTATION_INVOKE_URL");
-        let longest_days = policy.max_ttl_seconds.div_ceil(86_400).clamp(1, 1000);
+        let longest_days = policy.longest_ttl_seconds().div_ceil(86_400).clamp(1, 1000);
         let rotation_after_days = match vars.bounded("ORKV_ROTATION_SAFETY_DAYS", 1..=1000)? {
             Some(days) => days,
             None => i64::try_from(longest_days).unwrap_or(1000),

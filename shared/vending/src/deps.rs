@@ -2,7 +2,7 @@
 //! client, the workspace list, the secrets it has seen), and the seam through which
 //! rotations are started ([`RotationStarter`]; Secrets Manager's `RotateSecret` in production).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 
 use crate::clock::Clock;
 use crate::config::{Config, ManagementKeySource};
+use crate::domain::scope::{WorkspaceMatch, match_workspace};
 use crate::domain::tags::stage::{AWSCURRENT, AWSPENDING};
 use crate::error::VendError;
 
@@ -24,6 +25,8 @@ pub struct Deps {
     pub(crate) store: SecretStore,
     openrouter: OnceCell<orkv_openrouter::Client>,
     workspaces: OnceCell<Vec<Workspace>>,
+    /// The UUID each policy entry's identifier names (`None`: no such workspace).
+    policy_workspaces: OnceCell<HashMap<String, Option<String>>>,
     known_secrets: Mutex<HashSet<String>>,
     pub(crate) clock: Clock,
     pub(crate) starter: Arc<dyn RotationStarter>,
@@ -126,6 +129,7 @@ impl Deps {
             store,
             openrouter: OnceCell::new(),
             workspaces: OnceCell::new(),
+            policy_workspaces: OnceCell::new(),
             known_secrets: Mutex::new(HashSet::new()),
             clock: Clock::default(),
             starter: Arc::new(SecretsManagerStarter),
@@ -214,6 +218,54 @@ impl Deps {
             })
             .await?;
         Ok(list)
+    }
+
+    /// The UUID every policy entry names, resolved once per container against the listing.
+    /// An entry naming a workspace by display name, or an identifier several workspaces
+    /// carry, is a configuration error (never resolved by list order); one naming no
+    /// workspace resolves to nothing (logged), so a deleted workspace stops only its keys.
+    ///
+    /// # Errors
+    /// [`VendError::Config`] naming the entry; OpenRouter errors of the listing.
+    pub(crate) async fn policy_workspaces(
+        &self,
+    ) -> Result<&HashMap<String, Option<String>>, VendError> {
+        self.policy_workspaces
+            .get_or_try_init(|| async {
+                let all = self.workspaces().await?;
+                let mut resolved = HashMap::new();
+                for t in &self.cfg.policy.tenants {
+                    for w in &t.workspaces {
+                        let id = match match_workspace(all, &w.workspace) {
+                            WorkspaceMatch::One {
+                                workspace,
+                                by_name: false,
+                            } => Some(workspace.id.clone()),
+                            WorkspaceMatch::One { by_name: true, .. } => {
+                                return Err(VendError::Config(format!(
+                                    "ORKV_POLICY: tenant {}: workspace {:?} is a display name; name it by its slug or UUID",
+                                    t.label(),
+                                    w.workspace
+                                )));
+                            }
+                            WorkspaceMatch::Ambiguous(n) => {
+                                return Err(VendError::Config(format!(
+                                    "ORKV_POLICY: tenant {}: workspace {:?} matches {n} workspaces by UUID, slug or name; name it by its UUID",
+                                    t.label(),
+                                    w.workspace
+                                )));
+                            }
+                            WorkspaceMatch::None => {
+                                tracing::warn!(tenant = t.label(), workspace = %w.workspace, "a policy entry names no workspace of this account");
+                                None
+                            }
+                        };
+                        resolved.insert(w.workspace.clone(), id);
+                    }
+                }
+                Ok(resolved)
+            })
+            .await
     }
 
     pub(crate) fn knows(&self, name: &str) -> bool {

@@ -19,6 +19,14 @@ pub enum VendError {
     UnknownWorkspace { workspace: String },
     #[error("policy violation: field `{field}`: {rule}")]
     Policy { field: String, rule: String },
+    /// The caller reached outside its tenant. Says nothing of what it does not own.
+    #[error("tenant scope violation: field `{field}`: {rule}")]
+    TenantScope { field: String, rule: String },
+    #[error(
+        "invalid request: field `workspace`: {:?} matches {count} workspaces by UUID, slug or name; name the workspace by its UUID or slug",
+        redact_keys(workspace)
+    )]
+    AmbiguousWorkspace { workspace: String, count: usize },
     #[error(
         "unsupported event: field `detail-type`: {:?} is not one this function handles (expected \"OpenRouter Key Requested\", \"OpenRouter Key Rotation Requested\" or \"OpenRouter Key Revocation Requested\")",
         redact_keys(detail_type)
@@ -93,6 +101,8 @@ impl VendError {
             Self::Invalid { .. } => "InvalidRequest",
             Self::UnknownWorkspace { .. } => "UnknownWorkspace",
             Self::Policy { .. } => "PolicyViolation",
+            Self::TenantScope { .. } => "TenantScopeViolation",
+            Self::AmbiguousWorkspace { .. } => "AmbiguousWorkspace",
             Self::UnsupportedEvent { .. } => "UnsupportedEvent",
             Self::ImmutableField { .. } => "ImmutableFieldChanged",
             Self::NotManaged { .. } => "SecretNotManaged",
@@ -116,6 +126,14 @@ impl VendError {
     /// Shorthand for a validation failure (anything key-shaped in it is redacted).
     pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Self::Invalid {
+            field: redact_keys(&field.into()),
+            rule: redact_keys(&rule.into()),
+        }
+    }
+
+    /// Shorthand for a tenant scope refusal.
+    pub fn scope(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self::TenantScope {
             field: redact_keys(&field.into()),
             rule: redact_keys(&rule.into()),
         }

@@ -81,9 +81,10 @@ where
 /// A `Diagnostic` whose `error_type` is the [`VendError`] kind.
 pub async fn provision(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let deadline = lambda_deadline(event.context.deadline);
+    let arn = event.context.invoked_function_arn;
     answer(
         "provision",
-        Box::pin(provision_reply(deps, event.payload, deadline)).await,
+        Box::pin(provision_reply(deps, event.payload, &arn, deadline)).await,
     )
 }
 
@@ -122,9 +123,12 @@ fn answer(function: &str, result: Result<Value, VendError>) -> Result<Value, Dia
 async fn provision_reply(
     deps: &Deps,
     payload: Value,
+    invoked_function_arn: &str,
     deadline: Instant,
 ) -> Result<Value, VendError> {
-    let reply = deps.handle_request(payload, deadline).await?;
+    let reply = deps
+        .handle_invocation(payload, invoked_function_arn, deadline)
+        .await?;
     let field = |name: &str| {
         reply
             .get(name)

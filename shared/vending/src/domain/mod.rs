@@ -1,4 +1,4 @@
-//! The product's vocabulary, with no I/O: the deploy-time policy, the secret record, the tag
+//! The product's vocabulary, with no I/O: the deploy-time policy and the caller's scope, the secret record, the tag
 //! schema with a typed codec for each value, and the names the product derives (version
 //! tokens, OpenRouter key names).
 
@@ -6,4 +6,5 @@ pub mod lifetime;
 pub mod names;
 pub mod policy;
 pub mod record;
+pub mod scope;
 pub mod tags;

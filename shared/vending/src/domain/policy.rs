@@ -1,30 +1,154 @@
-//! The deploy-time policy: known workspaces, their maximum caps, and lifetime bounds.
+//! The deploy-time policy: the tenants, the workspaces each may use (each with its own maximum
+//! cap and lifetime bounds), each tenant's secret-name prefix, actions and event sources.
+//!
+//! Two forms, one meaning. The single-policy form (`{"workspaces": [...]}`) is one implicit
+//! tenant with every action, the managed prefix, and no identity to check: deployments made
+//! before tenants keep working unchanged. The tenant form (`{"tenants": {"checkout": {...}}}`)
+//! names each tenant; a caller is then one of them, by the Lambda alias it invoked
+//! ([`super::scope`]).
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
 
-/// One workspace keys may be vended in.
+use serde::{Deserialize, Serialize};
+
+/// What a tenant may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Vend a key into a new secret.
+    Provision,
+    /// Change an existing key (cap, lifetime settings, or a field that needs a new key).
+    Update,
+    /// Rotate now (manual).
+    Rotate,
+    /// Rotate now because the key leaked (every older key is disabled at once).
+    LeakRotate,
+    /// Revoke every key of a secret.
+    Revoke,
+    /// Take over a key the product did not mint (adoption).
+    Adopt,
+}
+
+impl Permission {
+    pub const ALL: [Self; 6] = [
+        Self::Provision,
+        Self::Update,
+        Self::Rotate,
+        Self::LeakRotate,
+        Self::Revoke,
+        Self::Adopt,
+    ];
+
+    /// The name used in the policy and in errors.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Provision => "provision",
+            Self::Update => "update",
+            Self::Rotate => "rotate",
+            Self::LeakRotate => "leak_rotate",
+            Self::Revoke => "revoke",
+            Self::Adopt => "adopt",
+        }
+    }
+}
+
+/// Lifetime bounds: the policy's own, or a workspace entry's (which lie within them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub min_ttl_seconds: u64,
+    pub max_ttl_seconds: u64,
+    pub default_ttl_seconds: u64,
+    pub default_rotate_before_seconds: u64,
+}
+
+/// One workspace a tenant may vend keys in.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspacePolicy {
-    /// Slug, UUID or name.
+    /// The workspace's UUID or slug (never its display name: names are not unique).
     pub workspace: String,
     /// The largest `limit` (USD) a key in this workspace may have.
     pub max_limit: f64,
+    /// Narrower lifetime bounds for this tenant in this workspace (within the policy's).
+    #[serde(default)]
+    pub min_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    pub max_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    pub default_ttl_seconds: Option<u64>,
 }
 
-/// What the provision function enforces on every request.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
+impl WorkspacePolicy {
+    /// This entry's bounds, the policy's where it sets none.
+    #[must_use]
+    pub fn bounds(&self, base: &Bounds) -> Bounds {
+        let min = self.min_ttl_seconds.unwrap_or(base.min_ttl_seconds);
+        let max = self.max_ttl_seconds.unwrap_or(base.max_ttl_seconds);
+        Bounds {
+            min_ttl_seconds: min,
+            max_ttl_seconds: max,
+            // The policy's default, brought within narrower bounds.
+            default_ttl_seconds: self
+                .default_ttl_seconds
+                .unwrap_or_else(|| base.default_ttl_seconds.min(max).max(min)),
+            default_rotate_before_seconds: base.default_rotate_before_seconds,
+        }
+    }
+}
+
+/// A tenant: who it is, where it may vend, what it may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    /// `None`: the implicit tenant of the single-policy form.
+    pub name: Option<String>,
+    /// Every secret this tenant owns is named under it.
+    pub secret_prefix: String,
     pub workspaces: Vec<WorkspacePolicy>,
+    pub actions: Vec<Permission>,
+    /// EventBridge `source` values this tenant's events carry.
+    pub event_sources: Vec<String>,
+}
+
+impl Tenant {
+    /// The tenant's name for messages (`(default)` for the implicit one).
+    #[must_use]
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or("(default)")
+    }
+}
+
+/// The wire form of one tenant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantFile {
+    workspaces: Vec<WorkspacePolicy>,
+    #[serde(default)]
+    secret_prefix: Option<String>,
+    #[serde(default)]
+    actions: Option<Vec<Permission>>,
+    #[serde(default)]
+    event_sources: Vec<String>,
+}
+
+/// The wire form of the policy (`ORKV_POLICY`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    workspaces: Vec<WorkspacePolicy>,
+    #[serde(default)]
+    tenants: BTreeMap<String, TenantFile>,
+    #[serde(default)]
+    admin_alias: Option<String>,
     #[serde(default = "default_min_ttl")]
-    pub min_ttl_seconds: u64,
+    min_ttl_seconds: u64,
     #[serde(default = "default_max_ttl")]
-    pub max_ttl_seconds: u64,
+    max_ttl_seconds: u64,
     #[serde(default = "default_ttl")]
-    pub default_ttl_seconds: u64,
+    default_ttl_seconds: u64,
     #[serde(default = "default_rotate_before")]
-    pub default_rotate_before_seconds: u64,
+    default_rotate_before_seconds: u64,
 }
 
 fn default_min_ttl() -> u64 {
@@ -40,46 +164,249 @@ fn default_rotate_before() -> u64 {
     7 * 86_400
 }
 
+/// The managed prefix when `ORKV_SECRET_PREFIX` is unset.
+pub const DEFAULT_PREFIX: &str = "openrouter/";
+
+/// What every function enforces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// One implicit tenant (single-policy form), or the named ones, sorted by name.
+    pub tenants: Vec<Tenant>,
+    /// Whether tenants are configured (callers must then identify as one).
+    pub tenanted: bool,
+    /// The alias whose invocations act for any tenant (platform operators).
+    pub admin_alias: Option<String>,
+    /// The policy-wide lifetime bounds.
+    pub bounds: Bounds,
+}
+
+/// A tenant name (and the admin alias): a Lambda alias name that can never be a version
+/// number: a lowercase letter, then up to 63 of a-z 0-9 - _.
+#[must_use]
+pub fn valid_tenant_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=64).contains(&b.len())
+        && b.first().is_some_and(u8::is_ascii_lowercase)
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
 impl Policy {
-    /// Parses and checks the policy JSON.
+    /// Parses and checks the policy JSON, with the default managed prefix.
     ///
     /// # Errors
-    /// A message naming the offending field.
+    /// A message naming the offending field and the rule.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let policy: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if policy.workspaces.is_empty() {
-            return Err("workspaces: at least one workspace must be known".into());
+        Self::from_json_with_prefix(text, DEFAULT_PREFIX)
+    }
+
+    /// Parses and checks the policy JSON; `prefix` is `ORKV_SECRET_PREFIX`.
+    ///
+    /// # Errors
+    /// A message naming the offending field and the rule.
+    pub fn from_json_with_prefix(text: &str, prefix: &str) -> Result<Self, String> {
+        let file: PolicyFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let bounds = Bounds {
+            min_ttl_seconds: file.min_ttl_seconds,
+            max_ttl_seconds: file.max_ttl_seconds,
+            default_ttl_seconds: file.default_ttl_seconds,
+            default_rotate_before_seconds: file.default_rotate_before_seconds,
+        };
+        check_bounds("", &bounds)?;
+        if bounds.default_rotate_before_seconds == 0 {
+            return Err("default_rotate_before_seconds must be at least 1".into());
         }
-        for w in &policy.workspaces {
-            if !(w.max_limit.is_finite() && w.max_limit > 0.0) {
+        let tenanted = !file.tenants.is_empty();
+        let tenants = match (file.workspaces.is_empty(), tenanted) {
+            (false, true) => {
+                return Err(
+                    "workspaces: give either workspaces (one implicit tenant) or tenants, not both"
+                        .into(),
+                );
+            }
+            (true, false) => {
+                return Err(
+                    "workspaces: at least one workspace must be known (or configure tenants)"
+                        .into(),
+                );
+            }
+            (false, false) => vec![Tenant {
+                name: None,
+                secret_prefix: prefix.to_owned(),
+                workspaces: file.workspaces,
+                actions: Permission::ALL.to_vec(),
+                event_sources: Vec::new(),
+            }],
+            (true, true) => file
+                .tenants
+                .into_iter()
+                .map(|(name, t)| tenant(name, t, prefix))
+                .collect::<Result<_, _>>()?,
+        };
+        for t in &tenants {
+            check_workspaces(t, &bounds)?;
+        }
+        if let Some(alias) = &file.admin_alias {
+            if !tenanted {
+                return Err("admin_alias: only meaningful with tenants".into());
+            }
+            if !valid_tenant_name(alias) || tenants.iter().any(|t| t.name.as_ref() == Some(alias)) {
                 return Err(format!(
-                    "workspaces[{}].max_limit must be a positive number",
-                    w.workspace
+                    "admin_alias: {alias:?} must be a lowercase alias name (a-z, then a-z 0-9 - _, at most 64) that no tenant uses"
                 ));
             }
         }
-        if policy.min_ttl_seconds == 0 || policy.min_ttl_seconds > policy.max_ttl_seconds {
-            return Err("min_ttl_seconds must be at least 1 and at most max_ttl_seconds".into());
-        }
-        if !(policy.min_ttl_seconds..=policy.max_ttl_seconds).contains(&policy.default_ttl_seconds)
-        {
-            return Err(
-                "default_ttl_seconds must lie within min_ttl_seconds..=max_ttl_seconds".into(),
-            );
-        }
-        if policy.default_rotate_before_seconds == 0 {
-            return Err("default_rotate_before_seconds must be at least 1".into());
-        }
-        Ok(policy)
+        check_disjoint(&tenants)?;
+        Ok(Self {
+            tenants,
+            tenanted,
+            admin_alias: file.admin_alias,
+            bounds,
+        })
     }
 
-    /// The entry naming `id`, `slug` or `name` of a resolved workspace.
+    /// The tenant named `name`.
     #[must_use]
-    pub fn entry_for(&self, id: &str, slug: &str, name: &str) -> Option<&WorkspacePolicy> {
-        self.workspaces
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants
             .iter()
-            .find(|w| w.workspace == id || w.workspace == slug || w.workspace == name)
+            .find(|t| t.name.as_deref() == Some(name))
     }
+
+    /// The tenant whose prefix `secret_name` is under (prefixes never overlap).
+    #[must_use]
+    pub fn owner_of_name(&self, secret_name: &str) -> Option<&Tenant> {
+        self.tenants
+            .iter()
+            .find(|t| secret_name.starts_with(t.secret_prefix.as_str()))
+    }
+
+    /// The longest lifetime any entry allows (the rotation rules' safety net).
+    #[must_use]
+    pub fn longest_ttl_seconds(&self) -> u64 {
+        self.tenants
+            .iter()
+            .flat_map(|t| &t.workspaces)
+            .map(|w| w.bounds(&self.bounds).max_ttl_seconds)
+            .max()
+            .unwrap_or(self.bounds.max_ttl_seconds)
+    }
+}
+
+fn tenant(name: String, t: TenantFile, prefix: &str) -> Result<Tenant, String> {
+    if !valid_tenant_name(&name) {
+        return Err(format!(
+            "tenants.{name}: a tenant name is its Lambda alias: a lowercase letter, then up to 63 of a-z 0-9 - _"
+        ));
+    }
+    let secret_prefix = t
+        .secret_prefix
+        .unwrap_or_else(|| format!("{prefix}{name}/"));
+    if !secret_prefix.starts_with(prefix) || secret_prefix.len() <= prefix.len() {
+        return Err(format!(
+            "tenants.{name}.secret_prefix: {secret_prefix:?} must start with the managed prefix {prefix:?} and be longer"
+        ));
+    }
+    if !secret_prefix.ends_with('/') {
+        return Err(format!(
+            "tenants.{name}.secret_prefix: {secret_prefix:?} must end with /"
+        ));
+    }
+    let actions = t.actions.unwrap_or_else(|| Permission::ALL.to_vec());
+    if actions.is_empty() {
+        return Err(format!(
+            "tenants.{name}.actions: at least one action (or leave it out for all)"
+        ));
+    }
+    for s in &t.event_sources {
+        if s.is_empty() || s.len() > 256 || s.starts_with("aws.") {
+            return Err(format!(
+                "tenants.{name}.event_sources: {s:?} must be 1-256 characters and not start with aws."
+            ));
+        }
+    }
+    Ok(Tenant {
+        name: Some(name),
+        secret_prefix,
+        workspaces: t.workspaces,
+        actions,
+        event_sources: t.event_sources,
+    })
+}
+
+fn check_bounds(at: &str, b: &Bounds) -> Result<(), String> {
+    if b.min_ttl_seconds == 0 || b.min_ttl_seconds > b.max_ttl_seconds {
+        return Err(format!(
+            "{at}min_ttl_seconds must be at least 1 and at most max_ttl_seconds"
+        ));
+    }
+    if !(b.min_ttl_seconds..=b.max_ttl_seconds).contains(&b.default_ttl_seconds) {
+        return Err(format!(
+            "{at}default_ttl_seconds must lie within min_ttl_seconds..=max_ttl_seconds"
+        ));
+    }
+    Ok(())
+}
+
+fn check_workspaces(t: &Tenant, base: &Bounds) -> Result<(), String> {
+    let at = t
+        .name
+        .as_ref()
+        .map_or_else(String::new, |n| format!("tenants.{n}."));
+    if t.workspaces.is_empty() {
+        return Err(format!("{at}workspaces: at least one workspace"));
+    }
+    for (i, w) in t.workspaces.iter().enumerate() {
+        let here = format!("{at}workspaces[{i}]");
+        if w.workspace.is_empty() || w.workspace.len() > 128 {
+            return Err(format!("{here}.workspace must be a UUID or slug"));
+        }
+        if t.workspaces[..i].iter().any(|o| o.workspace == w.workspace) {
+            return Err(format!(
+                "{here}.workspace: {:?} is listed twice",
+                w.workspace
+            ));
+        }
+        if !(w.max_limit.is_finite() && w.max_limit > 0.0) {
+            return Err(format!("{here}.max_limit must be a positive number"));
+        }
+        let b = w.bounds(base);
+        check_bounds(&format!("{here}."), &b)?;
+        if b.min_ttl_seconds < base.min_ttl_seconds || b.max_ttl_seconds > base.max_ttl_seconds {
+            return Err(format!(
+                "{here}: its lifetime bounds must lie within the policy's ({}..={} seconds)",
+                base.min_ttl_seconds, base.max_ttl_seconds
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// No tenant's prefix is under another's, and no event source is two tenants'.
+fn check_disjoint(tenants: &[Tenant]) -> Result<(), String> {
+    for (i, a) in tenants.iter().enumerate() {
+        for b in &tenants[i + 1..] {
+            if a.secret_prefix.starts_with(&b.secret_prefix)
+                || b.secret_prefix.starts_with(&a.secret_prefix)
+            {
+                return Err(format!(
+                    "tenants.{}.secret_prefix: {:?} overlaps tenant {}'s {:?}; prefixes decide ownership and must not nest",
+                    a.label(),
+                    a.secret_prefix,
+                    b.label(),
+                    b.secret_prefix
+                ));
+            }
+            if let Some(s) = a.event_sources.iter().find(|s| b.event_sources.contains(s)) {
+                return Err(format!(
+                    "tenants.{}.event_sources: {s:?} is also tenant {}'s",
+                    a.label(),
+                    b.label()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -99,10 +426,89 @@ mod tests {
     }
 
     #[test]
-    fn entries_match_by_id_slug_or_name() {
+    fn the_single_form_is_one_implicit_tenant_with_every_action() {
         let p = Policy::from_json(r#"{"workspaces":[{"workspace":"checkout","max_limit":5}]}"#)
             .expect("valid");
-        assert!(p.entry_for("uuid", "checkout", "Checkout Team").is_some());
-        assert!(p.entry_for("uuid", "search", "Search").is_none());
+        assert!(!p.tenanted);
+        assert_eq!(p.tenants.len(), 1);
+        assert_eq!(p.tenants[0].name, None);
+        assert_eq!(p.tenants[0].secret_prefix, "openrouter/");
+        assert_eq!(p.tenants[0].actions, Permission::ALL.to_vec());
+    }
+
+    const TWO: &str = r#"{"tenants":{
+        "checkout":{"workspaces":[{"workspace":"checkout","max_limit":100}],"event_sources":["com.example.checkout"]},
+        "search":{"workspaces":[{"workspace":"search","max_limit":20},{"workspace":"checkout","max_limit":5,"max_ttl_seconds":86400}],
+                  "actions":["provision","rotate"]}},
+        "admin_alias":"platform-admin"}"#;
+
+    #[test]
+    fn tenants_get_their_prefixes_actions_and_own_bounds() {
+        let p = Policy::from_json(TWO).expect("valid");
+        assert!(p.tenanted);
+        let search = p.tenant("search").expect("search");
+        assert_eq!(search.secret_prefix, "openrouter/search/");
+        assert_eq!(
+            search.actions,
+            vec![Permission::Provision, Permission::Rotate]
+        );
+        assert_eq!(
+            search.workspaces[1].bounds(&p.bounds).max_ttl_seconds,
+            86_400
+        );
+        assert_eq!(
+            p.owner_of_name("openrouter/checkout/x")
+                .and_then(|t| t.name.as_deref()),
+            Some("checkout")
+        );
+        assert!(p.owner_of_name("openrouter/other/x").is_none());
+        assert_eq!(p.longest_ttl_seconds(), 90 * 86_400);
+    }
+
+    #[test]
+    fn ambiguous_or_overlapping_tenant_policies_are_refused_by_field() {
+        for (text, field) in [
+            (
+                r#"{"workspaces":[{"workspace":"a","max_limit":1}],"tenants":{"t":{"workspaces":[{"workspace":"a","max_limit":1}]}}}"#,
+                "workspaces",
+            ),
+            (
+                r#"{"tenants":{"a":{"workspaces":[{"workspace":"w","max_limit":1}],"secret_prefix":"openrouter/x/"},
+                   "b":{"workspaces":[{"workspace":"w","max_limit":1}],"secret_prefix":"openrouter/x/y/"}}}"#,
+                "secret_prefix",
+            ),
+            (
+                r#"{"tenants":{"a":{"workspaces":[{"workspace":"w","max_limit":1}],"event_sources":["s"]},
+                   "b":{"workspaces":[{"workspace":"w","max_limit":1}],"event_sources":["s"]}}}"#,
+                "event_sources",
+            ),
+            (
+                r#"{"tenants":{"Bad":{"workspaces":[{"workspace":"w","max_limit":1}]}}}"#,
+                "tenants.Bad",
+            ),
+            (
+                r#"{"tenants":{"a":{"workspaces":[{"workspace":"w","max_limit":1}],"secret_prefix":"elsewhere/"}}}"#,
+                "secret_prefix",
+            ),
+            (
+                r#"{"tenants":{"a":{"workspaces":[{"workspace":"w","max_limit":1},{"workspace":"w","max_limit":2}]}}}"#,
+                "workspaces[1]",
+            ),
+            (
+                r#"{"tenants":{"a":{"workspaces":[{"workspace":"w","max_limit":1,"max_ttl_seconds":99999999}]}}}"#,
+                "workspaces[0]",
+            ),
+            (
+                r#"{"tenants":{"a":{"workspaces":[{"workspace":"w","max_limit":1}],"actions":[]}}}"#,
+                "actions",
+            ),
+            (
+                r#"{"tenants":{"a":{"workspaces":[{"workspace":"w","max_limit":1}]}},"admin_alias":"a"}"#,
+                "admin_alias",
+            ),
+        ] {
+            let err = Policy::from_json(text).expect_err(text);
+            assert!(err.contains(field), "{field}: {err}");
+        }
     }
 }

@@ -61,6 +61,10 @@ pub struct SecretRecord {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub generation: u64,
+    /// The tenant that owns the secret (`None`: the single-policy form, or a secret made
+    /// before tenants, owned by whoever's prefix it is under).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub request_id: String,
     /// Digest of the on-demand request (rotate now, or a provision that changed a fixed
     /// field) that produced this generation, so a repeated request is answered, not redone.
@@ -180,6 +184,7 @@ mod tests {
             rotate_before_seconds: 3_600,
             created_at: time::macros::datetime!(2026-12-31 00:00:00 UTC),
             generation: 1,
+            tenant: None,
             request_id: "r".into(),
             rotation_request: None,
             parent_version: None,

@@ -15,6 +15,8 @@ pub const RESERVED_PREFIX: &str = "orkv:";
 
 pub const MANAGED_BY: &str = "orkv:managed-by";
 pub const WORKSPACE: &str = "orkv:workspace";
+/// The owning tenant (tenant form only): fixed at creation, as the record's `tenant`.
+pub const TENANT: &str = "orkv:tenant";
 pub const WORKSPACE_SLUG: &str = "orkv:workspace-slug";
 pub const KEY_NAME: &str = "orkv:key-name";
 pub const OPENROUTER_KEY: &str = "orkv:openrouter-key-name";
@@ -92,13 +94,17 @@ pub fn retiring(tag_list: &[(String, String)]) -> Vec<(String, OffsetDateTime)> 
 /// The tags that describe a record's key (the sweep reads these).
 #[must_use]
 pub fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
-    vec![
+    let mut tags = vec![
         (OPENROUTER_KEY.into(), record.openrouter_key_name.clone()),
         (EXPIRES_AT.into(), time_value(record.expires_at)),
         (ROTATE_AT.into(), time_value(record.rotate_at())),
         (GENERATION.into(), record.generation.to_string()),
         (LIFETIME.into(), record.lifetime.tag_value()),
-    ]
+    ];
+    if let Some(t) = &record.tenant {
+        tags.push((TENANT.into(), t.clone()));
+    }
+    tags
 }
 
 /// Why a rotation was asked for (the `orkv:rotation-reason` tag).

@@ -150,6 +150,30 @@ fn parse_envelope(payload: Value) -> Result<Invocation, VendError> {
     })
 }
 
+/// Takes the optional `tenant` field out of a request: only the platform-admin alias may use
+/// it to choose a tenant (a tenant's alias may name only itself).
+///
+/// # Errors
+/// [`VendError::Invalid`] on `tenant` when it is not a string, or tenants are not configured.
+pub fn take_tenant(request: &mut Value, tenanted: bool) -> Result<Option<String>, VendError> {
+    let Some(value) = request.as_object_mut().and_then(|o| o.remove("tenant")) else {
+        return Ok(None);
+    };
+    if !tenanted {
+        return Err(VendError::invalid(
+            "tenant",
+            "is only accepted when tenants are configured",
+        ));
+    }
+    match value {
+        Value::String(t) if !t.is_empty() && t.len() <= 64 => Ok(Some(t)),
+        _ => Err(VendError::invalid(
+            "tenant",
+            "must be a tenant's name (1-64 characters)",
+        )),
+    }
+}
+
 /// A short, tag-safe digest of a request id.
 #[must_use]
 pub fn request_digest(request_id: &str) -> String {

@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::domain::lifetime::Lifetime;
 use crate::domain::names::{MAX_SECRET_NAME, valid_secret_name};
-use crate::domain::policy::Policy;
+use crate::domain::policy::{Bounds, Policy};
 use crate::domain::tags;
 use crate::error::VendError;
 use crate::input::fields;
@@ -20,7 +20,7 @@ const MAX_KEY_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 2048;
 const MAX_KMS: usize = 2048;
 const MAX_IDEMPOTENCY: usize = 128;
-/// AWS allows 50 tags per secret; the product uses up to 12 of its own plus one per key
+/// AWS allows 50 tags per secret; the product uses up to 15 of its own plus one per key
 /// awaiting retirement (at most 10), so requests may add 25.
 pub const MAX_USER_TAGS: usize = 25;
 
@@ -33,7 +33,12 @@ pub struct ProvisionRequest {
     pub limit_reset: Option<LimitReset>,
     pub include_byok_in_limit: bool,
     pub lifetime: Lifetime,
+    /// The lifetime's length from `now`, and whether the request gave it (else the
+    /// policy-wide default, which the workspace entry's own default replaces).
+    pub lifetime_seconds: u64,
+    pub lifetime_given: bool,
     pub rotate_before_seconds: u64,
+    pub rotate_before_given: bool,
     /// `None`: `<prefix><workspace>/<key_name>` once the workspace is resolved.
     pub secret_name: Option<String>,
     pub description: Option<String>,
@@ -88,16 +93,13 @@ impl ProvisionRequest {
         let limit_reset = parse_limit_reset(map)?;
         let include_byok_in_limit =
             fields::opt_bool(value, "include_byok_in_limit", "must be a boolean")?.unwrap_or(false);
-        let (lifetime, seconds) = parse_lifetime(map, policy, now)?;
-        let rotate_before_seconds = fields::positive_seconds(map, "rotate_before_seconds")?
-            .unwrap_or_else(|| policy.default_rotate_before_seconds.min(seconds / 2).max(1));
-        if rotate_before_seconds >= seconds {
-            return Err(VendError::invalid(
-                "rotate_before_seconds",
-                "must be shorter than the key's lifetime",
-            ));
-        }
+        let (lifetime, seconds, lifetime_given) = parse_lifetime(map, &policy.bounds, now)?;
+        let rotate_before = fields::positive_seconds(map, "rotate_before_seconds")?;
+        let rotate_before_seconds = rotate_before_within(rotate_before, seconds, &policy.bounds)?;
         Ok(Self {
+            lifetime_seconds: seconds,
+            lifetime_given,
+            rotate_before_given: rotate_before.is_some(),
             workspace,
             key_name,
             limit,
@@ -169,12 +171,33 @@ fn parse_limit_reset(map: &Map<String, Value>) -> Result<Option<LimitReset>, Ven
     }
 }
 
-/// The lifetime and its length in seconds, within the policy's bounds.
+/// `rotate_before_seconds` (given, or the default for a lifetime of `seconds`), shorter than
+/// the lifetime.
+///
+/// # Errors
+/// [`VendError::Invalid`] on `rotate_before_seconds`.
+pub fn rotate_before_within(
+    given: Option<u64>,
+    seconds: u64,
+    bounds: &Bounds,
+) -> Result<u64, VendError> {
+    let rotate_before =
+        given.unwrap_or_else(|| bounds.default_rotate_before_seconds.min(seconds / 2).max(1));
+    if rotate_before >= seconds {
+        return Err(VendError::invalid(
+            "rotate_before_seconds",
+            "must be shorter than the key's lifetime",
+        ));
+    }
+    Ok(rotate_before)
+}
+
+/// The lifetime, its length in seconds, and whether the request gave it, within `bounds`.
 fn parse_lifetime(
     map: &Map<String, Value>,
-    policy: &Policy,
+    bounds: &Bounds,
     now: OffsetDateTime,
-) -> Result<(Lifetime, u64), VendError> {
+) -> Result<(Lifetime, u64, bool), VendError> {
     let expires_at = fields::bounded_string(map, "expires_at", 20, false).map_err(|_| {
         VendError::invalid(
             "expires_at",
@@ -182,6 +205,7 @@ fn parse_lifetime(
         )
     })?;
     let ttl = fields::positive_seconds(map, "ttl_seconds")?;
+    let given = expires_at.is_some() || ttl.is_some();
     let (lifetime, seconds) = match (expires_at, ttl) {
         (Some(_), Some(_)) => {
             return Err(VendError::invalid(
@@ -199,30 +223,37 @@ fn parse_lifetime(
         }
         (None, Some(s)) => (Lifetime::TtlSeconds(s), s),
         (None, None) => (
-            Lifetime::TtlSeconds(policy.default_ttl_seconds),
-            policy.default_ttl_seconds,
+            Lifetime::TtlSeconds(bounds.default_ttl_seconds),
+            bounds.default_ttl_seconds,
         ),
     };
+    lifetime_within(lifetime, seconds, bounds)?;
+    Ok((lifetime, seconds, given))
+}
+
+/// # Errors
+/// [`VendError::Policy`] on the lifetime's field when `seconds` is outside `bounds`.
+pub fn lifetime_within(lifetime: Lifetime, seconds: u64, bounds: &Bounds) -> Result<(), VendError> {
     let field = lifetime.field();
-    if seconds < policy.min_ttl_seconds {
+    if seconds < bounds.min_ttl_seconds {
         return Err(VendError::policy(
             field,
             format!(
                 "the key must live at least {} seconds",
-                policy.min_ttl_seconds
+                bounds.min_ttl_seconds
             ),
         ));
     }
-    if seconds > policy.max_ttl_seconds {
+    if seconds > bounds.max_ttl_seconds {
         return Err(VendError::policy(
             field,
             format!(
                 "the key may live at most {} seconds",
-                policy.max_ttl_seconds
+                bounds.max_ttl_seconds
             ),
         ));
     }
-    Ok((lifetime, seconds))
+    Ok(())
 }
 
 fn parse_secret_name(map: &Map<String, Value>) -> Result<Option<String>, VendError> {

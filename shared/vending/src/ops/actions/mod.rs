@@ -9,8 +9,32 @@ mod unfinished;
 
 use serde::Serialize;
 
-use crate::domain::tags::Reason;
+use crate::deps::Deps;
+use crate::domain::policy::Permission;
+use crate::domain::scope::Scope;
+use crate::domain::tags::{self, Reason};
+use crate::error::VendError;
 use crate::input::invocation::{Action, Trigger};
+
+impl Deps {
+    /// The scope check of an on-demand action, before any side effect: the action is the
+    /// tenant's, the name is under its prefix (from the name alone), and in the tenant form
+    /// the secret's `orkv:tenant` tag is the caller's (one `DescribeSecret`).
+    async fn check_action_scope(
+        &self,
+        scope: &Scope<'_>,
+        name: &str,
+        action: Permission,
+    ) -> Result<(), VendError> {
+        scope.require(action)?;
+        scope.check_name(name)?;
+        if scope.tenant_name().is_some() {
+            let desc = self.describe_managed(name).await?;
+            scope.check_owner(desc.tag(tags::TENANT))?;
+        }
+        Ok(())
+    }
+}
 
 /// What an on-demand action did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -8,7 +8,9 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::{KeyName, token};
+use crate::domain::policy::Permission;
 use crate::domain::record::{RecordState, SecretRecord};
+use crate::domain::scope::Scope;
 use crate::domain::tags::{
     self, retiring,
     stage::{self, AWSCURRENT, AWSPENDING},
@@ -40,9 +42,12 @@ impl Deps {
     pub async fn revoke_request(
         &self,
         req: &RevokeRequest,
+        scope: &Scope<'_>,
         request_id: &str,
         trigger: Trigger,
     ) -> Result<ActionReply, VendError> {
+        self.check_action_scope(scope, &req.secret_name, Permission::Revoke)
+            .await?;
         let delete = req.delete_secret.unwrap_or(self.cfg.revoke_deletes_secret);
         self.revoke(&req.secret_name, delete, request_id, trigger)
             .await

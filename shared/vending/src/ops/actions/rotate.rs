@@ -5,6 +5,8 @@ use tracing::info;
 
 use crate::deps::{Deps, RotationStart};
 use crate::domain::names::{live_rotation_token, rotation_token};
+use crate::domain::policy::Permission;
+use crate::domain::scope::Scope;
 use crate::domain::tags::{self, NextSettings, Reason, stage::AWSPENDING};
 use crate::error::VendError;
 use crate::input::action::RotateRequest;
@@ -20,9 +22,17 @@ impl Deps {
     pub async fn rotate_request(
         &self,
         req: &RotateRequest,
+        scope: &Scope<'_>,
         request_id: &str,
         trigger: Trigger,
     ) -> Result<ActionReply, VendError> {
+        let action = if req.reason == Reason::Leak {
+            Permission::LeakRotate
+        } else {
+            Permission::Rotate
+        };
+        self.check_action_scope(scope, &req.secret_name, action)
+            .await?;
         self.rotate_now(&req.secret_name, req.reason, request_id, None, trigger)
             .await
     }

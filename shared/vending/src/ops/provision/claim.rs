@@ -53,6 +53,7 @@ impl Deps {
             rotate_before_seconds: d.rotate_before_seconds,
             created_at: created,
             generation,
+            tenant: d.tenant.clone(),
             request_id: d.request_id.clone(),
             rotation_request: None,
             parent_version: None,

@@ -25,11 +25,13 @@ use tracing::instrument;
 use crate::deps::Deps;
 use crate::domain::lifetime::Lifetime;
 use crate::domain::names::{MAX_KEY_NAME, MAX_MANAGED_SECRET_NAME};
+use crate::domain::policy::Permission;
 use crate::domain::record::{MANAGED_BY, RecordState, SecretRecord};
+use crate::domain::scope::{Scope, WorkspaceMatch, match_workspace, owner_matches};
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
 use crate::input::invocation::Trigger;
-use crate::input::provision::ProvisionRequest;
+use crate::input::provision::{ProvisionRequest, lifetime_within, rotate_before_within};
 
 use claim::{MintOutcome, Owned};
 
@@ -88,6 +90,11 @@ struct Desired {
     kms_key_id: Option<String>,
     request_id: String,
     trigger: Trigger,
+    /// The owning tenant (`None`: the single-policy form).
+    tenant: Option<String>,
+    /// Whether the caller may change an existing key (the `update` action).
+    may_update: bool,
+    tenant_label: String,
 }
 
 /// What `GetSecretValue` showed.
@@ -105,36 +112,66 @@ impl Deps {
     pub async fn provision(
         &self,
         req: ProvisionRequest,
+        scope: &Scope<'_>,
         request_id: String,
         trigger: Trigger,
         deadline: Instant,
     ) -> Result<ProvisionReply, VendError> {
-        let desired = self.resolve(req, request_id, trigger).await?;
+        scope.require(Permission::Provision)?;
+        let desired = self.resolve(req, scope, request_id, trigger).await?;
         Box::pin(self.ensure(&desired, deadline)).await
     }
 
-    /// Resolves the workspace, applies the policy and names the secret.
+    /// Resolves the workspace exactly, checks the tenant's scope and policy, and names the
+    /// secret. Reads nothing of any secret: a refusal here is the same whether the secret
+    /// it names exists or not.
     async fn resolve(
         &self,
         req: ProvisionRequest,
+        scope: &Scope<'_>,
         request_id: String,
         trigger: Trigger,
     ) -> Result<Desired, VendError> {
-        let unknown = || VendError::UnknownWorkspace {
-            workspace: req.workspace.clone(),
+        if let Some(name) = &req.secret_name {
+            scope.check_name(name)?;
+        }
+        // For a tenant, a workspace it may not use and one that does not exist are refused
+        // alike; the single-policy form keeps naming an unknown workspace.
+        let outside = || {
+            if scope.tenant_name().is_some() {
+                VendError::scope("workspace", "is not one of this tenant's workspaces")
+            } else {
+                VendError::UnknownWorkspace {
+                    workspace: req.workspace.clone(),
+                }
+            }
         };
-        let workspace = self
-            .workspaces()
-            .await?
-            .iter()
-            .find(|w| w.id == req.workspace || w.slug == req.workspace || w.name == req.workspace)
-            .cloned()
-            .ok_or_else(unknown)?;
-        let entry = self
-            .cfg
-            .policy
-            .entry_for(&workspace.id, &workspace.slug, &workspace.name)
-            .ok_or_else(unknown)?;
+        let workspace = match match_workspace(self.workspaces().await?, &req.workspace) {
+            WorkspaceMatch::One { workspace, .. } => workspace.clone(),
+            WorkspaceMatch::None => return Err(outside()),
+            WorkspaceMatch::Ambiguous(count) => {
+                return Err(VendError::AmbiguousWorkspace {
+                    workspace: req.workspace.clone(),
+                    count,
+                });
+            }
+        };
+        let entry = scope
+            .entry_for(self.policy_workspaces().await?, &workspace.id)
+            .ok_or_else(outside)?;
+        let bounds = entry.bounds(&self.cfg.policy.bounds);
+        let (lifetime, seconds) = if req.lifetime_given {
+            (req.lifetime, req.lifetime_seconds)
+        } else {
+            let ttl = bounds.default_ttl_seconds;
+            (Lifetime::TtlSeconds(ttl), ttl)
+        };
+        lifetime_within(lifetime, seconds, &bounds)?;
+        let rotate_before_seconds = rotate_before_within(
+            req.rotate_before_given.then_some(req.rotate_before_seconds),
+            seconds,
+            &bounds,
+        )?;
         if req.limit > entry.max_limit {
             return Err(VendError::policy(
                 "limit",
@@ -144,17 +181,12 @@ impl Deps {
                 ),
             ));
         }
-        let prefix = &self.cfg.secret_prefix;
+        let prefix = &scope.tenant.secret_prefix;
         let secret_name = req
             .secret_name
             .clone()
             .unwrap_or_else(|| format!("{prefix}{}/{}", workspace.slug, req.key_name));
-        if !secret_name.starts_with(prefix.as_str()) {
-            return Err(VendError::policy(
-                "secret_name",
-                format!("must start with the managed prefix {prefix:?}"),
-            ));
-        }
+        scope.check_name(&secret_name)?;
         if secret_name.len() > MAX_MANAGED_SECRET_NAME {
             return Err(VendError::invalid(
                 "secret_name",
@@ -168,6 +200,7 @@ impl Deps {
         tag_list.push((tags::WORKSPACE.into(), workspace.id.clone()));
         tag_list.push((tags::WORKSPACE_SLUG.into(), workspace.slug.clone()));
         tag_list.push((tags::KEY_NAME.into(), req.key_name.clone()));
+        let tenant = scope.tenant_name().map(str::to_owned);
         Ok(Desired {
             secret_name,
             key_name: req.key_name,
@@ -177,8 +210,8 @@ impl Deps {
                 limit_reset: req.limit_reset,
                 include_byok_in_limit: req.include_byok_in_limit,
             },
-            lifetime: req.lifetime,
-            rotate_before_seconds: req.rotate_before_seconds,
+            lifetime,
+            rotate_before_seconds,
             description: req.description,
             tags: tag_list,
             kms_key_id: req
@@ -186,6 +219,9 @@ impl Deps {
                 .or_else(|| self.cfg.default_kms_key_id.clone()),
             request_id,
             trigger,
+            tenant,
+            may_update: scope.allows(Permission::Update),
+            tenant_label: scope.tenant.label().to_owned(),
         })
     }
 
@@ -223,6 +259,9 @@ impl Deps {
             } else {
                 self.observe(&d.secret_name).await?
             };
+            if let Seen::Active(_, r) | Seen::Pending(_, r) = &seen {
+                owner_matches(d.tenant.as_deref(), r.tenant.as_deref())?;
+            }
             let outcome = match seen {
                 Seen::Absent => {
                     let outcome = self.create_and_mint(d, deadline).await?;

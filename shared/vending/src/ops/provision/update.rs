@@ -32,12 +32,22 @@ impl Deps {
                 expires_at: tags::time_value(record.expires_at),
             });
         }
-        if record.workspace_id != d.workspace.id || record.lifetime != d.lifetime {
-            return self.rotate_for_change(d).await.map(Some);
-        }
+        let fixed_changed = record.workspace_id != d.workspace.id || record.lifetime != d.lifetime;
         let same_cap = record.cap() == d.cap;
-        if same_cap && record.rotate_before_seconds == d.rotate_before_seconds {
+        if !fixed_changed && same_cap && record.rotate_before_seconds == d.rotate_before_seconds {
             return Ok(Some(reply(Status::Unchanged, version.arn, d, &record)));
+        }
+        if !d.may_update {
+            return Err(VendError::scope(
+                "action",
+                format!(
+                    "tenant {} may not update an existing key (its policy's actions)",
+                    d.tenant_label
+                ),
+            ));
+        }
+        if fixed_changed {
+            return self.rotate_for_change(d).await.map(Some);
         }
         self.update_in_place(d, version, record, same_cap).await
     }

@@ -136,6 +136,13 @@ impl Deps {
             rotate_before_seconds: rotate_before,
             created_at,
             generation: parent.generation + 1,
+            // A secret made before tenants gets its prefix owner's name at its first rotation.
+            tenant: parent.tenant.clone().or_else(|| {
+                self.cfg
+                    .policy
+                    .owner_of_name(&desc.name)
+                    .and_then(|t| t.name.clone())
+            }),
             request_id: format!("rotation:{}", event.token),
             rotation_request: desc.tag(tags::ROTATION_REQUEST).map(str::to_owned),
             parent_version: Some(current.version_id.clone()),

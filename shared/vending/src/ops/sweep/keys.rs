@@ -38,13 +38,15 @@ impl Deps {
         deadline: Instant,
         report: &mut SweepReport,
     ) -> Result<(), VendError> {
-        let workspaces: Vec<String> = self
-            .workspaces()
+        let mut workspaces: Vec<String> = self
+            .policy_workspaces()
             .await?
-            .iter()
-            .filter(|w| self.cfg.policy.entry_for(&w.id, &w.slug, &w.name).is_some())
-            .map(|w| w.id.clone())
+            .values()
+            .flatten()
+            .cloned()
             .collect();
+        workspaces.sort();
+        workspaces.dedup();
         for ws in workspaces {
             let found = self.list_workspace(&ws, referenced, now).await?;
             for (name, hash, left, limit) in found.low {
