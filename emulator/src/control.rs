@@ -1,5 +1,5 @@
 //! The control API under `/_emulator/`: read state and call counts, inject faults and
-//! latency, move the clock, queue plaintexts, and add keys directly. Loopback only, no auth.
+//! latency, move the clock, queue plaintexts, and add keys and workspaces directly. Loopback only, no auth.
 
 use axum::Json;
 use axum::Router;
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::api::Shared;
 use crate::reply::{error, key_json, workspace_json};
-use crate::state::Fault;
+use crate::state::{Fault, SeedWorkspace};
 
 pub fn router(state: Shared) -> Router {
     Router::new()
@@ -25,6 +25,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_emulator/plaintexts", post(queue_plaintexts))
         .route("/_emulator/keys", post(add_key))
         .route("/_emulator/usage", post(set_usage))
+        .route("/_emulator/workspaces", post(add_workspace))
         .with_state(state)
 }
 
@@ -143,6 +144,18 @@ async fn add_key(Ax(state): Ax<Shared>, Json(a): Json<AddKey>) -> Response {
     let hash = record.hash.clone();
     s.keys.insert(hash.clone(), record);
     Json(json!({"key": plaintext, "hash": hash})).into_response()
+}
+
+/// Adds a workspace (tests of workspace resolution: a name shared by two workspaces, a
+/// name equal to another's slug). Its id must be new.
+async fn add_workspace(Ax(state): Ax<Shared>, Json(w): Json<SeedWorkspace>) -> Response {
+    let mut s = state.lock().await;
+    if s.workspaces.iter().any(|o| o.id == w.id) {
+        return error(StatusCode::CONFLICT, "a workspace with this id exists");
+    }
+    let body = workspace_json(&w);
+    s.workspaces.push(w);
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -251,6 +251,22 @@ impl Control {
     }
 
     /// Adds a key directly; answers `(plaintext, hash)`.
+    /// Adds a workspace `{"id","name","slug"}`.
+    ///
+    /// # Panics
+    /// When the emulator refuses it.
+    pub async fn add_workspace(&self, id: &str, slug: &str, name: &str) {
+        let status = self
+            .http
+            .post(format!("{}/_emulator/workspaces", self.base))
+            .json(&serde_json::json!({"id": id, "slug": slug, "name": name}))
+            .send()
+            .await
+            .expect("control")
+            .status();
+        assert!(status.is_success(), "add workspace: {status}");
+    }
+
     pub async fn add_key(&self, body: Value) -> (String, String) {
         let v = self.post("/_emulator/keys", body).await;
         (

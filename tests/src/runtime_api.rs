@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,11 +16,26 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+/// One queued invocation: request id, event body, invoked function ARN.
+type Queued = (String, String, String);
+
+/// The invoked function ARN of the test function, with `qualifier` when not empty (an alias:
+/// what Lambda hands the function for an invocation through that alias).
+#[must_use]
+pub fn function_arn(qualifier: &str) -> String {
+    let base = "arn:aws:lambda:us-east-1:123456789012:function:provision";
+    if qualifier.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}:{qualifier}")
+    }
+}
+
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>>;
 
 #[derive(Clone)]
 struct Shared {
-    queue: Arc<Mutex<mpsc::Receiver<(String, String)>>>,
+    queue: Arc<Mutex<mpsc::Receiver<Queued>>>,
     waiters: Waiters,
     timeout: Duration,
 }
@@ -29,7 +44,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct RuntimeApi {
     pub addr: std::net::SocketAddr,
-    sender: mpsc::Sender<(String, String)>,
+    sender: mpsc::Sender<Queued>,
     waiters: Waiters,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -118,10 +133,24 @@ impl RuntimeApi {
         payload: String,
         wait: Duration,
     ) -> Option<Result<Value, Value>> {
+        self.invoke_raw_as("", payload, wait).await
+    }
+
+    /// As [`RuntimeApi::invoke_raw`], through the alias `qualifier` (the Runtime API hands
+    /// the function the qualified ARN, as Lambda does).
+    pub async fn invoke_raw_as(
+        &self,
+        qualifier: &str,
+        payload: String,
+        wait: Duration,
+    ) -> Option<Result<Value, Value>> {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().await.insert(id.clone(), tx);
-        self.sender.send((id, payload)).await.ok()?;
+        self.sender
+            .send((id, payload, function_arn(qualifier)))
+            .await
+            .ok()?;
         tokio::time::timeout(wait, rx).await.ok()?.ok()
     }
 
@@ -134,25 +163,46 @@ impl RuntimeApi {
             .await
             .expect("the function answered within 60 s")
     }
+
+    /// As [`RuntimeApi::invoke`], through the alias `qualifier`.
+    ///
+    /// # Panics
+    /// When the function does not answer within 60 s.
+    pub async fn invoke_as(&self, qualifier: &str, payload: Value) -> Result<Value, Value> {
+        self.invoke_raw_as(qualifier, payload.to_string(), Duration::from_secs(60))
+            .await
+            .expect("the function answered within 60 s")
+    }
 }
 
 #[derive(Clone)]
 struct Invoker {
-    sender: mpsc::Sender<(String, String)>,
+    sender: mpsc::Sender<Queued>,
     waiters: Waiters,
 }
 
 async fn invoke_api(
     State(inv): State<Invoker>,
-    Path(_name): Path<String>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
+    // `name:qualifier` or `?Qualifier=`, as Lambda's Invoke API takes either.
+    let qualifier = query
+        .get("Qualifier")
+        .cloned()
+        .or_else(|| name.split_once(':').map(|(_, q)| q.to_owned()))
+        .unwrap_or_default();
     let id = uuid::Uuid::new_v4().to_string();
     let (tx, rx) = oneshot::channel();
     inv.waiters.lock().await.insert(id.clone(), tx);
     if inv
         .sender
-        .send((id, String::from_utf8_lossy(&body).into_owned()))
+        .send((
+            id,
+            String::from_utf8_lossy(&body).into_owned(),
+            function_arn(&qualifier),
+        ))
         .await
         .is_err()
     {
@@ -174,7 +224,7 @@ async fn invoke_api(
 
 async fn next(State(s): State<Shared>) -> Response {
     let item = s.queue.lock().await.recv().await;
-    let Some((id, payload)) = item else {
+    let Some((id, payload, arn)) = item else {
         return StatusCode::GONE.into_response();
     };
     let deadline = SystemTime::now()
@@ -189,10 +239,7 @@ async fn next(State(s): State<Shared>) -> Response {
     };
     put("lambda-runtime-aws-request-id", id);
     put("lambda-runtime-deadline-ms", deadline.to_string());
-    put(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:provision".into(),
-    );
+    put("lambda-runtime-invoked-function-arn", arn);
     put(
         "lambda-runtime-trace-id",
         "Root=1-00000000-000000000000000000000000".into(),

@@ -144,6 +144,56 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
 }
 
 #[tokio::test]
+async fn the_binary_reads_the_tenant_from_the_alias_the_runtime_api_hands_it() {
+    // Two teams; the Runtime API carries the invoked function ARN with the alias, as Lambda
+    // does for an invocation through `provision:<tenant>`.
+    let moto = Moto::start().await;
+    let emu = emulator().await;
+    let (sm, _) = secrets_client(&moto).await;
+    let api = RuntimeApi::start(Duration::from_secs(30)).await;
+    let policy = json!({"tenants": {
+        "checkout": {"workspaces": [{"workspace": "checkout", "max_limit": 100}],
+                     "event_sources": ["com.example.checkout"]},
+        "search": {"workspaces": [{"workspace": "search", "max_limit": 20}],
+                   "event_sources": ["com.example.search"]}}});
+    let mut vars = env(&moto, &emu.api_url());
+    vars.push(("ORKV_POLICY", policy.to_string()));
+    let _process = FunctionProcess::spawn(&binary("provision"), &api, &vars);
+
+    let key_name = unique("ranker");
+    let request = json!({"workspace": "search", "key_name": key_name, "limit": 5, "ttl_seconds": 7200});
+    let reply = api
+        .invoke_as("search", request.clone())
+        .await
+        .expect("search vends through its alias");
+    assert_eq!(reply["status"], json!("created"));
+    let name = reply["secret_name"].as_str().expect("name");
+    assert_eq!(name, format!("openrouter/search/search/{key_name}"));
+    assert_eq!(current_value(&sm, name).await["tenant"], json!("search"));
+    // The same payload unqualified, through the other team's alias, and as an event from
+    // the other team's source: each refused, nothing created.
+    for (alias, payload) in [
+        ("", request.clone()),
+        ("checkout", request.clone()),
+        (
+            "checkout",
+            json!({"version": "0", "id": unique("event"), "detail-type": "OpenRouter Key Requested",
+                   "source": "com.example.search", "account": "123456789012",
+                   "time": "2026-12-02T10:00:00Z", "region": "us-east-1", "resources": [],
+                   "detail": {"workspace": "checkout", "key_name": unique("x"), "limit": 1}}),
+        ),
+    ] {
+        let err = api
+            .invoke_as(alias, payload)
+            .await
+            .expect_err("refused");
+        assert_eq!(err["errorType"], json!("TenantScopeViolation"), "{alias}: {err}");
+    }
+    let keys = Control::new(&emu).live_keys("").await;
+    assert_eq!(keys.len(), 1, "only search's key exists: {keys:?}");
+}
+
+#[tokio::test]
 async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_retry() {
     let moto = Moto::start().await;
     let emu = emulator().await;
