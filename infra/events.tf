@@ -30,7 +30,7 @@ data "aws_iam_policy_document" "dlq" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.requests.arn]
+      values   = concat(aws_cloudwatch_event_rule.requests[*].arn, [for r in aws_cloudwatch_event_rule.tenant : r.arn])
     }
   }
 }
@@ -45,6 +45,8 @@ resource "aws_sqs_queue_policy" "dlq" {
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_event_rule" "requests" {
+  count = local.tenanted ? 0 : 1
+
   name           = "${var.name}-key-requests"
   description    = "OpenRouter key requests, rotation requests and revocations for ${var.name}"
   event_bus_name = var.event_bus_name
@@ -59,8 +61,15 @@ resource "aws_cloudwatch_event_rule" "requests" {
   tags = local.tags
 }
 
+moved {
+  from = aws_cloudwatch_event_rule.requests
+  to   = aws_cloudwatch_event_rule.requests[0]
+}
+
 resource "aws_cloudwatch_event_target" "provision" {
-  rule           = aws_cloudwatch_event_rule.requests.name
+  count = local.tenanted ? 0 : 1
+
+  rule           = aws_cloudwatch_event_rule.requests[0].name
   event_bus_name = var.event_bus_name
   target_id      = "provision"
   arn            = aws_lambda_function.function["provision"].arn
@@ -73,6 +82,11 @@ resource "aws_cloudwatch_event_target" "provision" {
   dead_letter_config {
     arn = aws_sqs_queue.dlq.arn
   }
+}
+
+moved {
+  from = aws_cloudwatch_event_target.provision
+  to   = aws_cloudwatch_event_target.provision[0]
 }
 
 # ---------------------------------------------------------------------------------------------

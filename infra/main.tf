@@ -19,13 +19,31 @@ locals {
 
   management_key_secret_arn = coalesce(var.management_key_secret_arn, try(aws_secretsmanager_secret.management_key[0].arn, null))
 
-  policy = jsonencode({
-    workspaces                    = [for ws, w in var.workspaces : { workspace = ws, max_limit = w.max_limit_usd }]
+  tenanted    = length(var.tenants) > 0
+  admin_alias = "platform-admin"
+  lifetime_policy = {
     min_ttl_seconds               = var.key_lifetime.min_seconds
     max_ttl_seconds               = var.key_lifetime.max_seconds
     default_ttl_seconds           = var.key_lifetime.default_seconds
     default_rotate_before_seconds = var.key_lifetime.rotate_before_seconds
-  })
+  }
+  policy = jsonencode(local.tenanted ? merge(local.lifetime_policy, {
+    admin_alias = local.admin_alias
+    tenants = { for name, t in var.tenants : name => {
+      workspaces = [for ws, w in t.workspaces : {
+        workspace           = ws
+        max_limit           = w.max_limit_usd
+        min_ttl_seconds     = w.min_seconds
+        max_ttl_seconds     = w.max_seconds
+        default_ttl_seconds = w.default_seconds
+      }]
+      secret_prefix = t.secret_prefix
+      actions       = t.actions
+      event_sources = t.event_sources
+    } }
+    }) : merge(local.lifetime_policy, {
+    workspaces = [for ws, w in var.workspaces : { workspace = ws, max_limit = w.max_limit_usd }]
+  }))
 
   common_environment = merge(
     {
@@ -139,6 +157,21 @@ resource "aws_lambda_function" "function" {
 
   reserved_concurrent_executions = var.reserved_concurrency[each.key]
 
+  lifecycle {
+    precondition {
+      condition     = (length(var.workspaces) > 0) != local.tenanted
+      error_message = "Give either workspaces (the single-policy form) or tenants, not both and not neither."
+    }
+    precondition {
+      condition     = local.tenanted || length(var.event_sources) > 0
+      error_message = "event_sources: the single-policy form needs at least one source."
+    }
+    precondition {
+      condition     = !local.tenanted || (length(var.pipeline_principal_arns) == 0 && length(var.event_sources) == 0)
+      error_message = "With tenants, pipelines and event sources are per tenant (tenants.*.pipeline_principal_arns, tenants.*.event_sources): an unqualified invocation is refused."
+    }
+  }
+
   environment {
     variables = local.common_environment
   }
@@ -184,16 +217,23 @@ resource "aws_lambda_permission" "rotate_from_secretsmanager" {
 
 # EventBridge invokes the provision function for the rule's events only.
 resource "aws_lambda_permission" "provision_from_eventbridge" {
+  count = local.tenanted ? 0 : 1
+
   statement_id  = "EventBridgeKeyRequests"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.function["provision"].function_name
   principal     = "events.amazonaws.com"
-  source_arn    = aws_cloudwatch_event_rule.requests.arn
+  source_arn    = aws_cloudwatch_event_rule.requests[0].arn
 }
 
-# Deploy pipelines invoke the provision function directly.
+moved {
+  from = aws_lambda_permission.provision_from_eventbridge
+  to   = aws_lambda_permission.provision_from_eventbridge[0]
+}
+
+# Deploy pipelines invoke the provision function directly (single-policy form).
 resource "aws_lambda_permission" "provision_from_pipeline" {
-  for_each = toset(var.pipeline_principal_arns)
+  for_each = local.tenanted ? toset([]) : toset(var.pipeline_principal_arns)
 
   statement_id  = "Pipeline${substr(sha256(each.key), 0, 16)}"
   action        = "lambda:InvokeFunction"

@@ -34,8 +34,8 @@ output "managed_secret_arn_pattern" {
 }
 
 output "event_rule_arn" {
-  description = "The EventBridge rule that routes key requests to the provision function."
-  value       = aws_cloudwatch_event_rule.requests.arn
+  description = "Single-policy form: the EventBridge rule that routes key requests to the provision function (null with tenants: see tenants.*.event_rule_arn)."
+  value       = try(aws_cloudwatch_event_rule.requests[0].arn, null)
 }
 
 output "sweep_schedule_arn" {
@@ -56,4 +56,51 @@ output "alarm_topic_arn" {
 output "pipeline_invoke_policy_json" {
   description = "Attach to a deploy pipeline's role so it can invoke the provision function."
   value       = data.aws_iam_policy_document.pipeline_invoke.json
+}
+
+output "tenants" {
+  description = "Per tenant: the alias its pipelines invoke (and only it), the policy its pipeline roles need, the PutEvents policy for its producers (events:source bound to its sources), its rule, its secret prefix, and example payloads."
+  value = { for name, t in var.tenants : name => {
+    alias_arn              = aws_lambda_alias.tenant[name].arn
+    invoke_policy_json     = data.aws_iam_policy_document.tenant_invoke[name].json
+    put_events_policy_json = try(data.aws_iam_policy_document.tenant_put_events[name].json, null)
+    event_rule_arn         = try(aws_cloudwatch_event_rule.tenant[name].arn, null)
+    event_sources          = t.event_sources
+    secret_prefix          = coalesce(t.secret_prefix, "${var.secret_name_prefix}${name}/")
+    invoke_command         = "aws lambda invoke --function-name ${aws_lambda_function.function["provision"].function_name} --qualifier ${name} --cli-binary-format raw-in-base64-out --payload file://request.json reply.json"
+    payload_examples = {
+      provision = jsonencode({
+        workspace   = keys(t.workspaces)[0]
+        key_name    = "my-service"
+        limit       = t.workspaces[keys(t.workspaces)[0]].max_limit_usd
+        limit_reset = "monthly"
+      })
+      rotate = jsonencode({ action = "rotate", secret_name = "${coalesce(t.secret_prefix, "${var.secret_name_prefix}${name}/")}${keys(t.workspaces)[0]}/my-service", reason = "manual" })
+      revoke = jsonencode({ action = "revoke", secret_name = "${coalesce(t.secret_prefix, "${var.secret_name_prefix}${name}/")}${keys(t.workspaces)[0]}/my-service" })
+    }
+  } }
+}
+
+output "admin_alias_arn" {
+  description = "Tenant form: the platform-admin alias (acts for any tenant; null without tenants)."
+  value       = try(aws_lambda_alias.admin[0].arn, null)
+}
+
+output "invoke_grants" {
+  description = "Every principal the provision function's resource policy lets invoke it, with the qualifier (alias) it may invoke (\"\": the unqualified function), for review and tests/infra/check_tenants.py."
+  value = concat(
+    [for p in aws_lambda_permission.provision_from_pipeline : { principal = p.principal, qualifier = "", source_arn = "" }],
+    [for p in aws_lambda_permission.provision_from_eventbridge : { principal = p.principal, qualifier = "", source_arn = p.source_arn }],
+    [for p in aws_lambda_permission.tenant_from_pipeline : { principal = p.principal, qualifier = p.qualifier, source_arn = "" }],
+    [for p in aws_lambda_permission.tenant_from_eventbridge : { principal = p.principal, qualifier = p.qualifier, source_arn = p.source_arn }],
+    [for p in aws_lambda_permission.admin_from_pipeline : { principal = p.principal, qualifier = p.qualifier, source_arn = "" }],
+  )
+}
+
+output "event_targets" {
+  description = "What each key-request rule targets (rule name => target ARN)."
+  value = merge(
+    { for t in aws_cloudwatch_event_target.provision : t.rule => t.arn },
+    { for t in aws_cloudwatch_event_target.tenant : t.rule => t.arn },
+  )
 }

@@ -166,15 +166,12 @@ variable "management_key_admin_arns" {
 # ---------------------------------------------------------------------------------------------
 
 variable "workspaces" {
-  description = "Known OpenRouter workspaces (by slug, id or name) and the largest monthly cap, in USD, of a key vended in each. Requests for any other workspace, or above the cap, are refused."
+  description = "Single-policy form (one implicit tenant, every caller has every power): known OpenRouter workspaces (by slug or UUID) and the largest cap, in USD, of a key vended in each. Give this or tenants, not both."
   type = map(object({
     max_limit_usd = number
   }))
+  default = {}
 
-  validation {
-    condition     = length(var.workspaces) > 0
-    error_message = "workspaces: at least one workspace must be known."
-  }
   validation {
     condition     = alltrue([for w in values(var.workspaces) : w.max_limit_usd > 0])
     error_message = "workspaces: every max_limit_usd must be a positive number."
@@ -345,17 +342,75 @@ variable "event_bus_name" {
 }
 
 variable "event_sources" {
-  description = "The `source` values allowed to request keys. Only events from these sources reach the provision function."
+  description = "Single-policy form: the `source` values allowed to request keys. With tenants, each tenant lists its own (tenants.*.event_sources) and this stays empty."
   type        = list(string)
+  default     = []
 
   validation {
-    condition     = length(var.event_sources) > 0 && alltrue([for s in var.event_sources : can(regex("^[A-Za-z0-9._/-]{1,256}$", s)) && !startswith(s, "aws.")])
-    error_message = "event_sources: at least one source; each 1-256 of A-Z a-z 0-9 . _ - /, and not an aws.* source."
+    condition     = alltrue([for s in var.event_sources : can(regex("^[A-Za-z0-9._/-]{1,256}$", s)) && !startswith(s, "aws.")])
+    error_message = "event_sources: each 1-256 of A-Z a-z 0-9 . _ - /, and not an aws.* source."
+  }
+}
+
+variable "tenants" {
+  description = <<-EOT
+    Tenant form: each team, by name (its Lambda alias: a lowercase letter, then a-z 0-9 - _).
+    workspaces: the workspaces it may vend in (slug or UUID), each with its own maximum cap and
+    optional lifetime bounds (within key_lifetime); one workspace may serve several tenants at
+    different caps. secret_prefix: default <secret_name_prefix><tenant>/. actions: any of
+    provision, update, rotate, leak_rotate, revoke, adopt (default all). event_sources: the
+    EventBridge sources of its events (its rule matches only these). pipeline_principal_arns:
+    roles that may invoke its alias, and only its alias.
+  EOT
+  type = map(object({
+    workspaces = map(object({
+      max_limit_usd   = number
+      min_seconds     = optional(number)
+      max_seconds     = optional(number)
+      default_seconds = optional(number)
+    }))
+    secret_prefix           = optional(string)
+    actions                 = optional(list(string))
+    event_sources           = optional(list(string), [])
+    pipeline_principal_arns = optional(list(string), [])
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for n in keys(var.tenants) : can(regex("^[a-z][a-z0-9_-]{0,63}$", n)) && n != "platform-admin"])
+    error_message = "tenants: each name is a Lambda alias: a lowercase letter, then up to 63 of a-z 0-9 - _; platform-admin is reserved."
+  }
+  validation {
+    condition     = alltrue([for t in values(var.tenants) : length(t.workspaces) > 0 && alltrue([for w in values(t.workspaces) : w.max_limit_usd > 0])])
+    error_message = "tenants: each tenant needs at least one workspace, each with a positive max_limit_usd."
+  }
+  validation {
+    condition     = alltrue([for t in values(var.tenants) : t.actions == null || alltrue([for a in coalesce(t.actions, []) : contains(["provision", "update", "rotate", "leak_rotate", "revoke", "adopt"], a)])])
+    error_message = "tenants: actions are provision, update, rotate, leak_rotate, revoke or adopt."
+  }
+  validation {
+    condition     = alltrue(flatten([for t in values(var.tenants) : [for s in t.event_sources : can(regex("^[A-Za-z0-9._/-]{1,256}$", s)) && !startswith(s, "aws.")]]))
+    error_message = "tenants: each event source is 1-256 of A-Z a-z 0-9 . _ - /, and not an aws.* source."
+  }
+  validation {
+    condition     = alltrue(flatten([for t in values(var.tenants) : [for a in t.pipeline_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", a))]]))
+    error_message = "tenants: each pipeline_principal_arns entry must be an IAM role ARN."
+  }
+}
+
+variable "admin_principal_arns" {
+  description = "Tenant form: roles (platform operators) that may invoke the platform-admin alias, which acts for any tenant (a provision through it names the tenant in `tenant`)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", a))])
+    error_message = "admin_principal_arns: each entry must be an IAM role ARN."
   }
 }
 
 variable "pipeline_principal_arns" {
-  description = "IAM roles (deploy pipelines) allowed to invoke the provision function directly. They also need lambda:InvokeFunction in their own policy (see the pipeline_invoke_policy_json output)."
+  description = "Single-policy form: IAM roles (deploy pipelines) allowed to invoke the provision function directly. They also need lambda:InvokeFunction in their own policy (see the pipeline_invoke_policy_json output). With tenants, use tenants.*.pipeline_principal_arns."
   type        = list(string)
   default     = []
 

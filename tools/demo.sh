@@ -126,6 +126,38 @@ sleep 9
 echo '{"execution_id": "demo-sweep-2"}' >"$run/sweep2.json"
 invoke "$run/sweep2.json" "$run/w2.json" sweep "$sweep_port"
 python3 tools/demo_rotation.py "$run" "$moto_port" "$emu_port" "$mgmt_key" after-grace
+echo
+echo "==> tenants: two teams, each invoking its own alias of the provision function"
+# cargo lambda watch hands every invocation the ARN "function-arn"; this Runtime API hands the
+# function the qualified ARN of the alias invoked, as Lambda does, which is how a tenant is known.
+tenant_policy='{"tenants":{"checkout":{"workspaces":[{"workspace":"checkout","max_limit":100}],"event_sources":["com.example.checkout"]},"search":{"workspaces":[{"workspace":"search","max_limit":20}],"event_sources":["com.example.search"]}}}'
+ORKV_POLICY="$tenant_policy" "$CARGO_TARGET_DIR/debug/runtime-api" "$CARGO_TARGET_DIR/debug/provision" >"$run/tenant-api.txt" 2>"$run/tenant-api.log" & pids+=($!)
+for _ in $(seq 100); do [ -s "$run/tenant-api.txt" ] && break; sleep 0.1; done
+tenant_url=$(head -1 "$run/tenant-api.txt")
+tenant_invoke() {
+  curl -fsS -X POST "$tenant_url/2015-03-31/functions/provision:$1/invocations" --data-binary "$2" -o "$run/$3.json"
+}
+tenant_invoke checkout '{"workspace": "checkout", "key_name": "payments-api", "limit": 50, "limit_reset": "monthly"}' t1
+tenant_invoke search '{"workspace": "search", "key_name": "ranker", "limit": 10, "limit_reset": "monthly"}' t2
+tenant_invoke search "{\"action\": \"revoke\", \"secret_name\": \"openrouter/checkout/checkout/payments-api\", \"delete_secret\": true}" t3
+tenant_invoke search '{"workspace": "checkout", "key_name": "ranker", "limit": 100}' t4
+python3 - "$run" <<'PY'
+import json, sys
+run = sys.argv[1]
+rows = [("checkout", "vend payments-api in checkout", "t1"), ("search", "vend ranker in search", "t2"),
+        ("search", "revoke checkout's payments-api", "t3"), ("search", "vend into checkout at 100 USD", "t4")]
+print(f"{'alias':9} {'request':34} outcome")
+ok = True
+for alias, what, name in rows:
+    r = json.load(open(f"{run}/{name}.json"))
+    outcome = r.get("status") or f"refused: {r.get('errorType')}: {r.get('errorMessage')}"
+    print(f"{alias:9} {what:34} {outcome}")
+    expect_ok = name in ("t1", "t2")
+    ok &= (r.get("status") == "created") if expect_ok else (r.get("errorType") == "TenantScopeViolation")
+if not ok:
+    sys.exit("tenant demo: a team reached outside its scope, or could not vend its own key")
+print("each team vended its own key; the other team's reach was refused and changed nothing")
+PY
 sleep 1
 read -r reads failures <"$run/consumer.txt"
 echo "consumer (GetSecretValue without a stage, then GET /key): $reads reads, $failures failures"

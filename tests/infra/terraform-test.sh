@@ -90,6 +90,10 @@ step "policy documents: each role allows only its own actions"
 terraform -chdir="$example" output -json policy_documents >"$run/policies.json"
 python3 tests/infra/check_policies.py "$run/policies.json" || fail "policy check"
 
+step "tenants: each tenant's principals invoke only its alias; no rule targets the unqualified function"
+terraform -chdir="$example" output -json >"$run/outputs.json"
+python3 tests/infra/check_tenants.py "$run/outputs.json" || fail "tenant check"
+
 step "terraform destroy"
 terraform -chdir="$example" destroy -auto-approve -no-color -var "package_dir=$package_dir" >"$run/destroy.log" 2>&1 \
   || { tail -40 "$run/destroy.log"; fail "destroy"; }

@@ -161,7 +161,8 @@ async fn the_binary_reads_the_tenant_from_the_alias_the_runtime_api_hands_it() {
     let _process = FunctionProcess::spawn(&binary("provision"), &api, &vars);
 
     let key_name = unique("ranker");
-    let request = json!({"workspace": "search", "key_name": key_name, "limit": 5, "ttl_seconds": 7200});
+    let request =
+        json!({"workspace": "search", "key_name": key_name, "limit": 5, "ttl_seconds": 7200});
     let reply = api
         .invoke_as("search", request.clone())
         .await
@@ -183,11 +184,12 @@ async fn the_binary_reads_the_tenant_from_the_alias_the_runtime_api_hands_it() {
                    "detail": {"workspace": "checkout", "key_name": unique("x"), "limit": 1}}),
         ),
     ] {
-        let err = api
-            .invoke_as(alias, payload)
-            .await
-            .expect_err("refused");
-        assert_eq!(err["errorType"], json!("TenantScopeViolation"), "{alias}: {err}");
+        let err = api.invoke_as(alias, payload).await.expect_err("refused");
+        assert_eq!(
+            err["errorType"],
+            json!("TenantScopeViolation"),
+            "{alias}: {err}"
+        );
     }
     let keys = Control::new(&emu).live_keys("").await;
     assert_eq!(keys.len(), 1, "only search's key exists: {keys:?}");

@@ -124,13 +124,19 @@ async fn every_cross_tenant_operation_is_refused_changes_nothing_and_reveals_not
     let victim = t.name("checkout", "payments-api");
     let mut req = provision("checkout", "payments-api", 50.0);
     req["secret_name"] = json!(victim);
-    let owned = t.call("checkout", req.clone()).await.expect("checkout vends");
+    let owned = t
+        .call("checkout", req.clone())
+        .await
+        .expect("checkout vends");
     assert_eq!(owned["status"], "created");
     let mine = t
         .call("search", provision("search", "ranker", 10.0))
         .await
         .expect("search vends its own");
-    assert_eq!(mine["secret_name"], json!(t.name("search", "search/ranker")));
+    assert_eq!(
+        mine["secret_name"],
+        json!(t.name("search", "search/ranker"))
+    );
     let (arn, hash) = (
         owned["secret_arn"].as_str().expect("arn").to_owned(),
         owned["key_hash"].as_str().expect("hash").to_owned(),
@@ -164,7 +170,10 @@ async fn every_cross_tenant_operation_is_refused_changes_nothing_and_reveals_not
         "workspace",
         &hidden,
     );
-    assert_eq!(outside, unknown, "a foreign and a missing workspace look alike");
+    assert_eq!(
+        outside, unknown,
+        "a foreign and a missing workspace look alike"
+    );
     refused(
         t.call("search", provision("checkout", "big", 100.0)).await,
         "PolicyViolation",
@@ -289,7 +298,10 @@ async fn a_tenant_takes_only_its_actions_and_the_admin_alias_acts_for_the_owner(
         .await
         .expect("readonly may provision");
     let ro_name = ro["secret_name"].as_str().expect("name").to_owned();
-    assert!(ro_name.starts_with(&format!("{}ro/", t.prefix)), "{ro_name}");
+    assert!(
+        ro_name.starts_with(&format!("{}ro/", t.prefix)),
+        "{ro_name}"
+    );
     let before = t.snapshot().await;
     let mut cap = provision("search", "x", 0.5);
     cap["key_name"] = json!(ro_name.rsplit('/').next());
@@ -341,7 +353,10 @@ async fn a_tenant_takes_only_its_actions_and_the_admin_alias_acts_for_the_owner(
     assert_eq!(rotated["status"], "rotated", "{rotated}");
     let (_, record) = t.w.current(&name).await;
     assert_eq!(record["generation"], 2);
-    assert_eq!(record["tenant"], "checkout", "the successor keeps the tenant");
+    assert_eq!(
+        record["tenant"], "checkout",
+        "the successor keeps the tenant"
+    );
 }
 
 #[tokio::test]
@@ -369,7 +384,7 @@ async fn a_secret_made_before_tenants_belongs_to_its_prefix_owner_and_gets_its_t
         deadline(),
     ))
     .await
-        .expect_err("not search's");
+    .expect_err("not search's");
     assert_eq!(err.kind(), "TenantScopeViolation");
     let mut raise = provision("checkout", &key, 20.0);
     raise["secret_name"] = json!(name);
@@ -383,7 +398,7 @@ async fn a_secret_made_before_tenants_belongs_to_its_prefix_owner_and_gets_its_t
         deadline(),
     ))
     .await
-        .expect("rotated");
+    .expect("rotated");
     assert_eq!(rotated["status"], "rotated");
     assert_eq!(w.current(&name).await.1["tenant"], "checkout");
     assert!(
@@ -424,7 +439,7 @@ async fn ambiguous_workspaces_are_refused_never_resolved_by_list_order() {
         deadline(),
     ))
     .await
-        .expect("by uuid");
+    .expect("by uuid");
     assert_eq!(ok.workspace_id, "7e57a000-0000-4000-8000-000000000002");
     // A policy entry whose identifier is ambiguous, or a display name, is a configuration
     // error: every request is refused until the policy names the workspace exactly.
@@ -437,5 +452,8 @@ async fn ambiguous_workspaces_are_refused_never_resolved_by_list_order() {
         assert_eq!(err.kind(), "ConfigError", "{err}");
         assert!(err.to_string().contains(entry), "{err}");
     }
-    assert!(w.control.live_keys("").await.len() == 1, "only the UUID request minted");
+    assert!(
+        w.control.live_keys("").await.len() == 1,
+        "only the UUID request minted"
+    );
 }

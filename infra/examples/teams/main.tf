@@ -43,13 +43,14 @@ variable "package_dir" {
 }
 
 variable "teams" {
-  description = "Teams that get OpenRouter keys: the workspace their keys live in, their monthly cap (USD) and how long one key lives before it is rotated."
+  description = "Teams that get OpenRouter keys, each a tenant: the workspace its keys live in, its monthly cap (USD), how long one key lives before it is rotated, its deploy role and its event source."
   type = map(object({
     workspace       = string
     monthly_cap_usd = number
     lifetime_days   = optional(number, 30)
     pipeline_role   = optional(string)
     event_source    = optional(string)
+    actions         = optional(list(string))
   }))
   default = {
     search = {
@@ -57,6 +58,7 @@ variable "teams" {
       monthly_cap_usd = 500
       lifetime_days   = 30
       event_source    = "com.example.search"
+      pipeline_role   = "arn:aws:iam::123456789012:role/search-deploy"
     }
     support-bot = {
       workspace       = "support"
@@ -68,6 +70,8 @@ variable "teams" {
       workspace       = "research"
       monthly_cap_usd = 1000
       lifetime_days   = 7
+      pipeline_role   = "arn:aws:iam::123456789012:role/research-deploy"
+      actions         = ["provision", "update", "rotate"]
     }
   }
 
@@ -77,6 +81,12 @@ variable "teams" {
   }
 }
 
+variable "platform_admin_role" {
+  description = "Role of the platform operators (the platform-admin alias). Null: none."
+  type        = string
+  default     = "arn:aws:iam::123456789012:role/platform-operators"
+}
+
 variable "alarm_email" {
   description = "Optional address subscribed to the alarm topic."
   type        = string
@@ -84,11 +94,6 @@ variable "alarm_email" {
 }
 
 locals {
-  # A workspace's cap is the largest cap of the teams that share it.
-  workspaces = {
-    for ws in distinct([for t in values(var.teams) : t.workspace]) :
-    ws => { max_limit_usd = max([for t in values(var.teams) : t.monthly_cap_usd if t.workspace == ws]...) }
-  }
   lifetimes = [for t in values(var.teams) : t.lifetime_days * 86400]
 }
 
@@ -98,7 +103,19 @@ module "key_vending" {
   name        = "orkv"
   package_dir = var.package_dir
 
-  workspaces = local.workspaces
+  # Each team is a tenant: its own workspace, cap and key lifetime; it reaches only its own
+  # secrets (openrouter/<team>/...), through its own alias and its own event source.
+  tenants = { for name, t in var.teams : name => {
+    workspaces = { (t.workspace) = {
+      max_limit_usd   = t.monthly_cap_usd
+      max_seconds     = t.lifetime_days * 86400
+      default_seconds = t.lifetime_days * 86400
+    } }
+    actions                 = t.actions
+    event_sources           = compact([t.event_source])
+    pipeline_principal_arns = compact([t.pipeline_role])
+  } }
+  admin_principal_arns = compact([var.platform_admin_role])
   key_lifetime = {
     min_seconds           = 86400
     max_seconds           = max(local.lifetimes...)
@@ -106,12 +123,10 @@ module "key_vending" {
     rotate_before_seconds = 2 * 86400
   }
 
-  secret_name_prefix      = "openrouter/"
-  event_sources           = concat(["com.example.platform"], compact([for t in values(var.teams) : t.event_source]))
-  pipeline_principal_arns = compact([for t in values(var.teams) : t.pipeline_role])
-  retire_grace_seconds    = 7200
-  sweep_schedule          = { expression = "rate(15 minutes)", timezone = "UTC" }
-  log_retention_days      = 365
+  secret_name_prefix   = "openrouter/"
+  retire_grace_seconds = 7200
+  sweep_schedule       = { expression = "rate(15 minutes)", timezone = "UTC" }
+  log_retention_days   = 365
 
   tags = {
     "cost-center" = "platform"
@@ -127,8 +142,23 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 }
 
 output "provision_function" {
-  description = "Invoke this from a pipeline (aws lambda invoke --function-name ...)."
+  description = "The provision function; each team invokes its own alias (aws lambda invoke --function-name ... --qualifier <team>)."
   value       = module.key_vending.function_names["provision"]
+}
+
+output "tenants" {
+  description = "Per team: its alias, invoke policy, PutEvents policy, rule and example payloads."
+  value       = module.key_vending.tenants
+}
+
+output "invoke_grants" {
+  description = "Who may invoke which alias."
+  value       = module.key_vending.invoke_grants
+}
+
+output "event_targets" {
+  description = "What each rule targets."
+  value       = module.key_vending.event_targets
 }
 
 output "management_key_secret_arn" {
@@ -137,15 +167,14 @@ output "management_key_secret_arn" {
 }
 
 output "team_secret_names" {
-  description = "The secret each team's key is vended into (when requested with secret_name = the team name)."
-  value       = { for name, t in var.teams : name => "openrouter/${name}" }
+  description = "The secret each team's key is vended into (the default name for key_name = the team name)."
+  value       = { for name, t in var.teams : name => "openrouter/${name}/${t.workspace}/${name}" }
 }
 
 output "team_key_requests" {
   description = "The pipeline payload that vends each team's key (see events/pipeline-provision.json)."
   value = {
     for name, t in var.teams : name => jsonencode({
-      secret_name = "openrouter/${name}"
       key_name    = name
       workspace   = t.workspace
       limit       = t.monthly_cap_usd
