@@ -102,14 +102,14 @@ data "aws_iam_policy_document" "function" {
   dynamic "statement" {
     for_each = contains(local.secret_actions[each.key], "secretsmanager:UntagResource") ? [1] : []
     content {
-      sid       = "NeverDropTheManagedByTag"
+      sid       = "NeverDropTheManagedByOrTenantTag"
       effect    = "Deny"
       actions   = ["secretsmanager:UntagResource"]
       resources = ["*"]
       condition {
         test     = "ForAnyValue:StringEquals"
         variable = "aws:TagKeys"
-        values   = [local.managed_by_tag]
+        values   = [local.managed_by_tag, "orkv:tenant"]
       }
     }
   }
