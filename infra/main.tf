@@ -27,7 +27,8 @@ locals {
     default_ttl_seconds           = var.key_lifetime.default_seconds
     default_rotate_before_seconds = var.key_lifetime.rotate_before_seconds
   }
-  policy = jsonencode(local.tenanted ? merge(local.lifetime_policy, {
+  # Two renderings, one chosen (a conditional over objects of different shapes does not type).
+  tenant_policy = jsonencode(merge(local.lifetime_policy, {
     admin_alias = local.admin_alias
     tenants = { for name, t in var.tenants : name => {
       workspaces = [for ws, w in t.workspaces : {
@@ -41,9 +42,11 @@ locals {
       actions       = t.actions
       event_sources = t.event_sources
     } }
-    }) : merge(local.lifetime_policy, {
+  }))
+  single_policy = jsonencode(merge(local.lifetime_policy, {
     workspaces = [for ws, w in var.workspaces : { workspace = ws, max_limit = w.max_limit_usd }]
   }))
+  policy = local.tenanted ? local.tenant_policy : local.single_policy
 
   common_environment = merge(
     {
