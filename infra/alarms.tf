@@ -18,6 +18,7 @@ locals {
     LowSpendKeys       = "A key has less than the configured fraction of its spend cap left."
     RetirementsBlocked = "A superseded key could not be retired; it still works past its grace."
     OrphansFound       = "A key named by this product has no secret referencing it."
+    CurrentKeysBroken  = "A secret's current key was deleted, disabled or expired out of band; consumers hold a key that fails (with ORKV_DRIFT=repair the sweep rotated it)."
     SweepIncomplete    = "The sweep ran out of time before finishing; the next run resumes."
   }
 }

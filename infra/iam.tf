@@ -33,6 +33,8 @@ locals {
       "secretsmanager:DeleteSecret",
       "secretsmanager:DescribeSecret",
       "secretsmanager:GetSecretValue",
+      # Rotate now: an attempt Secrets Manager abandoned is a deprecated version.
+      "secretsmanager:ListSecretVersionIds",
       "secretsmanager:PutSecretValue",
       "secretsmanager:RotateSecret",
       "secretsmanager:TagResource",
@@ -52,6 +54,7 @@ locals {
     sweep = [
       "secretsmanager:DescribeSecret",
       "secretsmanager:GetSecretValue",
+      "secretsmanager:ListSecretVersionIds",
       "secretsmanager:RotateSecret",
       "secretsmanager:UntagResource",
     ]

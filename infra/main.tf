@@ -61,6 +61,7 @@ locals {
       # Rotations one sweep starts: the rotate function's reserved concurrency (10 without one).
       ORKV_SWEEP_MAX_ROTATIONS    = tostring(var.reserved_concurrency.rotate == -1 ? 10 : var.reserved_concurrency.rotate)
       ORKV_ORPHANS                = var.sweep.orphans
+      ORKV_DRIFT                  = var.sweep.drift
       ORKV_ORPHAN_MIN_AGE_SECONDS = tostring(var.sweep.orphan_min_age_seconds)
       ORKV_LOW_SPEND_FRACTION     = tostring(var.sweep.low_spend_fraction)
       ORKV_EXPIRY_WARNING_SECONDS = tostring(var.sweep.expiry_warning_seconds)

@@ -269,10 +269,11 @@ variable "sweep_schedule" {
 }
 
 variable "sweep" {
-  description = "Sweep behaviour: rotations in flight at once, what to do with orphaned keys, and when to warn."
+  description = "Sweep behaviour: rotations in flight at once, what to do with orphaned keys and with current keys broken out of band (drift: repair = rotate at once, report), and when to warn."
   type = object({
     concurrency            = optional(number, 8)
     orphans                = optional(string, "delete")
+    drift                  = optional(string, "repair")
     orphan_min_age_seconds = optional(number, 900)
     low_spend_fraction     = optional(number, 0.1)
     expiry_warning_seconds = optional(number, 86400)
@@ -286,6 +287,10 @@ variable "sweep" {
   validation {
     condition     = contains(["delete", "report"], var.sweep.orphans)
     error_message = "sweep.orphans: \"delete\" or \"report\"."
+  }
+  validation {
+    condition     = contains(["repair", "report"], var.sweep.drift)
+    error_message = "sweep.drift: \"repair\" or \"report\"."
   }
   validation {
     condition     = var.sweep.low_spend_fraction >= 0 && var.sweep.low_spend_fraction <= 1

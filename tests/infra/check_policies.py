@@ -11,10 +11,11 @@ LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 #              delete (revoke), untag, describe and rotate (rotate-now and revoke actions),
 #              and RotateSecret makes Secrets Manager invoke the rotate function as the caller.
 #   rotate:    describe, get, put, move_stage, tag, untag (the four steps).
-#   sweep:     list_tagged_page, describe, get, untag (retire), rotate (+ invoke).
+#   sweep:     list_tagged_page, describe, version_stages (ListSecretVersionIds), get, untag
+#              (retire), rotate (+ invoke). provision's rotate-now also lists version ids.
 EXPECTED = {
     "provision": {
-        *(SM + a for a in ["CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "PutSecretValue",
+        *(SM + a for a in ["CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "ListSecretVersionIds", "PutSecretValue",
                            "RotateSecret", "TagResource", "UntagResource", "UpdateSecretVersionStage"]),
         "lambda:InvokeFunction", "sqs:SendMessage", *LOGS,
     },
@@ -24,7 +25,7 @@ EXPECTED = {
         "sqs:SendMessage", *LOGS,
     },
     "sweep": {
-        *(SM + a for a in ["ListSecrets", "DescribeSecret", "GetSecretValue", "RotateSecret", "UntagResource"]),
+        *(SM + a for a in ["ListSecrets", "DescribeSecret", "GetSecretValue", "ListSecretVersionIds", "RotateSecret", "UntagResource"]),
         "lambda:InvokeFunction", "sqs:SendMessage", *LOGS,
     },
     "scheduler": {"lambda:InvokeFunction", "sqs:SendMessage"},

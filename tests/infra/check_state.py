@@ -41,6 +41,7 @@ EXPECTED = [
             "LowSpendKeys",
             "RetirementsBlocked",
             "OrphansFound",
+            "CurrentKeysBroken",
             "SweepIncomplete",
         )
     ],

@@ -114,6 +114,12 @@ impl LatencyProxy {
         self.inner.strict.store(on, Ordering::SeqCst);
     }
 
+    /// How long a secret the layer saw created stays out of `ListSecrets` (AWS: the listing
+    /// "might not reflect changes from the last five minutes"). Zero (the default): at once.
+    pub fn set_list_lag(&self, lag: Duration) {
+        self.inner.strict_state.set_list_lag(lag);
+    }
+
     /// Faults injected so far: (throttled, connections cut after the call).
     #[must_use]
     pub fn faults(&self) -> (u64, u64) {
@@ -273,7 +279,9 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let headers = resp.headers().clone();
     let body: Bytes = resp.bytes().await.unwrap_or_default();
     let body = if strict {
-        crate::strict::after(&op, status, body)
+        inner
+            .strict_state
+            .listed(&op, crate::strict::after(&op, status, &sent_body, body))
     } else {
         body
     };

@@ -37,10 +37,12 @@ pub const FORCE_DELETE_DELAY: std::time::Duration = std::time::Duration::from_mi
 /// AWS's message for a `CreateSecret` of a name whose deletion has not finished.
 pub const SCHEDULED_FOR_DELETION: &str = "You can't create this secret because a secret with this name is already scheduled for deletion.";
 
-/// What the layer remembers between calls: names force-deleted, and when.
+/// What the layer remembers between calls: names force-deleted and created, and when.
 #[derive(Debug, Default)]
 pub struct State {
     force_deleted: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    created: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    list_lag: std::sync::Mutex<std::time::Duration>,
 }
 
 impl State {
@@ -58,8 +60,52 @@ impl State {
             .then(|| aws_error("InvalidRequestException", SCHEDULED_FOR_DELETION))
     }
 
-    /// After a successful call: a forced `DeleteSecret` starts its asynchronous deletion.
+    /// See [`crate::proxy::LatencyProxy::set_list_lag`].
+    pub fn set_list_lag(&self, lag: std::time::Duration) {
+        if let Ok(mut l) = self.list_lag.lock() {
+            *l = lag;
+        }
+    }
+
+    /// A `ListSecrets` reply without the secrets created within the listing lag. AWS: "The
+    /// ListSecrets API is eventually consistent, however it might not reflect changes from the
+    /// last five minutes." (API reference, *ListSecrets*). moto lists at once.
+    #[must_use]
+    pub fn listed(&self, op: &str, body: Bytes) -> Bytes {
+        let lag = self.list_lag.lock().map(|l| *l).unwrap_or_default();
+        if op != "ListSecrets" || lag.is_zero() {
+            return body;
+        }
+        let Ok(mut reply) = serde_json::from_slice::<Value>(&body) else {
+            return body;
+        };
+        let (Some(list), Ok(created)) = (
+            reply.get_mut("SecretList").and_then(Value::as_array_mut),
+            self.created.lock(),
+        ) else {
+            return body;
+        };
+        list.retain(|s| {
+            s.get("Name")
+                .and_then(Value::as_str)
+                .and_then(|n| created.get(n))
+                .is_none_or(|at| at.elapsed() >= lag)
+        });
+        Bytes::from(reply.to_string())
+    }
+
+    /// After a successful call: a forced `DeleteSecret` starts its asynchronous deletion; a
+    /// `CreateSecret` starts its listing lag.
     pub fn after(&self, op: &str, body: &Bytes) {
+        if op == "CreateSecret" {
+            let name = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|r| r.get("Name").and_then(Value::as_str).map(str::to_owned));
+            if let (Some(name), Ok(mut map)) = (name, self.created.lock()) {
+                map.insert(name, std::time::Instant::now());
+            }
+            return;
+        }
         if op != "DeleteSecret" {
             return;
         }
@@ -133,6 +179,10 @@ pub async fn before(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Option<Response> {
+    if op == "CreateSecret" {
+        let req: Value = serde_json::from_slice(body).ok()?;
+        return tag_limits(&req, &[]);
+    }
     if !TAG_SCOPED.contains(&op) {
         return None;
     }
@@ -168,6 +218,18 @@ pub async fn before(
                 "User: arn:aws:sts::123456789012:assumed-role/orkv-function/orkv-function is not authorized to perform: secretsmanager:{op} on resource: {id} because no identity-based policy allows the secretsmanager:{op} action"
             ),
         ));
+    }
+    if op == "TagResource" {
+        let existing: Vec<String> = desc
+            .as_ref()
+            .and_then(|d| d.get("Tags").and_then(Value::as_array))
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.get("Key").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return tag_limits(&req, &existing);
     }
     if op != "RotateSecret" {
         return None;
@@ -291,9 +353,16 @@ pub fn rewrite(op: &str, body: Bytes) -> Bytes {
     Bytes::from(req.to_string())
 }
 
-/// After `op` came back from moto: the reply as AWS words it.
+/// After `op` (sent with `request`) came back from moto: the reply as AWS words it.
 #[must_use]
-pub fn after(op: &str, status: StatusCode, body: Bytes) -> Bytes {
+pub fn after(op: &str, status: StatusCode, request: &Bytes, body: Bytes) -> Bytes {
+    if status.is_success() {
+        return match op {
+            "DescribeSecret" => without_deprecated_in_describe(body),
+            "ListSecretVersionIds" => without_deprecated_in_listing(request, body),
+            _ => body,
+        };
+    }
     if op != "PutSecretValue" || status != StatusCode::BAD_REQUEST {
         return body;
     }
@@ -308,4 +377,86 @@ pub fn after(op: &str, status: StatusCode, body: Bytes) -> Bytes {
         );
     }
     body
+}
+
+/// `DescribeSecret` lists only versions that carry a label (API reference, *DescribeSecret*,
+/// `VersionIdsToStages`: "A list of the versions of the secret that have staging labels
+/// attached. Versions that don't have staging labels are considered deprecated and Secrets
+/// Manager can delete them."). moto lists every version.
+fn without_deprecated_in_describe(body: Bytes) -> Bytes {
+    let Ok(mut reply) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let Some(map) = reply
+        .get_mut("VersionIdsToStages")
+        .and_then(Value::as_object_mut)
+    else {
+        return body;
+    };
+    map.retain(|_, stages| stages.as_array().is_some_and(|a| !a.is_empty()));
+    Bytes::from(reply.to_string())
+}
+
+/// `ListSecretVersionIds` leaves deprecated versions out unless `IncludeDeprecated` is true
+/// (API reference, *ListSecretVersionIds*: "Specifies whether to include versions of secrets
+/// that don't have any staging labels attached to them. Versions without staging labels are
+/// considered deprecated and are subject to deletion by Secrets Manager. By default, versions
+/// without staging labels aren't included."). moto ignores the parameter and lists all.
+fn without_deprecated_in_listing(request: &Bytes, body: Bytes) -> Bytes {
+    let include = serde_json::from_slice::<Value>(request)
+        .ok()
+        .and_then(|r| r.get("IncludeDeprecated").and_then(Value::as_bool))
+        .unwrap_or(false);
+    if include {
+        return body;
+    }
+    let Ok(mut reply) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let Some(list) = reply.get_mut("Versions").and_then(Value::as_array_mut) else {
+        return body;
+    };
+    list.retain(|v| {
+        v.get("VersionStages")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    });
+    Bytes::from(reply.to_string())
+}
+
+/// The most tags a secret may carry (`aws:` tags do not count).
+pub const MAX_TAGS: usize = 50;
+
+/// Tag limits (API reference, *TagResource*: "Maximum number of tags per secret: 50"; *Tag*:
+/// `Key` length 1-128, `Value` length 0-256). `existing`: the keys the secret carries. moto
+/// accepts any number and length.
+fn tag_limits(req: &Value, existing: &[String]) -> Option<Response> {
+    let tags = req.get("Tags").and_then(Value::as_array)?;
+    let mut keys: std::collections::BTreeSet<&str> = existing
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with("aws:"))
+        .collect();
+    for t in tags {
+        let key = t.get("Key").and_then(Value::as_str).unwrap_or_default();
+        let value = t.get("Value").and_then(Value::as_str).unwrap_or_default();
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Some(aws_error(
+                "ValidationException",
+                "1 validation error detected: a tag key must be 1-128 characters and a tag value at most 256",
+            ));
+        }
+        if !key.starts_with("aws:") {
+            keys.insert(key);
+        }
+    }
+    (keys.len() > MAX_TAGS).then(|| {
+        aws_error(
+            "InvalidParameterException",
+            &format!(
+                "The secret would carry {} tags; a secret may carry at most {MAX_TAGS}.",
+                keys.len()
+            ),
+        )
+    })
 }

@@ -544,3 +544,83 @@ async fn a_rotation_abandoned_by_secrets_manager_is_replaced_by_a_fresh_attempt(
     );
     assert_clean_end(&w, &d, &name).await;
 }
+
+#[tokio::test]
+async fn an_abandoned_attempt_describe_leaves_out_is_found_among_deprecated_versions() {
+    // AWS leaves a version with no label out of DescribeSecret (and out of
+    // ListSecretVersionIds without IncludeDeprecated); the layer does too. The abandoned
+    // attempt is then visible only with IncludeDeprecated, and a start under its token would
+    // drive a version Secrets Manager gave up on.
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = deps(&w);
+    let name = provision(&d, &unique("deprecated")).await;
+    let token = begin(&w, &d, &name).await;
+    run_steps(&d, &name, &token, &[Step::CreateSecret]).await;
+    d.store()
+        .move_stage(&name, "AWSPENDING", Some(&token), None)
+        .await
+        .expect("abandoned");
+    assert!(
+        w.stages(&name).await.iter().all(|(v, _)| v != &token),
+        "DescribeSecret does not show the deprecated version"
+    );
+    let listed = d.store().version_stages(&name, false).await.expect("list");
+    assert!(!listed.contains_key(&token), "nor does a plain listing");
+    let all = d.store().version_stages(&name, true).await.expect("list");
+    assert_eq!(
+        all.get(&token),
+        Some(&Vec::new()),
+        "IncludeDeprecated shows it"
+    );
+    let reply = d
+        .handle_request(
+            json!({"action": "rotate", "secret_name": name, "idempotency_id": "after-deprecated"}),
+            deadline(),
+        )
+        .await
+        .expect("a fresh attempt rotates");
+    assert_eq!(reply["status"], "rotated", "{reply}");
+    let (current, rec) = w.current(&name).await;
+    assert_eq!(
+        current,
+        orkv_vending::domain::names::rotation_attempt_token(&name, 1, 1)
+    );
+    assert_eq!(rec["generation"], 2);
+    assert_clean_end(&w, &d, &name).await;
+}
+
+#[tokio::test]
+async fn a_secret_with_every_user_tag_keeps_rotating_within_the_tag_limit() {
+    // 25 user tags (the most a request may add), then rotation after rotation inside the grace
+    // period: the product's own tags, one retirement tag per key in grace and the request tags
+    // stay within AWS's 50 (the layer refuses a 51st, as AWS does).
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    let d = deps(&w);
+    let mut req = request(&unique("tagged"));
+    let user: serde_json::Map<String, serde_json::Value> = (0..25)
+        .map(|i| (format!("team-tag-{i:02}"), json!("x".repeat(200))))
+        .collect();
+    req["tags"] = serde_json::Value::Object(user);
+    let name = d.handle(req, deadline()).await.expect("vended").secret_name;
+    let mut most = 0;
+    for i in 0..(orkv_vending::domain::tags::MAX_RETIRING + 3) {
+        let reply = d
+            .handle_request(
+                json!({"action": "rotate", "secret_name": name, "idempotency_id": format!("tags-{i}")}),
+                deadline(),
+            )
+            .await
+            .expect("rotated within the limit");
+        assert_eq!(reply["status"], "rotated", "{reply}");
+        most = most.max(w.tags(&name).await.len());
+    }
+    assert!(
+        most <= orkv_tests::strict::MAX_TAGS,
+        "at most 50 tags: {most}"
+    );
+    let (_, rec) = w.current(&name).await;
+    assert_eq!(rec["generation"], 14);
+    assert!(w.works(rec["api_key"].as_str().expect("key")).await);
+}

@@ -249,18 +249,19 @@ async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones
         "{:?}",
         r.actions.first()
     );
-    // The due ones: the sweep's DescribeSecret before each start (ListSecrets may lag), the
-    // rotation function's own calls (4 + 1 + 2 + 8 for the four steps: finishSecret looks at
+    // The due ones: the sweep's DescribeSecret before each start (ListSecrets may lag) and its
+    // ListSecretVersionIds (an attempt Secrets Manager abandoned is a deprecated version
+    // DescribeSecret leaves out), the rotation function's own calls (4 + 1 + 2 + 8 for the four steps: finishSecret looks at
     // the tags again once AWSPENDING is gone, so a cap change deferred meanwhile is carried)
     // plus the local driver's part of Secrets Manager (label and, once per secret on moto,
-    // enable). In AWS the sweep itself makes two calls per due secret: DescribeSecret and
-    // RotateSecret.
+    // enable). In AWS the sweep itself makes three calls per due secret: DescribeSecret,
+    // ListSecretVersionIds and RotateSecret.
     let per_due = (calls - u64::from(r.list_calls)) as f64 / 100.0;
     println!(
         "sweep over {} secrets: {} list calls, {calls} Secrets Manager calls, {per_due} per due secret",
         r.secrets_scanned, r.list_calls
     );
-    assert!(calls <= u64::from(r.list_calls) + 100 * 23, "{calls}");
+    assert!(calls <= u64::from(r.list_calls) + 100 * 24, "{calls}");
 }
 
 /// A function ARN moto does not have (see `actions.rs`).
@@ -358,4 +359,111 @@ async fn a_sweep_starts_at_most_its_rotation_budget_and_leaves_the_rest_to_later
     for name in &names {
         assert_eq!(w.current(name).await.1["generation"], 2, "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_secret_the_listing_does_not_show_yet_keeps_its_key_and_rotates_once_it_is_listed() {
+    // ListSecrets may not show a secret created in the last minutes (the layer's listing lag).
+    // The sweep then neither rotates it nor calls its key an orphan (it reads the secret the
+    // key names before judging); once listed, the next sweep rotates it.
+    let (w, proxy) = World::behind_proxy().await;
+    proxy.set_strict(true);
+    proxy.set_list_lag(std::time::Duration::from_secs(3600));
+    let d = deps(&w);
+    let name = provision(&d, &unique("unlisted")).await;
+    advance(&w, &d, 3700).await;
+    let r = sweep(&d, &unique("lagging")).await;
+    assert_eq!(r.rotations_due, 0, "not listed yet: {r:?}");
+    assert_eq!(r.orphans_found, 0, "its key is not an orphan: {r:?}");
+    let (_, rec) = w.current(&name).await;
+    assert!(w.works(rec["api_key"].as_str().expect("key")).await);
+    proxy.set_list_lag(std::time::Duration::ZERO);
+    let r = sweep(&d, &unique("listed")).await;
+    assert_eq!(r.rotations_completed, 1, "{r:?}");
+    assert_eq!(w.current(&name).await.1["generation"], 2);
+}
+
+#[tokio::test]
+async fn a_current_key_deleted_disabled_or_expired_out_of_band_is_found_and_replaced_by_one_sweep()
+{
+    // Someone deletes one secret's key in the dashboard and disables another's; a third, with
+    // a fixed expires_at, expired unrotated: each secret's current record then holds a key that
+    // fails. One sweep finds all three from the listing it already makes and confirms each; it
+    // rotates the first two at once (a fixed expiry cannot be extended: reported only). A
+    // report-only sweep changes nothing.
+    let w = World::start().await;
+    let d = deps(&w);
+    let prefix = unique("drift");
+    let long = |k: &str| {
+        json!({"workspace": "checkout", "key_name": format!("{prefix}-{k}"), "limit": 5,
+               "ttl_seconds": 172_800, "rotate_before_seconds": 3600})
+    };
+    let at = orkv_openrouter::format_expires_at(d.clock().now() + time::Duration::seconds(3700));
+    let fixed = json!({"workspace": "checkout", "key_name": format!("{prefix}-expired"),
+                       "limit": 5, "expires_at": at});
+    let mut names = Vec::new();
+    for body in [long("deleted"), long("disabled"), fixed, long("healthy")] {
+        names.push(
+            d.handle(body, deadline())
+                .await
+                .expect("vended")
+                .secret_name,
+        );
+    }
+    let client = orkv_openrouter::Client::new(
+        orkv_openrouter::ClientConfig {
+            base_url: w.emu.api_url(),
+            ..orkv_openrouter::ClientConfig::default()
+        },
+        orkv_openrouter::ManagementKey::new(orkv_tests::MANAGEMENT_KEY.to_owned()),
+    )
+    .expect("client");
+    let hash_of = |v: serde_json::Value| v["key_hash"].as_str().expect("hash").to_owned();
+    let deleted = hash_of(w.current(&names[0]).await.1);
+    client.delete_key(&deleted).await.expect("delete");
+    let off = orkv_openrouter::KeyPatch {
+        disabled: Some(true),
+        ..orkv_openrouter::KeyPatch::default()
+    };
+    client
+        .update_key(&hash_of(w.current(&names[1]).await.1), &off)
+        .await
+        .expect("disable");
+    advance(&w, &d, 3800).await;
+
+    let report_only = deps_with(&w, &[("ORKV_DRIFT", "report")]);
+    report_only.clock().advance(3800);
+    let r = sweep(&report_only, &unique("report")).await;
+    assert_eq!(r.current_keys_broken, 3, "{r:?}");
+    assert_eq!(r.current_keys_repaired, 0, "{r:?}");
+    for n in &names {
+        assert_eq!(
+            w.current(n).await.1["generation"],
+            1,
+            "report changes nothing"
+        );
+    }
+
+    let r = sweep(&d, &unique("repair")).await;
+    assert_eq!(r.current_keys_broken, 3, "{r:?}");
+    assert_eq!(r.current_keys_repaired, 2, "{r:?}");
+    for (n, generation, works) in [
+        (&names[0], 2, true),
+        (&names[1], 2, true),
+        (&names[2], 1, false),
+        (&names[3], 1, true),
+    ] {
+        let (_, rec) = w.current(n).await;
+        assert_eq!(rec["generation"], generation, "{n}");
+        assert_eq!(
+            w.works(rec["api_key"].as_str().expect("key")).await,
+            works,
+            "{n}"
+        );
+    }
+    let r = sweep(&d, &unique("after")).await;
+    assert_eq!(
+        r.current_keys_broken, 1,
+        "only the fixed expiry is left: {r:?}"
+    );
 }

@@ -192,6 +192,41 @@ impl SecretStore {
         })
     }
 
+    /// Every version of the secret and its labels, including (with `include_deprecated`) the
+    /// versions that carry none, which `DescribeSecret` leaves out (AWS calls them deprecated).
+    ///
+    /// # Errors
+    /// [`StoreError`]s, not-found included.
+    pub async fn version_stages(
+        &self,
+        id: &str,
+        include_deprecated: bool,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError> {
+        let mut versions = std::collections::BTreeMap::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(id)
+                .include_deprecated(include_deprecated)
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("ListSecretVersionIds", e))?;
+            for v in out.versions() {
+                if let Some(version) = v.version_id() {
+                    versions.insert(version.to_owned(), v.version_stages().to_vec());
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => return Ok(versions),
+            }
+        }
+    }
+
     /// The secret's metadata: rotation settings, tags and which version holds which label.
     /// `None` when it does not exist.
     ///

@@ -69,6 +69,10 @@ pub struct Config {
     pub sweep_max_rotations: usize,
     /// `ORKV_ORPHANS` (`delete` or `report`): what the sweep does with orphaned keys.
     pub delete_orphans: bool,
+    /// `ORKV_DRIFT` (`repair` or `report`): what the sweep does with a current key that no
+    /// longer works (deleted, disabled or expired behind the product's back): rotate it at
+    /// once, or only report it.
+    pub repair_drift: bool,
     /// `ORKV_ORPHAN_MIN_AGE_SECONDS` (900): a product-named key younger than this is never
     /// called an orphan (it may belong to a mint in flight).
     pub orphan_min_age: Duration,
@@ -252,6 +256,7 @@ impl Config {
             sweep_concurrency: vars.sweep_concurrency()?,
             sweep_max_rotations: vars.sweep_max_rotations()?,
             delete_orphans: vars.choice("ORKV_ORPHANS", "report", "delete", true)?,
+            repair_drift: vars.choice("ORKV_DRIFT", "report", "repair", true)?,
             revoke_deletes_secret: vars.choice("ORKV_REVOKE_SECRET", "mark", "delete", false)?,
             low_spend_fraction: vars.low_spend_fraction()?,
             recovery_window_days: vars.bounded("ORKV_RECOVERY_WINDOW_DAYS", 7..=30)?,

@@ -171,13 +171,10 @@ impl NextSettings<'_> {
     #[must_use]
     pub fn tag_value(&self) -> String {
         format!(
-            "workspace={} lifetime={} limit={} reset={} byok={} rotate_before={}",
+            "workspace={} lifetime={} {}",
             self.workspace_id,
             self.lifetime.tag_value(),
-            self.cap.limit,
-            self.cap.limit_reset.map_or("none", |r| r.as_str()),
-            self.cap.include_byok_in_limit,
-            self.rotate_before_seconds
+            cap_value(self.cap, self.rotate_before_seconds)
         )
     }
 }
@@ -186,33 +183,13 @@ impl Next {
     /// Parses [`NextSettings::tag_value`]'s form.
     #[must_use]
     pub fn from_tag_value(v: &str) -> Option<Self> {
-        let mut workspace_id = None;
-        let mut lifetime = None;
-        let mut limit = None;
-        let mut reset = None;
-        let mut byok = None;
-        let mut rotate_before = None;
-        for part in v.split(' ') {
-            let (k, val) = part.split_once('=')?;
-            match k {
-                "workspace" => workspace_id = Some(val.to_owned()),
-                "lifetime" => lifetime = Lifetime::from_tag_value(val),
-                "limit" => limit = val.parse::<f64>().ok(),
-                "reset" => reset = Some(parse_reset(val)?),
-                "byok" => byok = val.parse::<bool>().ok(),
-                "rotate_before" => rotate_before = val.parse::<u64>().ok(),
-                _ => {}
-            }
-        }
+        let fields = pairs(v)?;
+        let (cap, rotate_before_seconds) = parse_cap(&fields)?;
         Some(Self {
-            workspace_id: workspace_id?,
-            lifetime: lifetime?,
-            cap: orkv_openrouter::Cap {
-                limit: limit?,
-                limit_reset: reset?,
-                include_byok_in_limit: byok?,
-            },
-            rotate_before_seconds: rotate_before?,
+            workspace_id: (*fields.get("workspace")?).to_owned(),
+            lifetime: Lifetime::from_tag_value(fields.get("lifetime")?)?,
+            cap,
+            rotate_before_seconds,
         })
     }
 }
@@ -228,38 +205,48 @@ impl Deferred {
     /// The tag value (same alphabet as [`NextSettings::tag_value`], at most about 90 characters).
     #[must_use]
     pub fn tag_value(&self) -> String {
-        format!(
-            "limit={} reset={} byok={} rotate_before={}",
-            self.cap.limit,
-            self.cap.limit_reset.map_or("none", |r| r.as_str()),
-            self.cap.include_byok_in_limit,
-            self.rotate_before_seconds
-        )
+        cap_value(self.cap, self.rotate_before_seconds)
     }
 
     /// Parses [`Deferred::tag_value`]'s form.
     #[must_use]
     pub fn from_tag_value(v: &str) -> Option<Self> {
-        let (mut limit, mut reset, mut byok, mut rotate_before) = (None, None, None, None);
-        for part in v.split(' ') {
-            let (k, val) = part.split_once('=')?;
-            match k {
-                "limit" => limit = val.parse::<f64>().ok(),
-                "reset" => reset = Some(parse_reset(val)?),
-                "byok" => byok = val.parse::<bool>().ok(),
-                "rotate_before" => rotate_before = val.parse::<u64>().ok(),
-                _ => {}
-            }
-        }
+        let (cap, rotate_before_seconds) = parse_cap(&pairs(v)?)?;
         Some(Self {
-            cap: orkv_openrouter::Cap {
-                limit: limit?,
-                limit_reset: reset?,
-                include_byok_in_limit: byok?,
-            },
-            rotate_before_seconds: rotate_before?,
+            cap,
+            rotate_before_seconds,
         })
     }
+}
+
+/// The cap settings and the rotation lead, as both settings tags write them.
+fn cap_value(cap: orkv_openrouter::Cap, rotate_before_seconds: u64) -> String {
+    format!(
+        "limit={} reset={} byok={} rotate_before={}",
+        cap.limit,
+        cap.limit_reset.map_or("none", |r| r.as_str()),
+        cap.include_byok_in_limit,
+        rotate_before_seconds
+    )
+}
+
+/// A settings tag's `key=value` fields, space-separated; `None` when one has no `=`.
+fn pairs(v: &str) -> Option<std::collections::HashMap<&str, &str>> {
+    v.split(' ').map(|part| part.split_once('=')).collect()
+}
+
+/// [`cap_value`]'s fields among `fields`.
+fn parse_cap(
+    fields: &std::collections::HashMap<&str, &str>,
+) -> Option<(orkv_openrouter::Cap, u64)> {
+    Some((
+        orkv_openrouter::Cap {
+            limit: fields.get("limit")?.parse::<f64>().ok()?,
+            limit_reset: parse_reset(fields.get("reset")?)?,
+            include_byok_in_limit: fields.get("byok")?.parse::<bool>().ok()?,
+        },
+        fields.get("rotate_before")?.parse::<u64>().ok()?,
+    ))
 }
 
 fn parse_reset(val: &str) -> Option<Option<orkv_openrouter::LimitReset>> {

@@ -13,7 +13,7 @@ use orkv_store::{StoreErrorKind, Written};
 use secrecy::SecretString;
 
 use crate::deps::Deps;
-use crate::domain::tags::stage::AWSCURRENT;
+use crate::domain::tags::stage::{AWSCURRENT, AWSPENDING};
 use crate::error::VendError;
 
 /// Attempts of the compare-and-set on a transient failure.
@@ -28,6 +28,23 @@ pub(crate) enum Promoted {
 }
 
 impl Deps {
+    /// Takes `AWSPENDING` off `version` of `arn`. Safe to repeat: a label already gone (an
+    /// earlier attempt, or the rotation's own `finishSecret`) is `InvalidRequest`, and done.
+    ///
+    /// # Errors
+    /// Other store errors.
+    pub(crate) async fn drop_pending(&self, arn: &str, version: &str) -> Result<(), VendError> {
+        match self
+            .store
+            .move_stage(arn, AWSPENDING, Some(version), None)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Moves `AWSCURRENT` from `from` to the written version, if it is still on `from`.
     pub(crate) async fn promote(
         &self,

@@ -96,16 +96,7 @@ impl Deps {
             if let Some(p) = desc.version_with(AWSPENDING)
                 && !desc.has(p, AWSCURRENT)
             {
-                match self
-                    .store
-                    .move_stage(&desc.arn, AWSPENDING, Some(p), None)
-                    .await
-                {
-                    Ok(()) => {}
-                    // Removed meanwhile (a repeat, or the rotation's own finishSecret).
-                    Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.drop_pending(&desc.arn, p).await?;
             }
             if delete_secret {
                 self.store

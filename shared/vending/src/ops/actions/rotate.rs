@@ -4,7 +4,7 @@
 use tracing::info;
 
 use crate::deps::{Deps, RotationStart};
-use crate::domain::names::{live_rotation_token, rotation_token};
+use crate::domain::names::rotation_token;
 use crate::domain::policy::Permission;
 use crate::domain::scope::Scope;
 use crate::domain::tags::{self, NextSettings, Reason, stage::AWSPENDING};
@@ -60,8 +60,9 @@ impl Deps {
         let (mut version, mut record) = self.current_record(name).await?;
         // A rotation left unfinished is settled first, before this request's tags are
         // written: its finishSecret clears the request tags it served.
-        let earlier = live_rotation_token(name, record.generation, &desc.versions);
-        if desc.version_with(AWSPENDING).is_some_and(|p| p != earlier) {
+        let mut live = self.live_token(&desc, record.generation).await?;
+        if desc.version_with(AWSPENDING).is_some_and(|p| p != live) {
+            let earlier = live.clone();
             if !self
                 .settle_earlier(&desc, &earlier, reason == Reason::Leak)
                 .await?
@@ -72,6 +73,7 @@ impl Deps {
             }
             desc = self.describe_managed(name).await?;
             (version, record) = self.current_record(name).await?;
+            live = self.live_token(&desc, record.generation).await?;
         }
         let digest = request_digest(request_id);
         let mut reply = ActionReply::new(
@@ -106,7 +108,6 @@ impl Deps {
             intent.push((tags::NEXT.to_owned(), n.tag_value()));
         }
         self.store.tag(&desc.arn, &intent).await?;
-        let live = live_rotation_token(name, record.generation, &desc.versions);
         if live != rotation_token(name, record.generation) {
             self.retire_abandoned(&desc, &record.workspace_id, record.generation, &live)
                 .await?;

@@ -10,7 +10,7 @@
 //!   `AWSPENDING` removed) rather than wait behind it; any other request answers
 //!   `RotationInProgress` and changes nothing.
 
-use orkv_store::{SecretDescription, StoreErrorKind};
+use orkv_store::SecretDescription;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -94,15 +94,7 @@ impl Deps {
         if current.openrouter_key_name != successor {
             self.delete_named(&current.workspace_id, &successor).await?;
         }
-        match self
-            .store
-            .move_stage(&desc.arn, AWSPENDING, Some(token), None)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.drop_pending(&desc.arn, token).await
     }
 
     /// Deletes the successor keys of the generation's abandoned attempts (their versions lost

@@ -6,7 +6,7 @@
 //! record only once `AWSPENDING` is gone. For a leak, the old keys are disabled at once.
 
 use orkv_openrouter::{ErrorKind, KeyPatch};
-use orkv_store::{SecretDescription, StoreErrorKind};
+use orkv_store::SecretDescription;
 use tracing::{info, warn};
 
 use crate::deps::Deps;
@@ -98,14 +98,8 @@ impl Deps {
         {
             return e;
         }
-        match self
-            .store
-            .move_stage(&desc.arn, AWSPENDING, Some(token), None)
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {}
-            Err(e) => return e.into(),
+        if let Err(e) = self.drop_pending(&desc.arn, token).await {
+            return e;
         }
         VendError::Revoked {
             secret_name: desc.name.clone(),
@@ -221,16 +215,7 @@ impl Deps {
         deferred: Option<Deferred>,
     ) -> Result<SecretRecord, VendError> {
         if desc.has(token, AWSPENDING) {
-            match self
-                .store
-                .move_stage(&desc.arn, AWSPENDING, Some(token), None)
-                .await
-            {
-                Ok(()) => {}
-                // Already removed by an earlier attempt.
-                Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.drop_pending(&desc.arn, token).await?;
         }
         // A change deferred after this step read the secret (the request saw AWSPENDING still
         // on the token): read the tag again now that AWSPENDING is gone, so none is missed.

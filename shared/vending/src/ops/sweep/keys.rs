@@ -16,8 +16,9 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 
+use super::broken::Suspect;
 use super::report::{SweepAction, SweepReport};
-use super::{DEADLINE_MARGIN, h64};
+use super::{Current, DEADLINE_MARGIN, h64};
 
 /// What one workspace's listing found.
 #[derive(Default)]
@@ -26,13 +27,18 @@ struct Found {
     candidates: Vec<(String, String)>,
     /// (key name, hash, remaining, limit) of referenced keys low on spend.
     low: Vec<(String, String, f64, f64)>,
+    /// Current keys listed disabled or expired.
+    broken: Vec<Suspect>,
 }
 
 impl Deps {
-    /// Lists the known workspaces' keys: orphans and low remaining spend.
+    /// Lists the known workspaces' keys: orphans, low remaining spend, and current keys that
+    /// no longer work (`current` holds every secret's current key; what the listing does not
+    /// show, or shows disabled or expired, is a suspect).
     pub(super) async fn scan_keys(
         &self,
         referenced: &HashSet<u64>,
+        mut current: Current,
         now: OffsetDateTime,
         dry_run: bool,
         deadline: Instant,
@@ -47,8 +53,13 @@ impl Deps {
             .collect();
         workspaces.sort();
         workspaces.dedup();
+        let listed: HashSet<u64> = workspaces.iter().map(|w| h64(w)).collect();
+        let mut suspects = Vec::new();
         for ws in workspaces {
-            let found = self.list_workspace(&ws, referenced, now).await?;
+            let found = self
+                .list_workspace(&ws, referenced, &mut current, now)
+                .await?;
+            suspects.extend(found.broken);
             for (name, hash, left, limit) in found.low {
                 report.low_spend_keys += 1;
                 warn!(event = "LowRemainingSpend", key_hash = %hash, openrouter_key_name = %name, limit_remaining = left, limit, "key close to its spend cap");
@@ -68,6 +79,19 @@ impl Deps {
                 }
             }
         }
+        // A current key no listing of its workspace showed: deleted, or not minted yet.
+        suspects.extend(
+            current
+                .into_iter()
+                .filter(|(_, (_, ws))| listed.contains(ws))
+                .map(|(name_h, (secret, _))| Suspect {
+                    secret: secret.into_string(),
+                    name_h,
+                    listed: None,
+                }),
+        );
+        self.check_suspects(suspects, now, dry_run, deadline, report)
+            .await;
         Ok(())
     }
 
@@ -77,6 +101,7 @@ impl Deps {
         &self,
         ws: &str,
         referenced: &HashSet<u64>,
+        current: &mut Current,
         now: OffsetDateTime,
     ) -> Result<Found, VendError> {
         let client = self.openrouter().await?;
@@ -93,6 +118,22 @@ impl Deps {
                         continue;
                     }
                     let name_h = h64(&k.name);
+                    if let Some((secret, _)) = current.remove(&name_h) {
+                        let why = if k.disabled {
+                            Some("disabled")
+                        } else if k.expires_at.is_some_and(|e| e <= now) {
+                            Some("expired")
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
+                            found.broken.push(Suspect {
+                                secret: secret.into_string(),
+                                name_h,
+                                listed: Some((k.hash.clone(), why)),
+                            });
+                        }
+                    }
                     if referenced.contains(&name_h) {
                         if !seen_names.insert(name_h) {
                             dup_names.insert(name_h);

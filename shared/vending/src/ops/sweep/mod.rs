@@ -12,11 +12,15 @@
 //!
 //! Once every page has been seen it lists the known workspaces' keys ([`keys`]) to find
 //! orphans (keys named by this product that no managed secret references, older than a
-//! minimum age, confirmed by reading the secret they name) and keys low on remaining spend.
+//! minimum age, confirmed by reading the secret they name), keys low on remaining spend, and
+//! current keys that no longer work ([`broken`]: deleted, disabled or expired behind the
+//! product's back; confirmed, then rotated at once).
 //! Work runs with bounded concurrency and stops cleanly before the Lambda deadline; the next
 //! run picks up what is left, because the tags still say it is due. A dry run reports and
-//! changes nothing. Memory holds one page plus 8 bytes per referenced key.
+//! changes nothing. Memory holds one page, 8 bytes per referenced key and about 60 per
+//! secret (its current key's name hash and the secret's name).
 
+mod broken;
 mod keys;
 mod plan;
 pub mod report;
@@ -63,6 +67,10 @@ enum Work {
     },
 }
 
+/// Each managed secret's current key, by the hash of its name: (secret name, hash of its
+/// workspace id). About 60 bytes per secret.
+type Current = std::collections::HashMap<u64, (Box<str>, u64)>;
+
 fn h64(s: &str) -> u64 {
     let mut h = DefaultHasher::new();
     s.hash(&mut h);
@@ -108,13 +116,20 @@ impl Deps {
                 futures_util::future::ready(())
             });
         let (produced, ()) = futures_util::future::join(producer, consumer).await;
-        let referenced = produced?;
+        let (referenced, current) = produced?;
         let (mut report, mut complete) = shared
             .into_inner()
             .map_err(|_| VendError::Config("sweep state poisoned".into()))?;
         if complete
             && let Err(e) = self
-                .scan_keys(&referenced, now, input.dry_run, deadline, &mut report)
+                .scan_keys(
+                    &referenced,
+                    current,
+                    now,
+                    input.dry_run,
+                    deadline,
+                    &mut report,
+                )
                 .await
         {
             warn!(error_type = e.kind(), error = %e, "key scan failed; the next run repeats it");
@@ -143,8 +158,9 @@ impl Deps {
         shared: &Shared,
         now: OffsetDateTime,
         deadline: Instant,
-    ) -> Result<HashSet<u64>, VendError> {
+    ) -> Result<(HashSet<u64>, Current), VendError> {
         let mut referenced: HashSet<u64> = HashSet::new();
+        let mut current = Current::new();
         let mut next: Option<String> = None;
         loop {
             if Instant::now() + DEADLINE_MARGIN >= deadline {
@@ -158,7 +174,7 @@ impl Deps {
                 .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next.take())
                 .await?;
             let work = match shared.lock() {
-                Ok(mut g) => self.plan_page(&mut g.0, &page, now, &mut referenced),
+                Ok(mut g) => self.plan_page(&mut g.0, &page, now, &mut referenced, &mut current),
                 Err(_) => Vec::new(),
             };
             drop(page);
@@ -172,7 +188,7 @@ impl Deps {
                 None => break,
             }
         }
-        Ok(referenced)
+        Ok((referenced, current))
     }
 
     async fn do_work(&self, w: Work, dry_run: bool, deadline: Instant) -> Done {
@@ -233,7 +249,7 @@ impl Deps {
         if crate::domain::names::rotation_token(name, generation) != token {
             return Ok(None);
         }
-        let live = crate::domain::names::live_rotation_token(name, generation, &desc.versions);
+        let live = self.live_token(&desc, generation).await?;
         Ok((!desc.has(&live, AWSCURRENT)).then_some(live))
     }
 

@@ -14,20 +14,23 @@ use crate::domain::record::MANAGED_BY;
 use crate::domain::tags::{self, retiring};
 
 use super::report::{SweepAction, SweepReport};
-use super::{Work, h64};
+use super::{Current, Work, h64};
 
 fn tag_time(s: &SecretSummary, key: &str) -> Option<OffsetDateTime> {
     s.tag(key).and_then(tags::parse_time)
 }
 
 impl Deps {
-    /// The work one page holds; every key name and superseded hash goes into `referenced`.
+    /// The work one page holds; every key name and superseded hash goes into `referenced`,
+    /// and each secret's current key name into `current` (for the key scan's check that it
+    /// still works).
     pub(super) fn plan_page(
         &self,
         report: &mut SweepReport,
         page: &[SecretSummary],
         now: OffsetDateTime,
         referenced: &mut HashSet<u64>,
+        current: &mut Current,
     ) -> Vec<Work> {
         report.list_calls += 1;
         let mut work = Vec::new();
@@ -38,6 +41,9 @@ impl Deps {
             }
             if let Some(n) = s.tag(tags::OPENROUTER_KEY) {
                 referenced.insert(h64(n));
+                if let Some(ws) = s.tag(tags::WORKSPACE) {
+                    current.insert(h64(n), (s.name.clone().into_boxed_str(), h64(ws)));
+                }
             }
             let mut due_hashes = Vec::new();
             for (hash, at) in retiring(&s.tags) {

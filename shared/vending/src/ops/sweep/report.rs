@@ -30,6 +30,10 @@ pub enum SweepAction {
     WarnLowSpend,
     OrphanReported,
     OrphanDeleted,
+    /// The current key does not work (deleted, disabled or expired out of band).
+    CurrentKeyBroken,
+    /// ... and a rotation replaced it.
+    CurrentKeyRepaired,
 }
 
 /// One thing the sweep did or would do.
@@ -81,6 +85,11 @@ pub struct SweepReport {
     pub retirements_blocked: u64,
     pub orphans_found: u64,
     pub orphans_deleted: u64,
+    /// Secrets whose current key no longer works (deleted, disabled or expired out of band),
+    /// confirmed by reading the secret and the key.
+    pub current_keys_broken: u64,
+    /// Of those, the ones a rotation started now replaced.
+    pub current_keys_repaired: u64,
     pub keys_near_expiry: u64,
     pub low_spend_keys: u64,
     pub actions: Vec<Action>,
@@ -113,6 +122,8 @@ impl SweepReport {
             ("RetirementsBlocked", self.retirements_blocked),
             ("OrphansFound", self.orphans_found),
             ("OrphansDeleted", self.orphans_deleted),
+            ("CurrentKeysBroken", self.current_keys_broken),
+            ("CurrentKeysRepaired", self.current_keys_repaired),
             ("KeysNearExpiry", self.keys_near_expiry),
             ("LowSpendKeys", self.low_spend_keys),
             ("SweepIncomplete", u64::from(!self.complete)),
