@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::proxy::LatencyProxy;
 use crate::{CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client_at};
 
-/// moto, the emulator and a Secrets Manager client that counts its calls.
+/// moto behind the AWS behaviour layer, the emulator and a Secrets Manager client that counts
+/// its calls.
 #[derive(Debug)]
 pub struct World {
     pub moto: Moto,
@@ -21,6 +22,12 @@ pub struct World {
     pub control: Control,
     pub sm: aws_sdk_secretsmanager::Client,
     pub sm_calls: CallCounter,
+    /// The strict layer every client of [`World::start`] goes through (the functions' binaries
+    /// too, via [`World::function_env`]); `None` for [`World::behind_proxy`], whose caller
+    /// holds the proxy and sets it as the test needs.
+    pub strict: Option<LatencyProxy>,
+    /// Where the functions reach Secrets Manager.
+    pub sm_url: String,
 }
 
 /// A deadline `seconds` from now.
@@ -122,8 +129,12 @@ impl World {
     /// A fresh moto (or the one `ORKV_MOTO_URL` names) and emulator.
     pub async fn start() -> Self {
         let moto = Moto::start().await;
-        let url = moto.url.clone();
-        Self::with_secrets_manager_at(moto, &url).await
+        let strict = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+        strict.set_strict(true);
+        let url = strict.url.clone();
+        let mut w = Self::with_secrets_manager_at(moto, &url).await;
+        w.strict = Some(strict);
+        w
     }
 
     /// A world whose Secrets Manager client goes through a fault proxy in front of moto.
@@ -143,6 +154,8 @@ impl World {
             control,
             sm,
             sm_calls,
+            strict: None,
+            sm_url: url.to_owned(),
         }
     }
 
@@ -168,7 +181,7 @@ impl World {
     /// The environment of a function binary against this world.
     #[must_use]
     pub fn function_env(&self, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-        function_env(&self.moto.url, &self.emu.api_url(), extra)
+        function_env(&self.sm_url, &self.emu.api_url(), extra)
     }
 
     /// The current version's id and JSON value.

@@ -486,7 +486,9 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
 #[tokio::test]
 async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
     let w = World::start().await;
-    let secret_id = unique("mgmt");
+    // The name the module's resource policy opens to the functions' roles (the layer lets them
+    // read it untagged, as IAM would).
+    let secret_id = "openrouter/management-key".to_owned();
     w.sm.create_secret()
         .name(&secret_id)
         .secret_string(json!({"management_key": MANAGEMENT_KEY}).to_string())

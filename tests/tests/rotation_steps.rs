@@ -363,7 +363,14 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
     let w = World::start().await;
     let d = deps(&w);
     let name = provision(&d, &unique("bad")).await;
-    let before_versions = w.stages(&name).await;
+    // Every version, deprecated (label-less) ones included: DescribeSecret omits those.
+    let all_versions = || async {
+        d.store()
+            .version_stages(&name, true)
+            .await
+            .expect("versions")
+    };
+    let before_versions = all_versions().await;
     let before_keys = w.control.state().await["keys"]
         .as_array()
         .map_or(0, Vec::len);
@@ -389,6 +396,7 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .await
         .expect("enable");
     let enabled_versions = w.stages(&name).await;
+    let enabled_all = all_versions().await;
     let err = d
         .run_step(&step(&name, &unknown_token, Step::CreateSecret), deadline())
         .await
@@ -406,7 +414,9 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .await
         .expect_err("not pending");
     assert_eq!(err.kind(), "VersionNotPending");
-    // A secret this product does not manage.
+    // A secret this product does not manage, with rotation pointed at the function (by
+    // someone else: the functions' roles may not touch an untagged secret, and under the
+    // layer, as under IAM, every call on it is AccessDenied).
     let foreign = unique("foreign");
     w.sm.create_secret()
         .name(&foreign)
@@ -414,9 +424,6 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .send()
         .await
         .expect("foreign");
-    orkv_local_rotation::enable_rotation(&d, &foreign)
-        .await
-        .expect("enable");
     let err = d
         .run_step(
             &step(&foreign, &unknown_token, Step::CreateSecret),
@@ -424,11 +431,13 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         )
         .await
         .expect_err("foreign");
-    assert_eq!(err.kind(), "SecretNotManaged");
+    // AccessDenied on a named secret is "none of ours" (docs/aws-fidelity.md): refused
+    // before anything is written.
+    assert_eq!(err.kind(), "SecretNotFound", "{err}");
     assert_eq!(w.stages(&name).await, enabled_versions);
     assert_eq!(
         before_versions.len() + 1,
-        enabled_versions.len(),
+        enabled_all.len(),
         "only the enabling call wrote"
     );
     assert_eq!(

@@ -68,6 +68,9 @@ pub(crate) struct World {
 pub(crate) async fn world() -> World {
     let moto = Moto::start().await;
     let proxy = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+    // The functions meet Secrets Manager as AWS behaves (the strict layer, docs/aws-fidelity.md);
+    // the layer's own look-ups count as upstream time, not the function's.
+    proxy.set_strict(true);
     let emulator = Emulator::start(EmulatorConfig {
         management_key: MANAGEMENT_KEY.to_owned(),
         ..EmulatorConfig::default()
