@@ -30,6 +30,26 @@ pub struct World {
     pub sm_url: String,
 }
 
+/// moto behind the AWS behaviour layer, for the end-to-end suites that build their own world
+/// around the real binaries: `url` is where clients and binaries reach Secrets Manager.
+#[derive(Debug)]
+pub struct StrictMoto {
+    pub moto: Moto,
+    pub proxy: LatencyProxy,
+    pub url: String,
+}
+
+impl StrictMoto {
+    /// A fresh moto (or the one `ORKV_MOTO_URL` names) behind a strict proxy.
+    pub async fn start() -> Self {
+        let moto = Moto::start().await;
+        let proxy = LatencyProxy::start(&moto.url, Duration::ZERO).await;
+        proxy.set_strict(true);
+        let url = proxy.url.clone();
+        Self { moto, proxy, url }
+    }
+}
+
 /// A deadline `seconds` from now.
 #[must_use]
 pub fn deadline_in(seconds: u64) -> Instant {

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
-use orkv_tests::world::{current_of, function_env};
-use orkv_tests::{Control, Moto, emulator, secrets_client, unique, workspace_root};
+use orkv_tests::world::{StrictMoto, current_of, function_env};
+use orkv_tests::{Control, emulator, secrets_client_at, unique, workspace_root};
 use serde_json::{Value, json};
 
-fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
+fn env(moto: &StrictMoto, api_url: &str) -> Vec<(&'static str, String)> {
     function_env(
         &moto.url,
         api_url,
@@ -29,10 +29,10 @@ fn sample(name: &str) -> Value {
 
 #[tokio::test]
 async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_secret() {
-    let moto = Moto::start().await;
+    let moto = StrictMoto::start().await;
     let emu = emulator().await;
     let control = Control::new(&emu);
-    let (sm, _) = secrets_client(&moto).await;
+    let (sm, _) = secrets_client_at(&moto.url).await;
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
     let process = FunctionProcess::spawn(&binary("provision"), &api, &env(&moto, &emu.api_url()));
 
@@ -147,9 +147,9 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
 async fn the_binary_reads_the_tenant_from_the_alias_the_runtime_api_hands_it() {
     // Two teams; the Runtime API carries the invoked function ARN with the alias, as Lambda
     // does for an invocation through `provision:<tenant>`.
-    let moto = Moto::start().await;
+    let moto = StrictMoto::start().await;
     let emu = emulator().await;
-    let (sm, _) = secrets_client(&moto).await;
+    let (sm, _) = secrets_client_at(&moto.url).await;
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
     let policy = json!({"tenants": {
         "checkout": {"workspaces": [{"workspace": "checkout", "max_limit": 100}],
@@ -197,10 +197,10 @@ async fn the_binary_reads_the_tenant_from_the_alias_the_runtime_api_hands_it() {
 
 #[tokio::test]
 async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_retry() {
-    let moto = Moto::start().await;
+    let moto = StrictMoto::start().await;
     let emu = emulator().await;
     let control = Control::new(&emu);
-    let (sm, _) = secrets_client(&moto).await;
+    let (sm, _) = secrets_client_at(&moto.url).await;
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
     let vars = env(&moto, &emu.api_url());
     let mut first = FunctionProcess::spawn(&binary("provision"), &api, &vars);
@@ -253,7 +253,7 @@ async fn a_process_killed_after_the_create_leaves_one_referenced_key_after_the_r
 async fn each_function_exits_cleanly_on_sigterm() {
     // Not needed for a correct answer (every step survives SIGKILL), but a clean exit keeps
     // logs whole and the exit status honest when a local runner or container stops it.
-    let moto = Moto::start().await;
+    let moto = StrictMoto::start().await;
     let emu = emulator().await;
     for name in ["provision", "rotate", "sweep"] {
         let api = RuntimeApi::start(Duration::from_secs(30)).await;

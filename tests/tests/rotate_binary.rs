@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use orkv_store::SecretStore;
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
-use orkv_tests::world::{config, function_env};
-use orkv_tests::{Control, Moto, emulator, secrets_client, unique, workspace_root};
+use orkv_tests::world::{StrictMoto, config, function_env};
+use orkv_tests::{Control, emulator, secrets_client_at, unique, workspace_root};
 use orkv_vending::Deps;
 use orkv_vending::domain::names::rotation_token;
 use serde_json::{Value, json};
 
-fn env(moto: &Moto, api_url: &str) -> Vec<(&'static str, String)> {
+fn env(moto: &StrictMoto, api_url: &str) -> Vec<(&'static str, String)> {
     function_env(&moto.url, api_url, &[])
 }
 
@@ -32,10 +32,10 @@ fn step_event(step: &str, secret: &str, token: &str) -> Value {
 #[tokio::test]
 async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_stays_in_the_secret()
 {
-    let moto = Moto::start().await;
+    let moto = StrictMoto::start().await;
     let emu = emulator().await;
     let control = Control::new(&emu);
-    let (sm, _) = secrets_client(&moto).await;
+    let (sm, _) = secrets_client_at(&moto.url).await;
     let api_url = emu.api_url();
     let deps = Deps::new(config(&api_url, &[]), SecretStore::new(sm.clone()));
     let key_name = unique("rotbin");
