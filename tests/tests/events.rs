@@ -39,7 +39,11 @@ fn every_sample_event_parses_and_validates() {
         // Only the platform-admin alias may name a tenant (`pipeline-admin-*`).
         let tenant = invocation::take_tenant(&mut inv.request, true)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(tenant.is_some(), name.starts_with("pipeline-admin"), "{name}");
+        assert_eq!(
+            tenant.is_some(),
+            name.starts_with("pipeline-admin"),
+            "{name}"
+        );
         let expected = if name.starts_with("eventbridge") {
             Trigger::EventBridge
         } else {
