@@ -164,6 +164,13 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
         hashes.contains(&foreign.as_str()),
         "keys without the product's naming are never touched"
     );
+    // ... but listed as unmanaged, so operators can adopt or remove them.
+    assert_eq!(r.unmanaged_keys, 1, "{r:?}");
+    assert!(r.actions.iter().any(|a| {
+        a.action == orkv_vending::ops::sweep::report::SweepAction::UnmanagedKey
+            && a.detail == foreign
+    }));
+    assert_eq!(r.emf(d.clock().now())["UnmanagedKeys"], 1);
     let (_, rec) = w.current(&name).await;
     assert!(hashes.contains(&rec["key_hash"].as_str().expect("hash")));
     // Dry run over a due rotation: reported, nothing written.

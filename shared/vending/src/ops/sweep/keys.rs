@@ -1,11 +1,13 @@
 //! The key scan after every page was seen: each known workspace's keys, for orphans (keys
-//! this product named that no managed secret references) and keys low on remaining spend.
+//! this product named that no managed secret references), keys low on remaining spend,
+//! current keys that no longer work ([`super::broken`]) and keys the product never saw
+//! (unmanaged: reported, never touched).
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use time::OffsetDateTime;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::{KeyName, is_product_key_name};
@@ -29,6 +31,8 @@ struct Found {
     low: Vec<(String, String, f64, f64)>,
     /// Current keys listed disabled or expired.
     broken: Vec<Suspect>,
+    /// (key name, hash) of keys without the product's naming that no secret references.
+    unmanaged: Vec<(String, String)>,
 }
 
 impl Deps {
@@ -60,6 +64,11 @@ impl Deps {
                 .list_workspace(&ws, referenced, &mut current, now)
                 .await?;
             suspects.extend(found.broken);
+            for (name, hash) in found.unmanaged {
+                report.unmanaged_keys += 1;
+                info!(event = "UnmanagedKey", workspace_id = %ws, key_hash = %hash, key_name = %name, "a key in a known workspace that no managed secret references and the product did not name (report only)");
+                report.note(SweepAction::UnmanagedKey, &name, hash);
+            }
             for (name, hash, left, limit) in found.low {
                 report.low_spend_keys += 1;
                 warn!(event = "LowRemainingSpend", key_hash = %hash, openrouter_key_name = %name, limit_remaining = left, limit, "key close to its spend cap");
@@ -115,6 +124,11 @@ impl Deps {
             .for_each_key_page(Some(ws), true, |page| {
                 for k in page {
                     if !is_product_key_name(&k.name) {
+                        // A key the product never saw (the dashboard's, another tool's):
+                        // reported, never touched.
+                        if !referenced.contains(&h64(&k.hash)) {
+                            found.unmanaged.push((k.name, k.hash));
+                        }
                         continue;
                     }
                     let name_h = h64(&k.name);

@@ -34,6 +34,8 @@ pub enum SweepAction {
     CurrentKeyBroken,
     /// ... and a rotation replaced it.
     CurrentKeyRepaired,
+    /// A key in a known workspace the product did not name and no secret references.
+    UnmanagedKey,
 }
 
 /// One thing the sweep did or would do.
@@ -90,6 +92,9 @@ pub struct SweepReport {
     pub current_keys_broken: u64,
     /// Of those, the ones a rotation started now replaced.
     pub current_keys_repaired: u64,
+    /// Keys in known workspaces that no managed secret references and that do not carry the
+    /// product's naming (made in the dashboard or by another tool): reported, never deleted.
+    pub unmanaged_keys: u64,
     pub keys_near_expiry: u64,
     pub low_spend_keys: u64,
     pub actions: Vec<Action>,
@@ -124,6 +129,7 @@ impl SweepReport {
             ("OrphansDeleted", self.orphans_deleted),
             ("CurrentKeysBroken", self.current_keys_broken),
             ("CurrentKeysRepaired", self.current_keys_repaired),
+            ("UnmanagedKeys", self.unmanaged_keys),
             ("KeysNearExpiry", self.keys_near_expiry),
             ("LowSpendKeys", self.low_spend_keys),
             ("SweepIncomplete", u64::from(!self.complete)),
