@@ -551,8 +551,8 @@ async fn an_abandoned_attempt_describe_leaves_out_is_found_among_deprecated_vers
     // ListSecretVersionIds without IncludeDeprecated); the layer does too. The abandoned
     // attempt is then visible only with IncludeDeprecated, and a start under its token would
     // drive a version Secrets Manager gave up on.
-    let (w, proxy) = World::behind_proxy().await;
-    proxy.set_strict(true);
+    // World::start goes through the AWS behaviour layer.
+    let w = World::start().await;
     let d = deps(&w);
     let name = provision(&d, &unique("deprecated")).await;
     let token = begin(&w, &d, &name).await;
@@ -595,8 +595,8 @@ async fn a_secret_with_every_user_tag_keeps_rotating_within_the_tag_limit() {
     // 25 user tags (the most a request may add), then rotation after rotation inside the grace
     // period: the product's own tags, one retirement tag per key in grace and the request tags
     // stay within AWS's 50 (the layer refuses a 51st, as AWS does).
-    let (w, proxy) = World::behind_proxy().await;
-    proxy.set_strict(true);
+    // World::start goes through the AWS behaviour layer.
+    let w = World::start().await;
     let d = deps(&w);
     let mut req = request(&unique("tagged"));
     let user: serde_json::Map<String, serde_json::Value> = (0..25)
