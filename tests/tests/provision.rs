@@ -88,7 +88,7 @@ async fn a_new_key_is_minted_stored_at_once_and_answered_without_its_plaintext()
 }
 
 #[tokio::test]
-async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
+async fn warm_path_costs_three_writes_and_two_read_backs_for_a_new_key_and_one_for_a_repeat() {
     let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     // Warm the container: management key and workspace lookups are cached from here on.
@@ -100,10 +100,17 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     w.sm_calls.reset();
     let created = d.handle(request(&name), deadline()).await.expect("created");
     assert_eq!(created.status, Status::Created);
+    // CreateSecret (the claim), POST /keys, PutSecretValue (the active record), then the
+    // read-back the reply's `created` rests on: GetSecretValue(AWSCURRENT) and GET /key with
+    // the key read.
+    let calls = w.control.calls().await;
+    assert_eq!(calls["calls"]["create_key"], json!(1));
+    assert_eq!(calls["calls"]["get_current_key"], json!(1));
     let openrouter = w.control.total_calls().await;
     let aws = w.sm_calls.get();
-    assert!(
-        openrouter + aws <= 3,
+    assert_eq!(
+        (openrouter, aws),
+        (2, 3),
         "new key: {openrouter} OpenRouter + {aws} Secrets Manager calls"
     );
     w.control.reset_calls().await;
@@ -117,7 +124,8 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     // A changed cap is a DescribeSecret (a rotation running would take the change instead:
     // writing a version during it makes Secrets Manager abandon it), a PATCH in place, and the
     // record update: the new version under its own label, then AWSCURRENT moved to it with a
-    // compare-and-set (so a rotation that finished meanwhile is never overwritten).
+    // compare-and-set (so a rotation that finished meanwhile is never overwritten); then the
+    // read-back: GetSecretValue(AWSCURRENT) and GET /key showing the new cap.
     let mut changed = request(&name);
     changed["limit"] = json!(75);
     w.control.reset_calls().await;
@@ -125,7 +133,7 @@ async fn warm_path_costs_three_calls_for_a_new_key_and_one_for_a_repeat() {
     let updated = d.handle(changed, deadline()).await.expect("updated");
     assert_eq!(updated.status, Status::Updated);
     assert_eq!(updated.key_hash, created.key_hash);
-    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 5);
+    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 7);
     let live = w.control.live_keys(&created.secret_name).await;
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["limit"], json!(75.0));
@@ -503,7 +511,8 @@ async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
     d.handle(request(&unique("b")), deadline())
         .await
         .expect("second");
-    assert_eq!(w.sm_calls.get(), 2, "no re-read of the management key");
+    // CreateSecret, PutSecretValue and the read-back GetSecretValue: no management key read.
+    assert_eq!(w.sm_calls.get(), 3, "no re-read of the management key");
     let key = d.openrouter().await.expect("client");
     assert!(!format!("{key:?}").contains(MANAGEMENT_KEY));
 }

@@ -258,8 +258,9 @@ async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones
     );
     // The due ones: the sweep's DescribeSecret before each start (ListSecrets may lag) and its
     // ListSecretVersionIds (an attempt Secrets Manager abandoned is a deprecated version
-    // DescribeSecret leaves out), the rotation function's own calls (4 + 1 + 2 + 8 for the four steps: finishSecret looks at
-    // the tags again once AWSPENDING is gone, so a cap change deferred meanwhile is carried)
+    // DescribeSecret leaves out), the rotation function's own calls (4 + 1 + 2 + 9 for the
+    // four steps: finishSecret looks at the tags again once AWSPENDING is gone, so a cap
+    // change deferred meanwhile is carried, and reads AWSCURRENT back before answering done)
     // plus the local driver's part of Secrets Manager (label and, once per secret on moto,
     // enable). In AWS the sweep itself makes three calls per due secret: DescribeSecret,
     // ListSecretVersionIds and RotateSecret.
@@ -268,7 +269,7 @@ async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones
         "sweep over {} secrets: {} list calls, {calls} Secrets Manager calls, {per_due} per due secret",
         r.secrets_scanned, r.list_calls
     );
-    assert!(calls <= u64::from(r.list_calls) + 100 * 24, "{calls}");
+    assert!(calls <= u64::from(r.list_calls) + 100 * 25, "{calls}");
 }
 
 /// A function ARN moto does not have (see `actions.rs`).

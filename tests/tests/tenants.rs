@@ -251,7 +251,7 @@ async fn every_cross_tenant_operation_is_refused_changes_nothing_and_reveals_not
 }
 
 #[tokio::test]
-async fn a_tenant_vends_through_its_alias_and_events_at_three_calls_and_one_for_a_repeat() {
+async fn a_tenant_vends_through_its_alias_and_events_at_five_calls_and_one_for_a_repeat() {
     let t = Tenants::start().await;
     // Warm the container (management key, workspace listing).
     t.call("search", provision("search", &unique("warm"), 1.0))
@@ -266,9 +266,10 @@ async fn a_tenant_vends_through_its_alias_and_events_at_three_calls_and_one_for_
         .await
         .expect("created");
     assert_eq!(created["status"], "created");
+    // Three writes and the two read-backs of `created` (GetSecretValue, GET /key).
     assert_eq!(
         t.w.control.total_calls().await + t.w.sm_calls.get(),
-        3,
+        5,
         "a new key"
     );
     t.w.control.reset_calls().await;

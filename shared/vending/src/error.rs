@@ -81,6 +81,11 @@ pub enum VendError {
     SecretNotFound { secret_name: String },
     #[error("secret {secret_name}: the pending key failed its test: {check}")]
     RotationTestFailed { secret_name: String, check: String },
+    /// The operation's outcome was not seen when read back; repeating the request converges.
+    #[error(
+        "secret {secret_name}: the outcome was not confirmed when read back: {check}; repeat the request"
+    )]
+    NotConfirmed { secret_name: String, check: String },
     // --- The deployment. ---
     #[error("configuration: {0}")]
     Config(String),
@@ -116,6 +121,7 @@ impl VendError {
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::Revoked { .. } => "SecretRevoked",
             Self::RotationTestFailed { .. } => "RotationTestFailed",
+            Self::NotConfirmed { .. } => "ClaimNotConfirmed",
             Self::Config(_) => "ConfigError",
             Self::ReplyEncoding(_) => "ReplyEncoding",
             Self::OpenRouter(e) => e.kind().as_str(),

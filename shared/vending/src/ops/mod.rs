@@ -6,10 +6,12 @@
 //! - [`actions`]: rotate now and revoke;
 //! - [`sweep`]: the scheduled sweep;
 //! - `mint` (shared by provisioning and rotation), `retire` (shared by revoke and the sweep),
-//!   `read` (shared reads), `promote` (the compare-and-set every write to `AWSCURRENT` uses)
+//!   `read` (shared reads), `confirm` (the read-back behind every claim), `promote` (the
+//!   compare-and-set every write to `AWSCURRENT` uses)
 //!   and `start` (starting a rotation).
 
 pub mod actions;
+mod confirm;
 mod mint;
 mod promote;
 pub mod provision;

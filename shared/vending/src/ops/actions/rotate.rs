@@ -11,6 +11,7 @@ use crate::domain::tags::{self, NextSettings, Reason, stage::AWSPENDING};
 use crate::error::VendError;
 use crate::input::action::RotateRequest;
 use crate::input::invocation::{Action, Trigger, request_digest};
+use crate::ops::confirm::{Claim, Confirmation};
 
 use super::{ActionReply, ActionStatus};
 
@@ -117,9 +118,25 @@ impl Deps {
         match start {
             RotationStart::Started => reply.status = ActionStatus::RotationStarted,
             RotationStart::Completed | RotationStart::AlreadyCurrent => {
-                let (_, now) = self.current_record(name).await?;
+                let any = Claim {
+                    key_hash: None,
+                    limit: None,
+                };
+                let Confirmation::Held { record: now, .. } =
+                    self.confirm_current(name, &desc.arn, any).await?
+                else {
+                    return Err(VendError::RotationInProgress {
+                        secret_name: name.to_owned(),
+                    });
+                };
+                if start == RotationStart::Completed && now.key_hash == record.key_hash {
+                    return Err(VendError::NotConfirmed {
+                        secret_name: name.to_owned(),
+                        check: "AWSCURRENT still holds the key the rotation replaced".into(),
+                    });
+                }
                 reply.status = ActionStatus::Rotated;
-                reply.key_hash = now.key_hash;
+                reply.key_hash.clone_from(&now.key_hash);
                 reply.generation = Some(now.generation);
             }
             RotationStart::InProgress => {

@@ -9,6 +9,7 @@ use crate::domain::names::{KeyName, claim_nonce, token};
 use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
 use crate::domain::tags::{self, stage};
 use crate::error::VendError;
+use crate::ops::confirm::{Claim, Confirmation};
 use crate::ops::mint::{Kept, create_request};
 use crate::ops::retire::Retired;
 use orkv_store::{SecretVersion, StoreErrorKind, Written};
@@ -151,6 +152,16 @@ impl Deps {
         } else {
             written.arn
         };
+        let claim = Claim {
+            key_hash: Some(&hash),
+            limit: Some(active.limit),
+        };
+        if let Confirmation::Moved = self.confirm_current(&d.secret_name, &arn, claim).await? {
+            return Err(VendError::NotConfirmed {
+                secret_name: d.secret_name.clone(),
+                check: "AWSCURRENT holds another key than the one just stored".into(),
+            });
+        }
         Ok(MintOutcome::Done(reply(Status::Created, arn, d, &active)))
     }
 

@@ -11,6 +11,7 @@ use crate::domain::record::SecretRecord;
 use crate::domain::tags::{self, NextSettings, Reason, stage};
 use crate::error::VendError;
 use crate::ops::actions::ActionStatus;
+use crate::ops::confirm::{Claim, Confirmation};
 use crate::ops::promote::Promoted;
 
 use super::{Desired, ProvisionReply, Status, reply};
@@ -152,6 +153,9 @@ impl Deps {
         } else {
             written.arn
         };
+        if !self.still_holds(d, &arn, &hash).await? {
+            return Ok(None);
+        }
         Ok(Some(reply(Status::Updated, arn, d, &updated)))
     }
 
@@ -185,11 +189,30 @@ impl Deps {
             info!("the rotation finished meanwhile: going round again");
             return Ok(None);
         }
+        let hash = record.key_hash.clone().unwrap_or_default();
+        if !self.still_holds(d, &version.arn, &hash).await? {
+            return Ok(None);
+        }
         info!("a rotation is running: the change is carried into it");
         let mut updated = record;
         updated.set_cap(d.cap);
         updated.rotate_before_seconds = d.rotate_before_seconds;
         Ok(Some(reply(Status::Updated, version.arn, d, &updated)))
+    }
+}
+
+impl Deps {
+    /// The read-back of an update: `AWSCURRENT` still holds key `hash`, which shows the
+    /// requested cap on `GET /key`. `false`: a rotation moved `AWSCURRENT` since; go round again.
+    async fn still_holds(&self, d: &Desired, arn: &str, hash: &str) -> Result<bool, VendError> {
+        let claim = Claim {
+            key_hash: Some(hash),
+            limit: Some(d.cap.limit),
+        };
+        Ok(matches!(
+            self.confirm_current(&d.secret_name, arn, claim).await?,
+            Confirmation::Held { .. }
+        ))
     }
 }
 

@@ -17,6 +17,7 @@ use crate::domain::tags::{
     stage::{self, AWSCURRENT, AWSPENDING},
 };
 use crate::error::VendError;
+use crate::ops::confirm::{Claim, Confirmation};
 use crate::ops::promote::Promoted;
 
 /// The change a request deferred into the running rotation, if any.
@@ -245,7 +246,20 @@ impl Deps {
             self.disable_suspects(desc, promoted, old_hash).await?;
         }
         self.store.untag(&desc.arn, &request_tags).await?;
-        Ok(promoted.clone())
+        // The step answers done only once AWSCURRENT is read back holding the successor and
+        // its key answers GET /key.
+        let claim = Claim {
+            key_hash: promoted.key_hash.as_deref(),
+            limit: Some(promoted.limit),
+        };
+        match self.confirm_current(&desc.name, &desc.arn, claim).await? {
+            Confirmation::Held { .. } => Ok(promoted.clone()),
+            Confirmation::Moved => {
+                // A later rotation finished already: this step's work is done and superseded.
+                info!("AWSCURRENT moved past the successor: a later rotation finished");
+                Ok(promoted.clone())
+            }
+        }
     }
 
     /// A leak: disables the old key and every other key still in grace, at once (any of
