@@ -93,10 +93,11 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = each.key == "sweep" ? [1] : []
+    for_each = contains(["sweep", "provision"], each.key) ? [1] : []
     content {
       sid = "ListManagedSecrets"
-      # ListSecrets has no resource-level permissions; the sweep filters by the managed-by tag.
+      # ListSecrets has no resource-level permissions (it returns names and tags, never values);
+      # the sweep and the provision function's inventory filter by the managed-by tag.
       actions   = ["secretsmanager:ListSecrets"]
       resources = ["*"]
     }

@@ -10,12 +10,13 @@ LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 #   provision: create -> CreateSecret (+TagResource for its tags), get, put, move_stage, tag,
 #              delete (revoke), untag, describe and rotate (rotate-now and revoke actions),
 #              and RotateSecret makes Secrets Manager invoke the rotate function as the caller.
+#              The inventory action lists managed secrets (ListSecrets; names and tags only).
 #   rotate:    describe, get, put, move_stage, tag, untag (the four steps).
 #   sweep:     list_tagged_page, describe, version_stages (ListSecretVersionIds), get, untag
 #              (retire), rotate (+ invoke). provision's rotate-now also lists version ids.
 EXPECTED = {
     "provision": {
-        *(SM + a for a in ["CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "ListSecretVersionIds", "PutSecretValue",
+        *(SM + a for a in ["CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "ListSecrets", "ListSecretVersionIds", "PutSecretValue",
                            "RotateSecret", "TagResource", "UntagResource", "UpdateSecretVersionStage"]),
         "lambda:InvokeFunction", "sqs:SendMessage", *LOGS,
     },
@@ -68,7 +69,7 @@ def main() -> int:
                           f"{role}: {a} without the managed-by tag condition")
                     check(all(":secret:" in r and r.endswith("/*") for r in resources), f"{role}: {a} on {resources}")
                 if a == SM + "ListSecrets":
-                    check(role == "sweep", f"{role}: ListSecrets")
+                    check(role in ("sweep", "provision"), f"{role}: ListSecrets")
                 if a in (SM + "CreateSecret",):
                     cond = st.get("Condition", {}).get("StringEquals", {})
                     check(cond.get(f"aws:RequestTag/{MANAGED_TAG}") == MANAGED_VALUE, f"{role}: CreateSecret untagged")

@@ -2,6 +2,7 @@
 
 use orkv_tests::{POLICY, workspace_root};
 use orkv_vending::domain::policy::Policy;
+use orkv_vending::input::action::InventoryRequest;
 use orkv_vending::input::invocation::{self, Action, Trigger};
 use orkv_vending::input::provision::ProvisionRequest;
 use orkv_vending::input::rotation::RotationEvent;
@@ -58,6 +59,9 @@ fn every_sample_event_parses_and_validates() {
             }
             Action::Rotate | Action::Revoke => {
                 assert!(inv.request["secret_name"].is_string(), "{name}");
+            }
+            Action::Inventory => {
+                InventoryRequest::parse(&inv.request).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
         }
         seen += 1;

@@ -124,8 +124,9 @@ async fn warm_path_costs_three_writes_and_two_read_backs_for_a_new_key_and_one_f
     // A changed cap is a DescribeSecret (a rotation running would take the change instead:
     // writing a version during it makes Secrets Manager abandon it), a PATCH in place, and the
     // record update: the new version under its own label, then AWSCURRENT moved to it with a
-    // compare-and-set (so a rotation that finished meanwhile is never overwritten); then the
-    // read-back: GetSecretValue(AWSCURRENT) and GET /key showing the new cap.
+    // compare-and-set (so a rotation that finished meanwhile is never overwritten), the cap
+    // tag the inventory reads; then the read-back: GetSecretValue(AWSCURRENT) and GET /key
+    // showing the new cap.
     let mut changed = request(&name);
     changed["limit"] = json!(75);
     w.control.reset_calls().await;
@@ -133,7 +134,7 @@ async fn warm_path_costs_three_writes_and_two_read_backs_for_a_new_key_and_one_f
     let updated = d.handle(changed, deadline()).await.expect("updated");
     assert_eq!(updated.status, Status::Updated);
     assert_eq!(updated.key_hash, created.key_hash);
-    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 7);
+    assert_eq!(w.control.total_calls().await + w.sm_calls.get(), 8);
     let live = w.control.live_keys(&created.secret_name).await;
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["limit"], json!(75.0));

@@ -25,6 +25,8 @@ pub const ROTATE_AT: &str = "orkv:rotate-at";
 pub const GENERATION: &str = "orkv:generation";
 /// `ttl:<seconds>` or `at:<RFC 3339>` ([`Lifetime::tag_value`]).
 pub const LIFETIME: &str = "orkv:lifetime";
+/// The current key's cap ([`cap_tag_value`]): what the inventory shows without a secret read.
+pub const CAP: &str = "orkv:cap";
 /// One per superseded key awaiting retirement: `orkv:retire:<hash>` = when (RFC 3339).
 pub const RETIRE_PREFIX: &str = "orkv:retire:";
 /// Settings the next rotation applies ([`NextSettings::tag_value`]).
@@ -100,6 +102,7 @@ pub fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
         (ROTATE_AT.into(), time_value(record.rotate_at())),
         (GENERATION.into(), record.generation.to_string()),
         (LIFETIME.into(), record.lifetime.tag_value()),
+        (CAP.into(), cap_tag_value(record.cap())),
     ];
     if let Some(t) = &record.tenant {
         tags.push((TENANT.into(), t.clone()));
@@ -230,6 +233,28 @@ fn cap_value(cap: orkv_openrouter::Cap, rotate_before_seconds: u64) -> String {
     )
 }
 
+/// The [`CAP`] tag's value: `limit=<USD> reset=<period|none> byok=<bool>`.
+#[must_use]
+pub fn cap_tag_value(cap: orkv_openrouter::Cap) -> String {
+    format!(
+        "limit={} reset={} byok={}",
+        cap.limit,
+        cap.limit_reset.map_or("none", |r| r.as_str()),
+        cap.include_byok_in_limit
+    )
+}
+
+/// Parses [`cap_tag_value`]'s form.
+#[must_use]
+pub fn parse_cap_tag(v: &str) -> Option<orkv_openrouter::Cap> {
+    let fields = pairs(v)?;
+    Some(orkv_openrouter::Cap {
+        limit: fields.get("limit")?.parse::<f64>().ok()?,
+        limit_reset: parse_reset(fields.get("reset")?)?,
+        include_byok_in_limit: fields.get("byok")?.parse::<bool>().ok()?,
+    })
+}
+
 /// A settings tag's `key=value` fields, space-separated; `None` when one has no `=`.
 fn pairs(v: &str) -> Option<std::collections::HashMap<&str, &str>> {
     v.split(' ').map(|part| part.split_once('=')).collect()
@@ -261,6 +286,19 @@ fn parse_reset(val: &str) -> Option<Option<orkv_openrouter::LimitReset>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cap_round_trips_through_its_tag_value() {
+        let cap = orkv_openrouter::Cap {
+            limit: 12.5,
+            limit_reset: Some(orkv_openrouter::LimitReset::Monthly),
+            include_byok_in_limit: true,
+        };
+        let v = cap_tag_value(cap);
+        assert!(v.len() <= 256, "{v}");
+        assert_eq!(parse_cap_tag(&v), Some(cap));
+        assert_eq!(parse_cap_tag("limit=x reset=none byok=false"), None);
+    }
 
     #[test]
     fn a_deferred_change_round_trips_through_a_tag_value() {

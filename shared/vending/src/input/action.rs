@@ -1,4 +1,5 @@
-//! The on-demand action requests: rotate now (`reason`: manual or leak) and revoke.
+//! The on-demand action requests: rotate now (`reason`: manual or leak), revoke, and the
+//! inventory of managed secrets.
 
 use serde_json::Value;
 
@@ -91,6 +92,40 @@ impl RevokeRequest {
     }
 }
 
+/// A validated inventory request: one page of the caller's managed secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryRequest {
+    /// The `next_token` of the previous page; `None`: the first page.
+    pub next_token: Option<String>,
+}
+
+/// The longest `next_token` accepted (Secrets Manager's own limit is 4,096 characters).
+pub const MAX_NEXT_TOKEN: usize = 4096;
+
+impl InventoryRequest {
+    /// Validates an inventory body.
+    ///
+    /// # Errors
+    /// [`VendError::Invalid`] naming the field and the rule.
+    pub fn parse(v: &Value) -> Result<Self, VendError> {
+        known_fields(v, &["next_token", "idempotency_id"])?;
+        let next_token = fields::opt_str(v, "next_token")?;
+        if let Some(t) = next_token
+            && (t.is_empty() || t.len() > MAX_NEXT_TOKEN)
+        {
+            return Err(VendError::invalid(
+                "next_token",
+                format!(
+                    "must be the next_token of a previous page (1-{MAX_NEXT_TOKEN} characters)"
+                ),
+            ));
+        }
+        Ok(Self {
+            next_token: next_token.map(str::to_owned),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +154,23 @@ mod tests {
         let ok = RotateRequest::parse(&json!({"secret_name": "openrouter/x"}), "openrouter/")
             .expect("valid");
         assert_eq!(ok.reason, Reason::Manual);
+    }
+
+    #[test]
+    fn bad_inventory_fields_are_named() {
+        for (v, field) in [
+            (json!({"next_token": ""}), "next_token"),
+            (json!({"next_token": 5}), "next_token"),
+            (
+                json!({"next_token": "x".repeat(MAX_NEXT_TOKEN + 1)}),
+                "next_token",
+            ),
+            (json!({"secret_name": "openrouter/x"}), "secret_name"),
+        ] {
+            let err = InventoryRequest::parse(&v).expect_err("refused");
+            assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
+        }
+        let ok = InventoryRequest::parse(&json!({"next_token": "abc"})).expect("valid");
+        assert_eq!(ok.next_token.as_deref(), Some("abc"));
     }
 }

@@ -21,6 +21,8 @@ pub enum Action {
     Provision,
     Rotate,
     Revoke,
+    /// List the caller's managed secrets from their tags (direct invocation only).
+    Inventory,
 }
 
 /// The largest payload accepted (bytes of JSON).
@@ -83,10 +85,11 @@ fn parse_direct(payload: Value) -> Result<Invocation, VendError> {
         Some(Value::String(a)) if a == "provision" => Action::Provision,
         Some(Value::String(a)) if a == "rotate" => Action::Rotate,
         Some(Value::String(a)) if a == "revoke" => Action::Revoke,
+        Some(Value::String(a)) if a == "inventory" => Action::Inventory,
         Some(_) => {
             return Err(VendError::invalid(
                 "action",
-                "must be \"provision\", \"rotate\" or \"revoke\"",
+                "must be \"provision\", \"rotate\", \"revoke\" or \"inventory\"",
             ));
         }
     };

@@ -4,6 +4,7 @@
 //! - [`provision`]: vend a key into a secret, or converge an existing one;
 //! - [`rotate`]: the four rotation steps Secrets Manager invokes;
 //! - [`actions`]: rotate now and revoke;
+//! - [`inventory`]: the caller's managed secrets, from their tags;
 //! - [`sweep`]: the scheduled sweep;
 //! - `mint` (shared by provisioning and rotation), `retire` (shared by revoke and the sweep),
 //!   `read` (shared reads), `confirm` (the read-back behind every claim), `promote` (the
@@ -12,6 +13,7 @@
 
 pub mod actions;
 mod confirm;
+pub mod inventory;
 mod mint;
 mod promote;
 pub mod provision;
@@ -28,9 +30,10 @@ use serde_json::Value;
 use crate::deps::Deps;
 use crate::domain::scope::{self, Scope};
 use crate::error::VendError;
-use crate::input::action::{RevokeRequest, RotateRequest};
+use crate::input::action::{InventoryRequest, RevokeRequest, RotateRequest};
 use crate::input::invocation::{self, Action};
 use crate::input::provision::ProvisionRequest;
+use crate::ops::inventory::Viewer;
 
 impl Deps {
     /// Handles any payload the provision function accepts (provision, rotate now, revoke),
@@ -59,10 +62,17 @@ impl Deps {
         invoked_function_arn: &str,
         deadline: Instant,
     ) -> Result<Value, VendError> {
-        let (inv, scope) = self.scoped(payload, invoked_function_arn)?;
+        let (inv, caller, tenant) = self.identified(payload, invoked_function_arn)?;
+        let tenant = tenant.as_deref();
         let prefix = self.cfg.secret_prefix.as_str();
         let reply = match inv.action {
+            Action::Inventory => {
+                let req = InventoryRequest::parse(&inv.request)?;
+                let viewer = self.viewer(caller, tenant)?;
+                serde_json::to_value(self.inventory(&req, viewer, deadline).await?)
+            }
             Action::Provision => {
+                let scope = self.scope_of(&inv, caller, tenant)?;
                 let req =
                     ProvisionRequest::parse(&inv.request, &self.cfg.policy, self.clock.now())?;
                 serde_json::to_value(
@@ -71,6 +81,7 @@ impl Deps {
                 )
             }
             Action::Rotate => {
+                let scope = self.scope_of(&inv, caller, tenant)?;
                 let req = RotateRequest::parse(&inv.request, prefix)?;
                 serde_json::to_value(
                     self.rotate_request(&req, &scope, &inv.request_id, inv.trigger)
@@ -78,6 +89,7 @@ impl Deps {
                 )
             }
             Action::Revoke => {
+                let scope = self.scope_of(&inv, caller, tenant)?;
                 let req = RevokeRequest::parse(&inv.request, prefix)?;
                 serde_json::to_value(
                     self.revoke_request(&req, &scope, &inv.request_id, inv.trigger)
@@ -88,22 +100,57 @@ impl Deps {
         reply.map_err(|e| VendError::ReplyEncoding(e.to_string()))
     }
 
+    /// Parses the invocation and identifies its caller and the tenant it names (no remote
+    /// call).
+    fn identified(
+        &self,
+        payload: Value,
+        invoked_function_arn: &str,
+    ) -> Result<(invocation::Invocation, scope::Caller<'_>, Option<String>), VendError> {
+        let mut inv = invocation::parse(payload)?;
+        let policy = &self.cfg.policy;
+        let caller = scope::identify(policy, invoked_function_arn, inv.source.as_deref())?;
+        let tenant = invocation::take_tenant(&mut inv.request, policy.tenanted)?;
+        Ok((inv, caller, tenant))
+    }
+
+    /// Whose secrets an inventory shows: a tenant its own; the admin alias every tenant's,
+    /// or the one it names.
+    fn viewer<'p>(
+        &'p self,
+        caller: scope::Caller<'p>,
+        tenant: Option<&str>,
+    ) -> Result<Viewer<'p>, VendError> {
+        if matches!(caller, scope::Caller::Admin) && tenant.is_none() {
+            return Ok(Viewer::All);
+        }
+        let scope = Scope::of(&self.cfg.policy, caller, tenant, None)?;
+        Ok(Viewer::Tenant {
+            name: scope.tenant_name(),
+            prefix: scope.tenant.secret_prefix.as_str(),
+        })
+    }
+
+    /// The scope of a request that names a secret (or a tenant): checked before any read.
+    fn scope_of<'p>(
+        &'p self,
+        inv: &invocation::Invocation,
+        caller: scope::Caller<'p>,
+        tenant: Option<&str>,
+    ) -> Result<Scope<'p>, VendError> {
+        let name = inv.request.get("secret_name").and_then(Value::as_str);
+        Scope::of(&self.cfg.policy, caller, tenant, name)
+    }
+
     /// Parses the invocation and identifies its scope (no remote call).
+    #[cfg(any(test, feature = "testing"))]
     fn scoped(
         &self,
         payload: Value,
         invoked_function_arn: &str,
     ) -> Result<(invocation::Invocation, Scope<'_>), VendError> {
-        let mut inv = invocation::parse(payload)?;
-        let policy = &self.cfg.policy;
-        let caller = scope::identify(policy, invoked_function_arn, inv.source.as_deref())?;
-        let tenant = invocation::take_tenant(&mut inv.request, policy.tenanted)?;
-        let name = inv
-            .request
-            .get("secret_name")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let scope = Scope::of(policy, caller, tenant.as_deref(), name.as_deref())?;
+        let (inv, caller, tenant) = self.identified(payload, invoked_function_arn)?;
+        let scope = self.scope_of(&inv, caller, tenant.as_deref())?;
         Ok((inv, scope))
     }
 

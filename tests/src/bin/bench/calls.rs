@@ -165,7 +165,7 @@ pub(crate) async fn provision_calls(
         "cap update",
         sm,
         or,
-        "7 (read, describe: a rotation running defers the change, PATCH, write, label move, read-back: GetSecretValue, GET /key)",
+        "8 (read, describe: a rotation running defers the change, PATCH, write, label move, cap tag, read-back: GetSecretValue, GET /key)",
         true,
     );
 

@@ -237,12 +237,7 @@ impl Deps {
 
     /// Writes the revoked tag and clears the tags the sweep would act on.
     async fn mark_revoked(&self, desc: &SecretDescription) -> Result<(), VendError> {
-        self.store
-            .tag(
-                &desc.arn,
-                &[(tags::REVOKED.to_owned(), tags::time_value(self.clock.now()))],
-            )
-            .await?;
+        // Stale tags go first, so the revoked tag always fits within the 50-tag limit.
         let stale: Vec<String> = desc
             .tags
             .iter()
@@ -252,6 +247,12 @@ impl Deps {
             })
             .collect();
         self.store.untag(&desc.arn, &stale).await?;
+        self.store
+            .tag(
+                &desc.arn,
+                &[(tags::REVOKED.to_owned(), tags::time_value(self.clock.now()))],
+            )
+            .await?;
         Ok(())
     }
 }

@@ -135,7 +135,8 @@ impl Deps {
                 return Ok(None);
             }
         };
-        if rotate_changed {
+        if rotate_changed || !same_cap {
+            // The tags the sweep and the inventory read: rotate-at and the cap.
             self.store
                 .tag(&d.secret_name, &tags::record_tags(&updated))
                 .await?;
