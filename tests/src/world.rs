@@ -355,3 +355,49 @@ pub async fn create_seed_secret(
         }
     }
 }
+
+/// Handles `payload` in process as an invocation of the provision function through `alias`
+/// (the tenant suites' caller identity), with a minute's deadline.
+///
+/// # Errors
+/// The function's error.
+pub async fn call_as(
+    d: &orkv_vending::Deps,
+    alias: &str,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, orkv_vending::VendError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    Box::pin(d.handle_invocation(payload, &crate::runtime_api::function_arn(alias), deadline)).await
+}
+
+/// Creates the secrets `names` (each with `value` and `tags`) in moto, 16 at a time.
+///
+/// # Panics
+/// As [`create_seed_secret`].
+pub async fn seed_secrets(
+    sm: &aws_sdk_secretsmanager::Client,
+    names: Vec<String>,
+    value: &str,
+    tags: &[(&str, &str)],
+) {
+    let tags: Arc<Vec<(String, String)>> = Arc::new(
+        tags.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+    let names = Arc::new(names);
+    let mut set = tokio::task::JoinSet::new();
+    for chunk in 0..16 {
+        let (sm, names, tags, value) = (sm.clone(), names.clone(), tags.clone(), value.to_owned());
+        set.spawn(async move {
+            let pairs: Vec<(&str, &str)> =
+                tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            for name in names.iter().skip(chunk).step_by(16) {
+                create_seed_secret(&sm, name, &value, &pairs).await;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("seeding task");
+    }
+}

@@ -2,17 +2,10 @@
 //! `ListSecrets` alone (no secret read, no OpenRouter call), paginated, tenant-scoped; the
 //! platform-admin alias sees every tenant's.
 
-use std::time::{Duration, Instant};
-
-use orkv_tests::runtime_api::function_arn;
 use orkv_tests::unique;
-use orkv_tests::world::{World, create_seed_secret};
+use orkv_tests::world::{World, call_as, seed_secrets};
 use orkv_vending::{Deps, VendError};
 use serde_json::{Value, json};
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(60)
-}
 
 fn policy() -> String {
     json!({
@@ -41,11 +34,7 @@ impl Inv {
     }
 
     async fn call(&self, alias: &str, payload: Value) -> Result<Value, VendError> {
-        Box::pin(
-            self.d
-                .handle_invocation(payload, &function_arn(alias), deadline()),
-        )
-        .await
+        call_as(&self.d, alias, payload).await
     }
 
     async fn provision(&self, tenant: &str, workspace: &str, key: &str, limit: f64) -> Value {
@@ -177,40 +166,29 @@ async fn each_tenant_sees_only_its_own_secrets_from_tags_alone_and_the_admin_see
         .find(|e| e["secret_name"] == a["secret_name"])
         .expect("still listed");
     assert_eq!(revoked["state"], "revoked");
-    let _ = &t.prefix;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inventory_of_1000_managed_secrets_takes_at_most_10_list_calls_and_no_reads() {
     let t = Inv::start().await;
     let far = "2027-01-01T00:00:00Z";
-    let mut set = tokio::task::JoinSet::new();
-    for chunk in 0..16 {
-        let (sm, prefix) = (t.w.sm.clone(), t.prefix.clone());
-        set.spawn(async move {
-            let mut i = chunk;
-            while i < 1000 {
-                create_seed_secret(
-                    &sm,
-                    &format!("{prefix}checkout/k{i}"),
-                    "{}",
-                    &[
-                        ("orkv:managed-by", "openrouter-key-vending"),
-                        ("orkv:tenant", "checkout"),
-                        ("orkv:rotate-at", far),
-                        ("orkv:expires-at", far),
-                        ("orkv:generation", "1"),
-                        ("orkv:cap", "limit=5 reset=monthly byok=false"),
-                    ],
-                )
-                .await;
-                i += 16;
-            }
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        r.expect("task");
-    }
+    let seeded = (0..1000)
+        .map(|i| format!("{}checkout/k{i}", t.prefix))
+        .collect();
+    seed_secrets(
+        &t.w.sm,
+        seeded,
+        "{}",
+        &[
+            ("orkv:managed-by", "openrouter-key-vending"),
+            ("orkv:tenant", "checkout"),
+            ("orkv:rotate-at", far),
+            ("orkv:expires-at", far),
+            ("orkv:generation", "1"),
+            ("orkv:cap", "limit=5 reset=monthly byok=false"),
+        ],
+    )
+    .await;
     t.w.sm_calls.reset();
     let (entries, calls) = t.all_pages("checkout", json!({})).await;
     assert_eq!(entries.len(), 1000);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use orkv_tests::rotating::*;
 use orkv_tests::unique;
-use orkv_tests::world::{World, create_seed_secret};
+use orkv_tests::world::{World, seed_secrets};
 use orkv_vending::input::sweep::SweepInput;
 use serde_json::json;
 
@@ -214,33 +214,22 @@ async fn a_sweep_over_10000_secrets_lists_each_page_once_and_reads_only_due_ones
         due.push(provision(&d, &format!("{prefix}-due{i}")).await);
     }
     let far = orkv_openrouter::format_expires_at(d.clock().now() + time::Duration::days(30));
-    let sm = w.sm.clone();
-    let mut set = tokio::task::JoinSet::new();
-    for chunk in 0..16 {
-        let (sm, far, prefix) = (sm.clone(), far.clone(), prefix.clone());
-        set.spawn(async move {
-            let mut i = chunk;
-            while i < 9900 {
-                create_seed_secret(
-                    &sm,
-                    &format!("openrouter/checkout/{prefix}-idle{i}"),
-                    "{}",
-                    &[
-                        ("orkv:managed-by", "openrouter-key-vending"),
-                        ("orkv:rotate-at", &far),
-                        ("orkv:expires-at", &far),
-                        ("orkv:generation", "1"),
-                        ("orkv:lifetime", "ttl:2592000"),
-                    ],
-                )
-                .await;
-                i += 16;
-            }
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        r.expect("task");
-    }
+    let idle = (0..9900)
+        .map(|i| format!("openrouter/checkout/{prefix}-idle{i}"))
+        .collect();
+    seed_secrets(
+        &w.sm,
+        idle,
+        "{}",
+        &[
+            ("orkv:managed-by", "openrouter-key-vending"),
+            ("orkv:rotate-at", &far),
+            ("orkv:expires-at", &far),
+            ("orkv:generation", "1"),
+            ("orkv:lifetime", "ttl:2592000"),
+        ],
+    )
+    .await;
     advance(&w, &d, 3601).await;
     w.sm_calls.reset();
     let r = sweep(&d, "scale").await;

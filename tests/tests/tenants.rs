@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use orkv_tests::runtime_api::function_arn;
 use orkv_tests::unique;
-use orkv_tests::world::World;
+use orkv_tests::world::{World, call_as};
 use orkv_vending::{Deps, VendError};
 use serde_json::{Value, json};
 
@@ -52,11 +52,7 @@ impl Tenants {
     }
 
     async fn call(&self, alias: &str, payload: Value) -> Result<Value, VendError> {
-        Box::pin(
-            self.d
-                .handle_invocation(payload, &function_arn(alias), deadline()),
-        )
-        .await
+        call_as(&self.d, alias, payload).await
     }
 
     fn name(&self, tenant: &str, rest: &str) -> String {

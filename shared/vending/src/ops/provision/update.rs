@@ -200,9 +200,7 @@ impl Deps {
         updated.rotate_before_seconds = d.rotate_before_seconds;
         Ok(Some(reply(Status::Updated, version.arn, d, &updated)))
     }
-}
 
-impl Deps {
     /// The read-back of an update: `AWSCURRENT` still holds key `hash`, which shows the
     /// requested cap on `GET /key`. `false`: a rotation moved `AWSCURRENT` since; go round again.
     async fn still_holds(&self, d: &Desired, arn: &str, hash: &str) -> Result<bool, VendError> {

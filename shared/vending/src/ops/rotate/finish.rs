@@ -252,14 +252,11 @@ impl Deps {
             key_hash: promoted.key_hash.as_deref(),
             limit: Some(promoted.limit),
         };
-        match self.confirm_current(&desc.name, &desc.arn, claim).await? {
-            Confirmation::Held { .. } => Ok(promoted.clone()),
-            Confirmation::Moved => {
-                // A later rotation finished already: this step's work is done and superseded.
-                info!("AWSCURRENT moved past the successor: a later rotation finished");
-                Ok(promoted.clone())
-            }
+        if let Confirmation::Moved = self.confirm_current(&desc.name, &desc.arn, claim).await? {
+            // A later rotation finished already: this step's work is done and superseded.
+            info!("AWSCURRENT moved past the successor: a later rotation finished");
         }
+        Ok(promoted.clone())
     }
 
     /// A leak: disables the old key and every other key still in grace, at once (any of
