@@ -2,6 +2,7 @@
 //! the OpenRouter emulator) on free loopback ports, builds SDK clients that count their calls,
 //! and serves a minimal Lambda Runtime API to drive the real function binaries.
 
+pub mod events;
 pub mod proxy;
 pub mod rotating;
 pub mod runtime_api;

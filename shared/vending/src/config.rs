@@ -87,7 +87,16 @@ pub struct Config {
     pub revoke_deletes_secret: bool,
     /// `ORKV_RECOVERY_WINDOW_DAYS` (7-30): the recovery window of a secret revoke deletes.
     pub recovery_window_days: Option<i64>,
+    /// `ORKV_EVENT_BUS`: the EventBridge bus (name or ARN) every outcome is announced on;
+    /// unset, no result event is put.
+    pub event_bus: Option<String>,
+    /// `ORKV_EVENT_SOURCE` (default `orkv.key-vending`): the `source` of every result event
+    /// (AWS reserves `aws.`).
+    pub event_source: String,
 }
+
+/// The `source` of result events unless `ORKV_EVENT_SOURCE` names another.
+pub const DEFAULT_EVENT_SOURCE: &str = "orkv.key-vending";
 
 /// Reads variables through a lookup (the environment, or a test's table).
 struct Vars<F: Fn(&str) -> Option<String>>(F);
@@ -211,6 +220,34 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         Ok(usize::try_from(n).unwrap_or(10))
     }
 
+    /// `ORKV_EVENT_BUS` and `ORKV_EVENT_SOURCE`, checked as `PutEvents` checks them.
+    fn events(&self) -> Result<(Option<String>, String), VendError> {
+        let bus = self.text("ORKV_EVENT_BUS").map(|b| b.trim().to_owned());
+        if let Some(b) = &bus {
+            let name = b.rsplit(":event-bus/").next().unwrap_or(b);
+            let ok_name = !name.is_empty()
+                && name.len() <= 256
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+            let ok_arn = !b.starts_with("arn:") || b.contains(":events:");
+            if !ok_name || !ok_arn || b.len() > 1600 {
+                return Err(VendError::Config(format!(
+                    "ORKV_EVENT_BUS: {b:?} must be an event bus name (1-256 of A-Z a-z 0-9 / . _ -) or an events ARN"
+                )));
+            }
+        }
+        let source = self
+            .text("ORKV_EVENT_SOURCE")
+            .map_or_else(|| DEFAULT_EVENT_SOURCE.to_owned(), |s| s.trim().to_owned());
+        if source.len() > 256 || source.starts_with("aws.") {
+            return Err(VendError::Config(format!(
+                "ORKV_EVENT_SOURCE: {source:?} must be at most 256 characters and not start with \"aws.\" (reserved by AWS)"
+            )));
+        }
+        Ok((bus, source))
+    }
+
     fn low_spend_fraction(&self) -> Result<f64, VendError> {
         match self.text("ORKV_LOW_SPEND_FRACTION") {
             None => Ok(0.1),
@@ -249,7 +286,10 @@ impl Config {
             Some(days) => days,
             None => i64::try_from(longest_days).unwrap_or(1000),
         };
+        let (event_bus, event_source) = vars.events()?;
         Ok(Self {
+            event_bus,
+            event_source,
             rotation_lambda_arn: vars.text("ORKV_ROTATION_LAMBDA_ARN"),
             rotation_after_days,
             local_rotation_invoke_url,
@@ -324,6 +364,33 @@ mod tests {
         // Rotation rules are always configured: the policy's longest lifetime (90 days).
         assert_eq!(cfg.rotation_after_days, 90);
         assert!(!format!("{cfg:?}").contains("sentinel"));
+    }
+
+    #[test]
+    fn the_event_bus_and_source_are_checked_and_named() {
+        let base = [("OPENROUTER_MANAGEMENT_KEY", "k"), ("ORKV_POLICY", POLICY)];
+        let cfg = Config::from_lookup(env(&base)).expect("valid");
+        assert_eq!(cfg.event_bus, None);
+        assert_eq!(cfg.event_source, DEFAULT_EVENT_SOURCE);
+        for good in [
+            "orkv-results",
+            "arn:aws:events:eu-west-1:123456789012:event-bus/orkv-results",
+        ] {
+            let mut vars = base.to_vec();
+            vars.push(("ORKV_EVENT_BUS", good));
+            let cfg = Config::from_lookup(env(&vars)).expect(good);
+            assert_eq!(cfg.event_bus.as_deref(), Some(good));
+        }
+        for (var, bad) in [
+            ("ORKV_EVENT_BUS", "has space"),
+            ("ORKV_EVENT_BUS", "arn:aws:sqs:eu-west-1:1:q"),
+            ("ORKV_EVENT_SOURCE", "aws.secretsmanager"),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push((var, bad));
+            let err = Config::from_lookup(env(&vars)).expect_err(bad);
+            assert!(err.to_string().contains(var), "{err}");
+        }
     }
 
     #[test]

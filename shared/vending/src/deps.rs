@@ -30,6 +30,8 @@ pub struct Deps {
     known_secrets: Mutex<HashSet<String>>,
     pub(crate) clock: Clock,
     pub(crate) starter: Arc<dyn RotationStarter>,
+    /// Where outcomes are announced (`ORKV_EVENT_BUS`); `None`: nowhere.
+    pub(crate) events: Option<orkv_events::EventBus>,
 }
 
 /// How a start request ended.
@@ -133,7 +135,15 @@ impl Deps {
             known_secrets: Mutex::new(HashSet::new()),
             clock: Clock::default(),
             starter: Arc::new(SecretsManagerStarter),
+            events: None,
         }
+    }
+
+    /// Announces every outcome on `bus` (see [`crate::ops::announce`]).
+    #[must_use]
+    pub fn with_events(mut self, bus: orkv_events::EventBus) -> Self {
+        self.events = Some(bus);
+        self
     }
 
     /// Starts rotations through `starter` instead.

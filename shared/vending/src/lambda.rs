@@ -47,7 +47,8 @@ impl From<VendError> for Diagnostic {
 }
 
 /// The bootstrap of every function binary: configuration (checked, and only checked with
-/// `--check-config`), one Secrets Manager client, then the runtime loop.
+/// `--check-config`), one Secrets Manager client (and an EventBridge client when
+/// `ORKV_EVENT_BUS` is set, sharing its HTTP client), then the runtime loop.
 ///
 /// # Errors
 /// A configuration error names the variable; runtime errors end the process.
@@ -66,7 +67,14 @@ where
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = orkv_store::SecretStore::from_shared_config(&aws);
-    let deps = Deps::new(cfg, store).with_starter(starter);
+    let events = cfg
+        .event_bus
+        .as_deref()
+        .map(|bus| orkv_events::EventBus::from_shared_config(&aws, bus, &cfg.event_source));
+    let mut deps = Deps::new(cfg, store).with_starter(starter);
+    if let Some(bus) = events {
+        deps = deps.with_events(bus);
+    }
     let (deps, handler) = (&deps, &handler);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         handler(deps, event)

@@ -5,6 +5,7 @@
 //! - [`rotate`]: the four rotation steps Secrets Manager invokes;
 //! - [`actions`]: rotate now and revoke;
 //! - [`inventory`]: the caller's managed secrets, from their tags;
+//! - [`announce`]: the result event of every outcome, on the configured bus;
 //! - [`sweep`]: the scheduled sweep;
 //! - `mint` (shared by provisioning and rotation), `retire` (shared by revoke and the sweep),
 //!   `read` (shared reads), `confirm` (the read-back behind every claim), `promote` (the
@@ -12,6 +13,7 @@
 //!   and `start` (starting a rotation).
 
 pub mod actions;
+pub mod announce;
 mod confirm;
 pub mod inventory;
 mod mint;
@@ -33,6 +35,7 @@ use crate::error::VendError;
 use crate::input::action::{InventoryRequest, RevokeRequest, RotateRequest};
 use crate::input::invocation::{self, Action};
 use crate::input::provision::ProvisionRequest;
+use crate::ops::announce::ResultDetail;
 use crate::ops::inventory::Viewer;
 
 impl Deps {
@@ -51,7 +54,9 @@ impl Deps {
 
     /// Handles a payload delivered to `invoked_function_arn` (the Lambda context's, whose
     /// qualifier is the tenant's alias): identifies the caller, checks its scope before any
-    /// side effect, then serves the request.
+    /// side effect, then serves the request, and announces the outcome (or the failure) on
+    /// the event bus when one is configured (an inventory announces nothing: it changes
+    /// nothing and its caller has the answer).
     ///
     /// # Errors
     /// A [`VendError`] whose `kind()` names the failure; bad input and out-of-scope requests
@@ -62,42 +67,81 @@ impl Deps {
         invoked_function_arn: &str,
         deadline: Instant,
     ) -> Result<Value, VendError> {
+        let mut failure = announce::failure_template(&payload);
+        let result = self
+            .serve(payload, invoked_function_arn, deadline, &mut failure)
+            .await;
+        match result {
+            Ok((reply, announcement)) => {
+                if let Some(detail) = announcement {
+                    self.announce(detail).await;
+                }
+                Ok(reply)
+            }
+            Err(e) => {
+                if failure.action != "inventory" {
+                    self.announce(failure.failed(&e)).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Self::handle_invocation`] without the announcement: the reply and the event that
+    /// tells it; `failure` learns the request's identity as it is established.
+    async fn serve(
+        &self,
+        payload: Value,
+        invoked_function_arn: &str,
+        deadline: Instant,
+        failure: &mut ResultDetail,
+    ) -> Result<(Value, Option<ResultDetail>), VendError> {
         let (inv, caller, tenant) = self.identified(payload, invoked_function_arn)?;
+        failure.identify(&inv, caller, tenant.as_deref());
         let tenant = tenant.as_deref();
         let prefix = self.cfg.secret_prefix.as_str();
-        let reply = match inv.action {
+        let encode = |v: Result<Value, serde_json::Error>| {
+            v.map_err(|e| VendError::ReplyEncoding(e.to_string()))
+        };
+        match inv.action {
             Action::Inventory => {
                 let req = InventoryRequest::parse(&inv.request)?;
                 let viewer = self.viewer(caller, tenant)?;
-                serde_json::to_value(self.inventory(&req, viewer, deadline).await?)
+                let reply = self.inventory(&req, viewer, deadline).await?;
+                Ok((encode(serde_json::to_value(reply))?, None))
             }
             Action::Provision => {
                 let scope = self.scope_of(&inv, caller, tenant)?;
+                failure.tenant = scope.tenant_name().map(str::to_owned);
                 let req =
                     ProvisionRequest::parse(&inv.request, &self.cfg.policy, self.clock.now())?;
-                serde_json::to_value(
-                    self.provision(req, &scope, inv.request_id, inv.trigger, deadline)
-                        .await?,
-                )
+                let reply = self
+                    .provision(req, &scope, inv.request_id, inv.trigger, deadline)
+                    .await?;
+                let event = reply.announcement(scope.tenant_name());
+                Ok((encode(serde_json::to_value(reply))?, Some(event)))
             }
             Action::Rotate => {
                 let scope = self.scope_of(&inv, caller, tenant)?;
+                failure.tenant = scope.tenant_name().map(str::to_owned);
                 let req = RotateRequest::parse(&inv.request, prefix)?;
-                serde_json::to_value(
-                    self.rotate_request(&req, &scope, &inv.request_id, inv.trigger)
-                        .await?,
-                )
+                let reply = self
+                    .rotate_request(&req, &scope, &inv.request_id, inv.trigger)
+                    .await?;
+                let event = reply.announcement(scope.tenant_name());
+                Ok((encode(serde_json::to_value(reply))?, Some(event)))
             }
             Action::Revoke => {
                 let scope = self.scope_of(&inv, caller, tenant)?;
+                failure.tenant = scope.tenant_name().map(str::to_owned);
                 let req = RevokeRequest::parse(&inv.request, prefix)?;
-                serde_json::to_value(
-                    self.revoke_request(&req, &scope, &inv.request_id, inv.trigger)
-                        .await?,
-                )
+                let reply = self
+                    .revoke_request(&req, &scope, &inv.request_id, inv.trigger)
+                    .await?;
+                let event = reply.announcement(scope.tenant_name());
+                Ok((encode(serde_json::to_value(reply))?, Some(event)))
             }
-        };
-        reply.map_err(|e| VendError::ReplyEncoding(e.to_string()))
+        }
     }
 
     /// Parses the invocation and identifies its caller and the tenant it names (no remote

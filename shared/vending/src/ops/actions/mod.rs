@@ -15,6 +15,7 @@ use crate::domain::scope::Scope;
 use crate::domain::tags::{self, Reason};
 use crate::error::VendError;
 use crate::input::invocation::{Action, Trigger};
+use crate::ops::announce::ResultDetail;
 
 impl Deps {
     /// The scope check of an on-demand action, before any side effect: the action is the
@@ -68,9 +69,37 @@ pub struct ActionReply {
     pub revoked_keys: Vec<String>,
     pub request_id: String,
     pub trigger: Trigger,
+    /// An earlier request had already done this (the reply's claim still read back).
+    #[serde(skip)]
+    pub repeat: bool,
 }
 
 impl ActionReply {
+    /// The result event of this reply, for `tenant`.
+    pub(crate) fn announcement(&self, tenant: Option<&str>) -> ResultDetail {
+        let outcome = serde_json::to_value(self.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let action = match self.action {
+            Action::Rotate => "rotate",
+            _ => "revoke",
+        };
+        let mut d = ResultDetail::new(action, outcome).for_request(
+            Some(&self.request_id),
+            self.trigger,
+            tenant,
+        );
+        d.repeat = self.repeat || self.status == ActionStatus::Unchanged;
+        d.secret_name = Some(self.secret_name.clone());
+        d.secret_arn = Some(self.secret_arn.clone());
+        d.key_hash.clone_from(&self.key_hash);
+        d.generation = self.generation;
+        d.reason = self.reason.map(|r| r.as_str().to_owned());
+        d.revoked_keys.clone_from(&self.revoked_keys);
+        d
+    }
+
     fn new(
         action: Action,
         status: ActionStatus,
@@ -90,6 +119,7 @@ impl ActionReply {
             revoked_keys: Vec::new(),
             request_id: request_id.to_owned(),
             trigger,
+            repeat: false,
         }
     }
 }

@@ -28,8 +28,8 @@ const REVOKE_ROUNDS: usize = 4;
 
 /// Whether the revoked record is current.
 enum Fence {
-    /// It is (written now or earlier); the record's generation.
-    Held(Option<u64>),
+    /// It is (written now, or earlier: `true`); the record's generation.
+    Held(Option<u64>, bool),
     /// Another version became current meanwhile.
     Moved,
 }
@@ -81,15 +81,18 @@ impl Deps {
                 trigger,
             );
             if desc.deleted {
+                reply.repeat = true;
                 return Ok(reply);
             }
             self.openrouter().await?;
             let current = self.store.get(&desc.arn, AWSCURRENT).await?;
             let pending = self.store.get(&desc.arn, AWSPENDING).await?;
-            let Fence::Held(generation) = self.fence(&desc, current.as_ref()).await? else {
+            let Fence::Held(generation, earlier) = self.fence(&desc, current.as_ref()).await?
+            else {
                 continue;
             };
             reply.generation = generation;
+            reply.repeat = earlier;
             reply.revoked_keys = self
                 .retire_referenced(&desc, current.as_ref(), pending.as_ref())
                 .await?;
@@ -148,10 +151,10 @@ impl Deps {
                 .and_then(Result::ok)
                 .map(|r| (v, r))
         }) else {
-            return Ok(Fence::Held(None));
+            return Ok(Fence::Held(None, false));
         };
         if r.state == RecordState::Revoked {
-            return Ok(Fence::Held(Some(r.generation)));
+            return Ok(Fence::Held(Some(r.generation), true));
         }
         let pending = r.state == RecordState::Pending;
         r.state = RecordState::Revoked;
@@ -191,7 +194,7 @@ impl Deps {
         };
         Ok(
             match self.promote(&desc.arn, written, &v.version_id).await? {
-                Promoted::Current(_) => Fence::Held(Some(r.generation)),
+                Promoted::Current(_) => Fence::Held(Some(r.generation), false),
                 Promoted::Fenced => Fence::Moved,
             },
         )

@@ -32,6 +32,7 @@ use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
 use crate::input::invocation::Trigger;
 use crate::input::provision::{ProvisionRequest, lifetime_within, rotate_before_within};
+use crate::ops::announce::{CapDetail, ResultDetail};
 
 use claim::{MintOutcome, Owned};
 
@@ -395,6 +396,39 @@ impl Deps {
                 _ => return Ok(()),
             }
         }
+    }
+}
+
+impl ProvisionReply {
+    /// The result event of this reply, for `tenant`.
+    pub(crate) fn announcement(&self, tenant: Option<&str>) -> ResultDetail {
+        let outcome = serde_json::to_value(self.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut d = ResultDetail::new("provision", outcome).for_request(
+            Some(&self.request_id),
+            self.trigger,
+            tenant,
+        );
+        d.repeat = self.status == Status::Unchanged;
+        d.secret_name = Some(self.secret_name.clone());
+        d.secret_arn = Some(self.secret_arn.clone());
+        d.key_hash = Some(self.key_hash.clone()).filter(|h| !h.is_empty());
+        d.key_name = Some(self.key_name.clone());
+        d.workspace = Some(self.workspace.clone());
+        d.workspace_id = Some(self.workspace_id.clone());
+        d.generation = Some(self.generation);
+        d.expires_at = Some(self.expires_at.clone());
+        d.cap = Some(CapDetail {
+            limit: self.limit,
+            limit_reset: self.limit_reset,
+            include_byok_in_limit: self.include_byok_in_limit,
+        });
+        if matches!(self.status, Status::Rotated | Status::RotationStarted) {
+            d.reason = Some(tags::Reason::Changed.as_str().to_owned());
+        }
+        d
     }
 }
 

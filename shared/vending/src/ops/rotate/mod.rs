@@ -33,6 +33,7 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 use crate::input::rotation::{RotationEvent, Step};
+use crate::ops::announce::ResultDetail;
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +60,17 @@ pub struct StepReply {
     pub generation: Option<u64>,
 }
 
+/// A step's reply, with what its announcement needs.
+struct StepDone {
+    reply: StepReply,
+    /// `finishSecret`: the record made current.
+    finished: Option<SecretRecord>,
+    /// The successor was already current when this invocation began.
+    repeat: bool,
+    reason: Option<String>,
+    secret_name: Option<String>,
+}
+
 enum Checked {
     Current,
     Pending,
@@ -80,17 +92,52 @@ impl Deps {
         self.run_step(&event, deadline).await
     }
 
-    /// Runs one validated step.
+    /// Runs one validated step, and announces its outcome on the event bus when one is
+    /// configured: a finished rotation as `OpenRouter Key Rotated` (a repeat when this
+    /// invocation found the successor already current), a failed step as a failure.
     ///
     /// # Errors
     /// A [`VendError`] naming the failure.
-    #[instrument(skip_all, fields(step = event.step.as_str(), secret = %event.secret_id, token = %event.token))]
     pub async fn run_step(
         &self,
         event: &RotationEvent,
-        _deadline: Instant,
+        deadline: Instant,
     ) -> Result<StepReply, VendError> {
+        let result = self.step(event, deadline).await;
+        let mut detail = match &result {
+            Ok(done) => match &done.finished {
+                Some(record) => ResultDetail::new("rotation", "rotated").with_record(record),
+                None => return result.map(|d| d.reply),
+            },
+            Err(e) => ResultDetail::failure("rotation", e),
+        };
+        detail.request_id = Some(event.token.clone());
+        detail.trigger = Some("secrets_manager".to_owned());
+        detail.step = Some(event.step.as_str());
+        detail.secret_arn = result
+            .as_ref()
+            .ok()
+            .map(|d| d.reply.secret_arn.clone())
+            .or_else(|| {
+                event
+                    .secret_id
+                    .starts_with("arn:")
+                    .then(|| event.secret_id.clone())
+            });
+        detail.secret_name = result.as_ref().ok().and_then(|d| d.secret_name.clone());
+        if let Ok(done) = &result {
+            detail.repeat = done.repeat;
+            detail.reason.clone_from(&done.reason);
+        }
+        self.announce(detail).await;
+        result.map(|d| d.reply)
+    }
+
+    /// One step, and for a finished rotation the record made current.
+    #[instrument(skip_all, fields(step = event.step.as_str(), secret = %event.secret_id, token = %event.token))]
+    async fn step(&self, event: &RotationEvent, _deadline: Instant) -> Result<StepDone, VendError> {
         let desc = self.describe_existing(&event.secret_id).await?;
+        let reason = desc.tag(tags::ROTATION_REASON).map(str::to_owned);
         let checked = match Self::check(&desc, &event.token) {
             Err(e @ (VendError::NotPending { .. } | VendError::UnknownToken { .. }))
                 if event.step == Step::FinishSecret =>
@@ -114,19 +161,23 @@ impl Deps {
             key_hash: None,
             generation: None,
         };
+        let mut finished = None;
+        let mut repeat = false;
         match (event.step, checked) {
             (_, Checked::Merged(merged)) => {
                 let done = self.finish_tail(&desc, &event.token, &merged, None).await?;
-                reply.key_hash = done.key_hash;
+                reply.key_hash.clone_from(&done.key_hash);
                 reply.generation = Some(done.generation);
+                (finished, repeat) = (Some(done), true);
             }
             (Step::FinishSecret, Checked::Current) => {
                 let pending = self.read_version(&desc, &event.token).await?;
                 let done = self
                     .finish_tail(&desc, &event.token, &pending, None)
                     .await?;
-                reply.key_hash = done.key_hash;
+                reply.key_hash.clone_from(&done.key_hash);
                 reply.generation = Some(done.generation);
+                (finished, repeat) = (Some(done), true);
             }
             (_, Checked::Current) => {}
             (Step::CreateSecret, Checked::Pending) => {
@@ -145,12 +196,19 @@ impl Deps {
             (Step::FinishSecret, Checked::Pending) => {
                 let record = self.finish_step(&desc, &event.token).await?;
                 reply.outcome = StepOutcome::Done;
-                reply.key_hash = record.key_hash;
+                reply.key_hash.clone_from(&record.key_hash);
                 reply.generation = Some(record.generation);
+                finished = Some(record);
             }
         }
         info!(outcome = ?reply.outcome, key_hash = reply.key_hash.as_deref().unwrap_or(""), "rotation step");
-        Ok(reply)
+        Ok(StepDone {
+            reply,
+            finished,
+            repeat,
+            reason,
+            secret_name: Some(desc.name.clone()),
+        })
     }
 
     fn check(desc: &SecretDescription, token: &str) -> Result<Checked, VendError> {

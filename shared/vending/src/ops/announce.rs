@@ -1,0 +1,294 @@
+//! Result events: every outcome of provision, update, rotate now (manual or leak), revoke and
+//! `finishSecret`, and every refusal or failure of them, put once on the configured bus
+//! (`ORKV_EVENT_BUS`). The detail names the request, the secret and the key by its hash, never
+//! a plaintext. A put that fails after its retries is logged and never fails the operation it
+//! announces. Delivery is at least once: a repeated request (or a retried step) announces
+//! again with the same `request_id` and `repeat: true`, so consumers deduplicate on it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::{debug, warn};
+
+use serde_json::Value;
+
+use crate::deps::Deps;
+use crate::domain::names::valid_secret_name;
+use crate::domain::record::SecretRecord;
+use crate::domain::scope::Caller;
+use crate::error::VendError;
+use crate::input::invocation::{
+    Action, Invocation, KEY_REQUESTED, REVOCATION_REQUESTED, ROTATION_REQUESTED, Trigger,
+};
+
+/// The action a payload names, before it is parsed (for the failure event of one that does
+/// not parse).
+fn action_named(payload: &Value) -> &'static str {
+    let named = payload
+        .get("detail-type")
+        .and_then(Value::as_str)
+        .map(|t| match t {
+            KEY_REQUESTED => "provision",
+            ROTATION_REQUESTED => "rotate",
+            REVOCATION_REQUESTED => "revoke",
+            _ => "unknown",
+        });
+    named.unwrap_or_else(|| match payload.get("action").and_then(Value::as_str) {
+        None | Some("provision") => "provision",
+        Some("rotate") => "rotate",
+        Some("revoke") => "revoke",
+        Some("inventory") => "inventory",
+        Some(_) => "unknown",
+    })
+}
+
+/// The failure event of a request, from what its raw payload shows: its action, its
+/// idempotency id (or event id) and the secret it names, where that is a valid secret name.
+#[must_use]
+pub fn failure_template(payload: &Value) -> ResultDetail {
+    let envelope = payload.get("detail-type").is_some() || payload.get("detail").is_some();
+    let request = if envelope {
+        payload.get("detail").unwrap_or(&Value::Null)
+    } else {
+        payload
+    };
+    let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
+    let mut d = ResultDetail::new(action_named(payload), "failed");
+    d.request_id =
+        text(request, "idempotency_id").or_else(|| envelope.then(|| text(payload, "id")).flatten());
+    d.request_id = d.request_id.filter(|id| id.len() <= 256);
+    d.trigger = Some(if envelope { "event_bridge" } else { "direct" }.to_owned());
+    d.secret_name = text(request, "secret_name").filter(|n| valid_secret_name(n));
+    d
+}
+
+/// The `detail-type` of each outcome.
+pub mod detail_type {
+    /// A key was minted into its secret (`created`), or the request was already served.
+    pub const PROVISIONED: &str = "OpenRouter Key Provisioned";
+    /// A key's cap or rotation window changed in place (`updated`).
+    pub const UPDATED: &str = "OpenRouter Key Updated";
+    /// A rotation was asked for (rotate now, leak, or a changed fixed field) and began; its
+    /// completion is announced by [`ROTATED`].
+    pub const ROTATION_ACCEPTED: &str = "OpenRouter Key Rotation Accepted";
+    /// `finishSecret` made the successor current (every rotation, whoever started it).
+    pub const ROTATED: &str = "OpenRouter Key Rotated";
+    /// The secret's keys were revoked.
+    pub const REVOKED: &str = "OpenRouter Key Revoked";
+    /// A request was refused, or an operation or rotation step failed.
+    pub const FAILED: &str = "OpenRouter Key Request Failed";
+}
+
+/// The schema version of [`ResultDetail`].
+pub const DETAIL_VERSION: u32 = 1;
+/// The longest an announcement may delay its reply (the put's own retries are within it).
+pub const PUT_BUDGET: Duration = Duration::from_secs(5);
+
+/// A cap, as the event tells it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapDetail {
+    pub limit: f64,
+    pub limit_reset: Option<orkv_openrouter::LimitReset>,
+    pub include_byok_in_limit: bool,
+}
+
+/// A failure, as the event tells it: the error's stable kind and its message (which never
+/// holds a plaintext, and for a refusal reveals nothing the caller does not own).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorDetail {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
+/// The detail of every result event. Every field is always present (`null` when unknown), so
+/// a consumer's schema never changes with the outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultDetail {
+    pub version: u32,
+    /// `provision`, `rotate`, `revoke` or `rotation` (a Secrets Manager step).
+    pub action: &'static str,
+    /// `created`, `unchanged`, `updated`, `rotated`, `rotation_started`, `revoked` or `failed`.
+    pub outcome: String,
+    /// The request (or step) was already served: this event repeats an earlier one.
+    pub repeat: bool,
+    pub request_id: Option<String>,
+    /// `event_bridge`, `direct` or `secrets_manager`.
+    pub trigger: Option<String>,
+    pub tenant: Option<String>,
+    pub secret_name: Option<String>,
+    pub secret_arn: Option<String>,
+    pub key_hash: Option<String>,
+    pub key_name: Option<String>,
+    pub workspace: Option<String>,
+    pub workspace_id: Option<String>,
+    pub generation: Option<u64>,
+    pub expires_at: Option<String>,
+    pub cap: Option<CapDetail>,
+    /// Rotations: `manual`, `leak`, `expiry`...
+    pub reason: Option<String>,
+    /// Revocations: the keys disabled and deleted.
+    pub revoked_keys: Vec<String>,
+    /// Rotation steps: `createSecret`...
+    pub step: Option<&'static str>,
+    pub error: Option<ErrorDetail>,
+}
+
+impl ResultDetail {
+    /// An outcome of `action`, everything else unknown until filled.
+    #[must_use]
+    pub fn new(action: &'static str, outcome: impl Into<String>) -> Self {
+        Self {
+            version: DETAIL_VERSION,
+            action,
+            outcome: outcome.into(),
+            repeat: false,
+            request_id: None,
+            trigger: None,
+            tenant: None,
+            secret_name: None,
+            secret_arn: None,
+            key_hash: None,
+            key_name: None,
+            workspace: None,
+            workspace_id: None,
+            generation: None,
+            expires_at: None,
+            cap: None,
+            reason: None,
+            revoked_keys: Vec::new(),
+            step: None,
+            error: None,
+        }
+    }
+
+    /// A failure of `action`.
+    #[must_use]
+    pub fn failure(action: &'static str, error: &VendError) -> Self {
+        let mut d = Self::new(action, "failed");
+        d.error = Some(ErrorDetail {
+            kind: error.kind().to_owned(),
+            message: error.to_string(),
+        });
+        d
+    }
+
+    /// Learns a parsed request's identity: its action, id, trigger and the caller's tenant.
+    pub fn identify(&mut self, inv: &Invocation, caller: Caller<'_>, tenant: Option<&str>) {
+        self.action = match inv.action {
+            Action::Provision => "provision",
+            Action::Rotate => "rotate",
+            Action::Revoke => "revoke",
+            Action::Inventory => "inventory",
+        };
+        self.request_id = Some(inv.request_id.clone());
+        self.trigger = Some(
+            match inv.trigger {
+                Trigger::EventBridge => "event_bridge",
+                Trigger::Direct => "direct",
+            }
+            .to_owned(),
+        );
+        self.tenant = match caller {
+            Caller::Tenant(t) => t.name.clone(),
+            Caller::Admin => tenant.map(str::to_owned),
+        };
+    }
+
+    /// This template as the failure event of `error`.
+    #[must_use]
+    pub fn failed(mut self, error: &VendError) -> Self {
+        self.outcome = "failed".to_owned();
+        self.error = Some(ErrorDetail {
+            kind: error.kind().to_owned(),
+            message: error.to_string(),
+        });
+        self
+    }
+
+    /// Fills the key's facts from its record (identity, workspace, generation, expiry, cap).
+    #[must_use]
+    pub fn with_record(mut self, record: &SecretRecord) -> Self {
+        self.tenant = self.tenant.or_else(|| record.tenant.clone());
+        self.key_hash = record.key_hash.clone().or(self.key_hash);
+        self.key_name = Some(record.key_name.clone());
+        self.workspace = Some(record.workspace_slug.clone());
+        self.workspace_id = Some(record.workspace_id.clone());
+        self.generation = Some(record.generation);
+        self.expires_at = Some(crate::domain::tags::time_value(record.expires_at));
+        self.cap = Some(CapDetail {
+            limit: record.limit,
+            limit_reset: record.limit_reset,
+            include_byok_in_limit: record.include_byok_in_limit,
+        });
+        self
+    }
+
+    /// Names the request: its id, trigger and tenant.
+    #[must_use]
+    pub fn for_request<T: Serialize>(
+        mut self,
+        request_id: Option<&str>,
+        trigger: T,
+        tenant: Option<&str>,
+    ) -> Self {
+        self.request_id = request_id.map(str::to_owned);
+        self.trigger = serde_json::to_value(trigger)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        self.tenant = tenant.map(str::to_owned);
+        self
+    }
+
+    /// The event's `detail-type`.
+    #[must_use]
+    pub fn detail_type(&self) -> &'static str {
+        if self.error.is_some() {
+            return detail_type::FAILED;
+        }
+        match (self.action, self.outcome.as_str()) {
+            ("rotation", _) => detail_type::ROTATED,
+            ("revoke", _) => detail_type::REVOKED,
+            ("rotate", _) | ("provision", "rotated" | "rotation_started") => {
+                detail_type::ROTATION_ACCEPTED
+            }
+            ("provision", "updated") => detail_type::UPDATED,
+            _ => detail_type::PROVISIONED,
+        }
+    }
+}
+
+impl Deps {
+    /// Puts `detail` on the bus, if one is configured, within [`PUT_BUDGET`]. Never fails:
+    /// an event that could not be put is logged (with its request id, to replay by hand).
+    pub(crate) async fn announce(&self, detail: ResultDetail) {
+        let Some(bus) = &self.events else {
+            return;
+        };
+        let detail_type = detail.detail_type();
+        let event = orkv_events::Event {
+            detail_type: detail_type.to_owned(),
+            resources: detail.secret_arn.iter().cloned().collect(),
+            detail: match serde_json::to_value(&detail) {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, detail_type, "result event could not be encoded");
+                    return;
+                }
+            },
+        };
+        let request_id = detail.request_id.as_deref().unwrap_or("");
+        match tokio::time::timeout(PUT_BUDGET, bus.put(&event)).await {
+            Ok(Ok(())) => debug!(detail_type, request_id, "result event put"),
+            Ok(Err(e)) => {
+                warn!(error = %e, detail_type, request_id, "result event not delivered");
+            }
+            Err(_) => {
+                warn!(
+                    detail_type,
+                    request_id, "result event not delivered: PutEvents took too long"
+                );
+            }
+        }
+    }
+}
