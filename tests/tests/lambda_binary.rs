@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
+use orkv_tests::events::ResultQueue;
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
 use orkv_tests::world::{StrictMoto, current_of, function_env};
 use orkv_tests::{Control, emulator, secrets_client_at, unique, workspace_root};
+use orkv_vending::ops::announce::detail_type as dt;
 use serde_json::{Value, json};
 
 fn env(moto: &StrictMoto, api_url: &str) -> Vec<(&'static str, String)> {
@@ -34,7 +36,11 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
     let control = Control::new(&emu);
     let (sm, _) = secrets_client_at(&moto.url).await;
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
-    let process = FunctionProcess::spawn(&binary("provision"), &api, &env(&moto, &emu.api_url()));
+    // Result events go to a bus whose rule delivers them to a queue, read at the end.
+    let results = ResultQueue::create(&moto.url).await;
+    let mut vars = env(&moto, &emu.api_url());
+    vars.push(("ORKV_EVENT_BUS", results.bus_name.clone()));
+    let process = FunctionProcess::spawn(&binary("provision"), &api, &vars);
 
     let sentinel = format!("sk-or-v1-SENTINEL{}", uuid::Uuid::new_v4().simple());
     control.queue_plaintext(&sentinel).await;
@@ -126,8 +132,32 @@ async fn the_binary_vends_from_both_triggers_and_the_plaintext_goes_only_to_the_
         logs.contains("request handled"),
         "the binary logged its work: {logs}"
     );
+    // One event per outcome: created, its repeat, the pipeline's, two refusals, the last
+    // repeat (the malformed payload never reached the handler).
+    let events = results.drain().await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            dt::PROVISIONED,
+            dt::PROVISIONED,
+            dt::PROVISIONED,
+            dt::FAILED,
+            dt::FAILED,
+            dt::PROVISIONED
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(events[0]["detail"]["key_hash"], reply["key_hash"]);
+    assert_eq!(events[1]["detail"]["repeat"], json!(true));
+    assert_eq!(events[4]["detail"]["error"]["type"], json!("ConfigError"));
+    let events = serde_json::to_string(&events).expect("json");
     for (what, text) in [
         ("logs", logs.as_str()),
+        ("events", events.as_str()),
         ("reply", &reply.to_string()),
         ("repeat", &again.to_string()),
         ("error", &err.to_string()),

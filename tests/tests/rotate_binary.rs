@@ -7,11 +7,13 @@
 use std::time::{Duration, Instant};
 
 use orkv_store::SecretStore;
+use orkv_tests::events::ResultQueue;
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi, binary};
 use orkv_tests::world::{StrictMoto, config, function_env};
 use orkv_tests::{Control, emulator, secrets_client_at, unique, workspace_root};
 use orkv_vending::Deps;
 use orkv_vending::domain::names::rotation_token;
+use orkv_vending::ops::announce::detail_type as dt;
 use serde_json::{Value, json};
 
 fn env(moto: &StrictMoto, api_url: &str) -> Vec<(&'static str, String)> {
@@ -64,7 +66,9 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
         .await;
 
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
-    let vars = env(&moto, &emu.api_url());
+    let results = ResultQueue::create(&moto.url).await;
+    let mut vars = env(&moto, &emu.api_url());
+    vars.push(("ORKV_EVENT_BUS", results.bus_name.clone()));
     let mut first = FunctionProcess::spawn(&binary("rotate"), &api, &vars);
     control
         .fault(json!({"op": "create_key", "action": "delay_after_commit", "ms": 60000}))
@@ -166,4 +170,27 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
     for r in replies {
         assert!(!r.to_string().contains(&sentinel));
     }
+    // finishSecret announced the rotation once, its repeat as a repeat, the bad event as a
+    // failure; the killed attempt announced nothing.
+    let events = results.drain().await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, [dt::ROTATED, dt::ROTATED, dt::FAILED], "{events:#?}");
+    let done = &events[0]["detail"];
+    assert_eq!(
+        done["key_hash"],
+        json!(orkv_openrouter::key_hash(&sentinel))
+    );
+    assert_eq!(done["generation"], 2);
+    assert_eq!(done["request_id"], json!(token));
+    assert_eq!(done["repeat"], false);
+    assert_eq!(events[1]["detail"]["repeat"], true);
+    assert_eq!(events[2]["detail"]["error"]["type"], "InvalidRotationEvent");
+    let text = serde_json::to_string(&events).expect("json");
+    assert!(
+        !text.contains(&sentinel) && !text.contains("ROTSENTINEL"),
+        "no plaintext in an event"
+    );
 }

@@ -88,7 +88,20 @@ impl Deps {
         payload: &serde_json::Value,
         deadline: Instant,
     ) -> Result<StepReply, VendError> {
-        let event = RotationEvent::parse(payload)?;
+        let event = match RotationEvent::parse(payload) {
+            Ok(event) => event,
+            Err(e) => {
+                let mut failure = ResultDetail::failure("rotation", &e);
+                failure.trigger = Some("secrets_manager".to_owned());
+                failure.request_id = payload
+                    .get("ClientRequestToken")
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|t| t.len() <= 256)
+                    .map(str::to_owned);
+                self.announce(failure).await;
+                return Err(e);
+            }
+        };
         self.run_step(&event, deadline).await
     }
 
