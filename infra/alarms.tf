@@ -1,9 +1,49 @@
 resource "aws_sns_topic" "alarms" {
   count = var.alarm_topic_arn == null && var.create_alarm_topic ? 1 : 0
 
-  name              = "${var.name}-alarms"
-  kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+  name = "${var.name}-alarms"
+  # Not the AWS-managed alias/aws/sns: neither CloudWatch alarms nor EventBridge rules can publish
+  # to a topic under it (its key policy cannot grant them), so alarms would go nowhere.
+  kms_master_key_id = coalesce(var.kms_key_arn, try(aws_kms_key.alarms[0].arn, null))
   tags              = local.tags
+}
+
+# The alarm topic's key when no customer key is given: CloudWatch and EventBridge may use it
+# to publish, for this account only.
+resource "aws_kms_key" "alarms" {
+  count = var.alarm_topic_arn == null && var.create_alarm_topic && var.kms_key_arn == null ? 1 : 0
+
+  description             = "Encrypts the ${var.name} alarm topic; CloudWatch alarms and EventBridge rules publish with it."
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.alarm_key.json
+  tags                    = local.tags
+}
+
+data "aws_iam_policy_document" "alarm_key" {
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+  }
+  statement {
+    sid       = "AlarmsAndRulesPublish"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
 }
 
 locals {

@@ -168,6 +168,20 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
+  dynamic "statement" {
+    for_each = contains(local.announcers, each.key) ? [1] : []
+    content {
+      sid       = "PutResultEvents"
+      actions   = ["events:PutEvents"]
+      resources = [local.result_bus_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "events:source"
+        values   = [var.result_events.source]
+      }
+    }
+  }
+
   statement {
     sid       = "OnFailureDestination"
     actions   = ["sqs:SendMessage"]

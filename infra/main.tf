@@ -167,6 +167,10 @@ resource "aws_lambda_function" "function" {
       error_message = "Give either workspaces (the single-policy form) or tenants, not both and not neither."
     }
     precondition {
+      condition     = !contains(concat(var.event_sources, flatten([for t in var.tenants : t.event_sources])), var.result_events.source)
+      error_message = "result_events.source may not be an event source of requests: the functions would receive their own result events."
+    }
+    precondition {
       condition     = local.tenanted || length(var.event_sources) > 0
       error_message = "event_sources: the single-policy form needs at least one source."
     }
@@ -177,7 +181,7 @@ resource "aws_lambda_function" "function" {
   }
 
   environment {
-    variables = local.common_environment
+    variables = merge(local.common_environment, contains(local.announcers, each.key) ? local.result_environment : {})
   }
 
   tracing_config {

@@ -104,3 +104,13 @@ output "event_targets" {
     { for t in aws_cloudwatch_event_target.tenant : t.rule => t.arn },
   )
 }
+
+output "result_event_bus_arn" {
+  description = "The bus result events are put on (null when result_events.enabled is false); subscribe with a rule on source result_events.source."
+  value       = var.result_events.enabled ? local.result_bus_arn : null
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard (null when create_dashboard is false)."
+  value       = try(aws_cloudwatch_dashboard.main[0].dashboard_name, null)
+}

@@ -440,3 +440,32 @@ variable "create_alarm_topic" {
   type        = bool
   default     = true
 }
+
+# ---------------------------------------------------------------------------------------------
+# Result events and the dashboard
+# ---------------------------------------------------------------------------------------------
+
+variable "result_events" {
+  description = "Result events (README, 'Result events'): every outcome of provision, update, rotate, revoke and finishSecret, and every refusal or failure, put on an EventBridge bus. bus_name null: the bus requests arrive on (event_bus_name). The module grants events:PutEvents on that bus, for that source, to the provision and rotate functions only."
+  type = object({
+    enabled  = optional(bool, true)
+    bus_name = optional(string)
+    source   = optional(string, "orkv.key-vending")
+  })
+  default = {}
+
+  validation {
+    condition     = var.result_events.bus_name == null || can(regex("^[A-Za-z0-9._/-]{1,256}$", coalesce(var.result_events.bus_name, "x")))
+    error_message = "result_events.bus_name: 1-256 of A-Z a-z 0-9 . _ - /."
+  }
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/-]{1,256}$", var.result_events.source)) && !startswith(var.result_events.source, "aws.")
+    error_message = "result_events.source: 1-256 of A-Z a-z 0-9 . _ - /, and not an aws.* source (reserved by AWS)."
+  }
+}
+
+variable "create_dashboard" {
+  description = "Create the CloudWatch dashboard (README, 'The dashboard')."
+  type        = bool
+  default     = true
+}

@@ -16,6 +16,7 @@ left += [r["Name"] for r in boto3.client("events", **kw).list_rules()["Rules"] i
 left += [s["Name"] for s in boto3.client("scheduler", **kw).list_schedules()["Schedules"] if s["Name"].startswith(PREFIX)]
 left += [t["TopicArn"] for t in boto3.client("sns", **kw).list_topics()["Topics"] if f":{PREFIX}-" in t["TopicArn"]]
 left += [a["AlarmName"] for a in boto3.client("cloudwatch", **kw).describe_alarms()["MetricAlarms"] if a["AlarmName"].startswith(PREFIX)]
+left += [d["DashboardName"] for d in boto3.client("cloudwatch", **kw).list_dashboards()["DashboardEntries"] if d["DashboardName"].startswith(PREFIX)]
 left += [g["logGroupName"] for g in boto3.client("logs", **kw).describe_log_groups()["logGroups"] if f"/{PREFIX}-" in g["logGroupName"]]
 sm = boto3.client("secretsmanager", **kw)
 left += [s["Name"] for s in sm.list_secrets(IncludePlannedDeletion=False)["SecretList"] if s["Name"].startswith(PREFIX)]

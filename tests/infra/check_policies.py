@@ -14,16 +14,17 @@ LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 #   rotate:    describe, get, put, move_stage, tag, untag (the four steps).
 #   sweep:     list_tagged_page, describe, version_stages (ListSecretVersionIds), get, untag
 #              (retire), rotate (+ invoke). provision's rotate-now also lists version ids.
+#   provision and rotate put result events (orkv-events: PutEvents on the result bus).
 EXPECTED = {
     "provision": {
         *(SM + a for a in ["CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "ListSecrets", "ListSecretVersionIds", "PutSecretValue",
                            "RotateSecret", "TagResource", "UntagResource", "UpdateSecretVersionStage"]),
-        "lambda:InvokeFunction", "sqs:SendMessage", *LOGS,
+        "lambda:InvokeFunction", "sqs:SendMessage", "events:PutEvents", *LOGS,
     },
     "rotate": {
         *(SM + a for a in ["DescribeSecret", "GetSecretValue", "PutSecretValue", "TagResource", "UntagResource",
                            "UpdateSecretVersionStage"]),
-        "sqs:SendMessage", *LOGS,
+        "sqs:SendMessage", "events:PutEvents", *LOGS,
     },
     "sweep": {
         *(SM + a for a in ["ListSecrets", "DescribeSecret", "GetSecretValue", "ListSecretVersionIds", "RotateSecret", "UntagResource"]),
@@ -82,6 +83,12 @@ def main() -> int:
                 if a == "sqs:SendMessage":
                     want = "orkv-undelivered" if role == "scheduler" else "orkv-failed"
                     check(all(r.endswith(f":{want}") for r in resources), f"{role}: SendMessage on {resources}")
+                if a == "events:PutEvents":
+                    # Result events: the one bus, under the product's source only.
+                    check(len(resources) == 1 and ":event-bus/" in resources[0] and "*" not in resources[0],
+                          f"{role}: PutEvents on {resources}")
+                    cond = st.get("Condition", {}).get("StringEquals", {})
+                    check(cond.get("events:source") == "orkv.key-vending", f"{role}: PutEvents without the source condition")
                 if a.startswith("logs:"):
                     check(all(f"/aws/lambda/orkv-{role}:" in r for r in resources), f"{role}: logs on {resources}")
                 if a.startswith("kms:"):

@@ -31,6 +31,13 @@ EXPECTED = [
     f"{M}aws_sqs_queue_policy.dlq",
     f"{M}aws_scheduler_schedule.sweep",
     f"{M}aws_sns_topic.alarms[0]",
+    f"{M}aws_sns_topic_policy.alarms[0]",
+    f"{M}aws_kms_key.alarms[0]",
+    f"{M}aws_cloudwatch_dashboard.main[0]",
+    f"{M}aws_cloudwatch_event_rule.request_failed[0]",
+    f"{M}aws_cloudwatch_event_target.request_failed[0]",
+    f"{M}aws_cloudwatch_event_rule.rotation_failed[0]",
+    f"{M}aws_cloudwatch_event_target.rotation_failed[0]",
     f'{M}aws_cloudwatch_metric_alarm.queue_depth["undelivered"]',
     f'{M}aws_cloudwatch_metric_alarm.queue_depth["failed"]',
     *[

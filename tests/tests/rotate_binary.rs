@@ -163,6 +163,17 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
         logs.contains("rotation step"),
         "the binaries logged at DEBUG"
     );
+    // The dashboard's metrics: one completion (the finish), one step failure (the bad event).
+    assert_eq!(
+        logs.matches(r#""RotationsCompleted":1"#).count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches(r#""RotationStepFailures":1"#).count(),
+        1,
+        "{logs}"
+    );
     assert!(
         !logs.contains(&sentinel),
         "the plaintext is not in the logs"

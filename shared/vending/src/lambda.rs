@@ -158,8 +158,42 @@ async fn rotation_reply(
     payload: &Value,
     deadline: Instant,
 ) -> Result<Value, VendError> {
-    let reply = deps.rotation_step(payload, deadline).await?;
+    let result = deps.rotation_step(payload, deadline).await;
+    if let Some(line) = rotation_emf(&result, deps.clock().now()) {
+        println!("{line}");
+    }
+    let reply = result?;
     serde_json::to_value(&reply).map_err(|e| VendError::ReplyEncoding(e.to_string()))
+}
+
+/// The rotate function's metric line (Embedded Metric Format, the sweep's namespace, dimension
+/// `Function=rotate`): `RotationsCompleted` when `finishSecret` made a successor current,
+/// `RotationStepFailures` when a step failed (Secrets Manager retries it).
+fn rotation_emf(
+    result: &Result<crate::ops::rotate::StepReply, VendError>,
+    at: time::OffsetDateTime,
+) -> Option<Value> {
+    use crate::input::rotation::Step;
+    use crate::ops::rotate::StepOutcome;
+    let metric = match result {
+        Ok(r) if r.step == Step::FinishSecret && r.outcome == StepOutcome::Done => {
+            "RotationsCompleted"
+        }
+        Ok(_) => return None,
+        Err(_) => "RotationStepFailures",
+    };
+    Some(serde_json::json!({
+        "_aws": {
+            "Timestamp": at.unix_timestamp() * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": crate::ops::sweep::report::METRIC_NAMESPACE,
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
+            }],
+        },
+        "Function": "rotate",
+        metric: 1,
+    }))
 }
 
 async fn sweep_reply(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
