@@ -21,6 +21,12 @@ resource "aws_kms_key" "alarms" {
 }
 
 data "aws_iam_policy_document" "alarm_key" {
+  # A key policy, not an identity policy: "*" as its resource means this key only (AWS KMS
+  # Developer Guide, "Key policies": "the resource ... is the KMS key the key policy is attached
+  # to"), and the account-root statement is the default key policy that keeps IAM in charge.
+  #checkov:skip=CKV_AWS_111:Key policy: Resource "*" is this key; the writes are the account's default key-policy statement.
+  #checkov:skip=CKV_AWS_356:Key policy: Resource "*" is this key (the only form a key policy takes).
+  #checkov:skip=CKV_AWS_109:Key policy: the account root administers its own key (AWS's default key policy).
   statement {
     sid       = "AccountAdministers"
     actions   = ["kms:*"]

@@ -6,7 +6,9 @@ locals {
   result_bus_name = coalesce(var.result_events.bus_name, var.event_bus_name)
   result_bus_arn  = "arn:${local.partition}:events:${local.region}:${local.account}:event-bus/${local.result_bus_name}"
   # The functions that announce: provision (every request's outcome) and rotate (finishSecret).
-  announcers = var.result_events.enabled ? toset(["provision", "rotate"]) : toset([])
+  # Known at plan time (the topic's ARN is not, when the module creates it).
+  has_alarm_topic = var.alarm_topic_arn != null || var.create_alarm_topic
+  announcers      = var.result_events.enabled ? toset(["provision", "rotate"]) : toset([])
   result_environment = var.result_events.enabled ? {
     ORKV_EVENT_BUS    = local.result_bus_arn
     ORKV_EVENT_SOURCE = var.result_events.source
@@ -17,7 +19,7 @@ locals {
 # RotationFailed (recorded by CloudTrail; EventBridge receives CloudTrail management events on
 # the default bus).
 resource "aws_cloudwatch_event_rule" "request_failed" {
-  count = var.result_events.enabled && local.alarm_topic != null ? 1 : 0
+  count = var.result_events.enabled && local.has_alarm_topic ? 1 : 0
 
   name           = "${var.name}-request-failed"
   description    = "Failed or refused OpenRouter key requests and rotation steps of ${var.name}"
@@ -39,7 +41,7 @@ resource "aws_cloudwatch_event_target" "request_failed" {
 }
 
 resource "aws_cloudwatch_event_rule" "rotation_failed" {
-  count = local.alarm_topic != null ? 1 : 0
+  count = local.has_alarm_topic ? 1 : 0
 
   name        = "${var.name}-rotation-failed"
   description = "Secrets Manager reported a failed rotation (RotationFailed, via CloudTrail)"
