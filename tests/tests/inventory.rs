@@ -204,4 +204,31 @@ async fn an_inventory_of_1000_managed_secrets_takes_at_most_10_list_calls_and_no
     let (none, calls) = t.all_pages("search", json!({})).await;
     assert!(none.is_empty());
     assert!(calls <= 10, "{calls} list calls");
+
+    // The sweep logs the same summary per run, from the listing it already makes.
+    let run = orkv_vending::input::sweep::SweepInput::parse(
+        &json!({"execution_id": "inventory-summary", "dry_run": true}),
+    )
+    .expect("input");
+    let report =
+        t.d.sweep(
+            &run,
+            std::time::Instant::now() + std::time::Duration::from_secs(120),
+        )
+        .await
+        .expect("sweep");
+    let summary = serde_json::to_value(&report.inventory).expect("json");
+    let checkout = &summary["checkout"];
+    assert_eq!(checkout["secrets"], 1000, "{summary}");
+    assert_eq!(checkout["active"], 1000);
+    assert_eq!(checkout["revoked"], 0);
+    assert_eq!(checkout["capped_usd"], 5000.0);
+    assert_eq!(checkout["without_cap_tag"], 0);
+    assert_eq!(checkout["next_expiry"], far);
+    assert_eq!(
+        summary.get("search"),
+        None,
+        "a tenant with nothing shows nothing"
+    );
+    assert_eq!(report.list_calls, 10);
 }

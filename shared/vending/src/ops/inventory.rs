@@ -82,7 +82,9 @@ pub struct InventoryEntry {
 }
 
 impl InventoryEntry {
-    fn of(s: &SecretSummary) -> Self {
+    /// The entry of one listed secret, from its tags alone.
+    #[must_use]
+    pub fn of(s: &SecretSummary) -> Self {
         let owned = |k: &str| s.tag(k).map(str::to_owned);
         let state = if s.tag(tags::REVOKED).is_some() {
             "revoked"
@@ -112,6 +114,61 @@ impl InventoryEntry {
             keys_waiting_for_retirement: tags::retiring(&s.tags).len(),
             rotation_enabled: s.rotation_enabled,
             state,
+        }
+    }
+}
+
+/// What one tenant owns, summed over its entries: the sweep logs it once per run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TenantSummary {
+    pub secrets: u64,
+    pub active: u64,
+    pub rotation_requested: u64,
+    pub revoked: u64,
+    pub keys_waiting_for_retirement: u64,
+    /// Sum of the caps of the secrets not revoked (USD), from their cap tags.
+    pub capped_usd: f64,
+    /// Secrets not revoked whose tags predate the cap tag.
+    pub without_cap_tag: u64,
+    /// The earliest expiry among the secrets not revoked.
+    pub next_expiry: Option<String>,
+    /// Secrets per workspace (slug, else id).
+    pub workspaces: std::collections::BTreeMap<String, u64>,
+}
+
+/// The sweep's inventory summary: per tenant (`(default)` for the single form and for
+/// secrets made before tenants).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct InventorySummary(pub std::collections::BTreeMap<String, TenantSummary>);
+
+impl InventorySummary {
+    /// Adds one entry.
+    pub fn count(&mut self, e: &InventoryEntry) {
+        let tenant = e.tenant.clone().unwrap_or_else(|| "(default)".to_owned());
+        let t = self.0.entry(tenant).or_default();
+        t.secrets += 1;
+        match e.state {
+            "revoked" => t.revoked += 1,
+            "rotation_requested" => t.rotation_requested += 1,
+            _ => t.active += 1,
+        }
+        t.keys_waiting_for_retirement += e.keys_waiting_for_retirement as u64;
+        if let Some(ws) = e.workspace.as_ref().or(e.workspace_id.as_ref()) {
+            *t.workspaces.entry(ws.clone()).or_default() += 1;
+        }
+        if e.state == "revoked" {
+            return;
+        }
+        match &e.cap {
+            Some(cap) => t.capped_usd += cap.limit,
+            None => t.without_cap_tag += 1,
+        }
+        // RFC 3339 in UTC with one format: text order is time order.
+        if let Some(at) = &e.expires_at
+            && t.next_expiry.as_ref().is_none_or(|n| at < n)
+        {
+            t.next_expiry = Some(at.clone());
         }
     }
 }

@@ -147,6 +147,14 @@ impl Deps {
             orphans = report.orphans_found,
             "sweep finished"
         );
+        for (tenant, t) in &report.inventory.0 {
+            info!(
+                run_id = %report.run_id,
+                tenant = %tenant,
+                summary = %serde_json::to_string(t).unwrap_or_default(),
+                "sweep inventory"
+            );
+        }
         Ok(report)
     }
 

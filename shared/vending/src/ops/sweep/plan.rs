@@ -12,6 +12,7 @@ use crate::domain::lifetime::Lifetime;
 use crate::domain::names::rotation_token;
 use crate::domain::record::MANAGED_BY;
 use crate::domain::tags::{self, retiring};
+use crate::ops::inventory::InventoryEntry;
 
 use super::report::{SweepAction, SweepReport};
 use super::{Current, Work, h64};
@@ -36,7 +37,11 @@ impl Deps {
         let mut work = Vec::new();
         for s in page {
             report.secrets_scanned += 1;
-            if s.tag(tags::MANAGED_BY) != Some(MANAGED_BY) || s.tag(tags::REVOKED).is_some() {
+            if s.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
+                continue;
+            }
+            report.inventory.count(&InventoryEntry::of(s));
+            if s.tag(tags::REVOKED).is_some() {
                 continue;
             }
             if let Some(n) = s.tag(tags::OPENROUTER_KEY) {

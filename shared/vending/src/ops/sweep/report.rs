@@ -8,6 +8,7 @@ use tracing::warn;
 
 use crate::deps::RotationStart;
 use crate::error::VendError;
+use crate::ops::inventory::InventorySummary;
 
 /// Actions listed in the reply (counters are always complete).
 const MAX_LISTED_ACTIONS: usize = 200;
@@ -97,6 +98,8 @@ pub struct SweepReport {
     pub unmanaged_keys: u64,
     pub keys_near_expiry: u64,
     pub low_spend_keys: u64,
+    /// Per tenant: what the listing shows it owns (the inventory action's fields, summed).
+    pub inventory: InventorySummary,
     pub actions: Vec<Action>,
 }
 
