@@ -169,6 +169,10 @@ async fn every_outcome_puts_exactly_one_event_naming_the_request_and_the_key() {
     assert_eq!(accepted["action"], "rotate");
     assert_eq!(accepted["reason"], "manual");
     assert_eq!(accepted["request_id"], "req-rotate");
+    assert_eq!(accepted["key_hash"], rotated["key_hash"], "the successor");
+    assert_eq!(accepted["workspace"], "checkout");
+    assert_eq!(accepted["cap"]["limit"], 75.0);
+    assert_eq!(accepted["expires_at"], done["expires_at"]);
     assert_eq!(done["action"], "rotation");
     assert_eq!(done["step"], "finishSecret");
     assert_eq!(done["trigger"], "secrets_manager");
@@ -211,6 +215,9 @@ async fn every_outcome_puts_exactly_one_event_naming_the_request_and_the_key() {
     let (kind, e) = s.one().await;
     assert_eq!(kind, dt::REVOKED);
     assert_eq!(e["repeat"], false);
+    assert_eq!(e["workspace"], "checkout");
+    assert_eq!(e["generation"], 3);
+    assert!(e["key_hash"].is_string(), "the revoked key: {e}");
     assert!(!e["revoked_keys"].as_array().expect("keys").is_empty());
     s.call(revoke).await;
     let (kind, e) = s.one().await;

@@ -86,7 +86,39 @@ pub struct SecretRecord {
     pub claim: Option<String>,
 }
 
+/// A key's public facts, never its plaintext: what replies and result events tell of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyFacts {
+    pub tenant: Option<String>,
+    pub key_hash: Option<String>,
+    pub key_name: String,
+    pub workspace_id: String,
+    pub workspace_slug: String,
+    pub generation: u64,
+    pub expires_at: OffsetDateTime,
+    pub limit: f64,
+    pub limit_reset: Option<LimitReset>,
+    pub include_byok_in_limit: bool,
+}
+
 impl SecretRecord {
+    /// The record's public facts.
+    #[must_use]
+    pub fn facts(&self) -> KeyFacts {
+        KeyFacts {
+            tenant: self.tenant.clone(),
+            key_hash: self.key_hash.clone(),
+            key_name: self.key_name.clone(),
+            workspace_id: self.workspace_id.clone(),
+            workspace_slug: self.workspace_slug.clone(),
+            generation: self.generation,
+            expires_at: self.expires_at,
+            limit: self.limit,
+            limit_reset: self.limit_reset,
+            include_byok_in_limit: self.include_byok_in_limit,
+        }
+    }
+
     /// The JSON value, as a secret (it holds the plaintext when active).
     ///
     /// # Panics

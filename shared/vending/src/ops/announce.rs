@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::deps::Deps;
 use crate::domain::names::valid_secret_name;
-use crate::domain::record::SecretRecord;
+use crate::domain::record::KeyFacts;
 use crate::domain::scope::Caller;
 use crate::error::VendError;
 use crate::input::invocation::{
@@ -206,20 +206,20 @@ impl ResultDetail {
         self
     }
 
-    /// Fills the key's facts from its record (identity, workspace, generation, expiry, cap).
+    /// Fills the key's facts (identity, workspace, generation, expiry, cap).
     #[must_use]
-    pub fn with_record(mut self, record: &SecretRecord) -> Self {
-        self.tenant = self.tenant.or_else(|| record.tenant.clone());
-        self.key_hash = record.key_hash.clone().or(self.key_hash);
-        self.key_name = Some(record.key_name.clone());
-        self.workspace = Some(record.workspace_slug.clone());
-        self.workspace_id = Some(record.workspace_id.clone());
-        self.generation = Some(record.generation);
-        self.expires_at = Some(crate::domain::tags::time_value(record.expires_at));
+    pub fn with_facts(mut self, f: &KeyFacts) -> Self {
+        self.tenant = self.tenant.or_else(|| f.tenant.clone());
+        self.key_hash = self.key_hash.or_else(|| f.key_hash.clone());
+        self.key_name = Some(f.key_name.clone());
+        self.workspace = Some(f.workspace_slug.clone());
+        self.workspace_id = Some(f.workspace_id.clone());
+        self.generation = Some(f.generation);
+        self.expires_at = Some(crate::domain::tags::time_value(f.expires_at));
         self.cap = Some(CapDetail {
-            limit: record.limit,
-            limit_reset: record.limit_reset,
-            include_byok_in_limit: record.include_byok_in_limit,
+            limit: f.limit,
+            limit_reset: f.limit_reset,
+            include_byok_in_limit: f.include_byok_in_limit,
         });
         self
     }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::deps::Deps;
 use crate::domain::policy::Permission;
+use crate::domain::record::KeyFacts;
 use crate::domain::scope::Scope;
 use crate::domain::tags::{self, Reason};
 use crate::error::VendError;
@@ -72,6 +73,10 @@ pub struct ActionReply {
     /// An earlier request had already done this (the reply's claim still read back).
     #[serde(skip)]
     pub repeat: bool,
+    /// The key's facts for the result event: after a rotation the successor's, else the
+    /// record the action read.
+    #[serde(skip)]
+    pub facts: Option<KeyFacts>,
 }
 
 impl ActionReply {
@@ -97,7 +102,10 @@ impl ActionReply {
         d.generation = self.generation;
         d.reason = self.reason.map(|r| r.as_str().to_owned());
         d.revoked_keys.clone_from(&self.revoked_keys);
-        d
+        match &self.facts {
+            Some(f) => d.with_facts(f),
+            None => d,
+        }
     }
 
     fn new(
@@ -120,6 +128,7 @@ impl ActionReply {
             request_id: request_id.to_owned(),
             trigger,
             repeat: false,
+            facts: None,
         }
     }
 }

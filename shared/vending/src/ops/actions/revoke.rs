@@ -93,6 +93,14 @@ impl Deps {
             };
             reply.generation = generation;
             reply.repeat = earlier;
+            // The revoked key's identity, from the record the fence read (a revoked record
+            // keeps it, without the plaintext).
+            reply.facts = current
+                .as_ref()
+                .and_then(|v| SecretRecord::from_secret(&v.value))
+                .and_then(Result::ok)
+                .filter(|r| r.state != RecordState::Pending)
+                .map(|r| r.facts());
             reply.revoked_keys = self
                 .retire_referenced(&desc, current.as_ref(), pending.as_ref())
                 .await?;

@@ -88,6 +88,7 @@ impl Deps {
         reply.key_hash.clone_from(&record.key_hash);
         reply.generation = Some(record.generation);
         reply.reason = Some(reason);
+        reply.facts = Some(record.facts());
         if record.rotation_request.as_deref() == Some(digest.as_str()) {
             if reason == Reason::Leak {
                 // The repeat of a leak rotation that finished: a superseded key left enabled
@@ -138,6 +139,7 @@ impl Deps {
                 reply.status = ActionStatus::Rotated;
                 reply.key_hash.clone_from(&now.key_hash);
                 reply.generation = Some(now.generation);
+                reply.facts = Some(now.facts());
             }
             RotationStart::InProgress => {
                 return Err(VendError::RotationInProgress {

@@ -119,7 +119,9 @@ impl Deps {
         let result = self.step(event, deadline).await;
         let mut detail = match &result {
             Ok(done) => match &done.finished {
-                Some(record) => ResultDetail::new("rotation", "rotated").with_record(record),
+                Some(record) => {
+                    ResultDetail::new("rotation", "rotated").with_facts(&record.facts())
+                }
                 None => return result.map(|d| d.reply),
             },
             Err(e) => ResultDetail::failure("rotation", e),
