@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use orkv_openrouter_emulator::{Emulator, EmulatorConfig};
+use orkv_tests::events::ResultQueue;
 use orkv_tests::proxy::LatencyProxy;
 use orkv_tests::runtime_api::RuntimeApi;
 use orkv_tests::world::{create_seed_secret, deployed_env, named_request};
@@ -40,11 +41,17 @@ pub(crate) fn rss_kb(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-pub(crate) fn function_env(sm_url: &str, openrouter_url: &str) -> Vec<(&'static str, String)> {
+/// The functions' environment as the module renders it, result events on `bus` included.
+pub(crate) fn function_env(
+    sm_url: &str,
+    openrouter_url: &str,
+    bus: &str,
+) -> Vec<(&'static str, String)> {
     deployed_env(
         sm_url,
         openrouter_url,
         vec![
+            ("ORKV_EVENT_BUS", bus.into()),
             (
                 "ORKV_ROTATION_LAMBDA_ARN",
                 NONEXISTENT_ROTATION_LAMBDA.into(),
@@ -63,6 +70,8 @@ pub(crate) struct World {
     pub(crate) emulator: Emulator,
     pub(crate) control: Control,
     pub(crate) sm: aws_sdk_secretsmanager::Client,
+    /// Where the functions put their result events (a rule delivers them to a queue).
+    pub(crate) results: ResultQueue,
 }
 
 pub(crate) async fn world() -> World {
@@ -86,6 +95,7 @@ pub(crate) async fn world() -> World {
         .secret_string(json!({ "management_key": MANAGEMENT_KEY }).to_string())
         .send()
         .await;
+    let results = ResultQueue::create(&moto.url).await;
     World {
         moto,
         proxy,
@@ -93,6 +103,7 @@ pub(crate) async fn world() -> World {
         emulator,
         control,
         sm,
+        results,
     }
 }
 
@@ -119,10 +130,11 @@ impl World {
     }
 
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
-        function_env(&self.proxy.url, &self.or_proxy.url)
+        function_env(&self.proxy.url, &self.or_proxy.url, &self.results.bus_name)
     }
 
-    /// (Secrets Manager calls by operation, OpenRouter calls by operation).
+    /// (AWS calls by operation: Secrets Manager's and EventBridge's `PutEvents`; OpenRouter
+    /// calls by operation).
     pub(crate) async fn counts(&self) -> (BTreeMap<String, u64>, Value) {
         (
             self.proxy.calls().await,
