@@ -48,6 +48,18 @@ req = urllib.request.Request(f"http://127.0.0.1:{port}/", method="POST",
              "Authorization": "AWS4-HMAC-SHA256 Credential=demo/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=x"})
 urllib.request.urlopen(req).read()
 PY
+# Result events: a bus whose rule delivers every product event to a queue, read at the end.
+python3 - "$moto_port" <<'PY'
+import boto3, json, sys
+kw = dict(endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo")
+eb, sqs = boto3.client("events", **kw), boto3.client("sqs", **kw)
+eb.create_event_bus(Name="orkv-results")
+q = sqs.create_queue(QueueName="orkv-results")["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+eb.put_rule(Name="results", EventBusName="orkv-results", EventPattern=json.dumps({"source": ["orkv.key-vending"]}))
+eb.put_targets(Rule="results", EventBusName="orkv-results", Targets=[{"Id": "queue", "Arn": arn}])
+PY
+export ORKV_EVENT_BUS=orkv-results
 export OPENROUTER_BASE_URL="http://127.0.0.1:$emu_port/api/v1"
 export OPENROUTER_MANAGEMENT_KEY_SECRET_ID=openrouter/management-key
 export ORKV_POLICY='{"workspaces":[{"workspace":"checkout","max_limit":100},{"workspace":"search","max_limit":20}],"min_ttl_seconds":3600,"max_ttl_seconds":7776000}'
@@ -157,6 +169,32 @@ for alias, what, name in rows:
 if not ok:
     sys.exit("tenant demo: a team reached outside its scope, or could not vend its own key")
 print("each team vended its own key; the other team's reach was refused and changed nothing")
+PY
+echo
+echo "==> result events, as a subscriber reads them (the bus's rule delivers them to a queue)"
+python3 - "$moto_port" <<'PY'
+import boto3, json, sys
+kw = dict(endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1", aws_access_key_id="demo", aws_secret_access_key="demo")
+sqs = boto3.client("sqs", **kw)
+q = sqs.get_queue_url(QueueName="orkv-results")["QueueUrl"]
+events = []
+while True:
+    got = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10).get("Messages", [])
+    if not got:
+        break
+    for m in got:
+        events.append(json.loads(m["Body"]))
+        sqs.delete_message(QueueUrl=q, ReceiptHandle=m["ReceiptHandle"])
+print(f"{'detail-type':34} {'outcome':17} {'repeat':6} {'secret':40} key hash")
+for e in events:
+    d = e["detail"]
+    print(f"{e['detail-type']:34} {d['outcome']:17} {str(d['repeat']):6} {d['secret_name'] or '-':40} {(d['key_hash'] or '-')[:16]}")
+text = json.dumps(events)
+if "sk-or-" in text:
+    sys.exit("a result event holds a key")
+if not any(e["detail-type"] == "OpenRouter Key Rotated" for e in events):
+    sys.exit("the sweep's rotation was not announced")
+print(f"{len(events)} events, none holding a key")
 PY
 sleep 1
 read -r reads failures <"$run/consumer.txt"

@@ -34,6 +34,9 @@ struct Inner {
     /// Targeted faults: the next n calls of an operation get their connection cut after the
     /// upstream carried them out.
     cut_next: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// The next n `PutEvents` calls are answered as AWS answers a partial failure: 200, with
+    /// the entry failed (`ThrottlingException`) and `FailedEntryCount` 1; not forwarded.
+    fail_put_entries: AtomicU64,
     /// Answer as AWS does where moto is more lenient (`crate::strict`).
     strict: AtomicBool,
     /// What the strict layer remembers between calls.
@@ -68,6 +71,7 @@ impl LatencyProxy {
             throttled: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             cut_next: std::sync::Mutex::default(),
+            fail_put_entries: AtomicU64::new(0),
             strict: AtomicBool::new(false),
             strict_state: crate::strict::State::default(),
         });
@@ -107,6 +111,12 @@ impl LatencyProxy {
         if let Ok(mut m) = self.inner.cut_next.lock() {
             m.insert(op.to_owned(), n);
         }
+    }
+
+    /// Answers the next `n` `PutEvents` calls with their entry failed (`ThrottlingException`),
+    /// as AWS reports a partial failure: HTTP 200, `FailedEntryCount` 1. moto never does.
+    pub fn fail_put_entries(&self, n: u64) {
+        self.inner.fail_put_entries.store(n, Ordering::SeqCst);
     }
 
     /// Turns the AWS behaviour layer (`crate::strict`) on or off.
@@ -187,6 +197,18 @@ fn throttled() -> Response {
         .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response())
 }
 
+/// `PutEvents` with its one entry failed, as AWS answers a partial failure (API reference,
+/// *PutEvents*: "FailedEntryCount", and each failed entry's "ErrorCode" and "ErrorMessage").
+fn failed_entry() -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Body::from(
+            r#"{"FailedEntryCount":1,"Entries":[{"ErrorCode":"ThrottlingException","ErrorMessage":"Rate exceeded"}]}"#,
+        ))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
 /// A reply cut mid-body: the upstream carried the call out, the caller never learns it.
 fn cut_reply() -> Response {
     let broken = futures_util::stream::once(async {
@@ -217,6 +239,14 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             u64::try_from(slept.elapsed().as_micros()).unwrap_or(0),
             Ordering::SeqCst,
         );
+    }
+    if op == "PutEvents"
+        && inner
+            .fail_put_entries
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        return failed_entry();
     }
     let throttle = inner.throttle_per_mille.load(Ordering::SeqCst);
     if throttle > 0 && rand::random_range(0..1000) < throttle {

@@ -389,3 +389,32 @@ async fn a_bus_that_refuses_every_put_never_fails_the_key_operation() {
     let (_, rec) = world::current_of(&w.sm, name).await;
     assert!(w.works(rec["api_key"].as_str().expect("key")).await);
 }
+
+#[tokio::test]
+async fn an_entry_aws_answers_as_failed_is_put_again_and_delivered_once() {
+    // AWS may answer PutEvents 200 with the entry failed (throttled); moto never does.
+    let mut s = Setup::start().await;
+    let proxy = s.w.strict.clone().expect("the strict layer");
+    proxy.fail_put_entries(2);
+    proxy.reset().await;
+    let created = s.call(request(&unique("retried"))).await;
+    assert_eq!(created["status"], "created");
+    s.remember_plaintext(created["secret_name"].as_str().expect("name"))
+        .await;
+    let (kind, e) = s.one().await;
+    assert_eq!((kind.as_str(), e["key_hash"].clone()), (dt::PROVISIONED, created["key_hash"].clone()));
+    assert_eq!(proxy.calls().await.get("PutEvents"), Some(&3), "two failed rounds, then the put");
+
+    // Failed every time: the rounds are bounded, and the operation still answers.
+    proxy.fail_put_entries(u64::MAX);
+    proxy.reset().await;
+    let created = s.call(request(&unique("unannounced"))).await;
+    assert_eq!(created["status"], "created");
+    assert_eq!(
+        proxy.calls().await.get("PutEvents"),
+        Some(&u64::from(orkv_events::FAILED_ENTRY_ROUNDS))
+    );
+    assert!(s.events().await.is_empty());
+    proxy.fail_put_entries(0);
+    s.assert_no_plaintext();
+}
