@@ -402,8 +402,15 @@ async fn an_entry_aws_answers_as_failed_is_put_again_and_delivered_once() {
     s.remember_plaintext(created["secret_name"].as_str().expect("name"))
         .await;
     let (kind, e) = s.one().await;
-    assert_eq!((kind.as_str(), e["key_hash"].clone()), (dt::PROVISIONED, created["key_hash"].clone()));
-    assert_eq!(proxy.calls().await.get("PutEvents"), Some(&3), "two failed rounds, then the put");
+    assert_eq!(
+        (kind.as_str(), e["key_hash"].clone()),
+        (dt::PROVISIONED, created["key_hash"].clone())
+    );
+    assert_eq!(
+        proxy.calls().await.get("PutEvents"),
+        Some(&3),
+        "two failed rounds, then the put"
+    );
 
     // Failed every time: the rounds are bounded, and the operation still answers.
     proxy.fail_put_entries(u64::MAX);
