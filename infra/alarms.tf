@@ -65,6 +65,7 @@ locals {
     RetirementsBlocked = "A superseded key could not be retired; it still works past its grace."
     OrphansFound       = "A key named by this product has no secret referencing it."
     CurrentKeysBroken  = "A secret's current key was deleted, disabled or expired out of band; consumers hold a key that fails (with ORKV_DRIFT=repair the sweep rotated it)."
+    KeysDrifted        = "A key's cap (limit, reset, BYOK) was changed behind the product's back; with ORKV_DRIFT=repair the sweep puts it back once the change is older than the pending lease."
     SweepIncomplete    = "The sweep ran out of time before finishing; the next run resumes."
   }
 }

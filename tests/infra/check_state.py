@@ -49,6 +49,7 @@ EXPECTED = [
             "RetirementsBlocked",
             "OrphansFound",
             "CurrentKeysBroken",
+            "KeysDrifted",
             "SweepIncomplete",
         )
     ],

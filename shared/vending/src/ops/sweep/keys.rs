@@ -1,6 +1,7 @@
 //! The key scan after every page was seen: each known workspace's keys, for orphans (keys
 //! this product named that no managed secret references), keys low on remaining spend,
-//! current keys that no longer work ([`super::broken`]) and keys the product never saw
+//! current keys that no longer work ([`super::broken`]), caps changed behind the product's
+//! back ([`super::drift`]) and keys the product never saw
 //! (unmanaged: reported, never touched).
 
 use std::collections::HashSet;
@@ -19,6 +20,7 @@ use crate::domain::tags::{
 use crate::error::VendError;
 
 use super::broken::Suspect;
+use super::drift::{Drifted, same_cap};
 use super::report::{SweepAction, SweepReport};
 use super::{Current, DEADLINE_MARGIN, h64};
 
@@ -31,6 +33,8 @@ struct Found {
     low: Vec<(String, String, f64, f64)>,
     /// Current keys listed disabled or expired.
     broken: Vec<Suspect>,
+    /// Current keys whose listed cap is not their secret's cap tag.
+    drifted: Vec<Drifted>,
     /// (key name, hash) of keys without the product's naming that no secret references.
     unmanaged: Vec<(String, String)>,
 }
@@ -59,11 +63,13 @@ impl Deps {
         workspaces.dedup();
         let listed: HashSet<u64> = workspaces.iter().map(|w| h64(w)).collect();
         let mut suspects = Vec::new();
+        let mut drifted = Vec::new();
         for ws in workspaces {
             let found = self
                 .list_workspace(&ws, referenced, &mut current, now)
                 .await?;
             suspects.extend(found.broken);
+            drifted.extend(found.drifted);
             for (name, hash) in found.unmanaged {
                 report.unmanaged_keys += 1;
                 info!(event = "UnmanagedKey", workspace_id = %ws, key_hash = %hash, key_name = %name, "a key in a known workspace that no managed secret references and the product did not name (report only)");
@@ -92,14 +98,16 @@ impl Deps {
         suspects.extend(
             current
                 .into_iter()
-                .filter(|(_, (_, ws))| listed.contains(ws))
-                .map(|(name_h, (secret, _))| Suspect {
+                .filter(|(_, (_, ws, _))| listed.contains(ws))
+                .map(|(name_h, (secret, _, _))| Suspect {
                     secret: secret.into_string(),
                     name_h,
                     listed: None,
                 }),
         );
         self.check_suspects(suspects, now, dry_run, deadline, report)
+            .await;
+        self.check_drifted(drifted, now, dry_run, deadline, report)
             .await;
         Ok(())
     }
@@ -132,7 +140,7 @@ impl Deps {
                         continue;
                     }
                     let name_h = h64(&k.name);
-                    if let Some((secret, _)) = current.remove(&name_h) {
+                    if let Some((secret, _, cap)) = current.remove(&name_h) {
                         let why = if k.disabled {
                             Some("disabled")
                         } else if k.expires_at.is_some_and(|e| e <= now) {
@@ -145,6 +153,15 @@ impl Deps {
                                 secret: secret.into_string(),
                                 name_h,
                                 listed: Some((k.hash.clone(), why)),
+                            });
+                        } else if let Some(tagged) = cap
+                            && !same_cap(k.cap(), tagged)
+                        {
+                            found.drifted.push(Drifted {
+                                secret: secret.into_string(),
+                                hash: k.hash.clone(),
+                                listed: k.cap(),
+                                updated_at: k.updated_at,
                             });
                         }
                     }

@@ -21,6 +21,7 @@
 //! secret (its current key's name hash and the secret's name).
 
 mod broken;
+mod drift;
 mod keys;
 mod plan;
 pub mod report;
@@ -69,7 +70,9 @@ enum Work {
 
 /// Each managed secret's current key, by the hash of its name: (secret name, hash of its
 /// workspace id). About 60 bytes per secret.
-type Current = std::collections::HashMap<u64, (Box<str>, u64)>;
+/// Every secret's current key, by the hash of its name: (secret, workspace hash, the cap its
+/// `orkv:cap` tag records).
+type Current = std::collections::HashMap<u64, (Box<str>, u64, Option<orkv_openrouter::Cap>)>;
 
 fn h64(s: &str) -> u64 {
     let mut h = DefaultHasher::new();

@@ -47,7 +47,8 @@ impl Deps {
             if let Some(n) = s.tag(tags::OPENROUTER_KEY) {
                 referenced.insert(h64(n));
                 if let Some(ws) = s.tag(tags::WORKSPACE) {
-                    current.insert(h64(n), (s.name.clone().into_boxed_str(), h64(ws)));
+                    let cap = s.tag(tags::CAP).and_then(tags::parse_cap_tag);
+                    current.insert(h64(n), (s.name.clone().into_boxed_str(), h64(ws), cap));
                 }
             }
             let mut due_hashes = Vec::new();

@@ -37,6 +37,12 @@ pub enum SweepAction {
     CurrentKeyRepaired,
     /// A key in a known workspace the product did not name and no secret references.
     UnmanagedKey,
+    /// A current key's cap is not its secret's (changed behind the product's back).
+    CapDrift,
+    /// ... changed too recently, or during a rotation: left for later.
+    CapDriftRecent,
+    /// ... and was put back (read back from OpenRouter).
+    CapDriftRepaired,
 }
 
 /// One thing the sweep did or would do.
@@ -96,6 +102,11 @@ pub struct SweepReport {
     /// Keys in known workspaces that no managed secret references and that do not carry the
     /// product's naming (made in the dashboard or by another tool): reported, never deleted.
     pub unmanaged_keys: u64,
+    /// Current keys whose cap (limit, reset, BYOK) is not their secret's, confirmed by
+    /// reading the record.
+    pub keys_drifted: u64,
+    /// Of those, the ones put back (`ORKV_DRIFT=repair`).
+    pub keys_drift_repaired: u64,
     pub keys_near_expiry: u64,
     pub low_spend_keys: u64,
     /// Per tenant: what the listing shows it owns (the inventory action's fields, summed).
@@ -133,6 +144,8 @@ impl SweepReport {
             ("CurrentKeysBroken", self.current_keys_broken),
             ("CurrentKeysRepaired", self.current_keys_repaired),
             ("UnmanagedKeys", self.unmanaged_keys),
+            ("KeysDrifted", self.keys_drifted),
+            ("KeysDriftRepaired", self.keys_drift_repaired),
             ("KeysNearExpiry", self.keys_near_expiry),
             ("LowSpendKeys", self.low_spend_keys),
             ("SweepIncomplete", u64::from(!self.complete)),

@@ -1,0 +1,148 @@
+//! Cap drift: a current key whose cap (limit, reset, BYOK flag) is not the one its secret
+//! records, changed behind the product's back (the dashboard, another tool). Found from the
+//! key listing the scan already makes, compared with the secret's `orkv:cap` tag (no per-key
+//! call for a key that matches), confirmed by reading the secret's current record (the source
+//! of truth), reported (`KeyDrift`, the `KeysDrifted` metric) and, with `ORKV_DRIFT=repair`,
+//! put back (`PATCH`, then read back with `GET /keys/{hash}`).
+//!
+//! A cap update in flight has patched the key before it writes the record, and a change
+//! deferred into a running rotation lives in a tag until `finishSecret`: both look like drift
+//! for a moment. So a secret with a rotation running or a deferred change is not drift (the
+//! rotation records the change), and a key changed within the pending lease (longer than any
+//! invocation) is reported and left for a later run.
+
+use std::time::Instant;
+
+use orkv_openrouter::{Cap, KeyPatch};
+use time::OffsetDateTime;
+use tracing::{debug, warn};
+
+use crate::deps::Deps;
+use crate::domain::record::{RecordState, SecretRecord};
+use crate::domain::tags::{
+    self,
+    stage::{AWSCURRENT, AWSPENDING},
+};
+use crate::error::VendError;
+
+use super::DEADLINE_MARGIN;
+use super::report::{SweepAction, SweepReport};
+
+/// A current key whose listed cap is not its secret's cap tag.
+pub(super) struct Drifted {
+    pub secret: String,
+    pub hash: String,
+    /// The cap the listing shows (`None`: no limit at all).
+    pub listed: Option<Cap>,
+    /// When the key was last changed, as the listing shows it.
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// Two caps are the same (a cap tag's limit is a decimal rendering of the record's).
+pub(super) fn same_cap(a: Option<Cap>, b: Cap) -> bool {
+    a.is_some_and(|a| {
+        (a.limit - b.limit).abs() < 1e-9
+            && a.limit_reset == b.limit_reset
+            && a.include_byok_in_limit == b.include_byok_in_limit
+    })
+}
+
+fn show(cap: Option<Cap>) -> String {
+    cap.map_or_else(
+        || "no limit".to_owned(),
+        |c| tags::cap_tag_value(c).replace(' ', ", "),
+    )
+}
+
+impl Deps {
+    /// Confirms each drifted key and repairs or reports it; one that cannot be checked never
+    /// stops the others (the next run repeats it).
+    pub(super) async fn check_drifted(
+        &self,
+        drifted: Vec<Drifted>,
+        now: OffsetDateTime,
+        dry_run: bool,
+        deadline: Instant,
+        report: &mut SweepReport,
+    ) {
+        for d in drifted {
+            if Instant::now() + DEADLINE_MARGIN >= deadline {
+                return;
+            }
+            let secret = d.secret.clone();
+            if let Err(e) = self.check_drift(d, now, dry_run, report).await {
+                warn!(secret = %secret, error_type = e.kind(), error = %e, "could not check a drifted cap; the next run repeats it");
+            }
+        }
+    }
+
+    async fn check_drift(
+        &self,
+        d: Drifted,
+        now: OffsetDateTime,
+        dry_run: bool,
+        report: &mut SweepReport,
+    ) -> Result<(), VendError> {
+        let Some(version) = self.get_ours(&d.secret, AWSCURRENT).await? else {
+            return Ok(());
+        };
+        let Some(Ok(record)) = SecretRecord::from_secret(&version.value) else {
+            return Ok(());
+        };
+        if record.state != RecordState::Active || record.key_hash.as_deref() != Some(&d.hash) {
+            return Ok(());
+        }
+        let want = record.cap();
+        if same_cap(d.listed, want) {
+            // Only the tag is behind (a write between the listing and now).
+            return Ok(());
+        }
+        let Some(desc) = self.describe_ours(&d.secret).await? else {
+            return Ok(());
+        };
+        let rotating = desc
+            .version_with(AWSPENDING)
+            .is_some_and(|p| !desc.has(p, AWSCURRENT));
+        if rotating || desc.tag(tags::DEFERRED).is_some() {
+            // A cap update deferred into the running rotation patched the key in use; the
+            // rotation records the change in `finishSecret`. Not drift.
+            debug!(secret = %d.secret, "the key's cap differs while a rotation carries a change");
+            return Ok(());
+        }
+        let (listed, recorded) = (show(d.listed), show(Some(want)));
+        report.keys_drifted += 1;
+        warn!(event = "KeyDrift", field = "cap", secret = %d.secret, key_hash = %d.hash, listed = %listed, recorded = %recorded, "a key's cap was changed behind the product's back");
+        report.note(
+            SweepAction::CapDrift,
+            &d.secret,
+            format!("listed {listed}; recorded {recorded}"),
+        );
+        if dry_run || !self.cfg.repair_drift {
+            return Ok(());
+        }
+        let lease =
+            time::Duration::try_from(self.cfg.pending_lease).unwrap_or(time::Duration::MINUTE);
+        if d.updated_at.is_some_and(|at| now - at < lease) {
+            report.note(
+                SweepAction::CapDriftRecent,
+                &d.secret,
+                "changed within the pending lease: a cap update may be in flight; a later run repairs it".into(),
+            );
+            return Ok(());
+        }
+        let client = self.openrouter().await?;
+        let patch = KeyPatch {
+            cap: Some(want),
+            ..KeyPatch::default()
+        };
+        client.update_key(&d.hash, &patch).await?;
+        // The claim "repaired" rests on reading the key back.
+        let now_key = client.get_key(&d.hash).await?;
+        if same_cap(now_key.cap(), want) {
+            report.keys_drift_repaired += 1;
+            warn!(event = "KeyDriftRepaired", field = "cap", secret = %d.secret, key_hash = %d.hash, recorded = %recorded, "the key's cap was put back");
+            report.note(SweepAction::CapDriftRepaired, &d.secret, recorded);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Cap drift (issue 16, item 3): a current key's cap changed behind the product's back is
+//! found by one sweep from the listing it already makes, and put back (`ORKV_DRIFT=repair`) or
+//! reported; a change too recent to tell from a cap update in flight waits for a later run; a
+//! change a running rotation carries is not drift. (Keys deleted, disabled or expired out of
+//! band: `sweep.rs`, `a_current_key_deleted_disabled_or_expired_out_of_band_...`.)
+
+use orkv_openrouter::{Cap, Key, KeyPatch, LimitReset};
+use orkv_tests::rotating::{
+    ALL_STEPS, advance, begin, deadline, deps, deps_with, run_steps, sweep,
+};
+use orkv_tests::unique;
+use orkv_tests::world::World;
+use orkv_vending::ops::sweep::report::SweepAction;
+use serde_json::json;
+
+fn client(w: &World) -> orkv_openrouter::Client {
+    orkv_openrouter::Client::new(
+        orkv_openrouter::ClientConfig {
+            base_url: w.emu.api_url(),
+            ..orkv_openrouter::ClientConfig::default()
+        },
+        orkv_openrouter::ManagementKey::new(orkv_tests::MANAGEMENT_KEY.to_owned()),
+    )
+    .expect("client")
+}
+
+async fn key_of(w: &World, name: &str) -> Key {
+    let hash = w.current(name).await.1["key_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    client(w).get_key(&hash).await.expect("key")
+}
+
+fn patch(cap: Cap) -> KeyPatch {
+    KeyPatch {
+        cap: Some(cap),
+        ..KeyPatch::default()
+    }
+}
+
+const RECORDED: Cap = Cap {
+    limit: 50.0,
+    limit_reset: Some(LimitReset::Monthly),
+    include_byok_in_limit: false,
+};
+
+#[tokio::test]
+async fn a_cap_changed_in_the_dashboard_is_found_by_one_sweep_and_put_back_or_reported() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let prefix = unique("capdrift");
+    let mut names = Vec::new();
+    for k in ["raised", "reset", "healthy"] {
+        let body = json!({"workspace": "checkout", "key_name": format!("{prefix}-{k}"), "limit": 50,
+                          "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600});
+        names.push(
+            d.handle(body, deadline())
+                .await
+                .expect("vended")
+                .secret_name,
+        );
+    }
+    let or = client(&w);
+    // In the dashboard: one key's limit raised tenfold, another's reset and BYOK flag changed.
+    let raised = Cap {
+        limit: 500.0,
+        ..RECORDED
+    };
+    let other = Cap {
+        limit_reset: Some(LimitReset::Daily),
+        include_byok_in_limit: true,
+        ..RECORDED
+    };
+    or.update_key(&key_of(&w, &names[0]).await.hash, &patch(raised))
+        .await
+        .expect("raise");
+    or.update_key(&key_of(&w, &names[1]).await.hash, &patch(other))
+        .await
+        .expect("reset");
+
+    // At once: found, but a change this recent may be a cap update in flight (patched, record
+    // not yet written): reported, left for a later run.
+    let r = sweep(&d, &unique("recent")).await;
+    assert_eq!((r.keys_drifted, r.keys_drift_repaired), (2, 0), "{r:?}");
+    assert_eq!(
+        r.actions
+            .iter()
+            .filter(|a| a.action == SweepAction::CapDriftRecent)
+            .count(),
+        2
+    );
+    assert_eq!(key_of(&w, &names[0]).await.cap(), Some(raised));
+
+    // Past the pending lease: a report-only sweep finds both and changes nothing.
+    advance(&w, &d, 600).await;
+    let report_only = deps_with(&w, &[("ORKV_DRIFT", "report")]);
+    report_only.clock().advance(600);
+    let r = sweep(&report_only, &unique("report")).await;
+    assert_eq!((r.keys_drifted, r.keys_drift_repaired), (2, 0), "{r:?}");
+    assert_eq!(key_of(&w, &names[0]).await.cap(), Some(raised));
+    assert_eq!(key_of(&w, &names[1]).await.cap(), Some(other));
+
+    // The repairing sweep puts both back to what the secrets record, and reads them back.
+    let r = sweep(&d, &unique("repair")).await;
+    assert_eq!((r.keys_drifted, r.keys_drift_repaired), (2, 2), "{r:?}");
+    for n in &names {
+        assert_eq!(key_of(&w, n).await.cap(), Some(RECORDED), "{n}");
+        assert_eq!(w.current(n).await.1["generation"], 1, "no rotation: {n}");
+    }
+    let metrics = r.emf(d.clock().now());
+    assert_eq!(
+        (
+            metrics["KeysDrifted"].clone(),
+            metrics["KeysDriftRepaired"].clone()
+        ),
+        (json!(2), json!(2))
+    );
+    let r = sweep(&d, &unique("after")).await;
+    assert_eq!(r.keys_drifted, 0, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_cap_change_a_running_rotation_carries_is_not_drift() {
+    // A cap update during a rotation patches the key in use and defers the record's change to
+    // finishSecret: key and record differ until then, and the sweep must not undo it.
+    let w = World::start().await;
+    let d = deps(&w);
+    let key_name = unique("deferred");
+    let body = json!({"workspace": "checkout", "key_name": key_name, "limit": 50,
+                      "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600});
+    let name = d
+        .handle(body.clone(), deadline())
+        .await
+        .expect("vended")
+        .secret_name;
+    let token = begin(&w, &d, &name).await;
+    let mut update = body.clone();
+    update["limit"] = json!(75);
+    d.handle(update, deadline()).await.expect("deferred update");
+    assert_eq!(
+        key_of(&w, &name).await.limit,
+        Some(75.0),
+        "the key in use has the new cap"
+    );
+    advance(&w, &d, 600).await;
+    let r = sweep(&d, &unique("during")).await;
+    assert_eq!(r.keys_drifted, 0, "{r:?}");
+    assert_eq!(key_of(&w, &name).await.limit, Some(75.0), "not put back");
+    run_steps(&d, &name, &token, &ALL_STEPS).await;
+    assert_eq!(w.current(&name).await.1["limit"], 75.0);
+    let r = sweep(&d, &unique("after")).await;
+    assert_eq!(r.keys_drifted, 0, "{r:?}");
+}
