@@ -56,6 +56,7 @@ resource "aws_cloudwatch_event_rule" "requests" {
       "OpenRouter Key Requested",
       "OpenRouter Key Rotation Requested",
       "OpenRouter Key Revocation Requested",
+      "OpenRouter Key Adoption Requested",
     ]
   })
   tags = local.tags

@@ -93,6 +93,23 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
+    for_each = each.key == "provision" ? [1] : []
+    content {
+      sid = "ReadSecretsToAdopt"
+      # Adoption (README, "Adopt a key you already have"): a secret under the prefix that is not
+      # managed yet may be described and read, so its key can be checked before anything is
+      # written; it becomes the product's by TagResource with the managed-by tag (above).
+      actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+      resources = [local.managed_secret_arns]
+      condition {
+        test     = "Null"
+        variable = "secretsmanager:ResourceTag/${local.managed_by_tag}"
+        values   = ["true"]
+      }
+    }
+  }
+
+  dynamic "statement" {
     for_each = contains(["sweep", "provision"], each.key) ? [1] : []
     content {
       sid = "ListManagedSecrets"

@@ -63,6 +63,14 @@ def main() -> int:
             for a in actions:
                 check("*" not in a, f"{role}: wildcard action {a}")
                 allowed.add(a)
+                if st.get("Sid") == "ReadSecretsToAdopt":
+                    # Adoption reads only secrets under the prefix that are not managed yet.
+                    check(role == "provision", f"{role}: adoption reads")
+                    check(set(actions) <= {SM + "DescribeSecret", SM + "GetSecretValue"}, f"{role}: adoption allows {actions}")
+                    cond = st.get("Condition", {}).get("Null", {})
+                    check(cond.get(f"secretsmanager:ResourceTag/{MANAGED_TAG}") == "true", f"{role}: adoption reads without the Null condition")
+                    check(all(":secret:" in r and r.endswith("/*") for r in resources), f"{role}: adoption reads on {resources}")
+                    continue
                 if a.startswith(SM) and a not in (SM + "ListSecrets", SM + "GetSecretValue", SM + "CreateSecret", SM + "TagResource"):
                     # Every other secret action: managed prefix only, and only secrets tagged managed.
                     cond = st.get("Condition", {}).get("StringEquals", {})

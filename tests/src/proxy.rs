@@ -124,6 +124,16 @@ impl LatencyProxy {
         self.inner.strict.store(on, Ordering::SeqCst);
     }
 
+    /// The managed prefix of a deployment whose provision role may adopt: under it, a secret
+    /// without the managed-by tag may be described, read, and tagged with it (the module's
+    /// `ReadSecretsToAdopt` and `CreateManagedSecrets` statements). `None` (the default): no
+    /// untagged secret is reachable.
+    pub fn set_adoptable_prefix(&self, prefix: Option<&str>) {
+        self.inner
+            .strict_state
+            .set_adoptable_prefix(prefix.map(str::to_owned));
+    }
+
     /// How long a secret the layer saw created stays out of `ListSecrets` (AWS: the listing
     /// "might not reflect changes from the last five minutes"). Zero (the default): at once.
     pub fn set_list_lag(&self, lag: Duration) {
@@ -261,8 +271,15 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     };
     let strict = inner.strict.load(Ordering::SeqCst);
     if strict
-        && let Some(resp) =
-            crate::strict::before(&inner.http, &inner.upstream, &op, &parts.headers, &bytes).await
+        && let Some(resp) = crate::strict::before(
+            &inner.http,
+            &inner.upstream,
+            &op,
+            &parts.headers,
+            &bytes,
+            inner.strict_state.adoptable().as_deref(),
+        )
+        .await
     {
         return resp;
     }

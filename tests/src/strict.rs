@@ -43,6 +43,7 @@ pub struct State {
     force_deleted: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     created: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     list_lag: std::sync::Mutex<std::time::Duration>,
+    adoptable: std::sync::Mutex<Option<String>>,
 }
 
 impl State {
@@ -58,6 +59,19 @@ impl State {
         let at = map.get(name)?;
         (at.elapsed() < FORCE_DELETE_DELAY)
             .then(|| aws_error("InvalidRequestException", SCHEDULED_FOR_DELETION))
+    }
+
+    /// See [`crate::proxy::LatencyProxy::set_adoptable_prefix`].
+    pub fn set_adoptable_prefix(&self, prefix: Option<String>) {
+        if let Ok(mut p) = self.adoptable.lock() {
+            *p = prefix;
+        }
+    }
+
+    /// The prefix under which untagged secrets may be read and tagged for adoption.
+    #[must_use]
+    pub fn adoptable(&self) -> Option<String> {
+        self.adoptable.lock().ok().and_then(|p| p.clone())
     }
 
     /// See [`crate::proxy::LatencyProxy::set_list_lag`].
@@ -178,6 +192,7 @@ pub async fn before(
     op: &str,
     headers: &HeaderMap,
     body: &Bytes,
+    adoptable: Option<&str>,
 ) -> Option<Response> {
     if op == "CreateSecret" {
         let req: Value = serde_json::from_slice(body).ok()?;
@@ -211,7 +226,34 @@ pub async fn before(
     let exempt = IAM_EXEMPT
         .iter()
         .any(|e| id == *e || id.contains(&format!(":secret:{e}-")));
-    if !tagged && !exempt {
+    // The provision role's adoption statements (`infra/iam.tf`): it may describe and read a
+    // secret under the managed prefix that does not carry the managed-by tag yet
+    // (`ReadSecretsToAdopt`, condition `Null`), and tag one with `orkv:managed-by` as the
+    // request tag (`CreateManagedSecrets`).
+    let under = adoptable.is_some_and(|p| {
+        let name = desc
+            .as_ref()
+            .and_then(|d| d.get("Name").and_then(Value::as_str))
+            .unwrap_or(id);
+        name.starts_with(p)
+    });
+    let adopting = under
+        && !tagged
+        && match op {
+            "DescribeSecret" | "GetSecretValue" => true,
+            "TagResource" => req
+                .get("Tags")
+                .and_then(Value::as_array)
+                .is_some_and(|tags| {
+                    tags.iter().any(|t| {
+                        t.get("Key").and_then(Value::as_str) == Some("orkv:managed-by")
+                            && t.get("Value").and_then(Value::as_str)
+                                == Some("openrouter-key-vending")
+                    })
+                }),
+            _ => false,
+        };
+    if !tagged && !exempt && !adopting {
         return Some(aws_error(
             "AccessDeniedException",
             &format!(
@@ -444,6 +486,16 @@ fn tag_limits(req: &Value, existing: &[String]) -> Option<Response> {
             return Some(aws_error(
                 "ValidationException",
                 "1 validation error detected: a tag key must be 1-128 characters and a tag value at most 256",
+            ));
+        }
+        // "The following basic restrictions apply to tags: ... Tag keys and values ... can
+        // contain letters, numbers, and spaces representable in UTF-8, and the following
+        // characters: + - = . _ : / @" (Secrets Manager user guide, "Tagging secrets").
+        let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "+-=._:/@".contains(c);
+        if !key.chars().all(allowed) || !value.chars().all(allowed) {
+            return Some(aws_error(
+                "ValidationException",
+                "1 validation error detected: a tag key or value may hold only letters, numbers, spaces and + - = . _ : / @",
             ));
         }
         if !key.starts_with("aws:") {

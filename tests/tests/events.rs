@@ -3,6 +3,7 @@
 use orkv_tests::{POLICY, workspace_root};
 use orkv_vending::domain::policy::Policy;
 use orkv_vending::input::action::InventoryRequest;
+use orkv_vending::input::adopt::AdoptRequest;
 use orkv_vending::input::invocation::{self, Action, Trigger};
 use orkv_vending::input::provision::ProvisionRequest;
 use orkv_vending::input::rotation::RotationEvent;
@@ -63,8 +64,12 @@ fn every_sample_event_parses_and_validates() {
             Action::Inventory => {
                 InventoryRequest::parse(&inv.request).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
+            Action::Adopt => {
+                AdoptRequest::parse(&inv.request, "openrouter/")
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
         }
         seen += 1;
     }
-    assert!(seen >= 12, "one sample per trigger and action: {seen}");
+    assert!(seen >= 16, "one sample per trigger and action: {seen}");
 }

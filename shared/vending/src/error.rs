@@ -19,6 +19,9 @@ pub enum VendError {
     UnknownWorkspace { workspace: String },
     #[error("policy violation: field `{field}`: {rule}")]
     Policy { field: String, rule: String },
+    /// An adoption the secret or its key does not allow; nothing was changed.
+    #[error("adoption refused: field `{field}`: {rule}")]
+    AdoptionRefused { field: String, rule: String },
     /// The caller reached outside its tenant. Says nothing of what it does not own.
     #[error("tenant scope violation: field `{field}`: {rule}")]
     TenantScope { field: String, rule: String },
@@ -106,6 +109,7 @@ impl VendError {
             Self::Invalid { .. } => "InvalidRequest",
             Self::UnknownWorkspace { .. } => "UnknownWorkspace",
             Self::Policy { .. } => "PolicyViolation",
+            Self::AdoptionRefused { .. } => "AdoptionRefused",
             Self::TenantScope { .. } => "TenantScopeViolation",
             Self::AmbiguousWorkspace { .. } => "AmbiguousWorkspace",
             Self::UnsupportedEvent { .. } => "UnsupportedEvent",
@@ -140,6 +144,14 @@ impl VendError {
     /// Shorthand for a tenant scope refusal.
     pub fn scope(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Self::TenantScope {
+            field: redact_keys(&field.into()),
+            rule: redact_keys(&rule.into()),
+        }
+    }
+
+    /// Shorthand for a refused adoption (anything key-shaped in it is redacted).
+    pub fn adoption(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self::AdoptionRefused {
             field: redact_keys(&field.into()),
             rule: redact_keys(&rule.into()),
         }

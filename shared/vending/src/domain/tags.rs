@@ -42,6 +42,9 @@ pub const REQUEST_TAGS: [&str; 3] = [NEXT, ROTATION_REQUEST, ROTATION_REASON];
 /// A cap change that arrived while a rotation ran ([`Deferred`]): the rotation carries it to
 /// the successor, because writing a version during a rotation makes Secrets Manager abandon it.
 pub const DEFERRED: &str = "orkv:deferred-change";
+/// An adoption in progress: the digest of its request (the secret is tagged before its value
+/// becomes a record; a retry of the same request finishes it).
+pub const ADOPTING: &str = "orkv:adopting";
 /// Superseded keys awaiting retirement per secret (each takes one tag).
 pub const MAX_RETIRING: usize = 10;
 
@@ -57,6 +60,8 @@ pub mod stage {
     pub const MERGE: &str = "ORKV_MERGE";
     /// The revoked record before it is made current.
     pub const REVOKE: &str = "ORKV_REVOKE";
+    /// The label of an adoption's first record until it is made current.
+    pub const ADOPT: &str = "ORKV_ADOPT";
 }
 
 /// Formats a tag time (UTC, seconds).
@@ -93,11 +98,26 @@ pub fn retiring(tag_list: &[(String, String)]) -> Vec<(String, OffsetDateTime)> 
         .collect()
 }
 
+/// `v` as a tag value: itself when Secrets Manager accepts it (at most 256 letters, numbers,
+/// spaces and `+ - = . _ : / @`: every name the product gives a key), else `h:` and a digest of
+/// it (a name made in the dashboard may hold any character). The sweep matches listed key
+/// names through the same function.
+#[must_use]
+pub fn tag_safe(v: &str) -> String {
+    let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "+-=._:/@".contains(c);
+    if !v.is_empty() && v.chars().count() <= 256 && v.chars().all(allowed) {
+        return v.to_owned();
+    }
+    use sha2::Digest;
+    let hex = hex::encode(sha2::Sha256::digest(v.as_bytes()));
+    format!("h:{}", hex.get(..40).unwrap_or(&hex))
+}
+
 /// The tags that describe a record's key (the sweep reads these).
 #[must_use]
 pub fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
     let mut tags = vec![
-        (OPENROUTER_KEY.into(), record.openrouter_key_name.clone()),
+        (OPENROUTER_KEY.into(), tag_safe(&record.openrouter_key_name)),
         (EXPIRES_AT.into(), time_value(record.expires_at)),
         (ROTATE_AT.into(), time_value(record.rotate_at())),
         (GENERATION.into(), record.generation.to_string()),
@@ -120,6 +140,8 @@ pub enum Reason {
     Manual,
     /// A provision request changed a field fixed at creation.
     Changed,
+    /// An adopted key whose expiry is missing or outside the policy.
+    Adopted,
 }
 
 impl Reason {
@@ -130,6 +152,7 @@ impl Reason {
             Self::Leak => "leak",
             Self::Manual => "manual",
             Self::Changed => "changed",
+            Self::Adopted => "adopted",
         }
     }
 
@@ -140,6 +163,7 @@ impl Reason {
             "leak" => Some(Self::Leak),
             "manual" => Some(Self::Manual),
             "changed" => Some(Self::Changed),
+            "adopted" => Some(Self::Adopted),
             _ => None,
         }
     }
@@ -343,7 +367,12 @@ mod tests {
 
     #[test]
     fn reasons_round_trip_and_only_leak_is_a_leak() {
-        for r in [Reason::Leak, Reason::Manual, Reason::Changed] {
+        for r in [
+            Reason::Leak,
+            Reason::Manual,
+            Reason::Changed,
+            Reason::Adopted,
+        ] {
             assert_eq!(Reason::parse(r.as_str()), Some(r));
         }
         assert!(Reason::is_leak(Some("leak")));

@@ -33,7 +33,7 @@ fn known_fields(v: &Value, allowed: &[&str]) -> Result<(), VendError> {
 }
 
 /// The `secret_name` of an action: required, valid, under the managed prefix.
-fn managed_name(v: &Value, prefix: &str) -> Result<String, VendError> {
+pub(crate) fn managed_name(v: &Value, prefix: &str) -> Result<String, VendError> {
     let name = fields::opt_str(v, "secret_name")?
         .ok_or_else(|| VendError::invalid("secret_name", "is required"))?;
     if !valid_secret_name(name) {

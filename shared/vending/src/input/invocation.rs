@@ -13,6 +13,8 @@ pub const KEY_REQUESTED: &str = "OpenRouter Key Requested";
 pub const ROTATION_REQUESTED: &str = "OpenRouter Key Rotation Requested";
 /// The `detail-type` of a revocation.
 pub const REVOCATION_REQUESTED: &str = "OpenRouter Key Revocation Requested";
+/// The `detail-type` of an adoption (a key the product did not mint, already in a secret).
+pub const ADOPTION_REQUESTED: &str = "OpenRouter Key Adoption Requested";
 
 /// What the caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -21,6 +23,8 @@ pub enum Action {
     Provision,
     Rotate,
     Revoke,
+    /// Take over a key already stored in a secret.
+    Adopt,
     /// List the caller's managed secrets from their tags (direct invocation only).
     Inventory,
 }
@@ -86,10 +90,11 @@ fn parse_direct(payload: Value) -> Result<Invocation, VendError> {
         Some(Value::String(a)) if a == "rotate" => Action::Rotate,
         Some(Value::String(a)) if a == "revoke" => Action::Revoke,
         Some(Value::String(a)) if a == "inventory" => Action::Inventory,
+        Some(Value::String(a)) if a == "adopt" => Action::Adopt,
         Some(_) => {
             return Err(VendError::invalid(
                 "action",
-                "must be \"provision\", \"rotate\", \"revoke\" or \"inventory\"",
+                "must be \"provision\", \"rotate\", \"revoke\", \"adopt\" or \"inventory\"",
             ));
         }
     };
@@ -108,6 +113,7 @@ fn parse_envelope(payload: Value) -> Result<Invocation, VendError> {
         Some(Value::String(t)) if t == KEY_REQUESTED => Action::Provision,
         Some(Value::String(t)) if t == ROTATION_REQUESTED => Action::Rotate,
         Some(Value::String(t)) if t == REVOCATION_REQUESTED => Action::Revoke,
+        Some(Value::String(t)) if t == ADOPTION_REQUESTED => Action::Adopt,
         Some(Value::String(t)) => {
             return Err(VendError::UnsupportedEvent {
                 detail_type: t.chars().take(128).collect(),

@@ -5,6 +5,7 @@
 pub(crate) mod fields;
 
 pub mod action;
+pub mod adopt;
 pub mod invocation;
 pub mod provision;
 pub mod rotation;

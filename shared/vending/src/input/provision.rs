@@ -116,7 +116,7 @@ impl ProvisionRequest {
     }
 }
 
-fn parse_key_name(map: &Map<String, Value>) -> Result<String, VendError> {
+pub(crate) fn parse_key_name(map: &Map<String, Value>) -> Result<String, VendError> {
     let key_name = fields::bounded_string(map, "key_name", MAX_KEY_NAME, true)?.unwrap_or_default();
     let first = key_name.bytes().next().unwrap_or(b'-');
     if !(first.is_ascii_lowercase() || first.is_ascii_digit())

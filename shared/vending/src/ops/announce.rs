@@ -18,7 +18,8 @@ use crate::domain::record::KeyFacts;
 use crate::domain::scope::Caller;
 use crate::error::VendError;
 use crate::input::invocation::{
-    Action, Invocation, KEY_REQUESTED, REVOCATION_REQUESTED, ROTATION_REQUESTED, Trigger,
+    ADOPTION_REQUESTED, Action, Invocation, KEY_REQUESTED, REVOCATION_REQUESTED,
+    ROTATION_REQUESTED, Trigger,
 };
 
 /// The action a payload names, before it is parsed (for the failure event of one that does
@@ -31,6 +32,7 @@ fn action_named(payload: &Value) -> &'static str {
             KEY_REQUESTED => "provision",
             ROTATION_REQUESTED => "rotate",
             REVOCATION_REQUESTED => "revoke",
+            ADOPTION_REQUESTED => "adopt",
             _ => "unknown",
         });
     named.unwrap_or_else(|| match payload.get("action").and_then(Value::as_str) {
@@ -38,6 +40,7 @@ fn action_named(payload: &Value) -> &'static str {
         Some("rotate") => "rotate",
         Some("revoke") => "revoke",
         Some("inventory") => "inventory",
+        Some("adopt") => "adopt",
         Some(_) => "unknown",
     })
 }
@@ -75,6 +78,8 @@ pub mod detail_type {
     pub const ROTATED: &str = "OpenRouter Key Rotated";
     /// The secret's keys were revoked.
     pub const REVOKED: &str = "OpenRouter Key Revoked";
+    /// A key already in a secret was taken over (or the request was already served).
+    pub const ADOPTED: &str = "OpenRouter Key Adopted";
     /// A request was refused, or an operation or rotation step failed.
     pub const FAILED: &str = "OpenRouter Key Request Failed";
 }
@@ -106,7 +111,7 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResultDetail {
     pub version: u32,
-    /// `provision`, `rotate`, `revoke` or `rotation` (a Secrets Manager step).
+    /// `provision`, `rotate`, `revoke`, `adopt` or `rotation` (a Secrets Manager step).
     pub action: &'static str,
     /// `created`, `unchanged`, `updated`, `rotated`, `rotation_started`, `revoked` or `failed`.
     pub outcome: String,
@@ -180,6 +185,7 @@ impl ResultDetail {
             Action::Rotate => "rotate",
             Action::Revoke => "revoke",
             Action::Inventory => "inventory",
+            Action::Adopt => "adopt",
         };
         self.request_id = Some(inv.request_id.clone());
         self.trigger = Some(
@@ -249,6 +255,7 @@ impl ResultDetail {
         match (self.action, self.outcome.as_str()) {
             ("rotation", _) => detail_type::ROTATED,
             ("revoke", _) => detail_type::REVOKED,
+            ("adopt", _) => detail_type::ADOPTED,
             ("rotate", _) | ("provision", "rotated" | "rotation_started") => {
                 detail_type::ROTATION_ACCEPTED
             }

@@ -3,6 +3,7 @@
 //! grace period) and revoke ([`revoke`]: disable, delete and confirm every key the secret
 //! references, then mark the secret revoked or delete it).
 
+mod adopt;
 mod revoke;
 mod rotate;
 mod unfinished;
@@ -49,6 +50,8 @@ pub enum ActionStatus {
     /// This request was already served.
     Unchanged,
     Revoked,
+    /// The key was taken over: its secret now holds a managed record with the same key.
+    Adopted,
 }
 
 /// The reply to an on-demand action. Never holds a plaintext.
@@ -88,6 +91,7 @@ impl ActionReply {
             .unwrap_or_default();
         let action = match self.action {
             Action::Rotate => "rotate",
+            Action::Adopt => "adopt",
             _ => "revoke",
         };
         let mut d = ResultDetail::new(action, outcome).for_request(

@@ -131,15 +131,11 @@ impl Deps {
         client
             .for_each_key_page(Some(ws), true, |page| {
                 for k in page {
-                    if !is_product_key_name(&k.name) {
-                        // A key the product never saw (the dashboard's, another tool's):
-                        // reported, never touched.
-                        if !referenced.contains(&h64(&k.hash)) {
-                            found.unmanaged.push((k.name, k.hash));
-                        }
-                        continue;
-                    }
-                    let name_h = h64(&k.name);
+                    // The name as the secrets' tags carry it (a dashboard name may not fit a
+                    // tag as it is: `tags::tag_safe`).
+                    let name_h = h64(&tags::tag_safe(&k.name));
+                    // An adopted key keeps its own name: a current key is checked whatever
+                    // it is called.
                     if let Some((secret, _, cap)) = current.remove(&name_h) {
                         let why = if k.disabled {
                             Some("disabled")
@@ -164,6 +160,14 @@ impl Deps {
                                 updated_at: k.updated_at,
                             });
                         }
+                    }
+                    if !is_product_key_name(&k.name) {
+                        // A key the product never saw (the dashboard's, another tool's):
+                        // reported, never touched; one a secret adopted is referenced by name.
+                        if !referenced.contains(&h64(&k.hash)) && !referenced.contains(&name_h) {
+                            found.unmanaged.push((k.name, k.hash));
+                        }
+                        continue;
                     }
                     if referenced.contains(&name_h) {
                         if !seen_names.insert(name_h) {
