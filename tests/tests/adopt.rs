@@ -393,6 +393,9 @@ async fn an_adoption_cut_off_after_any_write_is_finished_by_its_retry() {
             ),
             Err(e) => assert!(e.kind() != "AdoptionRefused", "{op}: {e}"),
         }
+        // The retry runs later (its clock reads differently from the first attempt's), as a
+        // retry after a crash does.
+        d.clock().advance(5);
         let done = d
             .handle_request(body, deadline())
             .await

@@ -17,7 +17,7 @@
 //! rotated into a conforming successor at once (or left due for the next sweep).
 
 use orkv_openrouter::{ErrorKind, Key, Workspace};
-use orkv_store::SecretDescription;
+use orkv_store::{SecretDescription, StoreErrorKind};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -49,8 +49,18 @@ struct Checked {
     workspace: Workspace,
     lifetime: Lifetime,
     rotate_before_seconds: u64,
-    /// The key's expiry is missing or outside the policy: a successor replaces it.
+    /// The key's expiry is within the policy (else a successor replaces it).
     conforming: bool,
+    now: OffsetDateTime,
+}
+
+/// What the policy allows this adoption.
+struct Terms {
+    workspace: Workspace,
+    max_limit: f64,
+    bounds: crate::domain::policy::Bounds,
+    lifetime: Lifetime,
+    rotate_before_seconds: u64,
 }
 
 /// The key a secret's value holds: `api_key` of a JSON object holding nothing else, or the
@@ -109,15 +119,7 @@ impl Deps {
         request_id: &str,
         trigger: Trigger,
     ) -> Result<ActionReply, VendError> {
-        scope.require(Permission::Adopt)?;
-        scope.check_name(&req.secret_name)?;
-        let now = self.clock.now();
-        let (workspace, max_limit, bounds) =
-            self.adoptable_workspace(scope, &req.workspace).await?;
-        let ttl = req.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
-        let lifetime = Lifetime::TtlSeconds(ttl);
-        lifetime_within(lifetime, ttl, &bounds)?;
-        let rotate_before_seconds = rotate_before_within(req.rotate_before_seconds, ttl, &bounds)?;
+        let terms = self.adoption_terms(req, scope).await?;
         let digest = request_digest(request_id);
         let name = &req.secret_name;
         let desc = self
@@ -136,9 +138,8 @@ impl Deps {
             request_id,
             trigger,
         );
-        if desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY)
-            && desc.tag(tags::ADOPTING) != Some(digest.as_str())
-        {
+        let mine = desc.tag(tags::ADOPTING) == Some(digest.as_str());
+        if desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY) && !mine {
             return self.adopted_before(&desc, request_id, reply).await;
         }
         scope.check_owner(desc.tag(tags::TENANT))?;
@@ -147,55 +148,27 @@ impl Deps {
             .get(&desc.arn, stage::AWSCURRENT)
             .await?
             .ok_or_else(|| VendError::adoption("secret_name", "the secret holds no value"))?;
-        if let Some(Ok(r)) = SecretRecord::from_secret(&version.value)
+        if mine
+            && let Some(Ok(r)) = SecretRecord::from_secret(&version.value)
             && r.request_id == request_id
-            && desc.tag(tags::ADOPTING) == Some(digest.as_str())
         {
             // This adoption wrote its record and died before untagging: finish it.
             self.store
                 .untag(&desc.arn, &[tags::ADOPTING.to_owned()])
                 .await?;
-            return self
-                .adopted_before(&desc, request_id, reply)
-                .await
-                .map(|mut r| {
-                    r.status = ActionStatus::Adopted;
-                    r
-                });
+            let mut done = self.adopted_before(&desc, request_id, reply).await?;
+            done.status = ActionStatus::Adopted;
+            return Ok(done);
         }
-        let (key, bare) = key_in(&version.value)?;
-        if bare && !req.convert_to_json {
-            return Err(VendError::adoption(
-                "convert_to_json",
-                "the secret holds a bare key: adopting turns it into a JSON record, which breaks readers of the bare value; send \"convert_to_json\": true once they read api_key",
-            ));
-        }
-        let listed = self.key_in_workspace(&key, &workspace, max_limit).await?;
-        let conforming = listed.expires_at.is_some_and(|e| {
-            let left = (e - now).whole_seconds();
-            left > i64::try_from(rotate_before_seconds).unwrap_or(i64::MAX)
-                && u64::try_from(left)
-                    .is_ok_and(|l| l >= bounds.min_ttl_seconds && l <= bounds.max_ttl_seconds)
-        });
-        let checked = Checked {
-            desc,
-            key_name: req.key_name.clone(),
-            version_id: version.version_id,
-            key,
-            listed,
-            workspace,
-            lifetime,
-            rotate_before_seconds,
-            conforming,
-        };
+        let checked = self.checked(req, terms, desc, version).await?;
         let record = self
-            .write_adopted(&checked, scope, request_id, &digest, now)
+            .write_adopted(&checked, scope, request_id, &digest)
             .await?;
         reply.key_hash.clone_from(&record.key_hash);
         reply.generation = Some(record.generation);
         reply.facts = Some(record.facts());
-        info!(secret = %name, key_hash = record.key_hash.as_deref().unwrap_or(""), conforming, "key adopted");
-        if !conforming && req.non_conforming == NonConforming::RotateNow {
+        info!(secret = %name, key_hash = record.key_hash.as_deref().unwrap_or(""), conforming = checked.conforming, "key adopted");
+        if !checked.conforming && req.non_conforming == NonConforming::RotateNow {
             let rotated =
                 Box::pin(self.rotate_now(name, Reason::Adopted, request_id, None, trigger)).await?;
             reply.key_hash = rotated.key_hash;
@@ -204,6 +177,69 @@ impl Deps {
             reply.reason = Some(Reason::Adopted);
         }
         Ok(reply)
+    }
+
+    /// Scope and policy, before any read: the action is the tenant's, the name under its
+    /// prefix, the workspace one of its own, the successors' lifetime within its bounds.
+    async fn adoption_terms(
+        &self,
+        req: &AdoptRequest,
+        scope: &Scope<'_>,
+    ) -> Result<Terms, VendError> {
+        scope.require(Permission::Adopt)?;
+        scope.check_name(&req.secret_name)?;
+        let (workspace, max_limit, bounds) =
+            self.adoptable_workspace(scope, &req.workspace).await?;
+        let ttl = req.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
+        let lifetime = Lifetime::TtlSeconds(ttl);
+        lifetime_within(lifetime, ttl, &bounds)?;
+        let rotate_before_seconds = rotate_before_within(req.rotate_before_seconds, ttl, &bounds)?;
+        Ok(Terms {
+            workspace,
+            max_limit,
+            bounds,
+            lifetime,
+            rotate_before_seconds,
+        })
+    }
+
+    /// The value's key, and the key itself in OpenRouter, checked against the terms.
+    async fn checked(
+        &self,
+        req: &AdoptRequest,
+        t: Terms,
+        desc: SecretDescription,
+        version: orkv_store::SecretVersion,
+    ) -> Result<Checked, VendError> {
+        let (key, bare) = key_in(&version.value)?;
+        if bare && !req.convert_to_json {
+            return Err(VendError::adoption(
+                "convert_to_json",
+                "the secret holds a bare key: adopting turns it into a JSON record, which breaks readers of the bare value; send \"convert_to_json\": true once they read api_key",
+            ));
+        }
+        let listed = self
+            .key_in_workspace(&key, &t.workspace, t.max_limit)
+            .await?;
+        let now = self.clock.now();
+        let conforming = listed.expires_at.is_some_and(|e| {
+            let left = (e - now).whole_seconds();
+            left > i64::try_from(t.rotate_before_seconds).unwrap_or(i64::MAX)
+                && u64::try_from(left)
+                    .is_ok_and(|l| l >= t.bounds.min_ttl_seconds && l <= t.bounds.max_ttl_seconds)
+        });
+        Ok(Checked {
+            desc,
+            key_name: req.key_name.clone(),
+            version_id: version.version_id,
+            key,
+            listed,
+            workspace: t.workspace,
+            lifetime: t.lifetime,
+            rotate_before_seconds: t.rotate_before_seconds,
+            conforming,
+            now,
+        })
     }
 
     /// The workspace `ident` names, if it is one of the caller's: (it, its maximum cap, the
@@ -297,8 +333,8 @@ impl Deps {
         scope: &Scope<'_>,
         request_id: &str,
         digest: &str,
-        now: OffsetDateTime,
     ) -> Result<SecretRecord, VendError> {
+        let now = c.now;
         let name = c.desc.name.clone();
         let k = &c.listed;
         let record = SecretRecord {
@@ -336,15 +372,14 @@ impl Deps {
         ];
         tag_list.extend(tags::record_tags(&record));
         self.store.tag(&c.desc.arn, &tag_list).await?;
-        let written = self
-            .put_current(
+        let (record, written) = self
+            .put_adopted(
                 &c.desc.arn,
-                &record.to_secret(),
+                record,
                 &token(&c.version_id, &format!("adopt:{digest}")),
-                stage::ADOPT,
-                &c.version_id,
             )
             .await?;
+        let written = self.promote(&c.desc.arn, written, &c.version_id).await?;
         if let Promoted::Fenced = written {
             // The value changed since it was read (another adoption won, or someone wrote
             // it): this one's marker goes, and a retry looks at what the secret holds now.
@@ -367,6 +402,40 @@ impl Deps {
                 secret_name: name,
                 check: "AWSCURRENT no longer holds the adopted key".into(),
             }),
+        }
+    }
+
+    /// Writes the adopted record under `token` (labelled `ORKV_ADOPT`). An earlier attempt of
+    /// the same adoption may have written it already, with its own clock reading: that record
+    /// is the one kept (`PutSecretValue` never changes a version's value).
+    async fn put_adopted(
+        &self,
+        arn: &str,
+        record: SecretRecord,
+        token: &str,
+    ) -> Result<(SecretRecord, orkv_store::Written), VendError> {
+        match self
+            .store
+            .put(arn, &record.to_secret(), token, &[stage::ADOPT])
+            .await
+        {
+            Ok(written) => Ok((record, written)),
+            Err(e) if e.kind() == StoreErrorKind::VersionConflict => {
+                let earlier = self
+                    .store
+                    .get_version(arn, Some(token), None)
+                    .await?
+                    .and_then(|v| SecretRecord::from_secret(&v.value).and_then(Result::ok))
+                    .filter(|r| r.request_id == record.request_id && r.key_hash == record.key_hash)
+                    .ok_or_else(|| VendError::from(e))?;
+                let written = orkv_store::Written {
+                    arn: arn.to_owned(),
+                    name: String::new(),
+                    version_id: token.to_owned(),
+                };
+                Ok((earlier, written))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
