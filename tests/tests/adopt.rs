@@ -43,8 +43,10 @@ fn consumer(
     names: Vec<String>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<(u64, u64)> {
-    let (sm, api) = (w.sm.clone(), w.emu.api_url());
+    let (url, api) = (w.sm_url.clone(), w.emu.api_url());
     tokio::spawn(async move {
+        // Its own client: the world's counts the function's calls.
+        let (sm, _) = orkv_tests::secrets_client_at(&url).await;
         let http = reqwest::Client::new();
         let (reads, failures) = (AtomicU64::new(0), AtomicU64::new(0));
         while !stop.load(Ordering::SeqCst) {
@@ -123,6 +125,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
         .handle_request(req.clone(), deadline())
         .await
         .expect("adopted");
+
     assert_eq!(adopted["status"], "adopted", "{adopted}");
     assert_eq!(adopted["key_hash"], json!(module_hash));
     assert_eq!(adopted["generation"], 1);
@@ -212,10 +215,21 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     assert!(err.to_string().contains("`convert_to_json`"), "{err}");
     let mut convert = body;
     convert["convert_to_json"] = json!(true);
+    w.sm_calls.reset();
+    w.control.reset_calls().await;
     let adopted = d
         .handle_request(convert, deadline())
         .await
         .expect("converted");
+    // Describe, read, tag, write, label move, untag, read-back; GET /keys/{hash}, GET /key
+    // (the workspace listing is once per container).
+    assert_eq!(w.sm_calls.get(), 7, "Secrets Manager calls");
+    let calls = w.control.calls().await["calls"].clone();
+    assert_eq!(
+        (calls["get_key"].clone(), calls["get_current_key"].clone()),
+        (json!(1), json!(1)),
+        "{calls}"
+    );
     assert_eq!(adopted["key_hash"], json!(bare_hash));
     assert_eq!(w.current(&bare).await.1["api_key"], json!(bare_key));
     let events = serde_json::to_string(&q.drain().await).expect("json");
