@@ -415,6 +415,36 @@ impl SecretStore {
                 .values(value)
                 .build(),
         ];
+        self.list_page(filters, next).await
+    }
+
+    /// One page of the secrets whose name starts with `prefix` (`ListSecrets` with the `name`
+    /// filter, which matches prefixes; the page is filtered again case-sensitively), with their
+    /// tags; the token of the next page.
+    ///
+    /// # Errors
+    /// [`StoreError`] of `ListSecrets`.
+    pub async fn list_named_page(
+        &self,
+        prefix: &str,
+        next: Option<String>,
+    ) -> Result<(Vec<SecretSummary>, Option<String>), StoreError> {
+        let filters = vec![
+            Filter::builder()
+                .key(FilterNameStringType::Name)
+                .values(prefix)
+                .build(),
+        ];
+        let (mut page, next) = self.list_page(filters, next).await?;
+        page.retain(|s| s.name.starts_with(prefix));
+        Ok((page, next))
+    }
+
+    async fn list_page(
+        &self,
+        filters: Vec<Filter>,
+        next: Option<String>,
+    ) -> Result<(Vec<SecretSummary>, Option<String>), StoreError> {
         let out = self
             .client
             .list_secrets()

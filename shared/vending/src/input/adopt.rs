@@ -7,6 +7,26 @@ use crate::error::VendError;
 use crate::input::fields;
 use crate::input::provision::parse_key_name;
 
+/// The key name a secret's name gives: its last segment, when that is a valid key name.
+///
+/// # Errors
+/// [`VendError::Invalid`] naming `key_name`.
+pub fn key_name_of(secret_name: &str) -> Result<String, VendError> {
+    let last = secret_name
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut derived = Map::new();
+    derived.insert("key_name".into(), Value::String(last));
+    parse_key_name(&derived).map_err(|_| {
+        VendError::invalid(
+            "key_name",
+            "is required: the secret name's last segment is not a valid key name (a-z 0-9 - _ .)",
+        )
+    })
+}
+
 /// What to do when the adopted key's expiry is missing or outside the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonConforming {
@@ -28,6 +48,152 @@ pub struct AdoptRequest {
     pub non_conforming: NonConforming,
     /// A bare-string secret may become a JSON record only when the request says so.
     pub convert_to_json: bool,
+}
+
+/// A validated bulk adoption: every unmanaged secret under `secret_prefix` (and carrying
+/// `tag`, when given), planned (`dry_run`) or adopted, resumable with `next_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkAdoptRequest {
+    pub secret_prefix: String,
+    pub tag: Option<(String, String)>,
+    /// The terms every secret is adopted on (`secret_name` and `key_name` per secret).
+    pub terms: AdoptRequest,
+    pub dry_run: bool,
+    pub next_token: Option<String>,
+    /// Stop after the page on which this many secrets were seen (`None`: as many as the
+    /// invocation's time allows).
+    pub max_secrets: Option<u64>,
+}
+
+/// An adopt request: one secret, or every secret under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptInput {
+    One(AdoptRequest),
+    Bulk(BulkAdoptRequest),
+}
+
+const BULK_FIELDS: &[&str] = &[
+    "secret_prefix",
+    "tag",
+    "workspace",
+    "ttl_seconds",
+    "rotate_before_seconds",
+    "rotate_non_conforming",
+    "convert_to_json",
+    "dry_run",
+    "next_token",
+    "max_secrets",
+    "idempotency_id",
+];
+
+impl AdoptInput {
+    /// One secret (`secret_name`) or a bulk adoption (`secret_prefix`).
+    ///
+    /// # Errors
+    /// As [`AdoptRequest::parse`] and [`BulkAdoptRequest::parse`].
+    pub fn parse(v: &Value, prefix: &str) -> Result<Self, VendError> {
+        if v.get("secret_prefix").is_some() {
+            BulkAdoptRequest::parse(v, prefix).map(Self::Bulk)
+        } else {
+            AdoptRequest::parse(v, prefix).map(Self::One)
+        }
+    }
+}
+
+impl BulkAdoptRequest {
+    /// Validates a bulk adoption body; `prefix` is the managed secret-name prefix.
+    ///
+    /// # Errors
+    /// [`VendError::Invalid`] or [`VendError::Policy`] naming the field and the rule.
+    pub fn parse(v: &Value, prefix: &str) -> Result<Self, VendError> {
+        let map = fields::object(v, "(request)", "must be a JSON object")?;
+        fields::reject_unknown(
+            map,
+            BULK_FIELDS,
+            &format!("is not a known field (expected {})", BULK_FIELDS.join(", ")),
+        )?;
+        let secret_prefix =
+            fields::bounded_string(map, "secret_prefix", 256, true)?.unwrap_or_default();
+        if !crate::domain::names::valid_secret_name(&secret_prefix)
+            || !secret_prefix.starts_with(prefix)
+        {
+            return Err(VendError::policy(
+                "secret_prefix",
+                format!(
+                    "must be a secret-name prefix (A-Z a-z 0-9 / _ + = . @ -) under the managed prefix {prefix:?}"
+                ),
+            ));
+        }
+        let tag = match map.get("tag") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(t)) => {
+                let k = t
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .filter(|k| !k.is_empty() && k.len() <= 128);
+                let val = t
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .filter(|x| x.len() <= 256);
+                match (k, val, t.len()) {
+                    (Some(k), Some(val), 2) => Some((k.to_owned(), val.to_owned())),
+                    _ => {
+                        return Err(VendError::invalid(
+                            "tag",
+                            "must be {\"key\": <1-128 characters>, \"value\": <at most 256>}",
+                        ));
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(VendError::invalid(
+                    "tag",
+                    "must be an object with key and value",
+                ));
+            }
+        };
+        let next_token = fields::opt_str(v, "next_token")?;
+        if next_token.is_some_and(|t| t.is_empty() || t.len() > 4096) {
+            return Err(VendError::invalid(
+                "next_token",
+                "must be the next_token of a previous reply",
+            ));
+        }
+        // The terms, checked as a single adoption's (a placeholder name stands for each secret).
+        let mut one = v.clone();
+        if let Some(o) = one.as_object_mut() {
+            for f in [
+                "secret_prefix",
+                "tag",
+                "dry_run",
+                "next_token",
+                "max_secrets",
+            ] {
+                o.remove(f);
+            }
+            o.insert(
+                "secret_name".into(),
+                Value::String(format!("{secret_prefix}x")),
+            );
+            o.insert("key_name".into(), Value::String("x".into()));
+        }
+        let terms = AdoptRequest::parse(&one, prefix)?;
+        let max_secrets =
+            match map.get("max_secrets") {
+                None | Some(Value::Null) => None,
+                Some(n) => Some(n.as_u64().filter(|n| (1..=10_000).contains(n)).ok_or_else(
+                    || VendError::invalid("max_secrets", "must be a whole number within 1-10000"),
+                )?),
+            };
+        Ok(Self {
+            max_secrets,
+            secret_prefix,
+            tag,
+            terms,
+            dry_run: fields::opt_bool(v, "dry_run", "must be true or false")?.unwrap_or(false),
+            next_token: next_token.map(str::to_owned),
+        })
+    }
 }
 
 const FIELDS: &[&str] = &[
@@ -58,19 +224,7 @@ impl AdoptRequest {
         let key_name = if map.get("key_name").is_some() {
             parse_key_name(map)?
         } else {
-            let last = secret_name
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let mut derived = Map::new();
-            derived.insert("key_name".into(), Value::String(last));
-            parse_key_name(&derived).map_err(|_| {
-                VendError::invalid(
-                    "key_name",
-                    "is required: the secret name's last segment is not a valid key name (a-z 0-9 - _ .)",
-                )
-            })?
+            key_name_of(&secret_name)?
         };
         let non_conforming = match fields::opt_str(v, "rotate_non_conforming")? {
             None | Some("now") => NonConforming::RotateNow,
@@ -99,6 +253,54 @@ impl AdoptRequest {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_bulk_adoption_names_each_bad_field() {
+        let ok = json!({"secret_prefix": "openrouter/search/", "workspace": "search", "dry_run": true,
+                        "tag": {"key": "team", "value": "search"}});
+        let AdoptInput::Bulk(req) = AdoptInput::parse(&ok, "openrouter/").expect("valid") else {
+            panic!("bulk");
+        };
+        assert!(req.dry_run);
+        assert_eq!(req.tag, Some(("team".into(), "search".into())));
+        for (v, field) in [
+            (
+                json!({"secret_prefix": "elsewhere/", "workspace": "s"}),
+                "secret_prefix",
+            ),
+            (
+                json!({"secret_prefix": "openrouter/s/", "workspace": "s", "tag": "team"}),
+                "tag",
+            ),
+            (
+                json!({"secret_prefix": "openrouter/s/", "workspace": "s", "tag": {"key": "team"}}),
+                "tag",
+            ),
+            (
+                json!({"secret_prefix": "openrouter/s/", "workspace": "s", "dry_run": 1}),
+                "dry_run",
+            ),
+            (
+                json!({"secret_prefix": "openrouter/s/", "workspace": "s", "next_token": ""}),
+                "next_token",
+            ),
+            (
+                json!({"secret_prefix": "openrouter/s/", "workspace": "s", "secret_name": "openrouter/s/x"}),
+                "secret_name",
+            ),
+            (json!({"secret_prefix": "openrouter/s/"}), "workspace"),
+            (
+                json!({"secret_prefix": "openrouter/s/", "workspace": "s", "max_secrets": 0}),
+                "max_secrets",
+            ),
+        ] {
+            let err = AdoptInput::parse(&v, "openrouter/").expect_err(field);
+            assert!(
+                err.to_string().contains(&format!("`{field}`")),
+                "{field}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn an_adopt_request_names_each_bad_field() {

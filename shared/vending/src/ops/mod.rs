@@ -33,7 +33,7 @@ use crate::deps::Deps;
 use crate::domain::scope::{self, Scope};
 use crate::error::VendError;
 use crate::input::action::{InventoryRequest, RevokeRequest, RotateRequest};
-use crate::input::adopt::AdoptRequest;
+use crate::input::adopt::AdoptInput;
 use crate::input::invocation::{self, Action};
 use crate::input::provision::ProvisionRequest;
 use crate::ops::announce::ResultDetail;
@@ -135,12 +135,31 @@ impl Deps {
             Action::Adopt => {
                 let scope = self.scope_of(&inv, caller, tenant)?;
                 failure.tenant = scope.tenant_name().map(str::to_owned);
-                let req = AdoptRequest::parse(&inv.request, prefix)?;
-                let reply =
-                    Box::pin(self.adopt_request(&req, &scope, &inv.request_id, inv.trigger))
+                match AdoptInput::parse(&inv.request, prefix)? {
+                    AdoptInput::One(req) => {
+                        let reply = Box::pin(self.adopt_request(
+                            &req,
+                            &scope,
+                            &inv.request_id,
+                            inv.trigger,
+                        ))
                         .await?;
-                let event = reply.announcement(scope.tenant_name());
-                Ok((encode(serde_json::to_value(reply))?, Some(event)))
+                        let event = reply.announcement(scope.tenant_name());
+                        Ok((encode(serde_json::to_value(reply))?, Some(event)))
+                    }
+                    // Each secret announces its own adoption.
+                    AdoptInput::Bulk(req) => {
+                        let reply = Box::pin(self.adopt_bulk(
+                            &req,
+                            &scope,
+                            &inv.request_id,
+                            inv.trigger,
+                            deadline,
+                        ))
+                        .await?;
+                        Ok((encode(serde_json::to_value(reply))?, None))
+                    }
+                }
             }
             Action::Revoke => {
                 let scope = self.scope_of(&inv, caller, tenant)?;

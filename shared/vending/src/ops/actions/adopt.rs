@@ -55,7 +55,7 @@ struct Checked {
 }
 
 /// What the policy allows this adoption.
-struct Terms {
+pub(crate) struct Terms {
     workspace: Workspace,
     max_limit: f64,
     bounds: crate::domain::policy::Bounds,
@@ -179,9 +179,42 @@ impl Deps {
         Ok(reply)
     }
 
+    /// The checks of an adoption without its writes (a bulk adoption's plan): what
+    /// [`Deps::adopt_request`] would find: the key's hash, and whether its expiry conforms. A
+    /// managed secret is refused as already managed.
+    pub(crate) async fn inspect_adoption(
+        &self,
+        req: &AdoptRequest,
+        scope: &Scope<'_>,
+    ) -> Result<(String, bool), VendError> {
+        let terms = self.adoption_terms(req, scope).await?;
+        let desc = self
+            .store
+            .describe(&req.secret_name)
+            .await?
+            .filter(|d| !d.deleted)
+            .ok_or_else(|| VendError::SecretNotFound {
+                secret_name: req.secret_name.clone(),
+            })?;
+        if desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
+            return Err(VendError::adoption(
+                "secret_name",
+                "the secret is already managed by this product",
+            ));
+        }
+        scope.check_owner(desc.tag(tags::TENANT))?;
+        let version = self
+            .store
+            .get(&desc.arn, stage::AWSCURRENT)
+            .await?
+            .ok_or_else(|| VendError::adoption("secret_name", "the secret holds no value"))?;
+        let checked = self.checked(req, terms, desc, version).await?;
+        Ok((checked.listed.hash, checked.conforming))
+    }
+
     /// Scope and policy, before any read: the action is the tenant's, the name under its
     /// prefix, the workspace one of its own, the successors' lifetime within its bounds.
-    async fn adoption_terms(
+    pub(crate) async fn adoption_terms(
         &self,
         req: &AdoptRequest,
         scope: &Scope<'_>,

@@ -4,6 +4,7 @@
 //! references, then mark the secret revoked or delete it).
 
 mod adopt;
+pub mod adopt_bulk;
 mod revoke;
 mod rotate;
 mod unfinished;

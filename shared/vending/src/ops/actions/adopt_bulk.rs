@@ -1,0 +1,245 @@
+//! Bulk adoption: every unmanaged secret under a name prefix (and carrying a tag, when the
+//! request names one), planned with `dry_run` (what would be adopted, what refused and why:
+//! the same checks as a single adoption, no write) or adopted, `sweep_concurrency` at a time.
+//! An invocation stops before its deadline and answers `next_token`: the same request with it
+//! resumes at the first page not finished. Each secret's adoption has its own request id
+//! (`<request id>/<secret name>`), so a resumed or repeated run answers `unchanged` for what
+//! it adopted before, and each adopted secret announces itself.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use orkv_store::SecretSummary;
+use serde::Serialize;
+
+use crate::deps::Deps;
+use crate::domain::policy::Permission;
+use crate::domain::record::MANAGED_BY;
+use crate::domain::scope::Scope;
+use crate::domain::tags;
+use crate::error::VendError;
+use crate::input::adopt::{AdoptRequest, BulkAdoptRequest, key_name_of};
+use crate::input::invocation::Trigger;
+use crate::ops::announce::ErrorDetail;
+
+use super::ActionStatus;
+
+/// Time kept back from the deadline: no secret is started after it.
+const MARGIN: Duration = Duration::from_secs(3);
+
+/// One secret's line in the plan or the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulkEntry {
+    pub secret_name: String,
+    /// `would_adopt`, `adopted`, `unchanged` (adopted by this request before), `already_managed`,
+    /// `refused` or `failed` (a transient error: the next run retries it).
+    pub outcome: &'static str,
+    pub key_hash: Option<String>,
+    /// The key's expiry is within the policy (else a successor replaces it).
+    pub conforming: Option<bool>,
+    pub error: Option<ErrorDetail>,
+}
+
+/// What a bulk adoption planned or did in this invocation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulkReply {
+    pub action: &'static str,
+    /// `planned` (dry run), `adopted` (every secret seen), or `partial` (send the request again
+    /// with `next_token`; `null` means from the start).
+    pub status: &'static str,
+    pub dry_run: bool,
+    pub secret_prefix: String,
+    /// Entries by outcome.
+    pub counts: BTreeMap<&'static str, u64>,
+    pub secrets: Vec<BulkEntry>,
+    pub next_token: Option<String>,
+    pub list_calls: u32,
+    pub request_id: String,
+}
+
+enum Done {
+    Entry(BulkEntry),
+    /// The deadline came first: the page is redone by the next run.
+    NotStarted,
+}
+
+fn entry(name: &str, outcome: &'static str) -> BulkEntry {
+    BulkEntry {
+        secret_name: name.to_owned(),
+        outcome,
+        key_hash: None,
+        conforming: None,
+        error: None,
+    }
+}
+
+fn failed(name: &str, e: &VendError) -> BulkEntry {
+    let refused = matches!(
+        e.kind(),
+        "AdoptionRefused" | "PolicyViolation" | "TenantScopeViolation" | "InvalidRequest"
+    );
+    BulkEntry {
+        error: Some(ErrorDetail {
+            kind: e.kind().to_owned(),
+            message: e.to_string(),
+        }),
+        ..entry(name, if refused { "refused" } else { "failed" })
+    }
+}
+
+impl Deps {
+    /// Plans or runs a bulk adoption until the listing ends or the deadline nears.
+    ///
+    /// # Errors
+    /// Scope and policy refusals of the request itself (before any read), and `ListSecrets`
+    /// errors; each secret's own refusal or failure is an entry of the reply.
+    pub async fn adopt_bulk(
+        &self,
+        req: &BulkAdoptRequest,
+        scope: &Scope<'_>,
+        request_id: &str,
+        trigger: Trigger,
+        deadline: Instant,
+    ) -> Result<BulkReply, VendError> {
+        scope.require(Permission::Adopt)?;
+        scope.check_name(&req.secret_prefix)?;
+        self.adoption_terms(&req.terms, scope).await?;
+        let mut reply = BulkReply {
+            action: "adopt",
+            status: if req.dry_run { "planned" } else { "adopted" },
+            dry_run: req.dry_run,
+            secret_prefix: req.secret_prefix.clone(),
+            counts: BTreeMap::new(),
+            secrets: Vec::new(),
+            next_token: None,
+            list_calls: 0,
+            request_id: request_id.to_owned(),
+        };
+        let mut page_token = req.next_token.clone();
+        let mut complete = false;
+        loop {
+            if Instant::now() + MARGIN >= deadline {
+                reply.next_token = page_token;
+                break;
+            }
+            let (page, next) = self
+                .store
+                .list_named_page(&req.secret_prefix, page_token.clone())
+                .await?;
+            reply.list_calls += 1;
+            let wanted = page.into_iter().filter(|s| {
+                req.tag
+                    .as_ref()
+                    .is_none_or(|(k, v)| s.tag(k) == Some(v.as_str()))
+            });
+            let done: Vec<Done> = futures_util::stream::iter(wanted)
+                .map(|s| self.adopt_listed(req, s, scope, request_id, trigger, deadline))
+                .buffer_unordered(self.cfg.sweep_concurrency)
+                .collect()
+                .await;
+            let mut unfinished = false;
+            for d in done {
+                match d {
+                    Done::Entry(e) => {
+                        *reply.counts.entry(e.outcome).or_default() += 1;
+                        reply.secrets.push(e);
+                    }
+                    Done::NotStarted => unfinished = true,
+                }
+            }
+            if unfinished {
+                reply.next_token = page_token;
+                break;
+            }
+            if req
+                .max_secrets
+                .is_some_and(|m| reply.secrets.len() as u64 >= m)
+                && next.is_some()
+            {
+                reply.next_token = next;
+                break;
+            }
+            match next {
+                Some(t) => page_token = Some(t),
+                None => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+        if !complete {
+            // `next_token` null: from the start again.
+            reply.status = "partial";
+        }
+        reply
+            .secrets
+            .sort_by(|a, b| a.secret_name.cmp(&b.secret_name));
+        Ok(reply)
+    }
+
+    /// One listed secret: planned, or adopted (and announced) under its own request id.
+    async fn adopt_listed(
+        &self,
+        bulk: &BulkAdoptRequest,
+        s: SecretSummary,
+        scope: &Scope<'_>,
+        request_id: &str,
+        trigger: Trigger,
+        deadline: Instant,
+    ) -> Done {
+        if Instant::now() + MARGIN >= deadline {
+            return Done::NotStarted;
+        }
+        let name = s.name.as_str();
+        let key_name = match key_name_of(name) {
+            Ok(k) => k,
+            Err(e) => return Done::Entry(failed(name, &e)),
+        };
+        let req = AdoptRequest {
+            secret_name: name.to_owned(),
+            key_name,
+            ..bulk.terms.clone()
+        };
+        let own_id = format!("{request_id}/{name}");
+        if bulk.dry_run {
+            if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
+                return Done::Entry(entry(name, "already_managed"));
+            }
+            return Done::Entry(match self.inspect_adoption(&req, scope).await {
+                Ok((hash, conforming)) => BulkEntry {
+                    key_hash: Some(hash),
+                    conforming: Some(conforming),
+                    ..entry(name, "would_adopt")
+                },
+                Err(e) => failed(name, &e),
+            });
+        }
+        match Box::pin(self.adopt_request(&req, scope, &own_id, trigger)).await {
+            Ok(r) => {
+                self.announce(r.announcement(scope.tenant_name())).await;
+                let outcome = if r.status == ActionStatus::Unchanged {
+                    "unchanged"
+                } else {
+                    "adopted"
+                };
+                Done::Entry(BulkEntry {
+                    key_hash: r.key_hash,
+                    ..entry(name, outcome)
+                })
+            }
+            Err(e)
+                if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) && e.kind() == "AdoptionRefused" =>
+            {
+                Done::Entry(entry(name, "already_managed"))
+            }
+            Err(e) => {
+                let mut failure = crate::ops::announce::ResultDetail::failure("adopt", &e)
+                    .for_request(Some(&own_id), trigger, scope.tenant_name());
+                failure.secret_name = Some(name.to_owned());
+                self.announce(failure).await;
+                Done::Entry(failed(name, &e))
+            }
+        }
+    }
+}
