@@ -6,6 +6,7 @@
 //! `ORKV_BENCH_PACKAGE_DIR` (zips), `ORKV_BENCH_RUNS` (default 11), `ORKV_BENCH_LATENCY_MS`
 //! (default 20), `ORKV_BENCH_SWEEP_SIZES` (default `1000,10000`).
 
+mod adopt;
 mod calls;
 mod load;
 mod report;
@@ -62,5 +63,6 @@ async fn main() {
 
     load::sweep_scale(&mut report, &bin_dir, runs, &sweep_sizes).await;
     load::start_rotations(&mut report, &bin_dir, runs, latency_ms).await;
+    adopt::bulk(&mut report, &bin_dir).await;
     report.write(&out_path, runs);
 }
