@@ -59,14 +59,15 @@ locals {
   # Sweep metrics (Embedded Metric Format, namespace OpenRouterKeyVending, dimension Function=sweep)
   # that should never be above zero for long. Meaning of each: see the README's alarm table.
   sweep_warnings = {
-    RotationFailures   = "A due rotation could not be started or failed; the key may expire."
-    KeysNearExpiry     = "A key expires soon and has not been rotated (fixed expiry, or rotation failing)."
-    LowSpendKeys       = "A key has less than the configured fraction of its spend cap left."
-    RetirementsBlocked = "A superseded key could not be retired; it still works past its grace."
-    OrphansFound       = "A key named by this product has no secret referencing it."
-    CurrentKeysBroken  = "A secret's current key was deleted, disabled or expired out of band; consumers hold a key that fails (with ORKV_DRIFT=repair the sweep rotated it)."
-    KeysDrifted        = "A key's cap (limit, reset, BYOK) was changed behind the product's back; with ORKV_DRIFT=repair the sweep puts it back once the change is older than the pending lease."
-    SweepIncomplete    = "The sweep ran out of time before finishing; the next run resumes."
+    RotationFailures     = "A due rotation could not be started or failed; the key may expire."
+    KeysNearExpiry       = "A key expires soon and has not been rotated (fixed expiry, or rotation failing)."
+    LowSpendKeys         = "A key has less than the configured fraction of its spend cap left."
+    RetirementsBlocked   = "A superseded key could not be retired; it still works past its grace."
+    OrphansFound         = "A key named by this product has no secret referencing it."
+    CurrentKeysBroken    = "A secret's current key was deleted, disabled or expired out of band; consumers hold a key that fails (with ORKV_DRIFT=repair the sweep rotated it)."
+    SecretValuesReplaced = "A managed secret's current value was replaced by something that is not the product's record (by hand or another tool); it is never overwritten: find who wrote it, then restore the previous version or adopt the new key."
+    KeysDrifted          = "A key's cap (limit, reset, BYOK) was changed behind the product's back; with ORKV_DRIFT=repair the sweep puts it back once the change is older than the pending lease."
+    SweepIncomplete      = "The sweep ran out of time before finishing; the next run resumes."
   }
 }
 

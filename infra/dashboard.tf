@@ -7,7 +7,7 @@
 locals {
   ns = "OpenRouterKeyVending"
   # One metric line: [namespace, name, dim, value, {label}] in CloudWatch's dashboard syntax.
-  sweep_metric  = { for m in ["RotationsStarted", "RotationFailures", "KeysNearExpiry", "LowSpendKeys", "OrphansFound", "CurrentKeysBroken", "CurrentKeysRepaired", "KeysDrifted", "KeysDriftRepaired", "UnmanagedKeys", "RetirementsBlocked", "KeysRetired", "SweepIncomplete"] : m => [local.ns, m, "Function", "sweep", { label = m }] }
+  sweep_metric  = { for m in ["RotationsStarted", "RotationFailures", "KeysNearExpiry", "LowSpendKeys", "OrphansFound", "CurrentKeysBroken", "CurrentKeysRepaired", "KeysDrifted", "KeysDriftRepaired", "SecretValuesReplaced", "UnmanagedKeys", "RetirementsBlocked", "KeysRetired", "SweepIncomplete"] : m => [local.ns, m, "Function", "sweep", { label = m }] }
   rotate_metric = { for m in ["RotationsCompleted", "RotationStepFailures"] : m => [local.ns, m, "Function", "rotate", { label = m }] }
 
   dashboard_widgets = [
@@ -33,7 +33,7 @@ locals {
       type = "metric", x = 0, y = 8, width = 12, height = 6
       properties = {
         title   = "Drift, orphans, unmanaged keys, blocked retirements", region = local.region, stat = "Maximum", period = 3600, view = "timeSeries"
-        metrics = [local.sweep_metric["CurrentKeysBroken"], local.sweep_metric["CurrentKeysRepaired"], local.sweep_metric["KeysDrifted"], local.sweep_metric["KeysDriftRepaired"], local.sweep_metric["OrphansFound"], local.sweep_metric["UnmanagedKeys"], local.sweep_metric["RetirementsBlocked"], local.sweep_metric["SweepIncomplete"]]
+        metrics = [local.sweep_metric["CurrentKeysBroken"], local.sweep_metric["CurrentKeysRepaired"], local.sweep_metric["KeysDrifted"], local.sweep_metric["KeysDriftRepaired"], local.sweep_metric["SecretValuesReplaced"], local.sweep_metric["OrphansFound"], local.sweep_metric["UnmanagedKeys"], local.sweep_metric["RetirementsBlocked"], local.sweep_metric["SweepIncomplete"]]
       }
     },
     {

@@ -50,6 +50,7 @@ EXPECTED = [
             "OrphansFound",
             "CurrentKeysBroken",
             "KeysDrifted",
+            "SecretValuesReplaced",
             "SweepIncomplete",
         )
     ],

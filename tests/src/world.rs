@@ -330,7 +330,13 @@ pub async fn create_seed_secret(
 ) {
     let mut tries = 0;
     loop {
-        let mut req = sm.create_secret().name(name).secret_string(value);
+        // A version token like the product's (UUID v5): a seeded managed secret looks as if
+        // the product wrote it (the sweep reads a value whose version it did not write).
+        let mut req = sm
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .client_request_token(orkv_vending::domain::names::token(name, "seed"));
         for (k, v) in tags {
             req = req.tags(
                 aws_sdk_secretsmanager::types::Tag::builder()

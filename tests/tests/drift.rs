@@ -152,3 +152,58 @@ async fn a_cap_change_a_running_rotation_carries_is_not_drift() {
     let r = sweep(&d, &unique("after")).await;
     assert_eq!(r.keys_drifted, 0, "{r:?}");
 }
+
+#[tokio::test]
+async fn a_secret_value_replaced_by_hand_is_reported_and_never_overwritten() {
+    // Someone puts another value into a managed secret (console, CLI: a random version token).
+    // One sweep finds it from the listing (AWSCURRENT on a version the product did not write),
+    // reads it, reports it, and writes nothing. A version Secrets Manager made with its own
+    // token but holding the product's record (its scheduled rotation) is not drift.
+    let w = World::start().await;
+    let d = deps(&w);
+    let prefix = unique("replaced");
+    let mut names = Vec::new();
+    for k in ["by-hand", "own-record"] {
+        let body = json!({"workspace": "checkout", "key_name": format!("{prefix}-{k}"), "limit": 50,
+                          "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600});
+        names.push(
+            d.handle(body, deadline())
+                .await
+                .expect("vended")
+                .secret_name,
+        );
+    }
+    let foreign = json!({"api_key": "sk-or-v1-pasted-by-someone"}).to_string();
+    w.sm.put_secret_value()
+        .secret_id(&names[0])
+        .secret_string(&foreign)
+        .send()
+        .await
+        .expect("put by hand");
+    let (_, own) = w.current(&names[1]).await;
+    w.sm.put_secret_value()
+        .secret_id(&names[1])
+        .secret_string(own.to_string())
+        .send()
+        .await
+        .expect("same record, random token");
+    let r = sweep(&d, &unique("value")).await;
+    assert_eq!(r.secret_values_replaced, 1, "{r:?}");
+    assert!(
+        r.actions
+            .iter()
+            .any(|a| a.action == SweepAction::SecretValueReplaced && a.secret == names[0])
+    );
+    let v =
+        w.sm.get_secret_value()
+            .secret_id(&names[0])
+            .send()
+            .await
+            .expect("read");
+    assert_eq!(
+        v.secret_string(),
+        Some(foreign.as_str()),
+        "never overwritten"
+    );
+    assert_eq!(r.emf(d.clock().now())["SecretValuesReplaced"], 1);
+}

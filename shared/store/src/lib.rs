@@ -459,6 +459,11 @@ impl SecretStore {
             .unwrap_or_default()
             .into_iter()
             .map(|s| SecretSummary {
+                current_version: s.secret_versions_to_stages.as_ref().and_then(|m| {
+                    m.iter()
+                        .find(|(_, stages)| stages.iter().any(|l| l == "AWSCURRENT"))
+                        .map(|(v, _)| v.clone())
+                }),
                 arn: s.arn.unwrap_or_default(),
                 name: s.name.unwrap_or_default(),
                 tags: s

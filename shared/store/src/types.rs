@@ -41,6 +41,8 @@ pub struct SecretSummary {
     pub name: String,
     pub tags: Vec<(String, String)>,
     pub rotation_enabled: bool,
+    /// The version `AWSCURRENT` is on, as the listing shows it (`SecretVersionsToStages`).
+    pub current_version: Option<String>,
 }
 
 impl SecretSummary {

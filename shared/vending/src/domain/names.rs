@@ -10,6 +10,14 @@ use uuid::Uuid;
 
 /// Namespace of the deterministic version tokens this product writes.
 pub const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6b76_0000_4000_8000_7661_6e64_6e67);
+/// Whether `version_id` is one of the product's version tokens (UUID v5, [`token`] and
+/// [`rotation_token`]): every version the product makes current has one. Secrets Manager's own
+/// tokens, and a console or CLI write's, are random (v4).
+#[must_use]
+pub fn is_product_token(version_id: &str) -> bool {
+    Uuid::parse_str(version_id).is_ok_and(|u| u.get_version_num() == 5)
+}
+
 /// The prefix of every OpenRouter key name this product writes.
 pub const KEY_NAME_PREFIX: &str = "orkv:";
 /// Secrets Manager's limit on a secret name, as this product accepts them.

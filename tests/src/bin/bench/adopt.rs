@@ -12,6 +12,8 @@ use crate::report::{Report, js, stats};
 use crate::setup::{invoke, or_total, total, world};
 
 const SECRETS: usize = 1000;
+/// The emulator's checkout workspace (the policy's).
+const CHECKOUT: &str = "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn bulk(report: &mut Report, bin_dir: &std::path::Path) {
@@ -32,7 +34,7 @@ pub(crate) async fn bulk(report: &mut Report, bin_dir: &std::path::Path) {
         set.spawn(async move {
             for i in (lane..SECRETS).step_by(16) {
                 let (key, _) = control
-                    .add_key(json!({"name": format!("legacy-{i}"), "limit": 10.0, "expires_at": expires}))
+                    .add_key(json!({"name": format!("legacy-{i}"), "workspace_id": CHECKOUT, "limit": 10.0, "expires_at": expires}))
                     .await;
                 create_seed_secret(&sm, &format!("{prefix}s{i:04}"), &json!({"api_key": key}).to_string(), &[])
                     .await;

@@ -66,10 +66,10 @@ enum Work {
         arn: String,
         hashes: Vec<String>,
     },
+    /// `AWSCURRENT` is on a version the product did not write: read it (never overwrite).
+    CheckValue { name: String },
 }
 
-/// Each managed secret's current key, by the hash of its name: (secret name, hash of its
-/// workspace id). About 60 bytes per secret.
 /// Every secret's current key, by the hash of its name: (secret, workspace hash, the cap its
 /// `orkv:cap` tag records).
 type Current = std::collections::HashMap<u64, (Box<str>, u64, Option<orkv_openrouter::Cap>)>;
@@ -222,6 +222,13 @@ impl Deps {
                 };
                 Done::Rotation(name, r, near_expiry)
             }
+            Work::CheckValue { name } => match self.value_replaced(&name).await {
+                Ok(why) => Done::ValueChecked(name, why),
+                Err(e) => {
+                    warn!(secret = %name, error_type = e.kind(), error = %e, "could not read a secret's current value; the next run repeats it");
+                    Done::ValueChecked(name, None)
+                }
+            },
             Work::Retire { name, arn, hashes } => {
                 if dry_run {
                     return Done::WouldRetire(name, hashes);
@@ -262,6 +269,18 @@ impl Deps {
         }
         let live = self.live_token(&desc, generation).await?;
         Ok((!desc.has(&live, AWSCURRENT)).then_some(live))
+    }
+
+    /// Why the current value of `name` is not the product's record (`None`: it is).
+    async fn value_replaced(&self, name: &str) -> Result<Option<&'static str>, VendError> {
+        let Some(v) = self.get_ours(name, AWSCURRENT).await? else {
+            return Ok(None);
+        };
+        Ok(match SecretRecord::from_secret(&v.value) {
+            Some(Ok(_)) => None,
+            Some(Err(_)) => Some("a record this version cannot read"),
+            None => Some("not a record of this product"),
+        })
     }
 
     /// Retires the due superseded keys of one secret, never one a label still references.

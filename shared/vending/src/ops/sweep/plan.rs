@@ -66,6 +66,14 @@ impl Deps {
                     hashes: due_hashes,
                 });
             }
+            if s.current_version
+                .as_deref()
+                .is_some_and(|v| !crate::domain::names::is_product_token(v))
+            {
+                work.push(Work::CheckValue {
+                    name: s.name.clone(),
+                });
+            }
             if let Some(rotate) = self.plan_rotation(report, s, now) {
                 work.push(rotate);
             }

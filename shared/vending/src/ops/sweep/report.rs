@@ -43,6 +43,9 @@ pub enum SweepAction {
     CapDriftRecent,
     /// ... and was put back (read back from OpenRouter).
     CapDriftRepaired,
+    /// The secret's current value was replaced by something that is not the product's record:
+    /// reported, never overwritten.
+    SecretValueReplaced,
 }
 
 /// One thing the sweep did or would do.
@@ -68,6 +71,8 @@ pub(super) enum Done {
     /// Listed as due; `DescribeSecret` showed it rotated, revoked or gone since.
     NoLongerDue(String),
     OutOfTime,
+    /// A value check: why `AWSCURRENT` is not the product's record, if it is not.
+    ValueChecked(String, Option<&'static str>),
 }
 
 /// What a run did. Never holds a plaintext.
@@ -107,6 +112,9 @@ pub struct SweepReport {
     pub keys_drifted: u64,
     /// Of those, the ones put back (`ORKV_DRIFT=repair`).
     pub keys_drift_repaired: u64,
+    /// Managed secrets whose current value is not the product's record (written by hand or by
+    /// another tool): reported, never overwritten.
+    pub secret_values_replaced: u64,
     pub keys_near_expiry: u64,
     pub low_spend_keys: u64,
     /// Per tenant: what the listing shows it owns (the inventory action's fields, summed).
@@ -146,6 +154,7 @@ impl SweepReport {
             ("UnmanagedKeys", self.unmanaged_keys),
             ("KeysDrifted", self.keys_drifted),
             ("KeysDriftRepaired", self.keys_drift_repaired),
+            ("SecretValuesReplaced", self.secret_values_replaced),
             ("KeysNearExpiry", self.keys_near_expiry),
             ("LowSpendKeys", self.low_spend_keys),
             ("SweepIncomplete", u64::from(!self.complete)),
@@ -227,6 +236,12 @@ impl SweepReport {
                 }
             }
             Done::OutOfTime => *complete = false,
+            Done::ValueChecked(_, None) => {}
+            Done::ValueChecked(name, Some(why)) => {
+                self.secret_values_replaced += 1;
+                warn!(event = "SecretValueReplaced", secret = %name, why, "a managed secret's current value is not the product's record; it is never overwritten");
+                self.note(SweepAction::SecretValueReplaced, &name, why.to_owned());
+            }
         }
     }
 }
