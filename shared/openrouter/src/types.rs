@@ -54,6 +54,21 @@ pub struct Key {
     pub include_byok_in_limit: bool,
     #[serde(default)]
     pub usage: f64,
+    /// Spend in the current UTC day, week (from Monday) and month; BYOK spend apart.
+    #[serde(default)]
+    pub usage_daily: Option<f64>,
+    #[serde(default)]
+    pub usage_weekly: Option<f64>,
+    #[serde(default)]
+    pub usage_monthly: Option<f64>,
+    #[serde(default)]
+    pub byok_usage: Option<f64>,
+    #[serde(default)]
+    pub byok_usage_daily: Option<f64>,
+    #[serde(default)]
+    pub byok_usage_weekly: Option<f64>,
+    #[serde(default)]
+    pub byok_usage_monthly: Option<f64>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -66,6 +81,24 @@ pub struct Key {
 }
 
 impl Key {
+    /// What the key spent in its cap's current period (the whole lifetime without a reset),
+    /// BYOK spend included when the cap counts it.
+    #[must_use]
+    pub fn period_spend(&self) -> f64 {
+        let (spend, byok) = match self.limit_reset {
+            Some(LimitReset::Daily) => (self.usage_daily, self.byok_usage_daily),
+            Some(LimitReset::Weekly) => (self.usage_weekly, self.byok_usage_weekly),
+            Some(LimitReset::Monthly) => (self.usage_monthly, self.byok_usage_monthly),
+            None => (Some(self.usage), self.byok_usage),
+        };
+        let byok = if self.include_byok_in_limit {
+            byok.unwrap_or(0.0)
+        } else {
+            0.0
+        };
+        spend.unwrap_or(self.usage) + byok
+    }
+
     /// The cap settings of this key, if it has a limit.
     #[must_use]
     pub fn cap(&self) -> Option<Cap> {

@@ -199,7 +199,11 @@ fn rotation_emf(
 async fn sweep_reply(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
     let input = SweepInput::parse(payload)?;
     let report = deps.sweep(&input, deadline).await?;
-    println!("{}", report.emf(deps.clock().now()));
+    let now = deps.clock().now();
+    println!("{}", report.emf(now));
+    for w in &report.spend {
+        println!("{}", w.emf(now));
+    }
     serde_json::to_value(&report).map_err(|e| VendError::ReplyEncoding(e.to_string()))
 }
 

@@ -45,6 +45,9 @@ pub const DEFERRED: &str = "orkv:deferred-change";
 /// An adoption in progress: the digest of its request (the secret is tagged before its value
 /// becomes a record; a retry of the same request finishes it).
 pub const ADOPTING: &str = "orkv:adopting";
+/// The digest of the request that adopted the secret (kept: a resumed bulk adoption skips what
+/// it adopted from the listing alone).
+pub const ADOPTED: &str = "orkv:adopted";
 /// Superseded keys awaiting retirement per secret (each takes one tag).
 pub const MAX_RETIRING: usize = 10;
 

@@ -402,6 +402,7 @@ impl Deps {
             (tags::WORKSPACE_SLUG.to_owned(), c.workspace.slug.clone()),
             (tags::KEY_NAME.to_owned(), record.key_name.clone()),
             (tags::ADOPTING.to_owned(), digest.to_owned()),
+            (tags::ADOPTED.to_owned(), digest.to_owned()),
         ];
         tag_list.extend(tags::record_tags(&record));
         self.store.tag(&c.desc.arn, &tag_list).await?;

@@ -202,6 +202,15 @@ impl Deps {
             ..bulk.terms.clone()
         };
         let own_id = format!("{request_id}/{name}");
+        if !bulk.dry_run
+            && s.tag(tags::ADOPTED)
+                == Some(crate::input::invocation::request_digest(&own_id).as_str())
+            && s.tag(tags::ADOPTING).is_none()
+        {
+            // Adopted by this request in an earlier run (a resumed page): from the listing
+            // alone, no call and no event.
+            return Done::Entry(entry(name, "unchanged"));
+        }
         if bulk.dry_run {
             if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
                 return Done::Entry(entry(name, "already_managed"));

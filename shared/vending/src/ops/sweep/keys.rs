@@ -22,6 +22,7 @@ use crate::error::VendError;
 use super::broken::Suspect;
 use super::drift::{Drifted, same_cap};
 use super::report::{SweepAction, SweepReport};
+use super::spend::SpendBook;
 use super::{Current, DEADLINE_MARGIN, h64};
 
 /// What one workspace's listing found.
@@ -29,8 +30,6 @@ use super::{Current, DEADLINE_MARGIN, h64};
 struct Found {
     /// (key name, hash) of keys that may be orphans.
     candidates: Vec<(String, String)>,
-    /// (key name, hash, remaining, limit) of referenced keys low on spend.
-    low: Vec<(String, String, f64, f64)>,
     /// Current keys listed disabled or expired.
     broken: Vec<Suspect>,
     /// Current keys whose listed cap is not their secret's cap tag.
@@ -47,6 +46,7 @@ impl Deps {
         &self,
         referenced: &HashSet<u64>,
         mut current: Current,
+        mut book: SpendBook,
         now: OffsetDateTime,
         dry_run: bool,
         deadline: Instant,
@@ -66,7 +66,7 @@ impl Deps {
         let mut drifted = Vec::new();
         for ws in workspaces {
             let found = self
-                .list_workspace(&ws, referenced, &mut current, now)
+                .list_workspace(&ws, referenced, (&mut current, &mut book), now)
                 .await?;
             suspects.extend(found.broken);
             drifted.extend(found.drifted);
@@ -74,15 +74,6 @@ impl Deps {
                 report.unmanaged_keys += 1;
                 info!(event = "UnmanagedKey", workspace_id = %ws, key_hash = %hash, key_name = %name, "a key in a known workspace that no managed secret references and the product did not name (report only)");
                 report.note(SweepAction::UnmanagedKey, &name, hash);
-            }
-            for (name, hash, left, limit) in found.low {
-                report.low_spend_keys += 1;
-                warn!(event = "LowRemainingSpend", key_hash = %hash, openrouter_key_name = %name, limit_remaining = left, limit, "key close to its spend cap");
-                report.note(
-                    SweepAction::WarnLowSpend,
-                    &name,
-                    format!("{left} of {limit} USD left"),
-                );
             }
             for (name, hash) in found.candidates {
                 if Instant::now() + DEADLINE_MARGIN >= deadline {
@@ -109,6 +100,7 @@ impl Deps {
             .await;
         self.check_drifted(drifted, now, dry_run, deadline, report)
             .await;
+        book.finish(self.cfg.low_spend_fraction, report);
         Ok(())
     }
 
@@ -118,13 +110,12 @@ impl Deps {
         &self,
         ws: &str,
         referenced: &HashSet<u64>,
-        current: &mut Current,
+        (current, book): (&mut Current, &mut SpendBook),
         now: OffsetDateTime,
     ) -> Result<Found, VendError> {
         let client = self.openrouter().await?;
         let min_age =
             time::Duration::try_from(self.cfg.orphan_min_age).unwrap_or(time::Duration::MINUTE);
-        let fraction = self.cfg.low_spend_fraction;
         let mut found = Found::default();
         let mut seen_names: HashSet<u64> = HashSet::new();
         let mut dup_names: HashSet<u64> = HashSet::new();
@@ -134,6 +125,7 @@ impl Deps {
                     // The name as the secrets' tags carry it (a dashboard name may not fit a
                     // tag as it is: `tags::tag_safe`).
                     let name_h = h64(&tags::tag_safe(&k.name));
+                    book.listed(name_h, h64(&k.hash), &k);
                     // An adopted key keeps its own name: a current key is checked whatever
                     // it is called.
                     if let Some((secret, _, cap)) = current.remove(&name_h) {
@@ -172,15 +164,6 @@ impl Deps {
                     if referenced.contains(&name_h) {
                         if !seen_names.insert(name_h) {
                             dup_names.insert(name_h);
-                        }
-                        if let (Some(limit), Some(left)) = (k.limit, k.limit_remaining)
-                            && limit > 0.0
-                            && left < limit * fraction
-                            && !k.disabled
-                        {
-                            found
-                                .low
-                                .push((k.name.clone(), k.hash.clone(), left, limit));
                         }
                     } else if !referenced.contains(&h64(&k.hash)) && now - k.created_at >= min_age {
                         found.candidates.push((k.name, k.hash));

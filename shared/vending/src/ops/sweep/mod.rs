@@ -25,6 +25,7 @@ mod drift;
 mod keys;
 mod plan;
 pub mod report;
+mod spend;
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -119,7 +120,7 @@ impl Deps {
                 futures_util::future::ready(())
             });
         let (produced, ()) = futures_util::future::join(producer, consumer).await;
-        let (referenced, current) = produced?;
+        let (referenced, current, book) = produced?;
         let (mut report, mut complete) = shared
             .into_inner()
             .map_err(|_| VendError::Config("sweep state poisoned".into()))?;
@@ -128,6 +129,7 @@ impl Deps {
                 .scan_keys(
                     &referenced,
                     current,
+                    book,
                     now,
                     input.dry_run,
                     deadline,
@@ -169,9 +171,10 @@ impl Deps {
         shared: &Shared,
         now: OffsetDateTime,
         deadline: Instant,
-    ) -> Result<(HashSet<u64>, Current), VendError> {
+    ) -> Result<(HashSet<u64>, Current, spend::SpendBook), VendError> {
         let mut referenced: HashSet<u64> = HashSet::new();
         let mut current = Current::new();
+        let mut book = spend::SpendBook::default();
         let mut next: Option<String> = None;
         loop {
             if Instant::now() + DEADLINE_MARGIN >= deadline {
@@ -185,7 +188,13 @@ impl Deps {
                 .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next.take())
                 .await?;
             let work = match shared.lock() {
-                Ok(mut g) => self.plan_page(&mut g.0, &page, now, &mut referenced, &mut current),
+                Ok(mut g) => self.plan_page(
+                    &mut g.0,
+                    &page,
+                    now,
+                    &mut referenced,
+                    (&mut current, &mut book),
+                ),
                 Err(_) => Vec::new(),
             };
             drop(page);
@@ -199,7 +208,7 @@ impl Deps {
                 None => break,
             }
         }
-        Ok((referenced, current))
+        Ok((referenced, current, book))
     }
 
     async fn do_work(&self, w: Work, dry_run: bool, deadline: Instant) -> Done {

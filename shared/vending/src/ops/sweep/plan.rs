@@ -15,6 +15,7 @@ use crate::domain::tags::{self, retiring};
 use crate::ops::inventory::InventoryEntry;
 
 use super::report::{SweepAction, SweepReport};
+use super::spend::SpendBook;
 use super::{Current, Work, h64};
 
 fn tag_time(s: &SecretSummary, key: &str) -> Option<OffsetDateTime> {
@@ -31,7 +32,7 @@ impl Deps {
         page: &[SecretSummary],
         now: OffsetDateTime,
         referenced: &mut HashSet<u64>,
-        current: &mut Current,
+        (current, book): (&mut Current, &mut SpendBook),
     ) -> Vec<Work> {
         report.list_calls += 1;
         let mut work = Vec::new();
@@ -49,6 +50,13 @@ impl Deps {
                 if let Some(ws) = s.tag(tags::WORKSPACE) {
                     let cap = s.tag(tags::CAP).and_then(tags::parse_cap_tag);
                     current.insert(h64(n), (s.name.clone().into_boxed_str(), h64(ws), cap));
+                    book.secret(
+                        &s.name,
+                        h64(n),
+                        retiring(&s.tags).iter().map(|(h, _)| h64(h)),
+                        s.tag(tags::TENANT).unwrap_or("(default)"),
+                        s.tag(tags::WORKSPACE_SLUG).unwrap_or(ws),
+                    );
                 }
             }
             let mut due_hashes = Vec::new();

@@ -119,7 +119,54 @@ pub struct SweepReport {
     pub low_spend_keys: u64,
     /// Per tenant: what the listing shows it owns (the inventory action's fields, summed).
     pub inventory: InventorySummary,
+    /// Per tenant and workspace: spend in the caps' current periods, caps, headroom.
+    pub spend: Vec<WorkspaceSpend>,
     pub actions: Vec<Action>,
+}
+
+/// What one tenant's keys in one workspace spent, as the EMF line and the report tell it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkspaceSpend {
+    pub tenant: String,
+    pub workspace: String,
+    /// Logical keys (secrets).
+    pub keys: u64,
+    /// Spent in each cap's current period, every generation included.
+    pub spend_usd: f64,
+    /// Sum of the current generations' caps.
+    pub cap_usd: f64,
+    /// Sum over the logical keys of what their caps leave (never below zero).
+    pub headroom_usd: f64,
+    /// Logical keys whose remainder is below the low-spend fraction of their cap.
+    pub keys_low_on_headroom: u64,
+}
+
+impl WorkspaceSpend {
+    /// The EMF document of this tenant and workspace (dimensions `Tenant`, `Workspace`).
+    #[must_use]
+    pub fn emf(&self, at: OffsetDateTime) -> Value {
+        json!({
+            "_aws": {
+                "Timestamp": at.unix_timestamp() * 1000,
+                "CloudWatchMetrics": [{
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["Tenant", "Workspace"]],
+                    "Metrics": [
+                        {"Name": "SpendUsd", "Unit": "None"},
+                        {"Name": "CapUsd", "Unit": "None"},
+                        {"Name": "HeadroomUsd", "Unit": "None"},
+                        {"Name": "KeysLowOnHeadroom", "Unit": "Count"},
+                    ],
+                }],
+            },
+            "Tenant": self.tenant,
+            "Workspace": self.workspace,
+            "SpendUsd": self.spend_usd,
+            "CapUsd": self.cap_usd,
+            "HeadroomUsd": self.headroom_usd,
+            "KeysLowOnHeadroom": self.keys_low_on_headroom,
+        })
+    }
 }
 
 impl SweepReport {

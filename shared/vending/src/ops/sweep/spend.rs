@@ -1,0 +1,129 @@
+//! Spend per logical key (one secret, every generation still listed), from the workspace
+//! listings the scan already makes (no per-key call): what each tenant's keys spent in their
+//! caps' current period, their caps, and the headroom left. Published as one EMF document per
+//! tenant and workspace (custom metrics are billed per dimension set: no per-key dimension);
+//! the top spenders go to the structured log. A low-headroom warning uses the logical key's
+//! remainder (its cap less what every live generation spent), not one generation's.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tracing::{info, warn};
+
+use super::report::{SweepAction, SweepReport, WorkspaceSpend};
+
+/// Spenders logged per run.
+const TOP: usize = 10;
+
+/// One secret's generations, summed.
+struct Logical {
+    secret: Box<str>,
+    label: u32,
+    /// The current generation's limit, as listed.
+    cap: Option<f64>,
+    spent: f64,
+}
+
+/// The logical keys of one run, indexed by the hash of their current key's name and of each
+/// superseded key's hash.
+#[derive(Default)]
+pub(super) struct SpendBook {
+    by_key: HashMap<u64, (u32, bool)>,
+    logical: Vec<Logical>,
+    labels: Vec<(String, String)>,
+    label_index: HashMap<(String, String), u32>,
+}
+
+impl SpendBook {
+    /// A secret: its current key's name hash, its superseded keys' hash hashes, its tenant and
+    /// workspace.
+    pub(super) fn secret(
+        &mut self,
+        secret: &str,
+        current_name_h: u64,
+        retiring_h: impl Iterator<Item = u64>,
+        tenant: &str,
+        workspace: &str,
+    ) {
+        let label = (tenant.to_owned(), workspace.to_owned());
+        let next = u32::try_from(self.labels.len()).unwrap_or(u32::MAX);
+        let label = *self.label_index.entry(label.clone()).or_insert_with(|| {
+            self.labels.push(label);
+            next
+        });
+        let idx = u32::try_from(self.logical.len()).unwrap_or(u32::MAX);
+        self.logical.push(Logical {
+            secret: secret.into(),
+            label,
+            cap: None,
+            spent: 0.0,
+        });
+        self.by_key.insert(current_name_h, (idx, true));
+        for h in retiring_h {
+            self.by_key.insert(h, (idx, false));
+        }
+    }
+
+    /// A listed key: counted to its logical key, if it is one's current key (by name hash) or
+    /// superseded key (by hash hash).
+    pub(super) fn listed(&mut self, name_h: u64, hash_h: u64, key: &orkv_openrouter::Key) {
+        let found = self
+            .by_key
+            .get(&name_h)
+            .filter(|(_, current)| *current)
+            .or_else(|| self.by_key.get(&hash_h).filter(|(_, current)| !*current))
+            .copied();
+        let Some((idx, current)) = found else {
+            return;
+        };
+        let Some(l) = self.logical.get_mut(idx as usize) else {
+            return;
+        };
+        l.spent += key.period_spend();
+        if current {
+            l.cap = key.limit;
+        }
+    }
+
+    /// Sums the book per tenant and workspace into `report`, warns on logical keys low on
+    /// headroom, and logs the top spenders.
+    pub(super) fn finish(self, fraction: f64, report: &mut SweepReport) {
+        let mut by_label: BTreeMap<u32, WorkspaceSpend> = BTreeMap::new();
+        for l in &self.logical {
+            let (tenant, workspace) = &self.labels[l.label as usize];
+            let w = by_label.entry(l.label).or_insert_with(|| WorkspaceSpend {
+                tenant: tenant.clone(),
+                workspace: workspace.clone(),
+                keys: 0,
+                spend_usd: 0.0,
+                cap_usd: 0.0,
+                headroom_usd: 0.0,
+                keys_low_on_headroom: 0,
+            });
+            w.keys += 1;
+            w.spend_usd += l.spent;
+            let Some(cap) = l.cap.filter(|c| *c > 0.0) else {
+                continue;
+            };
+            w.cap_usd += cap;
+            let left = (cap - l.spent).max(0.0);
+            w.headroom_usd += left;
+            if left < cap * fraction {
+                w.keys_low_on_headroom += 1;
+                report.low_spend_keys += 1;
+                warn!(event = "LowRemainingSpend", secret = %l.secret, spent = l.spent, cap, remaining = left, "a key is close to its spend cap (every live generation counted)");
+                report.note(
+                    SweepAction::WarnLowSpend,
+                    &l.secret,
+                    format!("{left:.2} of {cap} USD left"),
+                );
+            }
+        }
+        let mut top: Vec<&Logical> = self.logical.iter().filter(|l| l.spent > 0.0).collect();
+        top.sort_by(|a, b| b.spent.total_cmp(&a.spent));
+        for (rank, l) in top.iter().take(TOP).enumerate() {
+            let (tenant, workspace) = &self.labels[l.label as usize];
+            info!(event = "TopSpend", rank = rank + 1, secret = %l.secret, tenant = %tenant, workspace = %workspace, spent = l.spent, cap = l.cap.unwrap_or(0.0), "top spender");
+        }
+        report.spend = by_label.into_values().collect();
+    }
+}
