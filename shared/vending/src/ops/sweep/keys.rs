@@ -23,7 +23,7 @@ use super::broken::Suspect;
 use super::drift::{Drifted, same_cap};
 use super::report::{SweepAction, SweepReport};
 use super::spend::SpendBook;
-use super::{Current, DEADLINE_MARGIN, h64};
+use super::{Current, DEADLINE_MARGIN, Listed, h64};
 
 /// What one workspace's listing found.
 #[derive(Default)]
@@ -44,14 +44,18 @@ impl Deps {
     /// show, or shows disabled or expired, is a suspect).
     pub(super) async fn scan_keys(
         &self,
-        referenced: &HashSet<u64>,
-        mut current: Current,
-        mut book: SpendBook,
+        listed: Listed,
         now: OffsetDateTime,
         dry_run: bool,
         deadline: Instant,
         report: &mut SweepReport,
     ) -> Result<(), VendError> {
+        let Listed {
+            referenced,
+            mut current,
+            mut book,
+        } = listed;
+        let referenced = &referenced;
         let mut workspaces: Vec<String> = self
             .policy_workspaces()
             .await?

@@ -75,6 +75,14 @@ enum Work {
 /// `orkv:cap` tag records).
 type Current = std::collections::HashMap<u64, (Box<str>, u64, Option<orkv_openrouter::Cap>)>;
 
+/// What the listing of every managed secret gathered for the key scan.
+struct Listed {
+    /// Hashes of every key name and superseded key hash the secrets reference.
+    referenced: HashSet<u64>,
+    current: Current,
+    book: spend::SpendBook,
+}
+
 fn h64(s: &str) -> u64 {
     let mut h = DefaultHasher::new();
     s.hash(&mut h);
@@ -120,21 +128,13 @@ impl Deps {
                 futures_util::future::ready(())
             });
         let (produced, ()) = futures_util::future::join(producer, consumer).await;
-        let (referenced, current, book) = produced?;
+        let listed = produced?;
         let (mut report, mut complete) = shared
             .into_inner()
             .map_err(|_| VendError::Config("sweep state poisoned".into()))?;
         if complete
             && let Err(e) = self
-                .scan_keys(
-                    &referenced,
-                    current,
-                    book,
-                    now,
-                    input.dry_run,
-                    deadline,
-                    &mut report,
-                )
+                .scan_keys(listed, now, input.dry_run, deadline, &mut report)
                 .await
         {
             warn!(error_type = e.kind(), error = %e, "key scan failed; the next run repeats it");
@@ -171,7 +171,7 @@ impl Deps {
         shared: &Shared,
         now: OffsetDateTime,
         deadline: Instant,
-    ) -> Result<(HashSet<u64>, Current, spend::SpendBook), VendError> {
+    ) -> Result<Listed, VendError> {
         let mut referenced: HashSet<u64> = HashSet::new();
         let mut current = Current::new();
         let mut book = spend::SpendBook::default();
@@ -208,7 +208,11 @@ impl Deps {
                 None => break,
             }
         }
-        Ok((referenced, current, book))
+        Ok(Listed {
+            referenced,
+            current,
+            book,
+        })
     }
 
     async fn do_work(&self, w: Work, dry_run: bool, deadline: Instant) -> Done {
