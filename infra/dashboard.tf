@@ -60,6 +60,16 @@ locals {
         metrics = [for f in sort(tolist(local.functions)) : ["AWS/Lambda", "Duration", "FunctionName", "${var.name}-${f}", { label = f }]]
       }
     },
+    {
+      type = "metric", x = 0, y = 20, width = 24, height = 6
+      properties = {
+        title = "Spend and headroom per tenant and workspace (USD)", region = local.region, period = 3600, view = "timeSeries"
+        metrics = [
+          [{ expression = "SEARCH('{${local.ns},Tenant,Workspace} MetricName=\"SpendUsd\"', 'Maximum', 3600)", id = "spend", label = "spent" }],
+          [{ expression = "SEARCH('{${local.ns},Tenant,Workspace} MetricName=\"HeadroomUsd\"', 'Minimum', 3600)", id = "headroom", label = "headroom" }],
+        ]
+      }
+    },
   ]
 }
 
