@@ -353,9 +353,29 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
     for (name, value, _, _, _) in &cases {
         create_seed_secret(&w.sm, name, value, &[]).await;
     }
+    // A secret carrying more tags of its own than the product's budget leaves room for.
+    let crowded = secret("crowded");
+    let own: Vec<(String, String)> = (0..25)
+        .map(|i| (format!("team-tag-{i}"), "x".to_owned()))
+        .collect();
+    let own_refs: Vec<(&str, &str)> = own.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    create_seed_secret(
+        &w.sm,
+        &crowded,
+        &json!({"api_key": fine}).to_string(),
+        &own_refs,
+    )
+    .await;
     let mut all = cases.clone();
     all.push((
         managed.clone(),
+        String::new(),
+        "checkout",
+        "checkout",
+        "`secret_name`",
+    ));
+    all.push((
+        crowded,
         String::new(),
         "checkout",
         "checkout",

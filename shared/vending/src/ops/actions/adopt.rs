@@ -39,6 +39,10 @@ use crate::ops::promote::Promoted;
 
 use super::{ActionReply, ActionStatus};
 
+/// Tags of its own a secret may carry to be adopted: AWS allows 50, and the product writes up
+/// to 16 (12 kept, 4 while a request runs) and one per key awaiting retirement (at most 10).
+pub const MAX_FOREIGN_TAGS: usize = 24;
+
 /// What the checks established, before any write.
 struct Checked {
     desc: SecretDescription,
@@ -143,6 +147,19 @@ impl Deps {
             return self.adopted_before(&desc, request_id, reply).await;
         }
         scope.check_owner(desc.tag(tags::TENANT))?;
+        let foreign = desc
+            .tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with(tags::RESERVED_PREFIX) && !k.starts_with("aws:"))
+            .count();
+        if foreign > MAX_FOREIGN_TAGS {
+            return Err(VendError::adoption(
+                "secret_name",
+                format!(
+                    "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to 26 of the 50 a secret may carry"
+                ),
+            ));
+        }
         let version = self
             .store
             .get(&desc.arn, stage::AWSCURRENT)
