@@ -154,13 +154,15 @@ async fn current_key(
         match authenticate(&s, &headers, Need::AnyKey) {
             Err(r) => r,
             Ok(k) => {
-                let remaining = k.limit.map(|l| (l - k.usage).max(0.0));
+                let now = s.now();
+                let remaining = k.limit.map(|l| (l - k.counted(now)).max(0.0));
+                let (u, b) = (k.usage(now, false), k.usage(now, true));
                 Json(json!({"data": {
                     "label": k.label, "limit": k.limit, "limit_remaining": remaining,
                     "limit_reset": k.limit_reset, "include_byok_in_limit": k.include_byok_in_limit,
-                    "usage": k.usage, "usage_daily": k.usage, "usage_weekly": k.usage,
-                    "usage_monthly": k.usage, "byok_usage": 0.0, "byok_usage_daily": 0.0,
-                    "byok_usage_weekly": 0.0, "byok_usage_monthly": 0.0, "is_free_tier": false,
+                    "usage": u.total, "usage_daily": u.daily, "usage_weekly": u.weekly,
+                    "usage_monthly": u.monthly, "byok_usage": b.total, "byok_usage_daily": b.daily,
+                    "byok_usage_weekly": b.weekly, "byok_usage_monthly": b.monthly, "is_free_tier": false,
                     "is_management_key": k.is_management_key,
                     "is_provisioning_key": k.is_management_key,
                     "creator_user_id": k.creator_user_id,
@@ -224,11 +226,12 @@ fn list_keys_locked(s: &State, headers: &HeaderMap, q: &HashMap<String, String>)
         .filter(|k| include_expired || !s.is_expired(k))
         .collect();
     keys.sort_by_key(|k| k.seq);
+    let now = s.now();
     let page: Vec<Value> = keys
         .into_iter()
         .skip(offset)
         .take(PAGE)
-        .map(key_json)
+        .map(|k| key_json(k, now))
         .collect();
     Json(json!({"data": page})).into_response()
 }
@@ -313,7 +316,7 @@ fn create_key_locked(s: &mut State, headers: &HeaderMap, body: &Bytes) -> Respon
     record.include_byok_in_limit = byok;
     record.expires_at = expires_at;
     record.creator_user_id = creator_user_id;
-    let data = key_json(&record);
+    let data = key_json(&record, s.now());
     s.keys.insert(record.hash.clone(), record);
     (
         StatusCode::CREATED,
@@ -342,7 +345,7 @@ async fn get_key(
     let resp = {
         let s = state.lock().await;
         match authenticate(&s, &headers, Need::Management).and_then(|_| find_key(&s, &hash)) {
-            Ok(k) => Json(json!({"data": key_json(k)})).into_response(),
+            Ok(k) => Json(json!({"data": key_json(k, s.now())})).into_response(),
             Err(r) => r,
         }
     };
@@ -420,7 +423,7 @@ fn update_key_locked(s: &mut State, headers: &HeaderMap, hash: &str, body: &Byte
         }
     }
     key.updated_at = Some(now);
-    let data = key_json(&key);
+    let data = key_json(&key, now);
     s.keys.insert(hash.to_owned(), key);
     Json(json!({"data": data})).into_response()
 }

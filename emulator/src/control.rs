@@ -25,6 +25,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_emulator/plaintexts", post(queue_plaintexts))
         .route("/_emulator/keys", post(add_key))
         .route("/_emulator/usage", post(set_usage))
+        .route("/_emulator/spend", post(spend))
         .route("/_emulator/workspaces", post(add_workspace))
         .with_state(state)
 }
@@ -36,7 +37,7 @@ async fn state_view(Ax(state): Ax<Shared>) -> Json<Value> {
         .values()
         .filter(|k| !k.is_management_key)
         .map(|k| {
-            let mut v = key_json(k);
+            let mut v = key_json(k, s.now());
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("expired".into(), s.is_expired(k).into());
             }
@@ -162,6 +163,45 @@ async fn add_workspace(Ax(state): Ax<Shared>, Json(w): Json<SeedWorkspace>) -> R
 struct Usage {
     hash: String,
     usage: f64,
+}
+
+#[derive(Deserialize)]
+struct SpendWith {
+    /// The plaintext key, as a consumer holds it.
+    key: String,
+    usd: f64,
+    #[serde(default)]
+    byok: bool,
+}
+
+/// Spends `usd` with a key, as an inference request would: refused as OpenRouter refuses one
+/// (401 for a disabled, expired or unknown key; 403 "Key limit exceeded" when the spend would
+/// take the key past its cap in the cap's current period, on the emulator's clock).
+async fn spend(Ax(state): Ax<Shared>, Json(req): Json<SpendWith>) -> Response {
+    let mut s = state.lock().await;
+    let now = s.now();
+    let hash = crate::state::hash(&req.key);
+    let expired = s.keys.get(&hash).is_some_and(|k| s.is_expired(k));
+    let Some(k) = s.keys.get_mut(&hash).filter(|k| !k.disabled && !expired) else {
+        return error(StatusCode::UNAUTHORIZED, "User not found");
+    };
+    if !req.usd.is_finite() || req.usd < 0.0 {
+        return error(StatusCode::BAD_REQUEST, "usd must be a non-negative number");
+    }
+    let counts = !req.byok || k.include_byok_in_limit;
+    if let Some(limit) = k.limit
+        && counts
+        && k.counted(now) + req.usd > limit + 1e-9
+    {
+        return error(StatusCode::FORBIDDEN, "Key limit exceeded");
+    }
+    k.spends.push(crate::state::Spend {
+        at: now,
+        usd: req.usd,
+        byok: req.byok,
+    });
+    let counted = k.counted(now);
+    Json(json!({"spent": req.usd, "counted": counted, "limit": k.limit})).into_response()
 }
 
 async fn set_usage(Ax(state): Ax<Shared>, Json(u): Json<Usage>) -> Response {

@@ -26,14 +26,16 @@ pub fn ts(at: OffsetDateTime) -> Value {
     at.format(&Rfc3339).map_or(Value::Null, Value::String)
 }
 
-pub fn key_json(k: &KeyRecord) -> Value {
-    let remaining = k.limit.map(|l| (l - k.usage).max(0.0));
+pub fn key_json(k: &KeyRecord, now: OffsetDateTime) -> Value {
+    let remaining = k.limit.map(|l| (l - k.counted(now)).max(0.0));
+    let (u, b) = (k.usage(now, false), k.usage(now, true));
     json!({
         "hash": k.hash, "name": k.name, "label": k.label, "disabled": k.disabled,
         "limit": k.limit, "limit_remaining": remaining, "limit_reset": k.limit_reset,
         "include_byok_in_limit": k.include_byok_in_limit,
-        "usage": k.usage, "usage_daily": k.usage, "usage_weekly": k.usage, "usage_monthly": k.usage,
-        "byok_usage": 0.0, "byok_usage_daily": 0.0, "byok_usage_weekly": 0.0, "byok_usage_monthly": 0.0,
+        "usage": u.total, "usage_daily": u.daily, "usage_weekly": u.weekly, "usage_monthly": u.monthly,
+        "byok_usage": b.total, "byok_usage_daily": b.daily, "byok_usage_weekly": b.weekly,
+        "byok_usage_monthly": b.monthly,
         "created_at": ts(k.created_at), "updated_at": k.updated_at.map_or(Value::Null, ts),
         "expires_at": k.expires_at.map_or(Value::Null, ts),
         "creator_user_id": k.creator_user_id, "workspace_id": k.workspace_id,

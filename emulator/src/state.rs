@@ -95,6 +95,88 @@ pub struct KeyRecord {
     pub is_management_key: bool,
     /// Creation order, for stable pages.
     pub seq: u64,
+    /// Spend made with the key through the spend control (`usage` is spend set outright, which
+    /// counts in every period).
+    pub spends: Vec<Spend>,
+}
+
+/// One spend made with a key, at the emulator's clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spend {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub usd: f64,
+    pub byok: bool,
+}
+
+/// Spend of one key by period: (lifetime, UTC day, week from Monday, calendar month).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub total: f64,
+    pub daily: f64,
+    pub weekly: f64,
+    pub monthly: f64,
+}
+
+/// The start of the current period of `reset` (`daily`, `weekly`, `monthly`) at `now`, UTC;
+/// `None`: the whole lifetime.
+#[must_use]
+pub fn period_start(reset: Option<&str>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let midnight = now.replace_time(time::Time::MIDNIGHT);
+    match reset? {
+        "daily" => Some(midnight),
+        "weekly" => Some(
+            midnight - time::Duration::days(i64::from(now.weekday().number_days_from_monday())),
+        ),
+        "monthly" => midnight.replace_day(1).ok(),
+        _ => None,
+    }
+}
+
+impl KeyRecord {
+    /// Spend by period at `now`: BYOK spend (`byok: true`) or the rest.
+    #[must_use]
+    pub fn usage(&self, now: OffsetDateTime, byok: bool) -> Usage {
+        let base = if byok { 0.0 } else { self.usage };
+        let since = |reset: &str| {
+            let from = period_start(Some(reset), now);
+            base + self
+                .spends
+                .iter()
+                .filter(|s| s.byok == byok && from.is_none_or(|f| s.at >= f))
+                .map(|s| s.usd)
+                .sum::<f64>()
+        };
+        Usage {
+            total: base
+                + self
+                    .spends
+                    .iter()
+                    .filter(|s| s.byok == byok)
+                    .map(|s| s.usd)
+                    .sum::<f64>(),
+            daily: since("daily"),
+            weekly: since("weekly"),
+            monthly: since("monthly"),
+        }
+    }
+
+    /// What counts against the cap now: the cap's period, BYOK included when it counts.
+    #[must_use]
+    pub fn counted(&self, now: OffsetDateTime) -> f64 {
+        let pick = |u: Usage| match self.limit_reset.as_deref() {
+            Some("daily") => u.daily,
+            Some("weekly") => u.weekly,
+            Some("monthly") => u.monthly,
+            _ => u.total,
+        };
+        let byok = if self.include_byok_in_limit {
+            pick(self.usage(now, true))
+        } else {
+            0.0
+        };
+        pick(self.usage(now, false)) + byok
+    }
 }
 
 #[derive(Debug)]
@@ -173,6 +255,7 @@ impl State {
             workspace_id,
             is_management_key: false,
             seq: self.seq,
+            spends: Vec::new(),
         }
     }
 

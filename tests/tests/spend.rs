@@ -102,3 +102,92 @@ async fn the_sweep_publishes_spend_per_workspace_counting_every_live_generation(
         assert!(doc.get("Secret").is_none() && doc.get("KeyHash").is_none());
     }
 }
+
+/// Spends `usd` with `key` through the emulator, as an inference request would: (status,
+/// message).
+async fn spend_with(w: &World, key: &str, usd: f64) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/spend", w.emu.url()))
+        .json(&json!({"key": key, "usd": usd}))
+        .send()
+        .await
+        .expect("control");
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_key_is_refused_past_its_cap_and_the_full_cap_returns_after_the_period_boundary() {
+    // The emulator's spend control enforces the cap in its current period on its own clock,
+    // as OpenRouter does: past the cap, 403 "Key limit exceeded" (the client's
+    // `KeyLimitExceeded`, distinct from an account out of credits); after the month's
+    // boundary the full cap is back, and the sweep's spend figures follow.
+    let w = World::start().await;
+    let d = deps(&w);
+    let body = json!({"workspace": "checkout", "key_name": unique("capped"), "limit": 10,
+                      "limit_reset": "monthly", "ttl_seconds": 7_000_000, "rotate_before_seconds": 3600});
+    let name = d
+        .handle(body, deadline())
+        .await
+        .expect("vended")
+        .secret_name;
+    let key = w.current(&name).await.1["api_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    assert_eq!(spend_with(&w, &key, 6.0).await.0, 200);
+    let (status, message) = spend_with(&w, &key, 5.0).await;
+    assert_eq!((status, message.as_str()), (403, "Key limit exceeded"));
+    let r = sweep(&d, &unique("before")).await;
+    let before = r
+        .spend
+        .iter()
+        .find(|s| s.workspace == "checkout")
+        .cloned()
+        .expect("checkout");
+    assert!((before.headroom_usd - 4.0).abs() < 1e-9, "{before:?}");
+
+    // Into the next month on both clocks.
+    let now = time::OffsetDateTime::now_utc();
+    let next = (now.replace_day(1).expect("day") + time::Duration::days(32))
+        .replace_day(1)
+        .expect("day")
+        .replace_time(time::Time::MIDNIGHT);
+    let secs = (next - now).whole_seconds() + 60;
+    orkv_tests::rotating::advance(&w, &d, secs).await;
+    assert_eq!(
+        spend_with(&w, &key, 9.0).await.0,
+        200,
+        "the full cap is back"
+    );
+    let listed = reqwest::Client::new()
+        .get(format!("{}/key", w.emu.api_url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("GET /key")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"]["usage_monthly"], 9.0);
+    assert_eq!(listed["data"]["usage"], 15.0, "the lifetime keeps counting");
+    assert_eq!(listed["data"]["limit_remaining"], 1.0);
+    let r = sweep(&d, &unique("after")).await;
+    let after = r
+        .spend
+        .iter()
+        .find(|s| s.workspace == "checkout")
+        .cloned()
+        .expect("checkout");
+    assert!(
+        (after.spend_usd - 9.0).abs() < 1e-9 && (after.headroom_usd - 1.0).abs() < 1e-9,
+        "{after:?}"
+    );
+}
