@@ -282,6 +282,10 @@ impl Control {
     }
 }
 
+/// The emulator's checkout and search workspaces (`SeedWorkspace::defaults`).
+pub const CHECKOUT_WORKSPACE_ID: &str = "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01";
+pub const SEARCH_WORKSPACE_ID: &str = "9d4f7a10-3b2c-4e5d-8f60-7a8b9c0d1e02";
+
 /// The policy the tests and the demo use.
 pub const POLICY: &str = r#"{"workspaces":[{"workspace":"checkout","max_limit":100},{"workspace":"search","max_limit":20}],"min_ttl_seconds":3600,"max_ttl_seconds":7776000,"default_ttl_seconds":2592000,"default_rotate_before_seconds":604800}"#;
 

@@ -157,6 +157,54 @@ impl World {
         w
     }
 
+    /// As [`World::start`], for adoption: the strict layer lets the provision role read and
+    /// tag unmanaged secrets under `openrouter/` (the module's `ReadSecretsToAdopt`).
+    pub async fn adoptable() -> Self {
+        let w = Self::start().await;
+        if let Some(strict) = &w.strict {
+            strict.set_adoptable_prefix(Some("openrouter/"));
+        }
+        w
+    }
+
+    /// A key made outside the product (as the dashboard or another tool makes one) in the
+    /// workspace with UUID `workspace_id`: (plaintext, hash).
+    pub async fn outside_key(
+        &self,
+        name: &str,
+        workspace_id: &str,
+        limit: Option<f64>,
+        expires_in_days: Option<i64>,
+    ) -> (String, String) {
+        let expires = expires_in_days.map(|d| {
+            orkv_openrouter::format_expires_at(
+                time::OffsetDateTime::now_utc() + time::Duration::days(d),
+            )
+        });
+        self.control
+            .add_key(
+                serde_json::json!({"name": name, "workspace_id": workspace_id,
+                                        "limit": limit, "expires_at": expires}),
+            )
+            .await
+    }
+
+    /// A management client on the emulator (what an operator's dashboard does, in tests).
+    ///
+    /// # Panics
+    /// When the client cannot be built.
+    #[must_use]
+    pub fn management_client(&self) -> orkv_openrouter::Client {
+        orkv_openrouter::Client::new(
+            orkv_openrouter::ClientConfig {
+                base_url: self.emu.api_url(),
+                ..orkv_openrouter::ClientConfig::default()
+            },
+            orkv_openrouter::ManagementKey::new(MANAGEMENT_KEY.to_owned()),
+        )
+        .expect("client")
+    }
+
     /// A world whose Secrets Manager client goes through a fault proxy in front of moto.
     pub async fn behind_proxy() -> (Self, LatencyProxy) {
         let moto = Moto::start().await;

@@ -13,28 +13,7 @@ use orkv_tests::world::{World, call_as, create_seed_secret};
 use orkv_vending::ops::announce::detail_type as dt;
 use serde_json::{Value, json};
 
-const CHECKOUT: &str = "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01";
-const SEARCH: &str = "9d4f7a10-3b2c-4e5d-8f60-7a8b9c0d1e02";
-
-/// A key made outside the product (as the dashboard makes one): (plaintext, hash).
-async fn dashboard_key(
-    w: &World,
-    name: &str,
-    workspace: &str,
-    limit: Option<f64>,
-    days: Option<i64>,
-) -> (String, String) {
-    let expires = days.map(|d| {
-        orkv_openrouter::format_expires_at(
-            time::OffsetDateTime::now_utc() + time::Duration::days(d),
-        )
-    });
-    w.control
-        .add_key(
-            json!({"name": name, "workspace_id": workspace, "limit": limit, "expires_at": expires}),
-        )
-        .await
-}
+use orkv_tests::{CHECKOUT_WORKSPACE_ID as CHECKOUT, SEARCH_WORKSPACE_ID as SEARCH};
 
 /// Reads every secret in `names` without a stage, as applications do, and calls `GET /key`
 /// with its `api_key`, until `stop`: (reads, failures).
@@ -79,22 +58,13 @@ fn consumer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read_working() {
-    let w = World::start().await;
-    w.strict
-        .as_ref()
-        .expect("strict")
-        .set_adoptable_prefix(Some("openrouter/"));
+    let w = World::adoptable().await;
     let q = ResultQueue::create(&w.sm_url).await;
     let d = deps(&w).with_events(q.bus().await);
     // The companion module's secret: a key with a 20-day expiry, `{"api_key": ...}`.
-    let (module_key, module_hash) = dashboard_key(
-        &w,
-        "checkout-api (terraform)",
-        CHECKOUT,
-        Some(40.0),
-        Some(20),
-    )
-    .await;
+    let (module_key, module_hash) = w
+        .outside_key("checkout-api (terraform)", CHECKOUT, Some(40.0), Some(20))
+        .await;
     let companion = format!("openrouter/checkout/{}", unique("companion"));
     create_seed_secret(
         &w.sm,
@@ -104,8 +74,9 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     )
     .await;
     // A dashboard key without an expiry, pasted by hand into a secret.
-    let (pasted_key, pasted_hash) =
-        dashboard_key(&w, "Payments prod!", CHECKOUT, Some(25.0), None).await;
+    let (pasted_key, pasted_hash) = w
+        .outside_key("Payments prod!", CHECKOUT, Some(25.0), None)
+        .await;
     let pasted = format!("openrouter/checkout/{}", unique("pasted"));
     create_seed_secret(
         &w.sm,
@@ -204,7 +175,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     assert_eq!(failures, 0, "{failures} of {reads} reads failed");
 
     // A bare key adopts only with convert_to_json.
-    let (bare_key, bare_hash) = dashboard_key(&w, "bare", CHECKOUT, Some(5.0), Some(30)).await;
+    let (bare_key, bare_hash) = w.outside_key("bare", CHECKOUT, Some(5.0), Some(30)).await;
     let bare = format!("openrouter/checkout/{}", unique("bare"));
     create_seed_secret(&w.sm, &bare, &bare_key, &[]).await;
     let body = json!({"action": "adopt", "secret_name": bare, "workspace": "checkout"});
@@ -256,11 +227,7 @@ async fn state_of(w: &World, name: &str) -> (String, Value, Vec<(String, String)
 
 #[tokio::test]
 async fn every_refused_adoption_changes_nothing_and_names_the_field() {
-    let w = World::start().await;
-    w.strict
-        .as_ref()
-        .expect("strict")
-        .set_adoptable_prefix(Some("openrouter/"));
+    let w = World::adoptable().await;
     let policy = json!({
         "tenants": {
             "checkout": {"workspaces": [{"workspace": "checkout", "max_limit": 100}]},
@@ -280,10 +247,12 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
         .as_str()
         .expect("name")
         .to_owned();
-    let (in_search, _) = dashboard_key(&w, "search key", SEARCH, Some(5.0), Some(30)).await;
-    let (over_cap, _) = dashboard_key(&w, "big", CHECKOUT, Some(150.0), Some(30)).await;
-    let (no_cap, _) = dashboard_key(&w, "uncapped", CHECKOUT, None, Some(30)).await;
-    let (fine, _) = dashboard_key(&w, "fine", CHECKOUT, Some(5.0), Some(30)).await;
+    let (in_search, _) = w
+        .outside_key("search key", SEARCH, Some(5.0), Some(30))
+        .await;
+    let (over_cap, _) = w.outside_key("big", CHECKOUT, Some(150.0), Some(30)).await;
+    let (no_cap, _) = w.outside_key("uncapped", CHECKOUT, None, Some(30)).await;
+    let (fine, _) = w.outside_key("fine", CHECKOUT, Some(5.0), Some(30)).await;
     let cases: Vec<(String, String, &str, &str, &str)> = vec![
         // (secret, value, workspace, alias, the error's field)
         (
@@ -400,9 +369,8 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
 async fn an_adoption_cut_off_after_any_write_is_finished_by_its_retry() {
     // Each write carried out and its reply lost on every attempt, as a crash right after it
     // would leave things: the same request again finishes the same adoption.
-    let w = World::start().await;
+    let w = World::adoptable().await;
     let proxy = w.strict.clone().expect("strict");
-    proxy.set_adoptable_prefix(Some("openrouter/"));
     let d = deps(&w);
     for op in [
         "TagResource",
@@ -410,7 +378,7 @@ async fn an_adoption_cut_off_after_any_write_is_finished_by_its_retry() {
         "UpdateSecretVersionStage",
         "UntagResource",
     ] {
-        let (key, hash) = dashboard_key(&w, op, CHECKOUT, Some(10.0), Some(20)).await;
+        let (key, hash) = w.outside_key(op, CHECKOUT, Some(10.0), Some(20)).await;
         let name = format!("openrouter/checkout/{}", unique("cut"));
         create_seed_secret(&w.sm, &name, &json!({"api_key": key}).to_string(), &[]).await;
         let body = json!({"action": "adopt", "secret_name": name, "workspace": "checkout",
@@ -452,14 +420,10 @@ async fn an_adoption_cut_off_after_any_write_is_finished_by_its_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_adoptions_racing_on_one_secret_leave_one_record_of_the_same_key() {
-    let w = World::start().await;
-    w.strict
-        .as_ref()
-        .expect("strict")
-        .set_adoptable_prefix(Some("openrouter/"));
+    let w = World::adoptable().await;
     let d = deps(&w);
     for same_request in [true, false] {
-        let (key, hash) = dashboard_key(&w, "raced", CHECKOUT, Some(10.0), Some(20)).await;
+        let (key, hash) = w.outside_key("raced", CHECKOUT, Some(10.0), Some(20)).await;
         let name = format!("openrouter/checkout/{}", unique("race"));
         create_seed_secret(&w.sm, &name, &json!({"api_key": key}).to_string(), &[]).await;
         let body = |id: &str| json!({"action": "adopt", "secret_name": name, "workspace": "checkout", "idempotency_id": id});

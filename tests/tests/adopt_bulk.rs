@@ -11,15 +11,11 @@ use orkv_tests::world::{World, create_seed_secret};
 use orkv_vending::ops::announce::detail_type as dt;
 use serde_json::{Value, json};
 
-const CHECKOUT: &str = "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01";
-const SEARCH: &str = "9d4f7a10-3b2c-4e5d-8f60-7a8b9c0d1e02";
+use orkv_tests::{CHECKOUT_WORKSPACE_ID as CHECKOUT, SEARCH_WORKSPACE_ID as SEARCH};
 
+/// A key made outside the product, capped at 10 USD, expiring in 20 days.
 async fn key(w: &World, workspace: &str) -> (String, String) {
-    let expires = orkv_openrouter::format_expires_at(
-        time::OffsetDateTime::now_utc() + time::Duration::days(20),
-    );
-    w.control
-        .add_key(json!({"name": "legacy", "workspace_id": workspace, "limit": 10.0, "expires_at": expires}))
+    w.outside_key("legacy", workspace, Some(10.0), Some(20))
         .await
 }
 
@@ -29,11 +25,7 @@ fn managed(tags: &[(String, String)]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
-    let w = World::start().await;
-    w.strict
-        .as_ref()
-        .expect("strict")
-        .set_adoptable_prefix(Some("openrouter/"));
+    let w = World::adoptable().await;
     let q = ResultQueue::create(&w.sm_url).await;
     let d = deps(&w).with_events(q.bus().await);
     let prefix = format!("openrouter/checkout/{}/", unique("legacy"));
@@ -171,11 +163,7 @@ fn far() -> Instant {
 async fn a_bulk_adoption_across_pages_resumes_where_the_last_run_stopped() {
     // 130 secrets: two pages. A run of at most 100 stops after the first page and answers the
     // second's token; the run resumed with it adopts the rest; no secret is adopted twice.
-    let w = World::start().await;
-    w.strict
-        .as_ref()
-        .expect("strict")
-        .set_adoptable_prefix(Some("openrouter/"));
+    let w = World::adoptable().await;
     let d = deps(&w);
     let prefix = format!("openrouter/checkout/{}/", unique("paged"));
     let mut names = Vec::new();

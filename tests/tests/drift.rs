@@ -14,14 +14,7 @@ use orkv_vending::ops::sweep::report::SweepAction;
 use serde_json::json;
 
 fn client(w: &World) -> orkv_openrouter::Client {
-    orkv_openrouter::Client::new(
-        orkv_openrouter::ClientConfig {
-            base_url: w.emu.api_url(),
-            ..orkv_openrouter::ClientConfig::default()
-        },
-        orkv_openrouter::ManagementKey::new(orkv_tests::MANAGEMENT_KEY.to_owned()),
-    )
-    .expect("client")
+    w.management_client()
 }
 
 async fn key_of(w: &World, name: &str) -> Key {

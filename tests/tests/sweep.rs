@@ -407,14 +407,7 @@ async fn a_current_key_deleted_disabled_or_expired_out_of_band_is_found_and_repl
                 .secret_name,
         );
     }
-    let client = orkv_openrouter::Client::new(
-        orkv_openrouter::ClientConfig {
-            base_url: w.emu.api_url(),
-            ..orkv_openrouter::ClientConfig::default()
-        },
-        orkv_openrouter::ManagementKey::new(orkv_tests::MANAGEMENT_KEY.to_owned()),
-    )
-    .expect("client");
+    let client = w.management_client();
     let hash_of = |v: serde_json::Value| v["key_hash"].as_str().expect("hash").to_owned();
     let deleted = hash_of(w.current(&names[0]).await.1);
     client.delete_key(&deleted).await.expect("delete");

@@ -12,8 +12,7 @@ use crate::report::{Report, js, stats};
 use crate::setup::{invoke, or_total, total, world};
 
 const SECRETS: usize = 1000;
-/// The emulator's checkout workspace (the policy's).
-const CHECKOUT: &str = "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01";
+use orkv_tests::CHECKOUT_WORKSPACE_ID as CHECKOUT;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn bulk(report: &mut Report, bin_dir: &std::path::Path) {
