@@ -32,6 +32,12 @@ fn patch(cap: Cap) -> KeyPatch {
     }
 }
 
+/// A request for a key capped at [`RECORDED`], living two days.
+fn capped(key_name: &str) -> serde_json::Value {
+    json!({"workspace": "checkout", "key_name": key_name, "limit": 50,
+           "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600})
+}
+
 const RECORDED: Cap = Cap {
     limit: 50.0,
     limit_reset: Some(LimitReset::Monthly),
@@ -45,8 +51,7 @@ async fn a_cap_changed_in_the_dashboard_is_found_by_one_sweep_and_put_back_or_re
     let prefix = unique("capdrift");
     let mut names = Vec::new();
     for k in ["raised", "reset", "healthy"] {
-        let body = json!({"workspace": "checkout", "key_name": format!("{prefix}-{k}"), "limit": 50,
-                          "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600});
+        let body = capped(&format!("{prefix}-{k}"));
         names.push(
             d.handle(body, deadline())
                 .await
@@ -120,8 +125,7 @@ async fn a_cap_change_a_running_rotation_carries_is_not_drift() {
     let w = World::start().await;
     let d = deps(&w);
     let key_name = unique("deferred");
-    let body = json!({"workspace": "checkout", "key_name": key_name, "limit": 50,
-                      "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600});
+    let body = capped(&key_name);
     let name = d
         .handle(body.clone(), deadline())
         .await
@@ -157,8 +161,7 @@ async fn a_secret_value_replaced_by_hand_is_reported_and_never_overwritten() {
     let prefix = unique("replaced");
     let mut names = Vec::new();
     for k in ["by-hand", "own-record"] {
-        let body = json!({"workspace": "checkout", "key_name": format!("{prefix}-{k}"), "limit": 50,
-                          "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600});
+        let body = capped(&format!("{prefix}-{k}"));
         names.push(
             d.handle(body, deadline())
                 .await
