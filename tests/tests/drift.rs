@@ -135,17 +135,26 @@ async fn a_cap_change_a_running_rotation_carries_is_not_drift() {
     let mut update = body.clone();
     update["limit"] = json!(75);
     d.handle(update, deadline()).await.expect("deferred update");
-    assert_eq!(
-        key_of(&w, &name).await.limit,
-        Some(75.0),
-        "the key in use has the new cap"
-    );
+    // A raise never raises the key a running rotation holds (ADR 0010): the rotation gives
+    // the successor the rest of the new cap.
+    let old = key_of(&w, &name).await;
+    assert_eq!(old.limit, Some(50.0), "the key in use is not raised");
     advance(&w, &d, 600).await;
     let r = sweep(&d, &unique("during")).await;
     assert_eq!(r.keys_drifted, 0, "{r:?}");
-    assert_eq!(key_of(&w, &name).await.limit, Some(75.0), "not put back");
+    assert_eq!(key_of(&w, &name).await.limit, Some(50.0), "not touched");
     run_steps(&d, &name, &token, &ALL_STEPS).await;
     assert_eq!(w.current(&name).await.1["limit"], 75.0);
+    let new = key_of(&w, &name).await;
+    let held = client(&w)
+        .get_key(&old.hash)
+        .await
+        .expect("old key in grace");
+    assert_eq!(
+        held.limit.unwrap_or(f64::INFINITY) + new.limit.unwrap_or(f64::INFINITY),
+        75.0,
+        "both live generations share the new cap"
+    );
     let r = sweep(&d, &unique("after")).await;
     assert_eq!(r.keys_drifted, 0, "{r:?}");
 }

@@ -481,7 +481,9 @@ async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
         .into_iter()
         .find(|k| k["hash"] == before["key_hash"])
         .expect("old key live");
-    assert_eq!(in_use["limit"], 75.0, "the key in use is capped at once");
+    // The outgoing key is held to its share of the cap (ADR 0010): half of 50 when the
+    // successor was minted; a raise never raises it (a lower cap would lower it at once).
+    assert_eq!(in_use["limit"], 25.0, "the key in use keeps its share");
     d.run_step(&step(&name, &token, Step::FinishSecret), deadline())
         .await
         .expect("finish");
@@ -493,7 +495,10 @@ async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
         .iter()
         .find(|k| k["hash"] == rec["key_hash"])
         .expect("new key live");
-    assert_eq!(new["limit"], 75.0);
+    assert_eq!(
+        new["limit"], 50.0,
+        "the successor gets the rest of the new cap"
+    );
     // The same request again is answered unchanged: the same end state as one clean run.
     assert_eq!(
         d.handle(req, deadline()).await.expect("repeat").status,

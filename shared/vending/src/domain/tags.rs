@@ -42,6 +42,8 @@ pub const REQUEST_TAGS: [&str; 3] = [NEXT, ROTATION_REQUEST, ROTATION_REASON];
 /// A cap change that arrived while a rotation ran ([`Deferred`]): the rotation carries it to
 /// the successor, because writing a version during a rotation makes Secrets Manager abandon it.
 pub const DEFERRED: &str = "orkv:deferred-change";
+/// The logical key's budget ledger ([`crate::domain::budget::Ledger`]).
+pub const BUDGET: &str = "orkv:budget";
 /// An adoption in progress: the digest of its request (the secret is tagged before its value
 /// becomes a record; a retry of the same request finishes it).
 pub const ADOPTING: &str = "orkv:adopting";

@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use tracing::{info, warn};
 
 use crate::deps::Deps;
+use crate::domain::budget::EPSILON;
 use crate::domain::record::{RecordState, SecretRecord};
 use crate::domain::tags::stage::AWSCURRENT;
 use crate::error::VendError;
@@ -29,7 +30,7 @@ pub(crate) enum Confirmation {
 pub(crate) struct Claim<'a> {
     /// The key hash `AWSCURRENT` must hold; `None`: whichever it holds.
     pub(crate) key_hash: Option<&'a str>,
-    /// The cap `GET /key` must show; `None`: not part of the claim.
+    /// The cap `GET /key` must show the key within; `None`: not part of the claim.
     pub(crate) limit: Option<f64>,
 }
 
@@ -90,11 +91,12 @@ impl Deps {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(limit) = claim.limit
-            && seen.limit != Some(limit)
+        // A key's limit is its share of its logical key's cap (ADR 0010): set, never above.
+        if let Some(cap) = claim.limit
+            && seen.limit.is_none_or(|l| l > cap + EPSILON)
         {
             return Err(fail(format!(
-                "GET /key shows limit {:?}, the claim is {limit}",
+                "GET /key shows limit {:?}, the claim is a cap of {cap}",
                 seen.limit
             )));
         }

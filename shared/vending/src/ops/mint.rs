@@ -20,11 +20,18 @@ use crate::domain::record::SecretRecord;
 /// Writes of a new key after the first, on a transient failure.
 const WRITE_RETRIES: u32 = 3;
 
-/// The create request for the key a record describes.
+/// The create request for the key a record describes, the first of its logical key (its limit
+/// is the whole cap).
 pub(crate) fn create_request(record: &SecretRecord) -> CreateKeyRequest {
+    create_request_within(record, record.limit)
+}
+
+/// The create request for the key a record describes, with the limit `allowance`: what its
+/// logical key's budget leaves it ([`crate::ops::budget`]).
+pub(crate) fn create_request_within(record: &SecretRecord, allowance: f64) -> CreateKeyRequest {
     CreateKeyRequest {
         name: record.openrouter_key_name.clone(),
-        limit: Some(record.limit),
+        limit: Some(allowance.min(record.limit)),
         limit_reset: record.limit_reset,
         include_byok_in_limit: Some(record.include_byok_in_limit),
         expires_at: Some(format_expires_at(record.expires_at)),

@@ -7,13 +7,14 @@
 //! - [`inventory`]: the caller's managed secrets, from their tags;
 //! - [`announce`]: the result event of every outcome, on the configured bus;
 //! - [`sweep`]: the scheduled sweep;
-//! - `mint` (shared by provisioning and rotation), `retire` (shared by revoke and the sweep),
+//! - `budget` (one cap across a logical key's generations: ADR 0010), `mint` (shared by provisioning and rotation), `retire` (shared by revoke and the sweep),
 //!   `read` (shared reads), `confirm` (the read-back behind every claim), `promote` (the
 //!   compare-and-set every write to `AWSCURRENT` uses)
 //!   and `start` (starting a rotation).
 
 pub mod actions;
 pub mod announce;
+mod budget;
 mod confirm;
 pub mod inventory;
 mod mint;

@@ -254,7 +254,9 @@ impl Deps {
             .iter()
             .map(|(k, _)| k.clone())
             .filter(|k| {
-                k.starts_with(tags::RETIRE_PREFIX) || tags::REQUEST_TAGS.contains(&k.as_str())
+                k.starts_with(tags::RETIRE_PREFIX)
+                    || tags::REQUEST_TAGS.contains(&k.as_str())
+                    || k == tags::BUDGET
             })
             .collect();
         self.store.untag(&desc.arn, &stale).await?;

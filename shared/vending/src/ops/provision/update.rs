@@ -1,7 +1,6 @@
 //! An active record exists: answer unchanged, update the cap in place, rotate for a changed
 //! fixed field, or refuse a change to a field that can never change.
 
-use orkv_openrouter::KeyPatch;
 use orkv_store::SecretVersion;
 use tracing::info;
 
@@ -99,11 +98,8 @@ impl Deps {
             .as_ref()
             .is_some_and(|d| d.tag(tags::DEFERRED).is_some());
         if !same_cap {
-            let patch = KeyPatch {
-                cap: Some(d.cap),
-                ..KeyPatch::default()
-            };
-            self.openrouter().await?.update_key(&hash, &patch).await?;
+            self.apply_cap(desc.as_ref(), &hash, d.cap, rotating)
+                .await?;
         }
         if rotating {
             return self.defer_into_rotation(d, version, record).await;
@@ -158,6 +154,29 @@ impl Deps {
             return Ok(None);
         }
         Ok(Some(reply(Status::Updated, arn, d, &updated)))
+    }
+
+    /// Gives the key in use the new cap within its logical key's budget (ADR 0010). With a
+    /// rotation running, the key in use is the outgoing one, held for the successor: a lower
+    /// cap lowers it, a higher one never raises it (the successor is fitted when
+    /// `finishSecret` carries the change).
+    async fn apply_cap(
+        &self,
+        desc: Option<&orkv_store::SecretDescription>,
+        hash: &str,
+        cap: orkv_openrouter::Cap,
+        rotating: bool,
+    ) -> Result<(), VendError> {
+        let Some(desc) = desc else {
+            return self.fit_within(hash, cap, cap.limit).await.map(|_| ());
+        };
+        if rotating {
+            let key = self.openrouter().await?.get_key(hash).await?;
+            let limit = key.limit.map_or(cap.limit, |l| l.min(cap.limit));
+            return self.fit_within(hash, cap, limit).await.map(|_| ());
+        }
+        self.squeeze_superseded(desc, hash, cap).await?;
+        self.fit_current(desc, hash, cap, None).await.map(|_| ())
     }
 
     /// The cap change of a request that arrived during a rotation: the key in use already has

@@ -18,7 +18,7 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 use crate::input::rotation::RotationEvent;
-use crate::ops::mint::{Kept, create_request};
+use crate::ops::mint::{Kept, create_request_within};
 
 use super::StepOutcome;
 
@@ -31,7 +31,11 @@ impl Deps {
         if let Some(existing) = self.pending_value(desc, &event.token).await? {
             return Ok((StepOutcome::AlreadyDone, existing));
         }
-        let mut record = self.successor_record(desc, event).await?;
+        let (mut record, parent_hash) = self.successor_record(desc, event).await?;
+        // The budget first: the outgoing key is held to its share before the successor exists.
+        let allowance = self
+            .hold_for_successor(desc, parent_hash.as_deref(), record.cap())
+            .await?;
         // Keys an earlier or concurrent attempt with this token minted are not deleted here:
         // one of them may be about to be stored (a Lambda retry overlapping a slow first
         // run). `finishSecret` deletes every key of this name but the promoted one, once no
@@ -39,7 +43,7 @@ impl Deps {
         let created = match self
             .openrouter()
             .await?
-            .create_key_once(&create_request(&record))
+            .create_key_once(&create_request_within(&record, allowance))
             .await
         {
             Ok(c) => c,
@@ -60,12 +64,12 @@ impl Deps {
     }
 
     /// The successor's record (without its key yet), derived from the current record and the
-    /// settings an on-demand request asked for.
+    /// settings an on-demand request asked for; and the current key's hash.
     async fn successor_record(
         &self,
         desc: &SecretDescription,
         event: &RotationEvent,
-    ) -> Result<SecretRecord, VendError> {
+    ) -> Result<(SecretRecord, Option<String>), VendError> {
         let current = self
             .store
             .get(&desc.arn, AWSCURRENT)
@@ -118,7 +122,7 @@ impl Deps {
                 })?
         };
         let created_at = self.clock.now();
-        Ok(SecretRecord {
+        let record = SecretRecord {
             schema: SCHEMA,
             managed_by: MANAGED_BY.into(),
             state: RecordState::Active,
@@ -148,7 +152,8 @@ impl Deps {
             parent_version: Some(current.version_id.clone()),
             lease_until: None,
             claim: None,
-        })
+        };
+        Ok((record, parent.key_hash.clone()))
     }
 
     /// Stores the minted successor as `AWSPENDING` under the token.

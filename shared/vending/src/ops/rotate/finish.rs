@@ -5,7 +5,7 @@
 //! rotation makes Secrets Manager abandon it) is applied to the new key and written as a merged
 //! record only once `AWSPENDING` is gone. For a leak, the old keys are disabled at once.
 
-use orkv_openrouter::{ErrorKind, KeyPatch};
+use orkv_openrouter::ErrorKind;
 use orkv_store::SecretDescription;
 use tracing::{info, warn};
 
@@ -72,7 +72,8 @@ impl Deps {
         {
             // The successor gets the change's cap before it becomes current, so a lowered cap
             // is never exceeded by the key consumers move to.
-            self.patch_cap(&pending, change.cap).await?;
+            self.patch_cap(desc, &pending, change.cap, old.key_hash.as_deref())
+                .await?;
         }
         if let Some(old_hash) = old.key_hash.as_deref() {
             self.schedule_retirement(desc, old_hash).await?;
@@ -117,6 +118,7 @@ impl Deps {
         token: &str,
         promoted: &SecretRecord,
         deferred: Option<Deferred>,
+        old_hash: Option<&str>,
     ) -> Result<SecretRecord, VendError> {
         let Some(change) = deferred else {
             return Ok(promoted.clone());
@@ -127,7 +129,7 @@ impl Deps {
             return Ok(promoted.clone());
         }
         if promoted.cap() != change.cap {
-            self.patch_cap(promoted, change.cap).await?;
+            self.patch_cap(desc, promoted, change.cap, old_hash).await?;
         }
         let mut merged = promoted.clone();
         merged.set_cap(change.cap);
@@ -152,18 +154,17 @@ impl Deps {
         Ok(merged)
     }
 
-    /// Gives `record`'s key the cap `cap` (idempotent).
+    /// Gives `record`'s key the cap `cap`, with the limit its logical key's budget leaves it
+    /// besides the superseded keys, `old` among them (idempotent).
     async fn patch_cap(
         &self,
+        desc: &SecretDescription,
         record: &SecretRecord,
         cap: orkv_openrouter::Cap,
+        old: Option<&str>,
     ) -> Result<(), VendError> {
-        let patch = KeyPatch {
-            cap: Some(cap),
-            ..KeyPatch::default()
-        };
         let hash = record.key_hash.clone().unwrap_or_default();
-        self.openrouter().await?.update_key(&hash, &patch).await?;
+        self.fit_current(desc, &hash, cap, old).await?;
         Ok(())
     }
 
@@ -227,7 +228,9 @@ impl Deps {
             .and_then(|now| deferred_in(&now));
         let deferred = late.or(deferred);
         let carried = deferred.is_some();
-        let promoted = &self.carry_deferred(desc, token, promoted, deferred).await?;
+        let promoted = &self
+            .carry_deferred(desc, token, promoted, deferred, old_hash)
+            .await?;
         if let Err(e) = self.delete_other_attempts(desc, token, promoted).await {
             warn!(error = %e, "could not delete keys of other attempts; the sweep will");
         }

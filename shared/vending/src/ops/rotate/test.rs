@@ -1,12 +1,13 @@
 //! `testSecret`: calls `GET /key` with the pending key itself and checks cap and expiry, then
 //! reads the key back with the management key to check its workspace and that it is enabled.
 
-use orkv_openrouter::{ApiKey, format_expires_at};
+use orkv_openrouter::{ApiKey, ErrorKind, format_expires_at};
 use orkv_store::SecretDescription;
 use secrecy::ExposeSecret;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::deps::Deps;
+use crate::domain::budget::EPSILON;
 use crate::domain::record::SecretRecord;
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
@@ -98,11 +99,24 @@ impl Deps {
                 e.kind().as_str()
             ))
         })?;
-        if seen.limit != Some(record.limit) {
+        // The key's limit is its share of the logical key's cap (ADR 0010): set, and never
+        // above the cap.
+        if seen.limit.is_none_or(|l| l > record.limit + EPSILON) {
             return Err(fail(format!(
-                "limit is {:?}, expected {}",
+                "limit is {:?}, expected at most {}",
                 seen.limit, record.limit
             )));
+        }
+        if seen.limit_remaining.is_some_and(|r| r <= EPSILON) {
+            // The key works; its cap is spent for this period (the logical key spent it all
+            // before the rotation). Promoted all the same: the old key has no room either, and
+            // the full cap comes back at the period boundary.
+            warn!(
+                event = "KeyLimitExceeded",
+                error_type = ErrorKind::KeyLimitExceeded.as_str(),
+                key_hash = record.key_hash.as_deref().unwrap_or(""),
+                "the successor has no spend left in this period"
+            );
         }
         if seen.limit_reset != record.limit_reset {
             return Err(fail(format!(

@@ -1,5 +1,5 @@
-//! Cap drift: a current key whose cap (limit, reset, BYOK flag) is not the one its secret
-//! records, changed behind the product's back (the dashboard, another tool). Found from the
+//! Cap drift: a current key whose cap (reset, BYOK flag, or a limit above the cap) is not
+//! within the one its secret records, changed behind the product's back (the dashboard, another tool). Found from the
 //! key listing the scan already makes, compared with the secret's `orkv:cap` tag (no per-key
 //! call for a key that matches), confirmed by reading the secret's current record (the source
 //! of truth), reported (`KeyDrift`, the `KeysDrifted` metric) and, with `ORKV_DRIFT=repair`,
@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use orkv_openrouter::{Cap, KeyPatch};
+use orkv_openrouter::Cap;
 use time::OffsetDateTime;
 use tracing::{debug, warn};
 
@@ -38,10 +38,12 @@ pub(super) struct Drifted {
     pub updated_at: Option<OffsetDateTime>,
 }
 
-/// Two caps are the same (a cap tag's limit is a decimal rendering of the record's).
-pub(super) fn same_cap(a: Option<Cap>, b: Cap) -> bool {
+/// A listed cap is within the recorded one: the same reset and BYOK flag, and a limit no
+/// higher (a key's limit is its share of its logical key's cap, ADR 0010; a cap tag's limit
+/// is a decimal rendering of the record's).
+pub(super) fn within_cap(a: Option<Cap>, b: Cap) -> bool {
     a.is_some_and(|a| {
-        (a.limit - b.limit).abs() < 1e-9
+        a.limit <= b.limit + 1e-9
             && a.limit_reset == b.limit_reset
             && a.include_byok_in_limit == b.include_byok_in_limit
     })
@@ -93,7 +95,7 @@ impl Deps {
             return Ok(());
         }
         let want = record.cap();
-        if same_cap(d.listed, want) {
+        if within_cap(d.listed, want) {
             // Only the tag is behind (a write between the listing and now).
             return Ok(());
         }
@@ -130,15 +132,13 @@ impl Deps {
             );
             return Ok(());
         }
-        let client = self.openrouter().await?;
-        let patch = KeyPatch {
-            cap: Some(want),
-            ..KeyPatch::default()
-        };
-        client.update_key(&d.hash, &patch).await?;
+        // Put back within the budget: the recorded reset and BYOK flag, and the limit the
+        // logical key's cap leaves the current key (never the whole cap when a superseded key
+        // is still live).
+        self.fit_current(&desc, &d.hash, want, None).await?;
         // The claim "repaired" rests on reading the key back.
-        let now_key = client.get_key(&d.hash).await?;
-        if same_cap(now_key.cap(), want) {
+        let now_key = self.openrouter().await?.get_key(&d.hash).await?;
+        if within_cap(now_key.cap(), want) {
             report.keys_drift_repaired += 1;
             warn!(event = "KeyDriftRepaired", field = "cap", secret = %d.secret, key_hash = %d.hash, recorded = %recorded, "the key's cap was put back");
             report.note(SweepAction::CapDriftRepaired, &d.secret, recorded);

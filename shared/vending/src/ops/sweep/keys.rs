@@ -20,7 +20,7 @@ use crate::domain::tags::{
 use crate::error::VendError;
 
 use super::broken::Suspect;
-use super::drift::{Drifted, same_cap};
+use super::drift::{Drifted, within_cap};
 use super::report::{SweepAction, SweepReport};
 use super::spend::SpendBook;
 use super::{Current, DEADLINE_MARGIN, Listed, h64};
@@ -104,7 +104,9 @@ impl Deps {
             .await;
         self.check_drifted(drifted, now, dry_run, deadline, report)
             .await;
-        book.finish(self.cfg.low_spend_fraction, report);
+        let refills = book.finish(self.cfg.low_spend_fraction, report);
+        self.refill_budgets(refills, dry_run, deadline, report)
+            .await;
         Ok(())
     }
 
@@ -147,7 +149,7 @@ impl Deps {
                                 listed: Some((k.hash.clone(), why)),
                             });
                         } else if let Some(tagged) = cap
-                            && !same_cap(k.cap(), tagged)
+                            && !within_cap(k.cap(), tagged)
                         {
                             found.drifted.push(Drifted {
                                 secret: secret.into_string(),

@@ -24,6 +24,7 @@ mod broken;
 mod drift;
 mod keys;
 mod plan;
+mod refill;
 pub mod report;
 mod spend;
 
@@ -319,6 +320,23 @@ impl Deps {
             _ => false,
         };
         self.openrouter().await?;
+        // The budget (ADR 0010): each key's spend is carried before it is deleted, and the
+        // current key gets what the carried keys left unspent once they are gone.
+        let current_record = current
+            .as_ref()
+            .and_then(|v| SecretRecord::from_secret(&v.value))
+            .and_then(Result::ok)
+            .filter(|r| r.state == crate::domain::record::RecordState::Active);
+        let cap = current_record.as_ref().map(SecretRecord::cap);
+        let desc = match cap {
+            Some(_) => self.store.describe(arn).await?,
+            None => None,
+        };
+        let mut ledger = match (&desc, cap) {
+            (Some(d), Some(cap)) => Some(self.ledger(&d.tags, cap)),
+            _ => None,
+        };
+        let mut carried = false;
         for hash in hashes {
             if protected.contains(hash) {
                 if in_progress {
@@ -329,6 +347,10 @@ impl Deps {
                     self.store.untag(arn, &[retire_tag(hash)]).await?;
                 }
                 continue;
+            }
+            if let Some(ledger) = ledger.as_mut() {
+                self.carry_retiring(arn, ledger, hash).await?;
+                carried = true;
             }
             match self.retire_key(hash).await? {
                 Retired::StillListed => {
@@ -342,6 +364,14 @@ impl Deps {
                     }
                 }
             }
+        }
+        if let (true, false, Some(record), Some(desc), Some(cap)) =
+            (carried, in_progress, current_record, desc, cap)
+            && let Some(hash) = record.key_hash.as_deref()
+        {
+            // The retire tags just removed are read again so the keys retired count no more.
+            let desc = self.store.describe(arn).await?.unwrap_or(desc);
+            self.fit_current(&desc, hash, cap, None).await?;
         }
         Ok(())
     }

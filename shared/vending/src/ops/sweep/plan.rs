@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use crate::deps::Deps;
+use crate::domain::budget::{Ledger, period_of};
 use crate::domain::lifetime::Lifetime;
 use crate::domain::names::rotation_token;
 use crate::domain::record::MANAGED_BY;
@@ -45,15 +46,20 @@ impl Deps {
             if s.tag(tags::REVOKED).is_some() {
                 continue;
             }
+            let mut in_book = false;
             if let Some(n) = s.tag(tags::OPENROUTER_KEY) {
                 referenced.insert(h64(n));
                 if let Some(ws) = s.tag(tags::WORKSPACE) {
                     let cap = s.tag(tags::CAP).and_then(tags::parse_cap_tag);
                     current.insert(h64(n), (s.name.clone().into_boxed_str(), h64(ws), cap));
+                    let carried = cap.map_or(0.0, |c| {
+                        Ledger::read(s.tag(tags::BUDGET), &period_of(c.limit_reset, now)).carried
+                    });
+                    in_book = true;
                     book.secret(
                         &s.name,
-                        h64(n),
-                        retiring(&s.tags).iter().map(|(h, _)| h64(h)),
+                        (h64(n), retiring(&s.tags).iter().map(|(h, _)| h64(h))),
+                        (cap, carried),
                         s.tag(tags::TENANT).unwrap_or("(default)"),
                         s.tag(tags::WORKSPACE_SLUG).unwrap_or(ws),
                     );
@@ -67,6 +73,9 @@ impl Deps {
                 }
             }
             if !due_hashes.is_empty() {
+                if in_book {
+                    book.busy();
+                }
                 report.retirements_due += due_hashes.len() as u64;
                 work.push(Work::Retire {
                     name: s.name.clone(),
@@ -83,6 +92,9 @@ impl Deps {
                 });
             }
             if let Some(rotate) = self.plan_rotation(report, s, now) {
+                if in_book {
+                    book.busy();
+                }
                 work.push(rotate);
             }
         }

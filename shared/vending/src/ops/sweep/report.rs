@@ -46,6 +46,10 @@ pub enum SweepAction {
     /// The secret's current value was replaced by something that is not the product's record:
     /// reported, never overwritten.
     SecretValueReplaced,
+    /// A current key's limit was raised to what its logical key's budget allows (a period
+    /// boundary, or superseded keys retired): ADR 0010.
+    BudgetRefilled,
+    WouldRefill,
 }
 
 /// One thing the sweep did or would do.
@@ -117,6 +121,8 @@ pub struct SweepReport {
     pub secret_values_replaced: u64,
     pub keys_near_expiry: u64,
     pub low_spend_keys: u64,
+    /// Current keys whose limit was raised back to their budget's allowance (ADR 0010).
+    pub budgets_refilled: u64,
     /// Per tenant: what the listing shows it owns (the inventory action's fields, summed).
     pub inventory: InventorySummary,
     /// Per tenant and workspace: spend in the caps' current periods, caps, headroom.
@@ -203,6 +209,7 @@ impl SweepReport {
             ("KeysDriftRepaired", self.keys_drift_repaired),
             ("SecretValuesReplaced", self.secret_values_replaced),
             ("KeysNearExpiry", self.keys_near_expiry),
+            ("BudgetsRefilled", self.budgets_refilled),
             ("LowSpendKeys", self.low_spend_keys),
             ("SweepIncomplete", u64::from(!self.complete)),
         ];

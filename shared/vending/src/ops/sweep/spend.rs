@@ -7,7 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use orkv_openrouter::Cap;
 use tracing::{info, warn};
+
+use crate::domain::budget::{Ledger, committed};
 
 use super::report::{SweepAction, SweepReport, WorkspaceSpend};
 
@@ -18,10 +21,32 @@ const TOP: usize = 10;
 struct Logical {
     secret: Box<str>,
     label: u32,
-    /// The current generation's limit, as listed.
-    cap: Option<f64>,
+    /// The logical key's cap, as its `orkv:cap` tag records it.
+    cap: Option<Cap>,
+    /// What retired generations spent this period (the ledger, ADR 0010).
+    carried: f64,
     spent: f64,
+    /// The current key as listed: hash and limit.
+    current: Option<(Box<str>, Option<f64>)>,
+    /// What the superseded keys listed have committed (their limits).
+    others: f64,
+    /// This run rotates or retires its keys (it changes the budget itself): no refill.
+    busy: bool,
 }
+
+/// A current key whose limit is below what its logical key's budget allows it (a period
+/// boundary, or keys retired since): the sweep raises it.
+#[derive(Debug, Clone)]
+pub(super) struct Refill {
+    pub secret: String,
+    pub hash: String,
+    pub cap: Cap,
+    pub listed: f64,
+    pub allowance: f64,
+}
+
+/// A refill smaller than this is not worth a call.
+const REFILL_MIN_USD: f64 = 0.01;
 
 /// The logical keys of one run, indexed by the hash of their current key's name and of each
 /// superseded key's hash.
@@ -39,8 +64,8 @@ impl SpendBook {
     pub(super) fn secret(
         &mut self,
         secret: &str,
-        current_name_h: u64,
-        retiring_h: impl Iterator<Item = u64>,
+        (current_name_h, retiring_h): (u64, impl Iterator<Item = u64>),
+        (cap, carried): (Option<Cap>, f64),
         tenant: &str,
         workspace: &str,
     ) {
@@ -54,8 +79,12 @@ impl SpendBook {
         self.logical.push(Logical {
             secret: secret.into(),
             label,
-            cap: None,
+            cap,
+            carried,
             spent: 0.0,
+            current: None,
+            others: 0.0,
+            busy: false,
         });
         self.by_key.insert(current_name_h, (idx, true));
         for h in retiring_h {
@@ -80,13 +109,51 @@ impl SpendBook {
         };
         l.spent += key.period_spend();
         if current {
-            l.cap = key.limit;
+            l.current = Some((key.hash.clone().into_boxed_str(), key.limit));
+        } else {
+            l.others += committed(key);
         }
+    }
+
+    /// The secret added last has work this run (a rotation or a retirement, each of which
+    /// fits the budget itself): it is not refilled from a listing taken around that work.
+    pub(super) fn busy(&mut self) {
+        if let Some(l) = self.logical.last_mut() {
+            l.busy = true;
+        }
+    }
+
+    /// Current keys below their allowance: the logical key's cap less what retired keys
+    /// carried and what the superseded keys listed committed.
+    fn refills(&self) -> Vec<Refill> {
+        self.logical
+            .iter()
+            .filter(|l| !l.busy)
+            .filter_map(|l| {
+                let cap = l.cap?;
+                let (hash, Some(listed)) = l.current.as_ref()? else {
+                    return None;
+                };
+                let allowance = Ledger {
+                    carried: l.carried,
+                    ..Ledger::default()
+                }
+                .allowance(cap.limit, l.others);
+                (allowance - listed >= REFILL_MIN_USD).then(|| Refill {
+                    secret: l.secret.to_string(),
+                    hash: hash.to_string(),
+                    cap,
+                    listed: *listed,
+                    allowance,
+                })
+            })
+            .collect()
     }
 
     /// Sums the book per tenant and workspace into `report`, warns on logical keys low on
     /// headroom, and logs the top spenders.
-    pub(super) fn finish(self, fraction: f64, report: &mut SweepReport) {
+    pub(super) fn finish(self, fraction: f64, report: &mut SweepReport) -> Vec<Refill> {
+        let refills = self.refills();
         let mut by_label: BTreeMap<u32, WorkspaceSpend> = BTreeMap::new();
         for l in &self.logical {
             let (tenant, workspace) = &self.labels[l.label as usize];
@@ -101,7 +168,7 @@ impl SpendBook {
             });
             w.keys += 1;
             w.spend_usd += l.spent;
-            let Some(cap) = l.cap.filter(|c| *c > 0.0) else {
+            let Some(cap) = l.cap.map(|c| c.limit).filter(|c| *c > 0.0) else {
                 continue;
             };
             w.cap_usd += cap;
@@ -122,8 +189,9 @@ impl SpendBook {
         top.sort_by(|a, b| b.spent.total_cmp(&a.spent));
         for (rank, l) in top.iter().take(TOP).enumerate() {
             let (tenant, workspace) = &self.labels[l.label as usize];
-            info!(event = "TopSpend", rank = rank + 1, secret = %l.secret, tenant = %tenant, workspace = %workspace, spent = l.spent, cap = l.cap.unwrap_or(0.0), "top spender");
+            info!(event = "TopSpend", rank = rank + 1, secret = %l.secret, tenant = %tenant, workspace = %workspace, spent = l.spent, cap = l.cap.map_or(0.0, |c| c.limit), "top spender");
         }
         report.spend = by_label.into_values().collect();
+        refills
     }
 }

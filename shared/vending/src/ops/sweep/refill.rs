@@ -1,0 +1,78 @@
+//! Budget refills (ADR 0010): a current key whose limit is below what its logical key's cap
+//! allows it now (a reset period began, or superseded keys were retired and their unspent
+//! share came back) is raised to its allowance. Found from the listing (no per-key call for a
+//! key that fits); each raise is one `DescribeSecret` (never during a rotation: the running
+//! rotation holds the outgoing key's share for the successor), a `GET` per superseded key
+//! still live, and one `PATCH`.
+
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use crate::deps::Deps;
+use crate::domain::tags::{
+    self,
+    stage::{AWSCURRENT, AWSPENDING},
+};
+use crate::error::VendError;
+
+use super::DEADLINE_MARGIN;
+use super::report::{SweepAction, SweepReport};
+use super::spend::Refill;
+
+impl Deps {
+    /// Raises each key in `refills`; one that cannot be raised never stops the others (the
+    /// next run repeats it).
+    pub(super) async fn refill_budgets(
+        &self,
+        refills: Vec<Refill>,
+        dry_run: bool,
+        deadline: Instant,
+        report: &mut SweepReport,
+    ) {
+        for r in refills {
+            if Instant::now() + DEADLINE_MARGIN >= deadline {
+                return;
+            }
+            if dry_run {
+                report.note(
+                    SweepAction::WouldRefill,
+                    &r.secret,
+                    format!("{:.2} to {:.2} USD", r.listed, r.allowance),
+                );
+                continue;
+            }
+            if let Err(e) = self.refill(&r, report).await {
+                warn!(secret = %r.secret, error_type = e.kind(), error = %e, "could not refill a key's budget; the next run repeats it");
+            }
+        }
+    }
+
+    async fn refill(&self, r: &Refill, report: &mut SweepReport) -> Result<(), VendError> {
+        let Some(desc) = self.describe_ours(&r.secret).await? else {
+            return Ok(());
+        };
+        let rotating = desc
+            .version_with(AWSPENDING)
+            .is_some_and(|p| !desc.has(p, AWSCURRENT));
+        if rotating || desc.tag(tags::DEFERRED).is_some() || desc.tag(tags::REVOKED).is_some() {
+            return Ok(());
+        }
+        let cap = desc
+            .tag(tags::CAP)
+            .and_then(tags::parse_cap_tag)
+            .unwrap_or(r.cap);
+        let key = self.fit_current(&desc, &r.hash, cap, None).await?;
+        let limit = key.limit.unwrap_or_default();
+        if limit > r.listed {
+            report.budgets_refilled += 1;
+            info!(event = "BudgetRefilled", secret = %r.secret, key_hash = %r.hash, from = r.listed, to = limit, "the key's limit is back to what its logical key's cap allows");
+            report.note(
+                SweepAction::BudgetRefilled,
+                &r.secret,
+                format!("{:.2} to {limit:.2} USD", r.listed),
+            );
+        }
+        Ok(())
+    }
+}
