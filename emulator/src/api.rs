@@ -48,7 +48,7 @@ async fn not_found() -> Response {
 
 /// Counts the call, waits the injected latency, and applies a fault queued for `op`.
 /// `Ok(Some(action))` is a fault to apply after the call has been carried out.
-async fn before(state: &Shared, op: &str) -> Result<Option<FaultAction>, Response> {
+pub(crate) async fn before(state: &Shared, op: &str) -> Result<Option<FaultAction>, Response> {
     let (latency, fault) = {
         let mut s = state.lock().await;
         *s.calls.entry(op.to_owned()).or_default() += 1;
@@ -84,7 +84,7 @@ async fn before(state: &Shared, op: &str) -> Result<Option<FaultAction>, Respons
 }
 
 /// Applies a post-commit fault to a finished reply.
-async fn after(post: Option<FaultAction>, kill: &ConnKill, resp: Response) -> Response {
+pub(crate) async fn after(post: Option<FaultAction>, kill: &ConnKill, resp: Response) -> Response {
     match post {
         Some(FaultAction::DropAfterCommit) => {
             kill.0.notify_one();
@@ -102,13 +102,13 @@ async fn after(post: Option<FaultAction>, kill: &ConnKill, resp: Response) -> Re
     }
 }
 
-enum Need {
+pub(crate) enum Need {
     AnyKey,
     Management,
 }
 
 /// The calling key, or the 401/403 OpenRouter would answer.
-fn authenticate<'a>(
+pub(crate) fn authenticate<'a>(
     s: &'a State,
     headers: &HeaderMap,
     need: Need,
@@ -444,6 +444,7 @@ async fn delete_key(
             Err(r) => r,
             Ok(_) => {
                 s.keys.remove(&hash);
+                s.assignments.remove(&hash);
                 s.deleted.push(hash);
                 Json(json!({"deleted": true})).into_response()
             }

@@ -176,18 +176,25 @@ struct SpendWith {
 
 /// Spends `usd` with a key, as an inference request would: refused as OpenRouter refuses one
 /// (401 for a disabled, expired or unknown key; 403 "Key limit exceeded" when the spend would
-/// take the key past its cap in the cap's current period, on the emulator's clock).
+/// take the key past its cap in the cap's current period, on the emulator's clock; 403 "Budget
+/// limit exceeded" when it would take the key's guardrail past its budget).
 async fn spend(Ax(state): Ax<Shared>, Json(req): Json<SpendWith>) -> Response {
     let mut s = state.lock().await;
     let now = s.now();
     let hash = crate::state::hash(&req.key);
     let expired = s.keys.get(&hash).is_some_and(|k| s.is_expired(k));
-    let Some(k) = s.keys.get_mut(&hash).filter(|k| !k.disabled && !expired) else {
+    if !s.keys.get(&hash).is_some_and(|k| !k.disabled && !expired) {
         return error(StatusCode::UNAUTHORIZED, "User not found");
-    };
+    }
     if !req.usd.is_finite() || req.usd < 0.0 {
         return error(StatusCode::BAD_REQUEST, "usd must be a non-negative number");
     }
+    if let Some(refused) = crate::guardrails::budget_refusal(&s, &hash, req.usd, req.byok, now) {
+        return refused;
+    }
+    let Some(k) = s.keys.get_mut(&hash) else {
+        return error(StatusCode::UNAUTHORIZED, "User not found");
+    };
     let counts = !req.byok || k.include_byok_in_limit;
     if let Some(limit) = k.limit
         && counts
@@ -195,13 +202,15 @@ async fn spend(Ax(state): Ax<Shared>, Json(req): Json<SpendWith>) -> Response {
     {
         return error(StatusCode::FORBIDDEN, "Key limit exceeded");
     }
-    k.spends.push(crate::state::Spend {
+    let spend = crate::state::Spend {
         at: now,
         usd: req.usd,
         byok: req.byok,
-    });
-    let counted = k.counted(now);
-    Json(json!({"spent": req.usd, "counted": counted, "limit": k.limit})).into_response()
+    };
+    k.spends.push(spend);
+    let (counted, limit) = (k.counted(now), k.limit);
+    crate::guardrails::book(&mut s, &hash, spend);
+    Json(json!({"spent": req.usd, "counted": counted, "limit": limit})).into_response()
 }
 
 async fn set_usage(Ax(state): Ax<Shared>, Json(u): Json<Usage>) -> Response {

@@ -8,6 +8,7 @@
 
 mod api;
 mod control;
+mod guardrails;
 mod parse;
 mod reply;
 mod state;
@@ -61,7 +62,9 @@ impl Emulator {
         let listener = TcpListener::bind(("127.0.0.1", cfg.port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(state::State::new(&cfg)));
-        let app = api::router(shared.clone()).merge(control::router(shared));
+        let app = api::router(shared.clone())
+            .merge(guardrails::router(shared.clone()))
+            .merge(control::router(shared));
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, app, stop_rx));
         Ok(Self {

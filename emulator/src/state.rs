@@ -101,7 +101,7 @@ pub struct KeyRecord {
 }
 
 /// One spend made with a key, at the emulator's clock.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Spend {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -179,6 +179,33 @@ impl KeyRecord {
     }
 }
 
+/// A guardrail (the fields the product and the budget use; the rest answer as null).
+#[derive(Debug, Clone, Serialize)]
+pub struct Guardrail {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub workspace_id: String,
+    pub limit_usd: Option<f64>,
+    pub reset_interval: Option<String>,
+    pub include_byok_in_budgets: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    /// Spend made by keys while assigned to it (kept when a key is deleted, as a budget is).
+    pub spends: Vec<Spend>,
+}
+
+/// A key's assignment to a guardrail.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assignment {
+    pub id: String,
+    pub guardrail_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
 #[derive(Debug)]
 pub struct State {
     pub workspaces: Vec<SeedWorkspace>,
@@ -192,6 +219,9 @@ pub struct State {
     /// Plaintexts to hand out on the next creates, in order (for sentinel tests).
     pub next_plaintexts: VecDeque<String>,
     pub seq: u64,
+    /// Guardrails by id, and each key's one assignment by key hash.
+    pub guardrails: BTreeMap<String, Guardrail>,
+    pub assignments: HashMap<String, Assignment>,
 }
 
 impl State {
@@ -212,6 +242,8 @@ impl State {
             calls: HashMap::new(),
             next_plaintexts: VecDeque::new(),
             seq: 0,
+            guardrails: BTreeMap::new(),
+            assignments: HashMap::new(),
         };
         state.insert_management_key(&cfg.management_key);
         state

@@ -1,4 +1,5 @@
-//! Typed client for OpenRouter's management API: keys, the current key and workspaces.
+//! Typed client for OpenRouter's management API: keys, the current key, workspaces and
+//! guardrails (with their key assignments).
 //!
 //! The plaintext of a minted key only ever lives in [`ApiKey`], whose `Debug` is redacted,
 //! which has no `Display`/`Serialize`, and which is wiped on drop.
@@ -12,6 +13,6 @@ pub use client::{Client, ClientConfig, DEFAULT_BASE_URL};
 pub use error::{Error, ErrorKind};
 pub use secret::{ApiKey, ManagementKey, key_hash};
 pub use types::{
-    Cap, CreateKeyRequest, CreatedKey, CurrentKey, Key, KeyPatch, LimitReset, Workspace,
+    Cap, CreateKeyRequest, CreatedKey, CurrentKey, Guardrail, Key, KeyPatch, LimitReset, Workspace,
     format_expires_at,
 };

@@ -143,6 +143,22 @@ pub struct Workspace {
     pub description: Option<String>,
 }
 
+/// A guardrail, as far as the product reads one: its workspace (`None`: a legacy guardrail
+/// predating workspaces) and its budget.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Guardrail {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    #[serde(default)]
+    pub limit_usd: Option<f64>,
+    #[serde(default)]
+    pub reset_interval: Option<LimitReset>,
+    #[serde(default)]
+    pub include_byok_in_budgets: bool,
+}
+
 /// `POST /keys` body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CreateKeyRequest {

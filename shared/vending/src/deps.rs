@@ -27,6 +27,8 @@ pub struct Deps {
     workspaces: OnceCell<Vec<Workspace>>,
     /// The UUID each policy entry's identifier names (`None`: no such workspace).
     policy_workspaces: OnceCell<HashMap<String, Option<String>>>,
+    /// The policy's guardrails already checked against OpenRouter (once per container each).
+    pub(crate) checked_guardrails: Mutex<HashSet<String>>,
     known_secrets: Mutex<HashSet<String>>,
     pub(crate) clock: Clock,
     pub(crate) starter: Arc<dyn RotationStarter>,
@@ -132,6 +134,7 @@ impl Deps {
             openrouter: OnceCell::new(),
             workspaces: OnceCell::new(),
             policy_workspaces: OnceCell::new(),
+            checked_guardrails: Mutex::new(HashSet::new()),
             known_secrets: Mutex::new(HashSet::new()),
             clock: Clock::default(),
             starter: Arc::new(SecretsManagerStarter),

@@ -89,6 +89,15 @@ pub enum VendError {
         "secret {secret_name}: the outcome was not confirmed when read back: {check}; repeat the request"
     )]
     NotConfirmed { secret_name: String, check: String },
+    /// A new key could not be given its guardrail: it was deleted, never stored.
+    #[error(
+        "secret {secret_name}: the new key could not be given guardrail {guardrail_id} ({why}); it was deleted and nothing was stored; repeat the request"
+    )]
+    GuardrailNotAssigned {
+        secret_name: String,
+        guardrail_id: String,
+        why: String,
+    },
     // --- The deployment. ---
     #[error("configuration: {0}")]
     Config(String),
@@ -126,6 +135,7 @@ impl VendError {
             Self::Revoked { .. } => "SecretRevoked",
             Self::RotationTestFailed { .. } => "RotationTestFailed",
             Self::NotConfirmed { .. } => "ClaimNotConfirmed",
+            Self::GuardrailNotAssigned { .. } => "GuardrailNotAssigned",
             Self::Config(_) => "ConfigError",
             Self::ReplyEncoding(_) => "ReplyEncoding",
             Self::OpenRouter(e) => e.kind().as_str(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Deserialize;
 
+mod guardrails;
 mod http;
 
 use crate::error::Error;

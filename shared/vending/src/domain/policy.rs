@@ -77,6 +77,10 @@ pub struct WorkspacePolicy {
     pub max_ttl_seconds: Option<u64>,
     #[serde(default)]
     pub default_ttl_seconds: Option<u64>,
+    /// The guardrail every key this tenant vends in this workspace must carry (its UUID; it
+    /// must live in this workspace: checked against OpenRouter before the first key).
+    #[serde(default)]
+    pub guardrail_id: Option<String>,
 }
 
 impl WorkspacePolicy {
@@ -273,6 +277,14 @@ impl Policy {
             .find(|t| t.name.as_deref() == Some(name))
     }
 
+    /// Whether any entry names a guardrail.
+    #[must_use]
+    pub fn has_guardrails(&self) -> bool {
+        self.tenants
+            .iter()
+            .any(|t| t.workspaces.iter().any(|w| w.guardrail_id.is_some()))
+    }
+
     /// The tenant whose prefix `secret_name` is under (prefixes never overlap).
     #[must_use]
     pub fn owner_of_name(&self, secret_name: &str) -> Option<&Tenant> {
@@ -369,6 +381,11 @@ fn check_workspaces(t: &Tenant, base: &Bounds) -> Result<(), String> {
         }
         if !(w.max_limit.is_finite() && w.max_limit > 0.0) {
             return Err(format!("{here}.max_limit must be a positive number"));
+        }
+        if let Some(g) = &w.guardrail_id
+            && uuid::Uuid::parse_str(g).is_err()
+        {
+            return Err(format!("{here}.guardrail_id must be a guardrail's UUID"));
         }
         let b = w.bounds(base);
         check_bounds(&format!("{here}."), &b)?;

@@ -7,7 +7,7 @@
 //! - [`inventory`]: the caller's managed secrets, from their tags;
 //! - [`announce`]: the result event of every outcome, on the configured bus;
 //! - [`sweep`]: the scheduled sweep;
-//! - `budget` (one cap across a logical key's generations: ADR 0010), `mint` (shared by provisioning and rotation), `retire` (shared by revoke and the sweep),
+//! - `guardrail` (the guardrail every key of a workspace carries), `budget` (one cap across a logical key's generations: ADR 0010), `mint` (shared by provisioning and rotation), `retire` (shared by revoke and the sweep),
 //!   `read` (shared reads), `confirm` (the read-back behind every claim), `promote` (the
 //!   compare-and-set every write to `AWSCURRENT` uses)
 //!   and `start` (starting a rotation).
@@ -16,6 +16,7 @@ pub mod actions;
 pub mod announce;
 mod budget;
 mod confirm;
+mod guardrail;
 pub mod inventory;
 mod mint;
 mod promote;

@@ -130,6 +130,19 @@ impl Deps {
             }
         };
         let hash = created.data.hash.clone();
+        if let Some(guardrail) = &d.guardrail
+            && let Err(e) = self.assign_new_key(&d.secret_name, &hash, guardrail).await
+        {
+            // The key was deleted: it never becomes usable. As for a refused create, a
+            // first-generation secret only ever held this pending record, so it goes too.
+            if pending.generation == 1 {
+                self.store.delete(&d.secret_name, true).await?;
+                self.remember(&d.secret_name, false);
+            } else {
+                self.release(d, &owned.version_id, &pending).await?;
+            }
+            return Err(e);
+        }
         let mut active = pending;
         active.state = RecordState::Active;
         active.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));

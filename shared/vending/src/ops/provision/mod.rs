@@ -96,6 +96,8 @@ struct Desired {
     /// Whether the caller may change an existing key (the `update` action).
     may_update: bool,
     tenant_label: String,
+    /// The guardrail the key must carry (the policy's, checked against OpenRouter).
+    guardrail: Option<String>,
 }
 
 /// What `GetSecretValue` showed.
@@ -196,6 +198,9 @@ impl Deps {
                 ),
             ));
         }
+        // Before any side effect: a guardrail that does not exist or lives elsewhere is a
+        // configuration error naming the policy field.
+        let guardrail = self.guardrail_for(&secret_name, &workspace.id).await?;
         let mut tag_list: Vec<(String, String)> = req.tags.into_iter().collect();
         tag_list.push((tags::MANAGED_BY.into(), MANAGED_BY.into()));
         tag_list.push((tags::WORKSPACE.into(), workspace.id.clone()));
@@ -223,6 +228,7 @@ impl Deps {
             tenant,
             may_update: scope.allows(Permission::Update),
             tenant_label: scope.tenant.label().to_owned(),
+            guardrail,
         })
     }
 

@@ -32,6 +32,8 @@ impl Deps {
             return Ok((StepOutcome::AlreadyDone, existing));
         }
         let (mut record, parent_hash) = self.successor_record(desc, event).await?;
+        // A guardrail the policy names is checked before any side effect.
+        self.guardrail_for(&desc.name, &record.workspace_id).await?;
         // The budget first: the outgoing key is held to its share before the successor exists.
         let allowance = self
             .hold_for_successor(desc, parent_hash.as_deref(), record.cap())
@@ -55,6 +57,11 @@ impl Deps {
             }
             Err(e) => return Err(e.into()),
         };
+        // The successor carries the workspace's guardrail before it is stored.
+        if let Some(guardrail) = self.guardrail_for(&desc.name, &record.workspace_id).await? {
+            self.assign_new_key(&desc.name, &created.data.hash, &guardrail)
+                .await?;
+        }
         record.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
         record.key_hash = Some(created.data.hash.clone());
         if let Some(at) = created.data.expires_at {

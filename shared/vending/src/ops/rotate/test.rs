@@ -148,6 +148,13 @@ impl Deps {
         if described.disabled {
             return Err(fail("the key is disabled".into()));
         }
+        if let Some(guardrail) = self.guardrail_for(&desc.name, &record.workspace_id).await?
+            && !self.carries(&hash, &guardrail).await?
+        {
+            return Err(fail(format!(
+                "the key does not carry guardrail {guardrail}"
+            )));
+        }
         Ok(())
     }
 }

@@ -36,6 +36,8 @@ struct Found {
     drifted: Vec<Drifted>,
     /// (key name, hash) of keys without the product's naming that no secret references.
     unmanaged: Vec<(String, String)>,
+    /// (secret, hash) of current keys that work, when the policy names guardrails.
+    working: Vec<(String, String)>,
 }
 
 impl Deps {
@@ -68,12 +70,14 @@ impl Deps {
         let listed: HashSet<u64> = workspaces.iter().map(|w| h64(w)).collect();
         let mut suspects = Vec::new();
         let mut drifted = Vec::new();
+        let mut working = Vec::new();
         for ws in workspaces {
             let found = self
                 .list_workspace(&ws, referenced, (&mut current, &mut book), now)
                 .await?;
             suspects.extend(found.broken);
             drifted.extend(found.drifted);
+            working.extend(found.working.into_iter().map(|(s, h)| (s, h, ws.clone())));
             for (name, hash) in found.unmanaged {
                 report.unmanaged_keys += 1;
                 info!(event = "UnmanagedKey", workspace_id = %ws, key_hash = %hash, key_name = %name, "a key in a known workspace that no managed secret references and the product did not name (report only)");
@@ -104,6 +108,8 @@ impl Deps {
             .await;
         self.check_drifted(drifted, now, dry_run, deadline, report)
             .await;
+        self.check_guardrails(working, dry_run, deadline, report)
+            .await;
         let refills = book.finish(self.cfg.low_spend_fraction, report);
         self.refill_budgets(refills, dry_run, deadline, report)
             .await;
@@ -125,6 +131,7 @@ impl Deps {
         let mut found = Found::default();
         let mut seen_names: HashSet<u64> = HashSet::new();
         let mut dup_names: HashSet<u64> = HashSet::new();
+        let guarded = self.cfg.policy.has_guardrails();
         client
             .for_each_key_page(Some(ws), true, |page| {
                 for k in page {
@@ -148,15 +155,20 @@ impl Deps {
                                 name_h,
                                 listed: Some((k.hash.clone(), why)),
                             });
-                        } else if let Some(tagged) = cap
-                            && !within_cap(k.cap(), tagged)
-                        {
-                            found.drifted.push(Drifted {
-                                secret: secret.into_string(),
-                                hash: k.hash.clone(),
-                                listed: k.cap(),
-                                updated_at: k.updated_at,
-                            });
+                        } else {
+                            if guarded {
+                                found.working.push((secret.to_string(), k.hash.clone()));
+                            }
+                            if let Some(tagged) = cap
+                                && !within_cap(k.cap(), tagged)
+                            {
+                                found.drifted.push(Drifted {
+                                    secret: secret.into_string(),
+                                    hash: k.hash.clone(),
+                                    listed: k.cap(),
+                                    updated_at: k.updated_at,
+                                });
+                            }
                         }
                     }
                     if !is_product_key_name(&k.name) {

@@ -22,6 +22,7 @@
 
 mod broken;
 mod drift;
+mod guardrails;
 mod keys;
 mod plan;
 mod refill;
@@ -250,7 +251,7 @@ impl Deps {
                 let mut retired = Vec::new();
                 let mut blocked = Vec::new();
                 let error = self
-                    .retire_due(&arn, &hashes, &mut retired, &mut blocked)
+                    .retire_due((&name, &arn), &hashes, &mut retired, &mut blocked)
                     .await
                     .err();
                 Done::Retired {
@@ -300,7 +301,7 @@ impl Deps {
     /// Retires the due superseded keys of one secret, never one a label still references.
     async fn retire_due(
         &self,
-        arn: &str,
+        (name, arn): (&str, &str),
         hashes: &[String],
         retired: &mut Vec<String>,
         blocked: &mut Vec<(String, String)>,
@@ -336,6 +337,10 @@ impl Deps {
             (Some(d), Some(cap)) => Some(self.ledger(&d.tags, cap)),
             _ => None,
         };
+        let guardrail = match &current_record {
+            Some(r) => self.guardrail_for(name, &r.workspace_id).await?,
+            None => None,
+        };
         let mut carried = false;
         for hash in hashes {
             if protected.contains(hash) {
@@ -351,6 +356,9 @@ impl Deps {
             if let Some(ledger) = ledger.as_mut() {
                 self.carry_retiring(arn, ledger, hash).await?;
                 carried = true;
+            }
+            if let Some(g) = &guardrail {
+                self.unassign_retiring(hash, g).await;
             }
             match self.retire_key(hash).await? {
                 Retired::StillListed => {

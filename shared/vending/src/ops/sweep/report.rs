@@ -50,6 +50,10 @@ pub enum SweepAction {
     /// boundary, or superseded keys retired): ADR 0010.
     BudgetRefilled,
     WouldRefill,
+    /// A current key does not carry the guardrail its workspace's policy names.
+    GuardrailMissing,
+    /// ... and was assigned it (`ORKV_DRIFT=repair`), read back.
+    GuardrailRepaired,
 }
 
 /// One thing the sweep did or would do.
@@ -123,6 +127,9 @@ pub struct SweepReport {
     pub low_spend_keys: u64,
     /// Current keys whose limit was raised back to their budget's allowance (ADR 0010).
     pub budgets_refilled: u64,
+    /// Current keys without the guardrail the policy names, and those assigned it.
+    pub keys_missing_guardrail: u64,
+    pub guardrails_repaired: u64,
     /// Per tenant: what the listing shows it owns (the inventory action's fields, summed).
     pub inventory: InventorySummary,
     /// Per tenant and workspace: spend in the caps' current periods, caps, headroom.
@@ -210,6 +217,8 @@ impl SweepReport {
             ("SecretValuesReplaced", self.secret_values_replaced),
             ("KeysNearExpiry", self.keys_near_expiry),
             ("BudgetsRefilled", self.budgets_refilled),
+            ("KeysMissingGuardrail", self.keys_missing_guardrail),
+            ("GuardrailsRepaired", self.guardrails_repaired),
             ("LowSpendKeys", self.low_spend_keys),
             ("SweepIncomplete", u64::from(!self.complete)),
         ];

@@ -1,0 +1,137 @@
+//! Guardrails: the one read the product needs of a guardrail (its workspace and budget), and
+//! the key assignments. Assigning and unassigning are idempotent (a key holds at most one
+//! guardrail; assigning again changes nothing), so both are retried like any safe call.
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::{Client, Data, Repeat, path_segment};
+use crate::error::Error;
+use crate::types::Guardrail;
+
+/// The assignment listings' largest page.
+const ASSIGNMENTS_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+struct Assigned {
+    assigned_count: u64,
+}
+
+#[derive(Deserialize)]
+struct Unassigned {
+    unassigned_count: u64,
+}
+
+#[derive(Deserialize)]
+struct AssignmentPage {
+    data: Vec<Assignment>,
+    #[serde(default)]
+    total_count: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Assignment {
+    key_hash: String,
+}
+
+impl Client {
+    /// `GET /guardrails/{id}`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown guardrail.
+    pub async fn get_guardrail(&self, id: &str) -> Result<Guardrail, Error> {
+        let path = format!("/guardrails/{}", path_segment(id)?);
+        let data: Data<Guardrail> = self
+            .call_managed(
+                Method::GET,
+                &path,
+                &[],
+                None,
+                Repeat::Safe,
+                "GET /guardrails/{id}",
+            )
+            .await?;
+        Ok(data.data)
+    }
+
+    /// `POST /guardrails/{id}/assignments/keys` for the keys `hashes`: how many OpenRouter
+    /// says it assigned.
+    ///
+    /// # Errors
+    /// 400 for a key outside the guardrail's workspace, 404 for an unknown guardrail or key.
+    pub async fn assign_keys(&self, id: &str, hashes: &[&str]) -> Result<u64, Error> {
+        let path = format!("/guardrails/{}/assignments/keys", path_segment(id)?);
+        let body = serde_json::json!({ "key_hashes": hashes });
+        let r: Assigned = self
+            .call_managed(
+                Method::POST,
+                &path,
+                &[],
+                Some(&body),
+                Repeat::Safe,
+                "POST /guardrails/{id}/assignments/keys",
+            )
+            .await?;
+        Ok(r.assigned_count)
+    }
+
+    /// `POST /guardrails/{id}/assignments/keys/remove` for the keys `hashes`: how many were
+    /// unassigned.
+    ///
+    /// # Errors
+    /// Typed [`Error`]s; 404 for an unknown guardrail.
+    pub async fn unassign_keys(&self, id: &str, hashes: &[&str]) -> Result<u64, Error> {
+        let path = format!("/guardrails/{}/assignments/keys/remove", path_segment(id)?);
+        let body = serde_json::json!({ "key_hashes": hashes });
+        let r: Unassigned = self
+            .call_managed(
+                Method::POST,
+                &path,
+                &[],
+                Some(&body),
+                Repeat::Safe,
+                "POST /guardrails/{id}/assignments/keys/remove",
+            )
+            .await?;
+        Ok(r.unassigned_count)
+    }
+
+    /// Every key hash assigned to guardrail `id`: `GET /guardrails/{id}/assignments/keys`,
+    /// pages of 100 until `total_count` (one call per hundred keys).
+    ///
+    /// # Errors
+    /// Typed [`Error`]s; 404 for an unknown guardrail.
+    pub async fn guardrail_key_hashes(&self, id: &str) -> Result<HashSet<String>, Error> {
+        let path = format!("/guardrails/{}/assignments/keys", path_segment(id)?);
+        let mut all = HashSet::new();
+        let mut offset = 0;
+        loop {
+            let query = [
+                ("offset", offset.to_string()),
+                ("limit", ASSIGNMENTS_PAGE.to_string()),
+            ];
+            let page: AssignmentPage = self
+                .call_managed(
+                    Method::GET,
+                    &path,
+                    &query,
+                    None,
+                    Repeat::Safe,
+                    "GET /guardrails/{id}/assignments/keys",
+                )
+                .await?;
+            let len = page.data.len();
+            offset += len;
+            all.extend(page.data.into_iter().map(|a| a.key_hash));
+            let done = match page.total_count {
+                Some(total) => offset >= total,
+                None => len < ASSIGNMENTS_PAGE,
+            };
+            if done || len == 0 {
+                return Ok(all);
+            }
+        }
+    }
+}

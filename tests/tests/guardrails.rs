@@ -1,0 +1,346 @@
+//! Guardrails (issue 15, items 2 and 5): the emulator serves guardrails and key assignments as
+//! the OpenAPI document describes them and enforces a guardrail's budget; with a guardrail in
+//! the policy, every key the product mints carries it before it is stored, through rotation,
+//! and loses it at retirement; a guardrail that does not exist or lives in another workspace is
+//! refused before any side effect, and an assignment OpenRouter refuses leaves no usable key.
+
+use orkv_tests::rotating::{GRACE, advance, deadline, deps_with, sweep};
+use orkv_tests::world::World;
+use orkv_tests::{CHECKOUT_WORKSPACE_ID, MANAGEMENT_KEY, SEARCH_WORKSPACE_ID, unique};
+use serde_json::{Value, json};
+
+async fn call(w: &World, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", w.emu.api_url()))
+        .bearer_auth(MANAGEMENT_KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("call");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+async fn guardrail(w: &World, workspace: &str, limit: f64) -> String {
+    let (status, body) = call(
+        w,
+        reqwest::Method::POST,
+        "/guardrails",
+        Some(
+            json!({"name": unique("gr"), "workspace_id": workspace, "limit_usd": limit,
+                    "reset_interval": "monthly"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["data"]["id"].as_str().expect("id").to_owned()
+}
+
+async fn assigned(w: &World, id: &str) -> Vec<String> {
+    let (status, body) = call(
+        w,
+        reqwest::Method::GET,
+        &format!("/guardrails/{id}/assignments/keys?limit=100"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|a| a["key_hash"].as_str().expect("hash").to_owned())
+        .collect()
+}
+
+async fn spend(w: &World, key: &str, usd: f64) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/spend", w.emu.url()))
+        .json(&json!({"key": key, "usd": usd}))
+        .send()
+        .await
+        .expect("spend");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+fn policy(checkout_guardrail: &str) -> String {
+    json!({"workspaces": [
+        {"workspace": "checkout", "max_limit": 100, "guardrail_id": checkout_guardrail},
+        {"workspace": "search", "max_limit": 20}],
+        "min_ttl_seconds": 3600, "max_ttl_seconds": 7_776_000,
+        "default_ttl_seconds": 2_592_000, "default_rotate_before_seconds": 604_800})
+    .to_string()
+}
+
+fn body(key_name: &str) -> Value {
+    json!({"workspace": "checkout", "key_name": key_name, "limit": 10, "limit_reset": "monthly",
+           "ttl_seconds": 172_800, "rotate_before_seconds": 3600})
+}
+
+#[tokio::test]
+async fn the_emulator_serves_guardrails_and_key_assignments_and_enforces_the_budget() {
+    let w = World::start().await;
+    let post = reqwest::Method::POST;
+    // limit_usd and reset_interval come together (CONTRACT.md).
+    let (status, _) = call(
+        &w,
+        post.clone(),
+        "/guardrails",
+        Some(json!({"name": "half", "limit_usd": 5})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = call(&w, post.clone(), "/guardrails", Some(json!({}))).await;
+    assert_eq!(status, 400, "name is required");
+    let id = guardrail(&w, CHECKOUT_WORKSPACE_ID, 5.0).await;
+    let (status, got) = call(&w, reqwest::Method::GET, &format!("/guardrails/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["data"]["workspace_id"], CHECKOUT_WORKSPACE_ID);
+    assert_eq!(got["data"]["limit_usd"], 5.0);
+    let (status, list) = call(
+        &w,
+        reqwest::Method::GET,
+        &format!("/guardrails?workspace_id={CHECKOUT_WORKSPACE_ID}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(list["total_count"].as_u64().expect("total") >= 1);
+
+    let (key_a, a) = w
+        .control
+        .add_key(json!({"name": unique("a"), "workspace_id": CHECKOUT_WORKSPACE_ID}))
+        .await;
+    let (key_b, b) = w
+        .control
+        .add_key(json!({"name": unique("b"), "workspace_id": CHECKOUT_WORKSPACE_ID}))
+        .await;
+    let (_, elsewhere) = w
+        .control
+        .add_key(json!({"name": unique("c"), "workspace_id": SEARCH_WORKSPACE_ID}))
+        .await;
+    let path = format!("/guardrails/{id}/assignments/keys");
+    // Same workspace only, all or nothing.
+    let (status, _) = call(
+        &w,
+        post.clone(),
+        &path,
+        Some(json!({"key_hashes": [a, elsewhere]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(assigned(&w, &id).await.is_empty());
+    let (status, r) = call(&w, post.clone(), &path, Some(json!({"key_hashes": [a, b]}))).await;
+    assert_eq!((status, r["assigned_count"].clone()), (200, json!(2)));
+    let mut both = assigned(&w, &id).await;
+    both.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(both, want);
+
+    // The budget counts every assigned key: 3 + 2 fit in 5, 0.5 more does not.
+    assert_eq!(spend(&w, &key_a, 3.0).await.0, 200);
+    assert_eq!(spend(&w, &key_b, 2.0).await.0, 200);
+    let (status, refused) = spend(&w, &key_b, 0.5).await;
+    assert_eq!(status, 403);
+    assert_eq!(refused["error"]["message"], "Budget limit exceeded");
+    assert_eq!(
+        refused["error"]["metadata"]["limit_source"],
+        "openrouter_guardrail_budget"
+    );
+
+    // Unassigned, a key is no longer bound by it.
+    let (status, r) = call(
+        &w,
+        post,
+        &format!("{path}/remove"),
+        Some(json!({"key_hashes": [b]})),
+    )
+    .await;
+    assert_eq!((status, r["unassigned_count"].clone()), (200, json!(1)));
+    assert_eq!(assigned(&w, &id).await, vec![a]);
+    assert_eq!(spend(&w, &key_b, 0.5).await.0, 200);
+}
+
+#[tokio::test]
+async fn every_key_carries_the_policys_guardrail_from_birth_through_rotation_to_retirement() {
+    let w = World::start().await;
+    let id = guardrail(&w, CHECKOUT_WORKSPACE_ID, 1000.0).await;
+    let policy = policy(&id);
+    let d = deps_with(
+        &w,
+        &[("ORKV_POLICY", policy.as_str()), ("ORKV_DRIFT", "report")],
+    );
+    // A first key warms the container (the workspaces and the guardrail are read once).
+    d.handle(body(&unique("warm")), deadline())
+        .await
+        .expect("warm");
+    w.control.reset_calls().await;
+    let vended = d
+        .handle(body(&unique("guarded")), deadline())
+        .await
+        .expect("vended");
+    let calls = w.control.calls().await;
+    assert_eq!(
+        calls["total"],
+        json!(3),
+        "create, assign, GET /key: {calls}"
+    );
+    assert_eq!(calls["calls"]["assign_guardrail_keys"], json!(1));
+    assert!(assigned(&w, &id).await.contains(&vended.key_hash));
+
+    // Rotation: testSecret checks the successor carries it before promotion.
+    let name = vended.secret_name.clone();
+    let rotated = d
+        .handle_request(
+            json!({"action": "rotate", "secret_name": name, "idempotency_id": unique("r")}),
+            deadline(),
+        )
+        .await
+        .expect("rotated");
+    let new_hash = rotated["key_hash"].as_str().expect("hash").to_owned();
+    let now = assigned(&w, &id).await;
+    assert!(
+        now.contains(&new_hash) && now.contains(&vended.key_hash),
+        "both live keys carry it"
+    );
+    let r = sweep(&d, &unique("check")).await;
+    assert_eq!(r.keys_missing_guardrail, 0, "{r:?}");
+
+    // Retirement removes the old key's assignment.
+    advance(&w, &d, GRACE + 60).await;
+    let r = sweep(&d, &unique("retire")).await;
+    assert_eq!(r.keys_retired, 1);
+    let now = assigned(&w, &id).await;
+    assert!(!now.contains(&vended.key_hash) && now.contains(&new_hash));
+
+    // A key that lost it (by hand) is reported; the repairing sweep assigns it, read back.
+    let (status, _) = call(
+        &w,
+        reqwest::Method::POST,
+        &format!("/guardrails/{id}/assignments/keys/remove"),
+        Some(json!({"key_hashes": [new_hash]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = sweep(&d, &unique("report")).await;
+    assert_eq!((r.keys_missing_guardrail, r.guardrails_repaired), (1, 0));
+    assert!(!assigned(&w, &id).await.contains(&new_hash), "report only");
+    let repair = deps_with(
+        &w,
+        &[("ORKV_POLICY", policy.as_str()), ("ORKV_DRIFT", "repair")],
+    );
+    let r = sweep(&repair, &unique("repair")).await;
+    assert_eq!((r.keys_missing_guardrail, r.guardrails_repaired), (1, 1));
+    assert!(assigned(&w, &id).await.contains(&new_hash));
+    assert_eq!(sweep(&d, &unique("after")).await.keys_missing_guardrail, 0);
+}
+
+#[tokio::test]
+async fn a_guardrail_that_does_not_exist_or_lives_elsewhere_is_refused_before_anything_is_made() {
+    let w = World::start().await;
+    let elsewhere = guardrail(&w, SEARCH_WORKSPACE_ID, 10.0).await;
+    let missing = uuid::Uuid::new_v4().to_string();
+    for (id, says) in [(missing, "no guardrail"), (elsewhere, "is in workspace")] {
+        let policy = policy(&id);
+        let d = deps_with(&w, &[("ORKV_POLICY", policy.as_str())]);
+        let key_name = unique("refused");
+        let err = d
+            .handle(body(&key_name), deadline())
+            .await
+            .expect_err("refused");
+        let text = err.to_string();
+        assert_eq!(err.kind(), "ConfigError");
+        assert!(
+            text.contains("workspaces[0].guardrail_id") && text.contains(says),
+            "{text}"
+        );
+        let state = w.control.state().await;
+        assert!(
+            !state["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .any(|k| k["name"].as_str().is_some_and(|n| n.contains(&key_name))),
+            "no key"
+        );
+        assert!(
+            w.sm.describe_secret()
+                .secret_id(format!("openrouter/checkout/{key_name}"))
+                .send()
+                .await
+                .is_err(),
+            "no secret"
+        );
+    }
+    // The search workspace, which names no guardrail, still vends.
+    let d = deps_with(
+        &w,
+        &[(
+            "ORKV_POLICY",
+            policy(&uuid::Uuid::new_v4().to_string()).as_str(),
+        )],
+    );
+    let mut search = body(&unique("search"));
+    search["workspace"] = json!("search");
+    d.handle(search, deadline()).await.expect("search vends");
+}
+
+#[tokio::test]
+async fn an_assignment_openrouter_refuses_leaves_no_usable_key() {
+    let w = World::start().await;
+    let id = guardrail(&w, CHECKOUT_WORKSPACE_ID, 1000.0).await;
+    let policy = policy(&id);
+    let d = deps_with(&w, &[("ORKV_POLICY", policy.as_str())]);
+    // Refused outright, and failing until the client gives up (then read back: not there).
+    for fault in [
+        json!({"op": "assign_guardrail_keys", "action": "status", "status": 400, "times": 1}),
+        json!({"op": "assign_guardrail_keys", "action": "status", "status": 500, "times": 20}),
+    ] {
+        w.control.clear_faults().await;
+        w.control.fault(fault).await;
+        let key_name = unique("unassigned");
+        let err = d
+            .handle(body(&key_name), deadline())
+            .await
+            .expect_err("refused");
+        assert_eq!(err.kind(), "GuardrailNotAssigned", "{err}");
+        assert!(
+            w.control.live_keys(&key_name).await.is_empty(),
+            "the minted key was deleted"
+        );
+        assert!(
+            w.sm.describe_secret()
+                .secret_id(format!("openrouter/checkout/{key_name}"))
+                .send()
+                .await
+                .is_err(),
+            "nothing stored"
+        );
+    }
+    w.control.clear_faults().await;
+
+    // In a rotation: createSecret fails, nothing is pending, the key in use is untouched.
+    let vended = d
+        .handle(body(&unique("rot")), deadline())
+        .await
+        .expect("vended");
+    w.control
+        .fault(
+            json!({"op": "assign_guardrail_keys", "action": "status", "status": 400, "times": 50}),
+        )
+        .await;
+    let refused = d
+        .handle_request(
+            json!({"action": "rotate", "secret_name": vended.secret_name, "idempotency_id": unique("r")}),
+            deadline(),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let (_, rec) = w.current(&vended.secret_name).await;
+    assert_eq!(rec["key_hash"].as_str(), Some(vended.key_hash.as_str()));
+    let live = w.live_for(&vended.secret_name).await;
+    assert_eq!(live.len(), 1, "only the key in use: {live:?}");
+    assert!(assigned(&w, &id).await.contains(&vended.key_hash));
+}
