@@ -37,6 +37,7 @@ locals {
         min_ttl_seconds     = w.min_seconds
         max_ttl_seconds     = w.max_seconds
         default_ttl_seconds = w.default_seconds
+        guardrail_id        = w.guardrail_id
       }]
       secret_prefix = t.secret_prefix
       actions       = t.actions
@@ -44,7 +45,7 @@ locals {
     } }
   }))
   single_policy = jsonencode(merge(local.lifetime_policy, {
-    workspaces = [for ws, w in var.workspaces : { workspace = ws, max_limit = w.max_limit_usd }]
+    workspaces = [for ws, w in var.workspaces : { workspace = ws, max_limit = w.max_limit_usd, guardrail_id = w.guardrail_id }]
   }))
   policy = local.tenanted ? local.tenant_policy : local.single_policy
 

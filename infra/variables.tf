@@ -166,15 +166,20 @@ variable "management_key_admin_arns" {
 # ---------------------------------------------------------------------------------------------
 
 variable "workspaces" {
-  description = "Single-policy form (one implicit tenant, every caller has every power): known OpenRouter workspaces (by slug or UUID) and the largest cap, in USD, of a key vended in each. Give this or tenants, not both."
+  description = "Single-policy form (one implicit tenant, every caller has every power): known OpenRouter workspaces (by slug or UUID), the largest cap, in USD, of a key vended in each, and optionally the guardrail (UUID, in that workspace) every key there must carry. Give this or tenants, not both."
   type = map(object({
     max_limit_usd = number
+    guardrail_id  = optional(string)
   }))
   default = {}
 
   validation {
     condition     = alltrue([for w in values(var.workspaces) : w.max_limit_usd > 0])
     error_message = "workspaces: every max_limit_usd must be a positive number."
+  }
+  validation {
+    condition     = alltrue([for w in values(var.workspaces) : w.guardrail_id == null || can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", w.guardrail_id))])
+    error_message = "workspaces: a guardrail_id must be a guardrail's UUID."
   }
 }
 
@@ -360,8 +365,9 @@ variable "event_sources" {
 variable "tenants" {
   description = <<-EOT
     Tenant form: each team, by name (its Lambda alias: a lowercase letter, then a-z 0-9 - _).
-    workspaces: the workspaces it may vend in (slug or UUID), each with its own maximum cap and
-    optional lifetime bounds (within key_lifetime); one workspace may serve several tenants at
+    workspaces: the workspaces it may vend in (slug or UUID), each with its own maximum cap,
+    optional lifetime bounds (within key_lifetime) and optional guardrail_id (a guardrail of that
+    workspace every key there carries); one workspace may serve several tenants at
     different caps. secret_prefix: default <secret_name_prefix><tenant>/. actions: any of
     provision, update, rotate, leak_rotate, revoke, adopt (default all). event_sources: the
     EventBridge sources of its events (its rule matches only these). pipeline_principal_arns:
@@ -373,6 +379,7 @@ variable "tenants" {
       min_seconds     = optional(number)
       max_seconds     = optional(number)
       default_seconds = optional(number)
+      guardrail_id    = optional(string)
     }))
     secret_prefix           = optional(string)
     actions                 = optional(list(string))

@@ -59,10 +59,10 @@ pub(crate) async fn before(state: &Shared, op: &str) -> Result<Option<FaultActio
     }
     match fault {
         None => Ok(None),
-        Some(FaultAction::Status { status }) => {
+        Some(FaultAction::Status { status, message }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let message = status.canonical_reason().unwrap_or("Injected error");
-            Err(error(status, message))
+            let reason = status.canonical_reason().unwrap_or("Injected error");
+            Err(error(status, message.as_deref().unwrap_or(reason)))
         }
         Some(FaultAction::RateLimit { retry_after }) => {
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");

@@ -45,9 +45,15 @@ async fn state_view(Ax(state): Ax<Shared>) -> Json<Value> {
         })
         .collect();
     let workspaces: Vec<Value> = s.workspaces.iter().map(workspace_json).collect();
+    let assignments: serde_json::Map<String, Value> = s
+        .assignments
+        .iter()
+        .map(|(h, a)| (h.clone(), a.guardrail_id.clone().into()))
+        .collect();
     Json(
         json!({"keys": keys, "deleted": s.deleted, "workspaces": workspaces,
-        "clock_offset_seconds": s.clock_offset_s, "pending_faults": s.faults.len()}),
+        "clock_offset_seconds": s.clock_offset_s, "pending_faults": s.faults.len(),
+        "assignments": assignments, "ever_assigned": s.ever_assigned}),
     )
 }
 

@@ -360,6 +360,7 @@ async fn assign_keys(
         let now = s.now();
         let mut assigned = 0;
         for h in hashes {
+            s.ever_assigned.insert(h.clone());
             let same = s.assignments.get(&h).is_some_and(|a| a.guardrail_id == id);
             if !same {
                 s.assignments.insert(

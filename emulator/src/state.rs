@@ -44,7 +44,12 @@ impl SeedWorkspace {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum FaultAction {
     /// Answer with this status and an OpenRouter error body; nothing is changed.
-    Status { status: u16 },
+    Status {
+        status: u16,
+        /// The error message (the status's reason phrase when absent).
+        #[serde(default)]
+        message: Option<String>,
+    },
     /// 429 with `Retry-After: seconds`; nothing is changed.
     RateLimit { retry_after: f64 },
     /// Hold the request this long before handling it normally.
@@ -222,6 +227,9 @@ pub struct State {
     /// Guardrails by id, and each key's one assignment by key hash.
     pub guardrails: BTreeMap<String, Guardrail>,
     pub assignments: HashMap<String, Assignment>,
+    /// Every key hash ever assigned a guardrail (the soak's check that no key was usable
+    /// before it carried one).
+    pub ever_assigned: std::collections::HashSet<String>,
 }
 
 impl State {
@@ -244,6 +252,7 @@ impl State {
             seq: 0,
             guardrails: BTreeMap::new(),
             assignments: HashMap::new(),
+            ever_assigned: std::collections::HashSet::new(),
         };
         state.insert_management_key(&cfg.management_key);
         state

@@ -191,3 +191,94 @@ async fn a_key_is_refused_past_its_cap_and_the_full_cap_returns_after_the_period
         "{after:?}"
     );
 }
+
+#[tokio::test]
+async fn a_key_over_its_cap_is_key_limit_exceeded_distinct_from_an_account_out_of_credit_and_still_rotates()
+ {
+    // Issue 15, item 4: wherever a key is tested (testSecret, the read-back of every claim),
+    // a key over its cap answers KeyLimitExceeded, an account out of credit CreditsExhausted;
+    // neither is a broken key, so rotation goes on.
+    let w = World::start().await;
+    let d = deps(&w);
+    let body = json!({"workspace": "checkout", "key_name": unique("spent"), "limit": 10,
+                      "limit_reset": "monthly", "ttl_seconds": 7_000_000, "rotate_before_seconds": 3600});
+    let name = d
+        .handle(body, deadline())
+        .await
+        .expect("vended")
+        .secret_name;
+    let key = w.current(&name).await.1["api_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    assert_eq!(spend_with(&w, &key, 10.0).await.0, 200);
+    let rotate = |id: &str| json!({"action": "rotate", "secret_name": name, "idempotency_id": id});
+    // The whole cap is spent: the successor gets nothing more this month (limit 0), and is
+    // promoted all the same; the old key has no room either.
+    d.handle_request(rotate("spent-1"), deadline())
+        .await
+        .expect("rotated with the cap spent");
+    let (_, rec) = w.current(&name).await;
+    assert_eq!(rec["generation"], 2);
+    let successor = rec["api_key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        spend_with(&w, &successor, 0.01).await,
+        (403, "Key limit exceeded".to_owned())
+    );
+    let client = w.management_client();
+    let k = client
+        .get_key(rec["key_hash"].as_str().expect("hash"))
+        .await
+        .expect("key");
+    assert_eq!((k.limit, k.limit_remaining), (Some(0.0), Some(0.0)));
+
+    // GET /key answering as for a key over its cap, then as for an account out of credit:
+    // the client names each, and a rotation tests the key as valid through either.
+    for (message, kind, id) in [
+        (
+            "Key limit exceeded",
+            orkv_openrouter::ErrorKind::KeyLimitExceeded,
+            "spent-2",
+        ),
+        (
+            "Insufficient credits. Add more using https://openrouter.ai/credits",
+            orkv_openrouter::ErrorKind::CreditsExhausted,
+            "spent-3",
+        ),
+    ] {
+        let status = if kind == orkv_openrouter::ErrorKind::CreditsExhausted {
+            402
+        } else {
+            403
+        };
+        w.control
+            .fault(
+                json!({"op": "get_current_key", "action": "status", "status": status,
+                          "message": message, "times": 1}),
+            )
+            .await;
+        let seen = client
+            .current_key_with(&orkv_openrouter::ApiKey::new(successor.clone()))
+            .await
+            .expect_err("refused");
+        assert_eq!(seen.kind(), kind, "{message}");
+        w.control
+            .fault(
+                json!({"op": "get_current_key", "action": "status", "status": status,
+                          "message": message, "times": 10}),
+            )
+            .await;
+        let before = w.current(&name).await.1["generation"]
+            .as_u64()
+            .expect("gen");
+        d.handle_request(rotate(id), deadline())
+            .await
+            .unwrap_or_else(|e| panic!("{message}: {e:?}"));
+        w.control.clear_faults().await;
+        assert_eq!(
+            w.current(&name).await.1["generation"].as_u64(),
+            Some(before + 1),
+            "{message}"
+        );
+    }
+}

@@ -11,6 +11,9 @@ pub enum ErrorKind {
     /// A key over its own spend cap (402 in current documentation, 403 "Key limit exceeded" in
     /// older material): distinct from an account out of credit.
     KeyLimitExceeded,
+    /// The account is out of credit (402 without the key's limit in question): every key of
+    /// the account is refused, whatever its own cap.
+    CreditsExhausted,
     NotFound,
     RateLimited,
     Server,
@@ -31,6 +34,7 @@ impl ErrorKind {
             Self::Unauthorized => "OpenRouterUnauthorized",
             Self::Forbidden => "OpenRouterForbidden",
             Self::KeyLimitExceeded => "OpenRouterKeyLimitExceeded",
+            Self::CreditsExhausted => "OpenRouterCreditsExhausted",
             Self::NotFound => "OpenRouterNotFound",
             Self::RateLimited => "OpenRouterRateLimited",
             Self::Server => "OpenRouterServerError",
@@ -55,6 +59,8 @@ pub enum Error {
     Forbidden { message: String },
     #[error("the key is over its own spend cap ({status}): {message}")]
     KeyLimitExceeded { status: u16, message: String },
+    #[error("the account is out of credit (402): {message}")]
+    CreditsExhausted { message: String },
     #[error("OpenRouter has no such resource (404): {message}")]
     NotFound { message: String },
     #[error("OpenRouter rate-limited the call (429): {message}")]
@@ -92,6 +98,7 @@ impl Error {
             Self::Unauthorized { .. } => ErrorKind::Unauthorized,
             Self::Forbidden { .. } => ErrorKind::Forbidden,
             Self::KeyLimitExceeded { .. } => ErrorKind::KeyLimitExceeded,
+            Self::CreditsExhausted { .. } => ErrorKind::CreditsExhausted,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Server { .. } => ErrorKind::Server,
@@ -133,10 +140,19 @@ impl Error {
         match status {
             400 => Self::BadRequest { message },
             401 => Self::Unauthorized { message },
-            402 => Self::KeyLimitExceeded { status, message },
-            // Older material answers a key over its cap with 403 and this text; any other 403
-            // (an inference key on a management endpoint) stays Forbidden.
-            403 if message.to_ascii_lowercase().contains("key limit exceeded") => {
+            // 402 names the key when its own limit is spent; otherwise the account is out of
+            // credit.
+            402 if message.to_ascii_lowercase().contains("key") => {
+                Self::KeyLimitExceeded { status, message }
+            }
+            402 => Self::CreditsExhausted { message },
+            // Older material answers a key over its cap with 403 and this text, newer material
+            // "Budget limit exceeded" (a key limit or a guardrail budget); any other 403 (an
+            // inference key on a management endpoint) stays Forbidden.
+            403 if ["key limit exceeded", "budget limit exceeded"]
+                .iter()
+                .any(|m| message.to_ascii_lowercase().contains(m)) =>
+            {
                 Self::KeyLimitExceeded { status, message }
             }
             403 => Self::Forbidden { message },
@@ -171,5 +187,14 @@ mod tests {
         }
         let other = Error::from_status(403, "Only management keys can do this".into(), None);
         assert_eq!(other.kind(), ErrorKind::Forbidden);
+        let budget = Error::from_status(403, "Budget limit exceeded".into(), None);
+        assert_eq!(budget.kind(), ErrorKind::KeyLimitExceeded);
+        let credits = Error::from_status(402, "Insufficient credits. Add more".into(), None);
+        assert_eq!(
+            credits.kind(),
+            ErrorKind::CreditsExhausted,
+            "the account, not the key"
+        );
+        assert!(!credits.is_transient());
     }
 }

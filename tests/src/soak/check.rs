@@ -61,6 +61,7 @@ impl Soak {
             .details
             .extend(obs.details.lock().await.iter().cloned());
         let live = self.live_keys().await;
+        self.check_guardrails(&live, &mut figures).await;
         let seen = self.check_secrets(&live, &revoked, &mut figures).await;
         self.check_live_keys(&live, &seen, &mut figures).await;
         let mut everything = self.seen.lock().await.clone();
@@ -78,6 +79,34 @@ impl Soak {
             .details
             .extend(c.last_errors.lock().await.iter().cloned());
         figures
+    }
+
+    /// Every live key carries the guardrail, and every key a consumer read as current had
+    /// carried it (the emulator remembers every assignment ever made).
+    async fn check_guardrails(&self, live: &[Value], figures: &mut SoakFigures) {
+        let state = self.control.state().await;
+        for k in live {
+            let hash = k["hash"].as_str().unwrap_or_default();
+            if state["assignments"][hash] != json!(self.guardrail) {
+                figures.keys_without_their_guardrail += 1;
+                figures.details.push(format!(
+                    "live key without its guardrail: {} ({hash})",
+                    k["name"]
+                ));
+            }
+        }
+        let ever: HashSet<&str> = state["ever_assigned"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for h in self.observations.current_hashes.lock().await.iter() {
+            if !ever.contains(h.as_str()) {
+                figures.keys_without_their_guardrail += 1;
+                figures.details.push(format!(
+                    "a consumer read key {h} as current before it carried its guardrail"
+                ));
+            }
+        }
     }
 
     /// The run's keys that are neither disabled nor expired.

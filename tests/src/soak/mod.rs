@@ -61,6 +61,9 @@ pub struct SoakFigures {
     pub seconds: f64,
     // Invariants.
     pub live_keys_without_a_referencing_secret: u64,
+    /// Live keys without the guardrail the policy names, and keys a consumer read as current
+    /// that never carried it (a key stored as usable before its assignment).
+    pub keys_without_their_guardrail: u64,
     pub secrets_whose_current_key_does_not_work: u64,
     pub duplicate_live_keys_for_one_secret: u64,
     pub superseded_keys_live_after_grace_and_a_sweep: u64,
@@ -90,6 +93,7 @@ impl SoakFigures {
     #[must_use]
     pub fn violations(&self) -> u64 {
         self.live_keys_without_a_referencing_secret
+            + self.keys_without_their_guardrail
             + self.secrets_whose_current_key_does_not_work
             + self.duplicate_live_keys_for_one_secret
             + self.superseded_keys_live_after_grace_and_a_sweep
@@ -123,6 +127,8 @@ struct Soak {
     revoked: Arc<Mutex<BTreeSet<usize>>>,
     kills: Arc<AtomicU64>,
     or_faults: Arc<AtomicU64>,
+    /// The guardrail every key in the checkout workspace must carry.
+    guardrail: String,
 }
 
 /// Runs the soak and checks the invariants.
@@ -167,6 +173,12 @@ impl Soak {
             .secret_string(json!({ "management_key": MANAGEMENT_KEY }).to_string())
             .send()
             .await;
+        let guardrail = create_guardrail(&emulator.url()).await;
+        let policy = guarded_policy(&guardrail);
+        let base_env = |sm: &str, emu: &str, mut extra: Vec<(&'static str, String)>| {
+            extra.push(("ORKV_POLICY", policy.clone()));
+            base_env(sm, emu, extra)
+        };
         let env = base_env(&proxy.url, &emulator.url(), vec![]);
         let rotate = Pool::start(cfg.bin_dir.join("rotate"), 2, env).await;
         let invoke_url = invoke_front(rotate.clone()).await;
@@ -198,6 +210,7 @@ impl Soak {
             sweep,
             invoke_url,
             prefix: unique("soak"),
+            guardrail,
             counters: Arc::new(Counters::default()),
             seen: Arc::new(Mutex::new(String::new())),
             revoked: Arc::default(),
@@ -300,6 +313,34 @@ impl Soak {
             let _ = std::fs::write(format!("{dir}/pool{n}.log"), pool.all_output().await);
         }
     }
+}
+
+/// A guardrail in the checkout workspace, through the management API.
+async fn create_guardrail(emulator_url: &str) -> String {
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!("{emulator_url}/api/v1/guardrails"))
+        .bearer_auth(MANAGEMENT_KEY)
+        .json(
+            &json!({"name": "soak", "workspace_id": crate::CHECKOUT_WORKSPACE_ID,
+                      "limit_usd": 1_000_000, "reset_interval": "monthly"}),
+        )
+        .send()
+        .await
+        .expect("create guardrail")
+        .json()
+        .await
+        .expect("guardrail");
+    reply["data"]["id"]
+        .as_str()
+        .expect("guardrail id")
+        .to_owned()
+}
+
+/// The tests' policy, with `guardrail` on the checkout workspace.
+fn guarded_policy(guardrail: &str) -> String {
+    let mut p: serde_json::Value = serde_json::from_str(crate::POLICY).expect("policy");
+    p["workspaces"][0]["guardrail_id"] = json!(guardrail);
+    p.to_string()
 }
 
 /// The functions' environment: moto through the proxy, the management key from its secret,

@@ -25,6 +25,9 @@ pub(super) struct Observations {
     /// The longest time one rotation token held `AWSPENDING` on a non-current version.
     pub(super) longest_pending_ms: AtomicU64,
     pub(super) details: Mutex<Vec<String>>,
+    /// Every key hash read as an active current record (each must have carried the
+    /// guardrail before it was stored).
+    pub(super) current_hashes: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Soak {
@@ -101,6 +104,9 @@ async fn consume(
     obs.reads.fetch_add(1, Ordering::Relaxed);
     if record["state"] != "active" {
         return;
+    }
+    if let Some(h) = record["key_hash"].as_str() {
+        obs.current_hashes.lock().await.insert(h.to_owned());
     }
     let key = record["api_key"].as_str().unwrap_or_default();
     let Ok(reply) = http.get(key_url).bearer_auth(key).send().await else {

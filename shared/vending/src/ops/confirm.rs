@@ -79,6 +79,18 @@ impl Deps {
         let key = ApiKey::new(plaintext.expose_secret().to_owned());
         let seen = match self.openrouter().await?.current_key_with(&key).await {
             Ok(seen) => seen,
+            Err(e) if spent_but_valid(e.kind()) => {
+                // The key answers; its spend is refused (its cap is spent for this period, or
+                // the account is out of credit): the claim about the key holds.
+                warn!(
+                    event = e.kind().as_str(),
+                    error_type = e.kind().as_str(),
+                    "the current key's spend is refused: reported, the key itself holds"
+                );
+                return Ok(Confirmation::Held {
+                    record: Box::new(record),
+                });
+            }
             Err(e) if refuses_the_key(e.kind()) => {
                 warn!(
                     error_type = e.kind().as_str(),
@@ -111,5 +123,14 @@ fn refuses_the_key(kind: ErrorKind) -> bool {
     matches!(
         kind,
         ErrorKind::Unauthorized | ErrorKind::Forbidden | ErrorKind::NotFound
+    )
+}
+
+/// A refusal of a key's spend, not of the key: over its own cap, or the account out of
+/// credit. The key is valid; it is reported as such wherever a key is tested.
+pub(crate) fn spent_but_valid(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::KeyLimitExceeded | ErrorKind::CreditsExhausted
     )
 }

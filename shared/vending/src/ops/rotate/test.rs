@@ -11,6 +11,7 @@ use crate::domain::budget::EPSILON;
 use crate::domain::record::SecretRecord;
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
+use crate::ops::confirm::spent_but_valid;
 
 impl Deps {
     pub(super) async fn test_step(
@@ -93,12 +94,36 @@ impl Deps {
             .ok_or_else(|| fail("the pending record holds no key".into()))?;
         let key = ApiKey::new(plaintext.expose_secret().to_owned());
         let client = self.openrouter().await?;
-        let seen = client.current_key_with(&key).await.map_err(|e| {
-            fail(format!(
-                "GET /key with the pending key failed ({})",
-                e.kind().as_str()
-            ))
-        })?;
+        let hash = record.key_hash.clone().unwrap_or_default();
+        let seen = match client.current_key_with(&key).await {
+            Ok(seen) => seen,
+            // The key is known and answers, but its cap (or the account's credit) is spent:
+            // reported, and its settings read with the management key instead.
+            Err(e) if spent_but_valid(e.kind()) => {
+                warn!(event = e.kind().as_str(), error_type = e.kind().as_str(), key_hash = %hash, "GET /key with the pending key: its spend is refused, not the key");
+                let k = client.get_key(&hash).await.map_err(|e| {
+                    fail(format!("GET /keys/{hash} failed ({})", e.kind().as_str()))
+                })?;
+                orkv_openrouter::CurrentKey {
+                    label: k.label.clone(),
+                    limit: k.limit,
+                    limit_remaining: k.limit_remaining,
+                    limit_reset: k.limit_reset,
+                    include_byok_in_limit: k.include_byok_in_limit,
+                    usage: k.usage,
+                    is_free_tier: false,
+                    is_management_key: false,
+                    expires_at: k.expires_at,
+                    creator_user_id: k.creator_user_id.clone(),
+                }
+            }
+            Err(e) => {
+                return Err(fail(format!(
+                    "GET /key with the pending key failed ({})",
+                    e.kind().as_str()
+                )));
+            }
+        };
         // The key's limit is its share of the logical key's cap (ADR 0010): set, and never
         // above the cap.
         if seen.limit.is_none_or(|l| l > record.limit + EPSILON) {
@@ -134,7 +159,6 @@ impl Deps {
                 format_expires_at(record.expires_at)
             )));
         }
-        let hash = record.key_hash.clone().unwrap_or_default();
         let described = client
             .get_key(&hash)
             .await
