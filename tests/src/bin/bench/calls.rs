@@ -147,6 +147,15 @@ pub(crate) async fn provision_calls(
         "≤ 6 (3 writes + 2 read-backs + 1 PutEvents)",
         new_key <= 6,
     );
+    report.row(
+        "OpenRouter calls: new key".to_owned(),
+        Some(Report::count(
+            or_total(&calls["new key"]["openrouter"]) as f64
+        )),
+        "calls",
+        "≤ 3 (POST /keys, GET /key)",
+        Some(or_total(&calls["new key"]["openrouter"]) <= 3),
+    );
     w.reset_counts().await;
     invoke(api, provision_request(&secret, 10.0)).await;
     let (sm, or) = w.counts().await;
@@ -174,6 +183,66 @@ pub(crate) async fn provision_calls(
     );
 
     (calls, secret)
+}
+
+/// Scenario 3, guardrails (issue 15): a new key in a workspace whose policy names a guardrail,
+/// from a warm provision process of its own; OpenRouter's calls only.
+pub(crate) async fn guardrail_calls(
+    report: &mut Report,
+    w: &World,
+    bin_dir: &Path,
+    env_ref: &[(&str, String)],
+) {
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/guardrails", w.emulator.url()))
+        .bearer_auth(orkv_tests::MANAGEMENT_KEY)
+        .json(
+            &json!({"name": "bench", "workspace_id": orkv_tests::CHECKOUT_WORKSPACE_ID,
+                      "limit_usd": 1000, "reset_interval": "monthly"}),
+        )
+        .send()
+        .await
+        .expect("guardrail")
+        .json()
+        .await
+        .expect("guardrail json");
+    let id = created["data"]["id"].as_str().expect("id");
+    let mut policy: Value = serde_json::from_str(orkv_tests::POLICY).expect("policy");
+    policy["workspaces"][0]["guardrail_id"] = json!(id);
+    let mut env: Vec<(&str, String)> = env_ref
+        .iter()
+        .filter(|(k, _)| *k != "ORKV_POLICY")
+        .cloned()
+        .collect();
+    env.push(("ORKV_POLICY", policy.to_string()));
+    let api = RuntimeApi::start(Duration::from_secs(30)).await;
+    let _provision = FunctionProcess::spawn(&bin_dir.join("provision"), &api, &env);
+    invoke(
+        &api,
+        provision_request(
+            &format!("openrouter/checkout/{}", unique("bench-gr-warm")),
+            10.0,
+        ),
+    )
+    .await;
+    w.reset_counts().await;
+    invoke(
+        &api,
+        provision_request(&format!("openrouter/checkout/{}", unique("bench-gr")), 10.0),
+    )
+    .await;
+    let (_, or) = w.counts().await;
+    let n = or_total(&or);
+    report.row(
+        "OpenRouter calls: new key with a guardrail".to_owned(),
+        Some(Report::count(n as f64)),
+        "calls",
+        "≤ 4 (POST /keys, assignment, GET /key)",
+        Some(n <= 4),
+    );
+    report
+        .json
+        .insert("guardrail_new_key_openrouter_calls".into(), json!(or));
 }
 
 /// Scenario 3, rotation: a full rotation's calls; answers their number.

@@ -57,6 +57,7 @@ async fn main() {
     invoke(&api, provision_request(&warm, 10.0)).await;
     let so_far = calls::provision_calls(&mut report, &w, &api).await;
     let rotation = calls::rotation_calls(&mut report, &w, &bin_dir, &env_ref, so_far).await;
+    calls::guardrail_calls(&mut report, &w, &bin_dir, &env_ref).await;
     load::provision_latency(&mut report, &w, &api, runs, latency_ms, rotation).await;
     drop(provision);
     drop(w.moto);
