@@ -344,3 +344,42 @@ async fn an_assignment_openrouter_refuses_leaves_no_usable_key() {
     assert_eq!(live.len(), 1, "only the key in use: {live:?}");
     assert!(assigned(&w, &id).await.contains(&vended.key_hash));
 }
+
+#[tokio::test]
+async fn an_adopted_key_is_given_the_workspaces_guardrail_before_the_product_owns_it() {
+    let w = World::adoptable().await;
+    let id = guardrail(&w, CHECKOUT_WORKSPACE_ID, 1000.0).await;
+    let policy = policy(&id);
+    let d = deps_with(&w, &[("ORKV_POLICY", policy.as_str())]);
+    let (key, hash) = w
+        .outside_key("Payments prod", CHECKOUT_WORKSPACE_ID, Some(25.0), Some(30))
+        .await;
+    let name = format!("openrouter/checkout/{}", unique("adopt"));
+    orkv_tests::world::create_seed_secret(&w.sm, &name, &json!({"api_key": key}).to_string(), &[])
+        .await;
+    // Refused by OpenRouter: nothing of the secret changes, and the key stays as it was.
+    w.control
+        .fault(
+            json!({"op": "assign_guardrail_keys", "action": "status", "status": 400, "times": 1}),
+        )
+        .await;
+    let req = json!({"action": "adopt", "secret_name": name, "workspace": "checkout",
+                     "idempotency_id": unique("adopt")});
+    let err = d
+        .handle_request(req.clone(), deadline())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), "GuardrailNotAssigned", "{err}");
+    let tags =
+        w.sm.describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .expect("describe");
+    assert!(tags.tags().is_empty(), "not managed: {:?}", tags.tags());
+    assert!(w.works(&key).await, "the key in use is untouched");
+    // Then adopted: the key carries the guardrail.
+    let adopted = d.handle_request(req, deadline()).await.expect("adopted");
+    assert_eq!(adopted["status"], "adopted", "{adopted}");
+    assert!(assigned(&w, &id).await.contains(&hash));
+}

@@ -86,15 +86,44 @@ impl Deps {
         Ok(Some(id.clone()))
     }
 
-    /// Assigns guardrail `guardrail` to the new key `hash` (one call; a transient failure is
-    /// retried by the client, and an outcome still unknown is read back from the guardrail's
-    /// assignments). A key that does not end up carrying it is deleted, because it must never
-    /// be stored as usable.
+    /// Assigns guardrail `guardrail` to the new key `hash` ([`Self::assign`]). A key that does
+    /// not end up carrying it is deleted, because it must never be stored as usable.
+    ///
+    /// # Errors
+    /// As [`Self::assign`].
+    pub(crate) async fn assign_new_key(
+        &self,
+        secret_name: &str,
+        hash: &str,
+        guardrail: &str,
+    ) -> Result<(), VendError> {
+        match self.assign(secret_name, hash, guardrail).await {
+            Ok(()) => {
+                info!(key_hash = %hash, guardrail_id = %guardrail, "guardrail assigned to the new key");
+                Ok(())
+            }
+            Err(e) => {
+                warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "the new key does not carry its guardrail: deleted, never stored");
+                let deleted = match self.openrouter().await {
+                    Ok(c) => c.delete_key(hash).await.map_err(VendError::from),
+                    Err(e) => Err(e),
+                };
+                if let Err(d) = deleted {
+                    warn!(key_hash = %hash, error = %d, "could not delete it; the sweep deletes it as an orphan");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Assigns guardrail `guardrail` to key `hash` (one call; a transient failure is retried
+    /// by the client, and an outcome still unknown is read back from the guardrail's
+    /// assignments, never assumed).
     ///
     /// # Errors
     /// [`VendError::GuardrailNotAssigned`] when OpenRouter refused or the read-back does not
     /// show the key; transient errors when nothing could be learned.
-    pub(crate) async fn assign_new_key(
+    pub(crate) async fn assign(
         &self,
         secret_name: &str,
         hash: &str,
@@ -106,34 +135,18 @@ impl Deps {
             guardrail_id: guardrail.to_owned(),
             why,
         };
-        let outcome = match client.assign_keys(guardrail, &[hash]).await {
+        match client.assign_keys(guardrail, &[hash]).await {
             Ok(1) => Ok(()),
             Ok(n) => Err(refused(format!("OpenRouter assigned {n} keys, not 1"))),
-            Err(e) if e.is_transient() => {
-                // Unknown: read back, never assumed.
-                match client.guardrail_key_hashes(guardrail).await {
-                    Ok(set) if set.contains(hash) => Ok(()),
-                    Ok(_) => Err(refused("the read-back does not show the key".into())),
-                    Err(read) => Err(read.into()),
-                }
-            }
+            Err(e) if e.is_transient() => match client.guardrail_key_hashes(guardrail).await {
+                Ok(set) if set.contains(hash) => Ok(()),
+                Ok(_) => Err(refused("the read-back does not show the key".into())),
+                Err(read) => Err(read.into()),
+            },
             Err(e) => Err(refused(format!(
                 "OpenRouter refused ({})",
                 e.kind().as_str()
             ))),
-        };
-        match outcome {
-            Ok(()) => {
-                info!(key_hash = %hash, guardrail_id = %guardrail, "guardrail assigned to the new key");
-                Ok(())
-            }
-            Err(e) => {
-                warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "the new key does not carry its guardrail: deleted, never stored");
-                if let Err(d) = client.delete_key(hash).await {
-                    warn!(key_hash = %hash, error = %d, "could not delete it; the sweep deletes it as an orphan");
-                }
-                Err(e)
-            }
         }
     }
 

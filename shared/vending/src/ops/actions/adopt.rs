@@ -56,6 +56,8 @@ struct Checked {
     /// The key's expiry is within the policy (else a successor replaces it).
     conforming: bool,
     now: OffsetDateTime,
+    /// The guardrail the workspace's policy names (assigned as the first write).
+    guardrail: Option<String>,
 }
 
 /// What the policy allows this adoption.
@@ -271,6 +273,8 @@ impl Deps {
         let listed = self
             .key_in_workspace(&key, &t.workspace, t.max_limit)
             .await?;
+        // The guardrail the workspace's policy names is checked before any write.
+        let guardrail = self.guardrail_for(&desc.name, &t.workspace.id).await?;
         let now = self.clock.now();
         let conforming = listed.expires_at.is_some_and(|e| {
             let left = (e - now).whole_seconds();
@@ -289,6 +293,7 @@ impl Deps {
             rotate_before_seconds: t.rotate_before_seconds,
             conforming,
             now,
+            guardrail,
         })
     }
 
@@ -422,6 +427,11 @@ impl Deps {
             (tags::ADOPTED.to_owned(), digest.to_owned()),
         ];
         tag_list.extend(tags::record_tags(&record));
+        // The key carries the workspace's guardrail before the product calls it its own (the
+        // key is in use: refused, it is left as it is, and so is the secret).
+        if let Some(g) = &c.guardrail {
+            self.assign(&name, &k.hash, g).await?;
+        }
         self.store.tag(&c.desc.arn, &tag_list).await?;
         let (record, written) = self
             .put_adopted(
