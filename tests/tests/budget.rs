@@ -152,46 +152,51 @@ async fn a_logical_key_never_spends_past_its_cap_through_five_rotations_and_gets
             .expect("day");
         pass(&w, &d, &mut book, (next - n).whole_seconds()).await;
     }
+    let month = within_one_month(&w, &d, &mut book, &name, &mut request).await;
+    across_the_boundary(&w, &d, &mut book, &name, month).await;
+}
+
+/// Five steps in one month (routine, manual, a lowered cap, leak, routine), then both live
+/// keys spend all they can. Answers the month.
+async fn within_one_month(
+    w: &World,
+    d: &Deps,
+    book: &mut Book,
+    name: &str,
+    request: &mut serde_json::Value,
+) -> (i32, u8) {
     let month = book.month();
-    let (k1, _) = current_key(&w, &name).await;
-    assert_eq!(spend(&w, &mut book, &k1, 3.0).await, 200);
-    check(&w, &name, &book, "first key").await;
+    let (k1, _) = current_key(w, name).await;
+    assert_eq!(spend(w, book, &k1, 3.0).await, 200);
+    check(w, name, book, "first key").await;
 
     // 1. Routine: the old key keeps its spend and half of what is left (3 + 3.5), the
     // successor the rest (3.5). A consumer on either keeps working.
-    let k2 = routine(&w, &d, &mut book, &name).await;
-    check(&w, &name, &book, "routine").await;
-    assert_eq!(
-        spend(&w, &mut book, &k1, 1.0).await,
-        200,
-        "old key in grace"
-    );
-    assert_eq!(spend(&w, &mut book, &k2, 1.0).await, 200, "new key");
-    check(&w, &name, &book, "routine, both spending").await;
+    let k2 = routine(w, d, book, name).await;
+    check(w, name, book, "routine").await;
+    assert_eq!(spend(w, book, &k1, 1.0).await, 200, "old key in grace");
+    assert_eq!(spend(w, book, &k2, 1.0).await, 200, "new key");
+    check(w, name, book, "routine, both spending").await;
 
     // 2. Manual.
-    let k3 = rotate_now(&d, &w, &name, "manual").await;
-    check(&w, &name, &book, "manual").await;
-    assert_eq!(
-        spend(&w, &mut book, &k2, 0.5).await,
-        200,
-        "old key in grace"
-    );
-    assert_eq!(spend(&w, &mut book, &k3, 0.5).await, 200, "new key");
-    check(&w, &name, &book, "manual, both spending").await;
+    let k3 = rotate_now(d, w, name, "manual").await;
+    check(w, name, book, "manual").await;
+    assert_eq!(spend(w, book, &k2, 0.5).await, 200, "old key in grace");
+    assert_eq!(spend(w, book, &k3, 0.5).await, 200, "new key");
+    check(w, name, book, "manual, both spending").await;
 
     // The grace ends: the superseded keys are retired, their spend carried, and the current
     // key gets what they left unspent: all the cap's room is on the key in use.
-    pass(&w, &d, &mut book, GRACE + 60).await;
-    let r = sweep(&d, &unique("retire")).await;
+    pass(w, d, book, GRACE + 60).await;
+    let r = sweep(d, &unique("retire")).await;
     assert_eq!(r.keys_retired, 2, "{r:?}");
-    check(&w, &name, &book, "retired").await;
-    let room = may_spend(&w, &name).await;
+    check(w, name, book, "retired").await;
+    let room = may_spend(w, name).await;
     assert!(
         (room - (10.0 - book.this_month())).abs() < 1e-6,
         "the room returned to the current key: {room}"
     );
-    assert_eq!(spend(&w, &mut book, &k1, 0.1).await, 401, "retired");
+    assert_eq!(spend(w, book, &k1, 0.1).await, 401, "retired");
 
     // A cap update, lowered: the key in use is fitted to what the lower cap leaves.
     request["limit"] = json!(8.0);
@@ -199,40 +204,40 @@ async fn a_logical_key_never_spends_past_its_cap_through_five_rotations_and_gets
         .await
         .expect("cap update");
     book.cap = 8.0;
-    check(&w, &name, &book, "cap lowered").await;
-    assert_eq!(spend(&w, &mut book, &k3, 0.25).await, 200);
+    check(w, name, book, "cap lowered").await;
+    assert_eq!(spend(w, book, &k3, 0.25).await, 200);
 
     // 3. Leak: the old key stops at once; the successor has the room.
-    let k4 = rotate_now(&d, &w, &name, "leak").await;
-    check(&w, &name, &book, "leak").await;
-    assert_eq!(
-        spend(&w, &mut book, &k3, 0.1).await,
-        401,
-        "leaked key disabled"
-    );
-    assert_eq!(spend(&w, &mut book, &k4, 0.5).await, 200);
-    sweep(&d, &unique("leak-retire")).await;
-    check(&w, &name, &book, "leak retired").await;
+    let k4 = rotate_now(d, w, name, "leak").await;
+    check(w, name, book, "leak").await;
+    assert_eq!(spend(w, book, &k3, 0.1).await, 401, "leaked key disabled");
+    assert_eq!(spend(w, book, &k4, 0.5).await, 200);
+    sweep(d, &unique("leak-retire")).await;
+    check(w, name, book, "leak retired").await;
 
     // 4. Routine again; then both live keys spend all they can: the month's total is the cap,
     // never more.
-    let k5 = routine(&w, &d, &mut book, &name).await;
+    let k5 = routine(w, d, book, name).await;
     assert_eq!(book.month(), month, "still the same month");
-    check(&w, &name, &book, "routine 2").await;
-    drain(&w, &mut book, &k4, 0.05).await;
-    drain(&w, &mut book, &k5, 0.05).await;
-    check(&w, &name, &book, "drained").await;
+    check(w, name, book, "routine 2").await;
+    drain(w, book, &k4, 0.05).await;
+    drain(w, book, &k5, 0.05).await;
+    check(w, name, book, "drained").await;
     let total = book.this_month();
     assert!(
         total <= 8.0 + 1e-6 && total > 8.0 - 0.1,
         "the month's total {total} is the cap"
     );
 
-    // 5. Into the next month, a sweep a day (the key rotates every two days): the full cap
-    // is back within one sweep of the boundary, and still never exceeded.
+    month
+}
+
+/// Into the next month, a sweep a day (the key rotates every two days): the full cap is back
+/// within one sweep of the boundary, and still never exceeded.
+async fn across_the_boundary(w: &World, d: &Deps, book: &mut Book, name: &str, month: (i32, u8)) {
     let mut rotations = 4;
     loop {
-        let (_, before) = current_key(&w, &name).await;
+        let (_, before) = current_key(w, name).await;
         let n = book.now();
         let to_boundary = {
             let next = (n.replace_day(1).expect("day") + time::Duration::days(32))
@@ -246,24 +251,24 @@ async fn a_logical_key_never_spends_past_its_cap_through_five_rotations_and_gets
         } else {
             86_400
         };
-        pass(&w, &d, &mut book, step).await;
-        sweep(&d, &unique("daily")).await;
-        let (_, after) = current_key(&w, &name).await;
+        pass(w, d, book, step).await;
+        sweep(d, &unique("daily")).await;
+        let (_, after) = current_key(w, name).await;
         rotations += after - before;
-        check(&w, &name, &book, "daily").await;
+        check(w, name, book, "daily").await;
         if book.month() != month {
             break;
         }
     }
     assert!(rotations >= 5, "{rotations} rotations");
-    let room = may_spend(&w, &name).await;
+    let room = may_spend(w, name).await;
     assert!(
         (room - 8.0).abs() < 1e-6,
         "the full cap is back one sweep after the boundary: {room}"
     );
-    let (current, _) = current_key(&w, &name).await;
-    let total = drain(&w, &mut book, &current, 0.05).await;
-    check(&w, &name, &book, "next month").await;
+    let (current, _) = current_key(w, name).await;
+    let total = drain(w, book, &current, 0.05).await;
+    check(w, name, book, "next month").await;
     assert!(total > 0.0, "the key in use spends in the new month");
     assert!(book.this_month() <= 8.0 + 1e-6);
 }

@@ -262,23 +262,33 @@ async fn a_key_over_its_cap_is_key_limit_exceeded_distinct_from_an_account_out_o
             .await
             .expect_err("refused");
         assert_eq!(seen.kind(), kind, "{message}");
-        w.control
-            .fault(
-                json!({"op": "get_current_key", "action": "status", "status": status,
-                          "message": message, "times": 10}),
-            )
-            .await;
-        let before = w.current(&name).await.1["generation"]
-            .as_u64()
-            .expect("gen");
-        d.handle_request(rotate(id), deadline())
-            .await
-            .unwrap_or_else(|e| panic!("{message}: {e:?}"));
-        w.control.clear_faults().await;
-        assert_eq!(
-            w.current(&name).await.1["generation"].as_u64(),
-            Some(before + 1),
-            "{message}"
-        );
+        rotates_through(&w, &d, &name, (status, message), rotate(id)).await;
     }
+}
+
+/// A rotation goes through while `GET /key` answers `status` with `message` (the key's spend
+/// refused, not the key): one generation more.
+async fn rotates_through(
+    w: &World,
+    d: &orkv_vending::Deps,
+    name: &str,
+    (status, message): (u16, &str),
+    request: Value,
+) {
+    w.control
+        .fault(
+            json!({"op": "get_current_key", "action": "status", "status": status,
+                      "message": message, "times": 10}),
+        )
+        .await;
+    let before = w.current(name).await.1["generation"].as_u64().expect("gen");
+    d.handle_request(request, deadline())
+        .await
+        .unwrap_or_else(|e| panic!("{message}: {e:?}"));
+    w.control.clear_faults().await;
+    assert_eq!(
+        w.current(name).await.1["generation"].as_u64(),
+        Some(before + 1),
+        "{message}"
+    );
 }

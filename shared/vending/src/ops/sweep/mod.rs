@@ -27,6 +27,7 @@ mod keys;
 mod plan;
 mod refill;
 pub mod report;
+mod retiring;
 mod spend;
 
 use std::collections::HashSet;
@@ -41,13 +42,9 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::record::{MANAGED_BY, SecretRecord};
-use crate::domain::tags::{
-    self, retire_tag,
-    stage::{AWSCURRENT, AWSPENDING},
-};
+use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
 use crate::input::sweep::SweepInput;
-use crate::ops::retire::Retired;
 
 use report::{Done, SweepReport};
 
@@ -296,91 +293,5 @@ impl Deps {
             Some(Err(_)) => Some("a record this version cannot read"),
             None => Some("not a record of this product"),
         })
-    }
-
-    /// Retires the due superseded keys of one secret, never one a label still references.
-    async fn retire_due(
-        &self,
-        (name, arn): (&str, &str),
-        hashes: &[String],
-        retired: &mut Vec<String>,
-        blocked: &mut Vec<(String, String)>,
-    ) -> Result<(), VendError> {
-        let current = self.store.get(arn, AWSCURRENT).await?;
-        let pending = self.store.get(arn, AWSPENDING).await?;
-        let hash_of = |v: &Option<orkv_store::SecretVersion>| {
-            v.as_ref().and_then(|v| SecretRecord::hash_in(&v.value))
-        };
-        let protected: Vec<String> = [hash_of(&current), hash_of(&pending)]
-            .into_iter()
-            .flatten()
-            .collect();
-        let in_progress = match (&current, &pending) {
-            (Some(c), Some(p)) => c.version_id != p.version_id,
-            (None, Some(_)) => true,
-            _ => false,
-        };
-        self.openrouter().await?;
-        // The budget (ADR 0010): each key's spend is carried before it is deleted, and the
-        // current key gets what the carried keys left unspent once they are gone.
-        let current_record = current
-            .as_ref()
-            .and_then(|v| SecretRecord::from_secret(&v.value))
-            .and_then(Result::ok)
-            .filter(|r| r.state == crate::domain::record::RecordState::Active);
-        let cap = current_record.as_ref().map(SecretRecord::cap);
-        let desc = match cap {
-            Some(_) => self.store.describe(arn).await?,
-            None => None,
-        };
-        let mut ledger = match (&desc, cap) {
-            (Some(d), Some(cap)) => Some(self.ledger(&d.tags, cap)),
-            _ => None,
-        };
-        let guardrail = match &current_record {
-            Some(r) => self.guardrail_for(name, &r.workspace_id).await?,
-            None => None,
-        };
-        let mut carried = false;
-        for hash in hashes {
-            if protected.contains(hash) {
-                if in_progress {
-                    blocked.push((hash.clone(), "referenced by AWSPENDING".into()));
-                } else {
-                    // A stale tag (the key is current again after a failed finish): drop it.
-                    blocked.push((hash.clone(), "referenced by AWSCURRENT".into()));
-                    self.store.untag(arn, &[retire_tag(hash)]).await?;
-                }
-                continue;
-            }
-            if let Some(ledger) = ledger.as_mut() {
-                self.carry_retiring(arn, ledger, hash).await?;
-                carried = true;
-            }
-            if let Some(g) = &guardrail {
-                self.unassign_retiring(hash, g).await;
-            }
-            match self.retire_key(hash).await? {
-                Retired::StillListed => {
-                    blocked.push((hash.clone(), "still listed after delete".into()));
-                }
-                Retired::Gone { deleted } => {
-                    self.store.untag(arn, &[retire_tag(hash)]).await?;
-                    if deleted {
-                        info!(key_hash = %hash, "superseded key retired (disabled, deleted, confirmed 404)");
-                        retired.push(hash.clone());
-                    }
-                }
-            }
-        }
-        if let (true, false, Some(record), Some(desc), Some(cap)) =
-            (carried, in_progress, current_record, desc, cap)
-            && let Some(hash) = record.key_hash.as_deref()
-        {
-            // The retire tags just removed are read again so the keys retired count no more.
-            let desc = self.store.describe(arn).await?.unwrap_or(desc);
-            self.fit_current(&desc, hash, cap, None).await?;
-        }
-        Ok(())
     }
 }
