@@ -443,6 +443,21 @@ mod tests {
     }
 
     #[test]
+    fn a_guardrail_id_is_a_uuid_and_named_when_it_is_not() {
+        let err = Policy::from_json(
+            r#"{"workspaces":[{"workspace":"a","max_limit":5,"guardrail_id":"prod"}]}"#,
+        )
+        .expect_err("not a UUID");
+        assert!(err.contains("workspaces[0].guardrail_id"), "{err}");
+        let p = Policy::from_json(
+            r#"{"workspaces":[{"workspace":"a","max_limit":5,"guardrail_id":"550e8400-e29b-41d4-a716-446655440000"},{"workspace":"b","max_limit":5}]}"#,
+        )
+        .expect("policy");
+        assert!(p.has_guardrails());
+        assert_eq!(p.tenants[0].workspaces[1].guardrail_id, None);
+    }
+
+    #[test]
     fn the_single_form_is_one_implicit_tenant_with_every_action() {
         let p = Policy::from_json(r#"{"workspaces":[{"workspace":"checkout","max_limit":5}]}"#)
             .expect("valid");

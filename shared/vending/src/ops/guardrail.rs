@@ -1,4 +1,4 @@
-//! Guardrails (issue 15, item 2): the policy may name, per tenant and workspace, a guardrail
+//! Guardrails (issue 15, item 2; ADR 0011): the policy may name, per tenant and workspace, a guardrail
 //! every key must carry. Each entry's guardrail is checked once per container before the first
 //! key of that entry (it must exist and live in the entry's workspace: a configuration error naming the field
 //! otherwise, before any side effect). A new key is assigned before it is stored as usable, an
