@@ -62,17 +62,8 @@ impl Client {
     /// # Errors
     /// 400 for a key outside the guardrail's workspace, 404 for an unknown guardrail or key.
     pub async fn assign_keys(&self, id: &str, hashes: &[&str]) -> Result<u64, Error> {
-        let path = format!("/guardrails/{}/assignments/keys", path_segment(id)?);
-        let body = serde_json::json!({ "key_hashes": hashes });
         let r: Assigned = self
-            .call_managed(
-                Method::POST,
-                &path,
-                &[],
-                Some(&body),
-                Repeat::Safe,
-                "POST /guardrails/{id}/assignments/keys",
-            )
+            .post_key_hashes(id, "", hashes, "POST /guardrails/{id}/assignments/keys")
             .await?;
         Ok(r.assigned_count)
     }
@@ -83,19 +74,29 @@ impl Client {
     /// # Errors
     /// Typed [`Error`]s; 404 for an unknown guardrail.
     pub async fn unassign_keys(&self, id: &str, hashes: &[&str]) -> Result<u64, Error> {
-        let path = format!("/guardrails/{}/assignments/keys/remove", path_segment(id)?);
-        let body = serde_json::json!({ "key_hashes": hashes });
         let r: Unassigned = self
-            .call_managed(
-                Method::POST,
-                &path,
-                &[],
-                Some(&body),
-                Repeat::Safe,
+            .post_key_hashes(
+                id,
+                "/remove",
+                hashes,
                 "POST /guardrails/{id}/assignments/keys/remove",
             )
             .await?;
         Ok(r.unassigned_count)
+    }
+
+    /// `POST /guardrails/{id}/assignments/keys<suffix>` with `{"key_hashes": hashes}`.
+    async fn post_key_hashes<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        suffix: &str,
+        hashes: &[&str],
+        what: &'static str,
+    ) -> Result<T, Error> {
+        let path = format!("/guardrails/{}/assignments/keys{suffix}", path_segment(id)?);
+        let body = serde_json::json!({ "key_hashes": hashes });
+        self.call_managed(Method::POST, &path, &[], Some(&body), Repeat::Safe, what)
+            .await
     }
 
     /// Every key hash assigned to guardrail `id`: `GET /guardrails/{id}/assignments/keys`,
