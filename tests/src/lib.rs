@@ -172,6 +172,28 @@ impl Control {
         }
     }
 
+    /// A guardrail in workspace `workspace_id` with a monthly budget of `limit_usd`, made
+    /// through the management API as a Terraform user would: its id.
+    pub async fn create_guardrail(&self, workspace_id: &str, limit_usd: f64) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/guardrails", self.base))
+            .bearer_auth(MANAGEMENT_KEY)
+            .json(
+                &json!({"name": unique("guardrail"), "workspace_id": workspace_id,
+                          "limit_usd": limit_usd, "reset_interval": "monthly"}),
+            )
+            .send()
+            .await
+            .expect("create guardrail");
+        assert_eq!(resp.status().as_u16(), 201, "create guardrail");
+        let body: Value = resp.json().await.expect("guardrail");
+        body["data"]["id"]
+            .as_str()
+            .expect("guardrail id")
+            .to_owned()
+    }
+
     async fn post(&self, path: &str, body: Value) -> Value {
         let resp = self
             .http
@@ -288,6 +310,14 @@ pub const SEARCH_WORKSPACE_ID: &str = "9d4f7a10-3b2c-4e5d-8f60-7a8b9c0d1e02";
 
 /// The policy the tests and the demo use.
 pub const POLICY: &str = r#"{"workspaces":[{"workspace":"checkout","max_limit":100},{"workspace":"search","max_limit":20}],"min_ttl_seconds":3600,"max_ttl_seconds":7776000,"default_ttl_seconds":2592000,"default_rotate_before_seconds":604800}"#;
+
+/// [`POLICY`] with `guardrail` on its checkout workspace.
+#[must_use]
+pub fn guarded_policy(guardrail: &str) -> String {
+    let mut p: Value = serde_json::from_str(POLICY).expect("policy");
+    p["workspaces"][0]["guardrail_id"] = json!(guardrail);
+    p.to_string()
+}
 
 /// A unique suffix for names, so tests sharing one moto never collide.
 #[must_use]

@@ -22,18 +22,16 @@ async fn call(w: &World, method: reqwest::Method, path: &str, body: Option<Value
 }
 
 async fn guardrail(w: &World, workspace: &str, limit: f64) -> String {
-    let (status, body) = call(
-        w,
-        reqwest::Method::POST,
-        "/guardrails",
-        Some(
-            json!({"name": unique("gr"), "workspace_id": workspace, "limit_usd": limit,
-                    "reset_interval": "monthly"}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body["data"]["id"].as_str().expect("id").to_owned()
+    w.control.create_guardrail(workspace, limit).await
+}
+
+/// No secret was made for `key_name` (the derived name in checkout).
+async fn no_secret(w: &World, key_name: &str) -> bool {
+    w.sm.describe_secret()
+        .secret_id(format!("openrouter/checkout/{key_name}"))
+        .send()
+        .await
+        .is_err()
 }
 
 async fn assigned(w: &World, id: &str) -> Vec<String> {
@@ -65,12 +63,7 @@ async fn spend(w: &World, key: &str, usd: f64) -> (u16, Value) {
 }
 
 fn policy(checkout_guardrail: &str) -> String {
-    json!({"workspaces": [
-        {"workspace": "checkout", "max_limit": 100, "guardrail_id": checkout_guardrail},
-        {"workspace": "search", "max_limit": 20}],
-        "min_ttl_seconds": 3600, "max_ttl_seconds": 7_776_000,
-        "default_ttl_seconds": 2_592_000, "default_rotate_before_seconds": 604_800})
-    .to_string()
+    orkv_tests::guarded_policy(checkout_guardrail)
 }
 
 fn body(key_name: &str) -> Value {
@@ -265,14 +258,7 @@ async fn a_guardrail_that_does_not_exist_or_lives_elsewhere_is_refused_before_an
                 .any(|k| k["name"].as_str().is_some_and(|n| n.contains(&key_name))),
             "no key"
         );
-        assert!(
-            w.sm.describe_secret()
-                .secret_id(format!("openrouter/checkout/{key_name}"))
-                .send()
-                .await
-                .is_err(),
-            "no secret"
-        );
+        assert!(no_secret(&w, &key_name).await, "no secret");
     }
     // The search workspace, which names no guardrail, still vends.
     let d = deps_with(
@@ -310,14 +296,7 @@ async fn an_assignment_openrouter_refuses_leaves_no_usable_key() {
             w.control.live_keys(&key_name).await.is_empty(),
             "the minted key was deleted"
         );
-        assert!(
-            w.sm.describe_secret()
-                .secret_id(format!("openrouter/checkout/{key_name}"))
-                .send()
-                .await
-                .is_err(),
-            "nothing stored"
-        );
+        assert!(no_secret(&w, &key_name).await, "nothing stored");
     }
     w.control.clear_faults().await;
 

@@ -173,8 +173,10 @@ impl Soak {
             .secret_string(json!({ "management_key": MANAGEMENT_KEY }).to_string())
             .send()
             .await;
-        let guardrail = create_guardrail(&emulator.url()).await;
-        let policy = guarded_policy(&guardrail);
+        let guardrail = control
+            .create_guardrail(crate::CHECKOUT_WORKSPACE_ID, 1_000_000.0)
+            .await;
+        let policy = crate::guarded_policy(&guardrail);
         let base_env = |sm: &str, emu: &str, mut extra: Vec<(&'static str, String)>| {
             extra.push(("ORKV_POLICY", policy.clone()));
             base_env(sm, emu, extra)
@@ -313,34 +315,6 @@ impl Soak {
             let _ = std::fs::write(format!("{dir}/pool{n}.log"), pool.all_output().await);
         }
     }
-}
-
-/// A guardrail in the checkout workspace, through the management API.
-async fn create_guardrail(emulator_url: &str) -> String {
-    let reply: serde_json::Value = reqwest::Client::new()
-        .post(format!("{emulator_url}/api/v1/guardrails"))
-        .bearer_auth(MANAGEMENT_KEY)
-        .json(
-            &json!({"name": "soak", "workspace_id": crate::CHECKOUT_WORKSPACE_ID,
-                      "limit_usd": 1_000_000, "reset_interval": "monthly"}),
-        )
-        .send()
-        .await
-        .expect("create guardrail")
-        .json()
-        .await
-        .expect("guardrail");
-    reply["data"]["id"]
-        .as_str()
-        .expect("guardrail id")
-        .to_owned()
-}
-
-/// The tests' policy, with `guardrail` on the checkout workspace.
-fn guarded_policy(guardrail: &str) -> String {
-    let mut p: serde_json::Value = serde_json::from_str(crate::POLICY).expect("policy");
-    p["workspaces"][0]["guardrail_id"] = json!(guardrail);
-    p.to_string()
 }
 
 /// The functions' environment: moto through the proxy, the management key from its secret,

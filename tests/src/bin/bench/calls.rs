@@ -193,28 +193,17 @@ pub(crate) async fn guardrail_calls(
     bin_dir: &Path,
     env_ref: &[(&str, String)],
 ) {
-    let created: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/guardrails", w.emulator.url()))
-        .bearer_auth(orkv_tests::MANAGEMENT_KEY)
-        .json(
-            &json!({"name": "bench", "workspace_id": orkv_tests::CHECKOUT_WORKSPACE_ID,
-                      "limit_usd": 1000, "reset_interval": "monthly"}),
-        )
-        .send()
-        .await
-        .expect("guardrail")
-        .json()
-        .await
-        .expect("guardrail json");
-    let id = created["data"]["id"].as_str().expect("id");
-    let mut policy: Value = serde_json::from_str(orkv_tests::POLICY).expect("policy");
-    policy["workspaces"][0]["guardrail_id"] = json!(id);
+    let id = w
+        .control
+        .create_guardrail(orkv_tests::CHECKOUT_WORKSPACE_ID, 1000.0)
+        .await;
+    let policy = orkv_tests::guarded_policy(&id);
     let mut env: Vec<(&str, String)> = env_ref
         .iter()
         .filter(|(k, _)| *k != "ORKV_POLICY")
         .cloned()
         .collect();
-    env.push(("ORKV_POLICY", policy.to_string()));
+    env.push(("ORKV_POLICY", policy));
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
     let _provision = FunctionProcess::spawn(&bin_dir.join("provision"), &api, &env);
     invoke(
