@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::proxy::LatencyProxy;
 use crate::{CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client_at};
+use orkv_vending::ops;
 
 /// moto behind the AWS behaviour layer, the emulator and a Secrets Manager client that counts
 /// its calls.
@@ -421,7 +422,13 @@ pub async fn call_as(
     payload: serde_json::Value,
 ) -> Result<serde_json::Value, orkv_vending::VendError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    Box::pin(d.handle_invocation(payload, &crate::runtime_api::function_arn(alias), deadline)).await
+    Box::pin(ops::handle_invocation(
+        d,
+        payload,
+        &crate::runtime_api::function_arn(alias),
+        deadline,
+    ))
+    .await
 }
 
 /// Creates the secrets `names` (each with `value` and `tags`) in moto, 16 at a time.

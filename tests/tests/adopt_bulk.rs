@@ -60,7 +60,9 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
     // The plan: 24 would be adopted, 2 refused with the reason; nothing written.
     let mut plan = body.clone();
     plan["dry_run"] = json!(true);
-    let planned = d.handle_request(plan, far()).await.expect("plan");
+    let planned = orkv_vending::ops::handle_request(&d, plan, far())
+        .await
+        .expect("plan");
     assert_eq!(planned["status"], "planned");
     assert_eq!(
         planned["counts"],
@@ -99,10 +101,13 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
     assert!(q.drain().await.is_empty(), "a plan announces nothing");
 
     // An invocation with no time left starts nothing and says where to resume.
-    let cut = d
-        .handle_request(body.clone(), Instant::now() + Duration::from_millis(500))
-        .await
-        .expect("partial");
+    let cut = orkv_vending::ops::handle_request(
+        &d,
+        body.clone(),
+        Instant::now() + Duration::from_millis(500),
+    )
+    .await
+    .expect("partial");
     assert_eq!(
         (cut["status"].clone(), cut["list_calls"].clone()),
         (json!("partial"), json!(0))
@@ -116,7 +121,9 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
         if let Some(t) = &next {
             run["next_token"] = t.clone();
         }
-        let r = d.handle_request(run, far()).await.expect("run");
+        let r = orkv_vending::ops::handle_request(&d, run, far())
+            .await
+            .expect("run");
         adopted += r["counts"]["adopted"].as_u64().unwrap_or(0);
         assert_eq!(r["counts"]["refused"], 2, "{r}");
         if r["status"] != "partial" {
@@ -147,7 +154,9 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
     assert_eq!((adopted_events, failed_events), (24, 2));
 
     // The same request again: everything it adopted answers unchanged.
-    let again = d.handle_request(body, far()).await.expect("repeat");
+    let again = orkv_vending::ops::handle_request(&d, body, far())
+        .await
+        .expect("repeat");
     assert_eq!(
         again["counts"],
         json!({"unchanged": 24, "refused": 2}),
@@ -175,7 +184,9 @@ async fn a_bulk_adoption_across_pages_resumes_where_the_last_run_stopped() {
     }
     let body = json!({"action": "adopt", "secret_prefix": prefix, "workspace": "checkout",
                       "max_secrets": 100, "idempotency_id": "bulk-paged"});
-    let first = d.handle_request(body.clone(), far()).await.expect("first");
+    let first = orkv_vending::ops::handle_request(&d, body.clone(), far())
+        .await
+        .expect("first");
     assert_eq!(
         (first["status"].clone(), first["list_calls"].clone()),
         (json!("partial"), json!(1)),
@@ -187,7 +198,9 @@ async fn a_bulk_adoption_across_pages_resumes_where_the_last_run_stopped() {
     assert!(token.is_string());
     let mut rest = body;
     rest["next_token"] = token;
-    let second = d.handle_request(rest, far()).await.expect("second");
+    let second = orkv_vending::ops::handle_request(&d, rest, far())
+        .await
+        .expect("second");
     assert_eq!(second["status"], "adopted");
     assert_eq!(
         second["counts"],

@@ -13,6 +13,7 @@ use orkv_tests::rotating::{GRACE, advance, deadline, deps, sweep};
 use orkv_tests::unique;
 use orkv_tests::world::World;
 use orkv_vending::Deps;
+use orkv_vending::ops;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -100,7 +101,8 @@ async fn routine(w: &World, d: &Deps, book: &mut Book, name: &str) -> String {
 
 async fn rotate_now(d: &Deps, w: &World, name: &str, reason: &str) -> String {
     let (_, before) = current_key(w, name).await;
-    d.handle_request(
+    ops::handle_request(
+        d,
         json!({"action": "rotate", "secret_name": name, "reason": reason,
                "idempotency_id": unique(reason)}),
         deadline(),
@@ -134,8 +136,7 @@ async fn a_logical_key_never_spends_past_its_cap_through_five_rotations_and_gets
                "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600})
     };
     let mut request = body(10.0);
-    let name = d
-        .handle(request.clone(), deadline())
+    let name = ops::handle(&d, request.clone(), deadline())
         .await
         .expect("vended")
         .secret_name;
@@ -200,7 +201,7 @@ async fn within_one_month(
 
     // A cap update, lowered: the key in use is fitted to what the lower cap leaves.
     request["limit"] = json!(8.0);
-    d.handle(request.clone(), deadline())
+    ops::handle(d, request.clone(), deadline())
         .await
         .expect("cap update");
     book.cap = 8.0;

@@ -7,6 +7,7 @@
 use orkv_tests::rotating::{GRACE, advance, deadline, deps_with, sweep};
 use orkv_tests::world::World;
 use orkv_tests::{CHECKOUT_WORKSPACE_ID, MANAGEMENT_KEY, SEARCH_WORKSPACE_ID, unique};
+use orkv_vending::ops;
 use serde_json::{Value, json};
 
 async fn call(w: &World, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -166,12 +167,11 @@ async fn every_key_carries_the_policys_guardrail_from_birth_through_rotation_to_
         &[("ORKV_POLICY", policy.as_str()), ("ORKV_DRIFT", "report")],
     );
     // A first key warms the container (the workspaces and the guardrail are read once).
-    d.handle(body(&unique("warm")), deadline())
+    ops::handle(&d, body(&unique("warm")), deadline())
         .await
         .expect("warm");
     w.control.reset_calls().await;
-    let vended = d
-        .handle(body(&unique("guarded")), deadline())
+    let vended = ops::handle(&d, body(&unique("guarded")), deadline())
         .await
         .expect("vended");
     let calls = w.control.calls().await;
@@ -185,13 +185,13 @@ async fn every_key_carries_the_policys_guardrail_from_birth_through_rotation_to_
 
     // Rotation: testSecret checks the successor carries it before promotion.
     let name = vended.secret_name.clone();
-    let rotated = d
-        .handle_request(
-            json!({"action": "rotate", "secret_name": name, "idempotency_id": unique("r")}),
-            deadline(),
-        )
-        .await
-        .expect("rotated");
+    let rotated = ops::handle_request(
+        &d,
+        json!({"action": "rotate", "secret_name": name, "idempotency_id": unique("r")}),
+        deadline(),
+    )
+    .await
+    .expect("rotated");
     let new_hash = rotated["key_hash"].as_str().expect("hash").to_owned();
     let now = assigned(&w, &id).await;
     assert!(
@@ -239,8 +239,7 @@ async fn a_guardrail_that_does_not_exist_or_lives_elsewhere_is_refused_before_an
         let policy = policy(&id);
         let d = deps_with(&w, &[("ORKV_POLICY", policy.as_str())]);
         let key_name = unique("refused");
-        let err = d
-            .handle(body(&key_name), deadline())
+        let err = ops::handle(&d, body(&key_name), deadline())
             .await
             .expect_err("refused");
         let text = err.to_string();
@@ -270,7 +269,9 @@ async fn a_guardrail_that_does_not_exist_or_lives_elsewhere_is_refused_before_an
     );
     let mut search = body(&unique("search"));
     search["workspace"] = json!("search");
-    d.handle(search, deadline()).await.expect("search vends");
+    ops::handle(&d, search, deadline())
+        .await
+        .expect("search vends");
 }
 
 #[tokio::test]
@@ -287,8 +288,7 @@ async fn an_assignment_openrouter_refuses_leaves_no_usable_key() {
         w.control.clear_faults().await;
         w.control.fault(fault).await;
         let key_name = unique("unassigned");
-        let err = d
-            .handle(body(&key_name), deadline())
+        let err = ops::handle(&d, body(&key_name), deadline())
             .await
             .expect_err("refused");
         assert_eq!(err.kind(), "GuardrailNotAssigned", "{err}");
@@ -301,8 +301,7 @@ async fn an_assignment_openrouter_refuses_leaves_no_usable_key() {
     w.control.clear_faults().await;
 
     // In a rotation: createSecret fails, nothing is pending, the key in use is untouched.
-    let vended = d
-        .handle(body(&unique("rot")), deadline())
+    let vended = ops::handle(&d, body(&unique("rot")), deadline())
         .await
         .expect("vended");
     w.control
@@ -310,9 +309,7 @@ async fn an_assignment_openrouter_refuses_leaves_no_usable_key() {
             json!({"op": "assign_guardrail_keys", "action": "status", "status": 400, "times": 50}),
         )
         .await;
-    let refused = d
-        .handle_request(
-            json!({"action": "rotate", "secret_name": vended.secret_name, "idempotency_id": unique("r")}),
+    let refused = ops::handle_request(&d, json!({"action": "rotate", "secret_name": vended.secret_name, "idempotency_id": unique("r")}),
             deadline(),
         )
         .await;
@@ -344,8 +341,7 @@ async fn an_adopted_key_is_given_the_workspaces_guardrail_before_the_product_own
         .await;
     let req = json!({"action": "adopt", "secret_name": name, "workspace": "checkout",
                      "idempotency_id": unique("adopt")});
-    let err = d
-        .handle_request(req.clone(), deadline())
+    let err = ops::handle_request(&d, req.clone(), deadline())
         .await
         .expect_err("refused");
     assert_eq!(err.kind(), "GuardrailNotAssigned", "{err}");
@@ -358,7 +354,9 @@ async fn an_adopted_key_is_given_the_workspaces_guardrail_before_the_product_own
     assert!(tags.tags().is_empty(), "not managed: {:?}", tags.tags());
     assert!(w.works(&key).await, "the key in use is untouched");
     // Then adopted: the key carries the guardrail.
-    let adopted = d.handle_request(req, deadline()).await.expect("adopted");
+    let adopted = ops::handle_request(&d, req, deadline())
+        .await
+        .expect("adopted");
     assert_eq!(adopted["status"], "adopted", "{adopted}");
     assert!(assigned(&w, &id).await.contains(&hash));
 }

@@ -4,6 +4,7 @@
 
 use orkv_tests::unique;
 use orkv_tests::world::{World, call_as, seed_secrets};
+use orkv_vending::ops;
 use orkv_vending::{Deps, VendError};
 use serde_json::{Value, json};
 
@@ -210,13 +211,13 @@ async fn an_inventory_of_1000_managed_secrets_takes_at_most_10_list_calls_and_no
         &json!({"execution_id": "inventory-summary", "dry_run": true}),
     )
     .expect("input");
-    let report =
-        t.d.sweep(
-            &run,
-            std::time::Instant::now() + std::time::Duration::from_secs(120),
-        )
-        .await
-        .expect("sweep");
+    let report = ops::sweep(
+        &t.d,
+        &run,
+        std::time::Instant::now() + std::time::Duration::from_secs(120),
+    )
+    .await
+    .expect("sweep");
     let summary = serde_json::to_value(&report.inventory).expect("json");
     let checkout = &summary["checkout"];
     assert_eq!(checkout["secrets"], 1000, "{summary}");

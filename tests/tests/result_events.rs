@@ -37,8 +37,7 @@ impl Setup {
     }
 
     async fn call(&self, payload: Value) -> Value {
-        self.d
-            .handle_request(payload, deadline())
+        orkv_vending::ops::handle_request(&self.d, payload, deadline())
             .await
             .expect("served")
     }
@@ -238,10 +237,9 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
     let mut bad = request(&key_name);
     bad["limit"] = json!(-1);
     bad["idempotency_id"] = json!("req-bad");
-    let err =
-        s.d.handle_request(bad, deadline())
-            .await
-            .expect_err("refused");
+    let err = orkv_vending::ops::handle_request(&s.d, bad, deadline())
+        .await
+        .expect_err("refused");
     assert_eq!(err.kind(), "InvalidRequest");
     let (kind, e) = s.one().await;
     assert_eq!(kind, dt::FAILED);
@@ -264,10 +262,9 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
     let unsupported = json!({"version": "0", "id": "evt-unknown", "source": "com.example.checkout",
         "detail-type": "Something Else", "account": "123456789012", "time": "2026-12-02T00:00:00Z",
         "region": "us-east-1", "resources": [], "detail": {}});
-    let err =
-        s.d.handle_request(unsupported, deadline())
-            .await
-            .expect_err("unsupported");
+    let err = orkv_vending::ops::handle_request(&s.d, unsupported, deadline())
+        .await
+        .expect_err("unsupported");
     let (kind, e) = s.one().await;
     assert_eq!(kind, dt::FAILED);
     assert_eq!(e["error"]["type"], err.kind());
@@ -286,10 +283,9 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
         "ClientRequestToken": "00000000-0000-4000-8000-000000000000"}),
     )
     .expect("event");
-    let err =
-        s.d.run_step(&event, deadline())
-            .await
-            .expect_err("unknown token");
+    let err = orkv_vending::ops::run_step(&s.d, &event, deadline())
+        .await
+        .expect_err("unknown token");
     let (kind, e) = s.one().await;
     assert_eq!(kind, dt::FAILED);
     assert_eq!(e["action"], "rotation");
@@ -380,8 +376,7 @@ async fn a_bus_that_refuses_every_put_never_fails_the_key_operation() {
         .await;
     assert!(put.is_err(), "the bus refuses");
     let d = deps(&w).with_events(bus);
-    let created = d
-        .handle_request(request(&unique("unheard")), deadline())
+    let created = orkv_vending::ops::handle_request(&d, request(&unique("unheard")), deadline())
         .await
         .expect("the operation succeeds without its event");
     assert_eq!(created["status"], "created");

@@ -5,6 +5,7 @@
 use orkv_tests::rotating::{deadline, deps, sweep};
 use orkv_tests::unique;
 use orkv_tests::world::World;
+use orkv_vending::ops;
 use serde_json::{Value, json};
 
 async fn spend(w: &World, hash: &str, usd: f64) {
@@ -27,25 +28,25 @@ async fn the_sweep_publishes_spend_per_workspace_counting_every_live_generation(
         json!({"workspace": ws, "key_name": format!("{prefix}-{k}"), "limit": limit,
                "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600})
     };
-    let a = d
-        .handle(body("a", "checkout", 10.0), deadline())
+    let a = ops::handle(&d, body("a", "checkout", 10.0), deadline())
         .await
         .expect("a");
-    let b = d
-        .handle(body("b", "checkout", 20.0), deadline())
+    let b = ops::handle(&d, body("b", "checkout", 20.0), deadline())
         .await
         .expect("b");
-    let c = d
-        .handle(body("c", "search", 5.0), deadline())
+    let c = ops::handle(&d, body("c", "search", 5.0), deadline())
         .await
         .expect("c");
     // `a` spent 6 of 10, then rotated: its successor spent 3.5 more. Each generation alone has
     // room (4, 6.5), the logical key has 0.5 left: below 10 % of its cap.
     spend(&w, &a.key_hash, 6.0).await;
-    let rotated = d
-        .handle_request(json!({"action": "rotate", "secret_name": a.secret_name, "idempotency_id": "spend-rot"}), deadline())
-        .await
-        .expect("rotated");
+    let rotated = ops::handle_request(
+        &d,
+        json!({"action": "rotate", "secret_name": a.secret_name, "idempotency_id": "spend-rot"}),
+        deadline(),
+    )
+    .await
+    .expect("rotated");
     spend(&w, rotated["key_hash"].as_str().expect("hash"), 3.5).await;
     spend(&w, &b.key_hash, 2.0).await;
     spend(&w, &c.key_hash, 1.0).await;
@@ -133,8 +134,7 @@ async fn a_key_is_refused_past_its_cap_and_the_full_cap_returns_after_the_period
     let d = deps(&w);
     let body = json!({"workspace": "checkout", "key_name": unique("capped"), "limit": 10,
                       "limit_reset": "monthly", "ttl_seconds": 7_000_000, "rotate_before_seconds": 3600});
-    let name = d
-        .handle(body, deadline())
+    let name = ops::handle(&d, body, deadline())
         .await
         .expect("vended")
         .secret_name;
@@ -202,8 +202,7 @@ async fn a_key_over_its_cap_is_key_limit_exceeded_distinct_from_an_account_out_o
     let d = deps(&w);
     let body = json!({"workspace": "checkout", "key_name": unique("spent"), "limit": 10,
                       "limit_reset": "monthly", "ttl_seconds": 7_000_000, "rotate_before_seconds": 3600});
-    let name = d
-        .handle(body, deadline())
+    let name = ops::handle(&d, body, deadline())
         .await
         .expect("vended")
         .secret_name;
@@ -215,7 +214,7 @@ async fn a_key_over_its_cap_is_key_limit_exceeded_distinct_from_an_account_out_o
     let rotate = |id: &str| json!({"action": "rotate", "secret_name": name, "idempotency_id": id});
     // The whole cap is spent: the successor gets nothing more this month (limit 0), and is
     // promoted all the same; the old key has no room either.
-    d.handle_request(rotate("spent-1"), deadline())
+    ops::handle_request(&d, rotate("spent-1"), deadline())
         .await
         .expect("rotated with the cap spent");
     let (_, rec) = w.current(&name).await;
@@ -282,7 +281,7 @@ async fn rotates_through(
         )
         .await;
     let before = w.current(name).await.1["generation"].as_u64().expect("gen");
-    d.handle_request(request, deadline())
+    ops::handle_request(d, request, deadline())
         .await
         .unwrap_or_else(|e| panic!("{message}: {e:?}"));
     w.control.clear_faults().await;

@@ -7,6 +7,7 @@ use orkv_tests::rotating::*;
 use orkv_tests::unique;
 use orkv_tests::world::{World, seed_secrets};
 use orkv_vending::input::sweep::SweepInput;
+use orkv_vending::ops;
 use serde_json::json;
 
 #[tokio::test]
@@ -141,13 +142,13 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
     let r = sweep(&d, "young").await;
     assert_eq!(r.orphans_found, 0, "{r:?}");
     advance(&w, &d, 120).await;
-    let dry = d
-        .sweep(
-            &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
-            deadline(),
-        )
-        .await
-        .expect("dry");
+    let dry = ops::sweep(
+        &d,
+        &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
+        deadline(),
+    )
+    .await
+    .expect("dry");
     assert_eq!(dry.orphans_found, 1);
     assert_eq!(dry.orphans_deleted, 0);
     let r = sweep(&d, "old").await;
@@ -167,8 +168,7 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
     // ... but listed as unmanaged, so operators can adopt or remove them.
     assert_eq!(r.unmanaged_keys, 1, "{r:?}");
     assert!(r.actions.iter().any(|a| {
-        a.action == orkv_vending::ops::sweep::report::SweepAction::UnmanagedKey
-            && a.detail == foreign
+        a.action == ops::sweep::report::SweepAction::UnmanagedKey && a.detail == foreign
     }));
     assert_eq!(r.emf(d.clock().now())["UnmanagedKeys"], 1);
     let (_, rec) = w.current(&name).await;
@@ -176,18 +176,18 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
     // Dry run over a due rotation: reported, nothing written.
     advance(&w, &d, 3600).await;
     let versions = w.stages(&name).await;
-    let dry = d
-        .sweep(
-            &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
-            deadline(),
-        )
-        .await
-        .expect("dry");
+    let dry = ops::sweep(
+        &d,
+        &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
+        deadline(),
+    )
+    .await
+    .expect("dry");
     assert_eq!(dry.rotations_due, 1);
     assert!(
         dry.actions
             .iter()
-            .any(|a| a.action == orkv_vending::ops::sweep::report::SweepAction::WouldRotate)
+            .any(|a| a.action == ops::sweep::report::SweepAction::WouldRotate)
     );
     assert_eq!(w.stages(&name).await, versions);
     // Low remaining spend: the current key has used 48 of its 50 USD.
@@ -401,7 +401,7 @@ async fn a_current_key_deleted_disabled_or_expired_out_of_band_is_found_and_repl
     let mut names = Vec::new();
     for body in [long("deleted"), long("disabled"), fixed, long("healthy")] {
         names.push(
-            d.handle(body, deadline())
+            ops::handle(&d, body, deadline())
                 .await
                 .expect("vended")
                 .secret_name,

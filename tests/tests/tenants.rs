@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use orkv_tests::runtime_api::function_arn;
 use orkv_tests::unique;
 use orkv_tests::world::{World, call_as};
+use orkv_vending::ops;
 use orkv_vending::{Deps, VendError};
 use serde_json::{Value, json};
 
@@ -365,9 +366,13 @@ async fn a_secret_made_before_tenants_belongs_to_its_prefix_owner_and_gets_its_t
     // under the checkout tenant's default prefix once tenants are configured.
     let single = w.rotating_deps(&[("ORKV_SECRET_PREFIX", &prefix)]);
     let key = unique("legacy");
-    let made = Box::pin(single.handle_request(provision("checkout", &key, 10.0), deadline()))
-        .await
-        .expect("single-policy vend");
+    let made = Box::pin(ops::handle_request(
+        &single,
+        provision("checkout", &key, 10.0),
+        deadline(),
+    ))
+    .await
+    .expect("single-policy vend");
     let name = made["secret_name"].as_str().expect("name").to_owned();
     assert!(w.current(&name).await.1.get("tenant").is_none());
 
@@ -375,7 +380,8 @@ async fn a_secret_made_before_tenants_belongs_to_its_prefix_owner_and_gets_its_t
         ("ORKV_POLICY", &policy(&prefix)),
         ("ORKV_SECRET_PREFIX", &prefix),
     ]);
-    let err = Box::pin(d.handle_invocation(
+    let err = Box::pin(ops::handle_invocation(
+        &d,
         json!({"action": "rotate", "secret_name": name}),
         &function_arn("search"),
         deadline(),
@@ -385,11 +391,17 @@ async fn a_secret_made_before_tenants_belongs_to_its_prefix_owner_and_gets_its_t
     assert_eq!(err.kind(), "TenantScopeViolation");
     let mut raise = provision("checkout", &key, 20.0);
     raise["secret_name"] = json!(name);
-    let updated = Box::pin(d.handle_invocation(raise, &function_arn("checkout"), deadline()))
-        .await
-        .expect("the prefix owner updates it");
+    let updated = Box::pin(ops::handle_invocation(
+        &d,
+        raise,
+        &function_arn("checkout"),
+        deadline(),
+    ))
+    .await
+    .expect("the prefix owner updates it");
     assert_eq!(updated["status"], "updated");
-    let rotated = Box::pin(d.handle_invocation(
+    let rotated = Box::pin(ops::handle_invocation(
+        &d,
         json!({"action": "rotate", "secret_name": name}),
         &function_arn("checkout"),
         deadline(),
@@ -424,14 +436,19 @@ async fn ambiguous_workspaces_are_refused_never_resolved_by_list_order() {
         r#"{"workspaces":[{"workspace":"search","max_limit":20},{"workspace":"team-a","max_limit":5}]}"#,
     )]);
     for ident in ["checkout", "Shared"] {
-        let err = Box::pin(single.handle(provision(ident, &unique("amb"), 1.0), deadline()))
-            .await
-            .expect_err(ident);
+        let err = Box::pin(ops::handle(
+            &single,
+            provision(ident, &unique("amb"), 1.0),
+            deadline(),
+        ))
+        .await
+        .expect_err(ident);
         assert_eq!(err.kind(), "AmbiguousWorkspace", "{err}");
         assert!(err.to_string().contains("`workspace`"), "{err}");
     }
     // By UUID or an unshared slug it resolves, and the record holds the UUID.
-    let ok = Box::pin(single.handle(
+    let ok = Box::pin(ops::handle(
+        &single,
         provision("7e57a000-0000-4000-8000-000000000002", &unique("a"), 1.0),
         deadline(),
     ))
@@ -443,9 +460,13 @@ async fn ambiguous_workspaces_are_refused_never_resolved_by_list_order() {
     for entry in ["checkout", "Search Team"] {
         let policy = format!(r#"{{"workspaces":[{{"workspace":"{entry}","max_limit":5}}]}}"#);
         let d = w.deps(&[("ORKV_POLICY", &policy)]);
-        let err = Box::pin(d.handle(provision("search", &unique("cfg"), 1.0), deadline()))
-            .await
-            .expect_err(entry);
+        let err = Box::pin(ops::handle(
+            &d,
+            provision("search", &unique("cfg"), 1.0),
+            deadline(),
+        ))
+        .await
+        .expect_err(entry);
         assert_eq!(err.kind(), "ConfigError", "{err}");
         assert!(err.to_string().contains(entry), "{err}");
     }

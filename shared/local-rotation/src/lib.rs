@@ -21,6 +21,7 @@ use orkv_vending::deps::{Deps, RotationStart, RotationStarter, production_starte
 use orkv_vending::domain::tags::stage::{AWSCURRENT, AWSPENDING};
 use orkv_vending::error::VendError;
 use orkv_vending::input::rotation::{RotationEvent, Step};
+use orkv_vending::ops;
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -226,7 +227,7 @@ impl LocalDriver {
                 Runner::Invoke { url, client } => invoke(client, url, &event).await?,
                 Runner::InProcess => {
                     let deadline = Instant::now() + Duration::from_secs(60);
-                    Box::pin(deps.run_step(&event, deadline)).await?;
+                    Box::pin(ops::run_step(deps, &event, deadline)).await?;
                 }
             }
         }

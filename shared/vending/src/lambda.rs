@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::deps::{Deps, RotationStarter};
 use crate::error::VendError;
 use crate::input::sweep::SweepInput;
+use crate::ops;
 
 /// The whole `main` of a function binary: `orkv_vending::function_main!(provision);` (or
 /// `rotation`, `sweep`: the handler it serves, so each binary links only its own). A binary
@@ -134,9 +135,7 @@ async fn provision_reply(
     invoked_function_arn: &str,
     deadline: Instant,
 ) -> Result<Value, VendError> {
-    let reply = deps
-        .handle_invocation(payload, invoked_function_arn, deadline)
-        .await?;
+    let reply = ops::handle_invocation(deps, payload, invoked_function_arn, deadline).await?;
     let field = |name: &str| {
         reply
             .get(name)
@@ -158,7 +157,7 @@ async fn rotation_reply(
     payload: &Value,
     deadline: Instant,
 ) -> Result<Value, VendError> {
-    let result = deps.rotation_step(payload, deadline).await;
+    let result = ops::rotation_step(deps, payload, deadline).await;
     if let Some(line) = rotation_emf(&result, deps.clock().now()) {
         println!("{line}");
     }
@@ -170,11 +169,11 @@ async fn rotation_reply(
 /// `Function=rotate`): `RotationsCompleted` when `finishSecret` made a successor current,
 /// `RotationStepFailures` when a step failed (Secrets Manager retries it).
 fn rotation_emf(
-    result: &Result<crate::ops::rotate::StepReply, VendError>,
+    result: &Result<ops::rotate::StepReply, VendError>,
     at: time::OffsetDateTime,
 ) -> Option<Value> {
     use crate::input::rotation::Step;
-    use crate::ops::rotate::StepOutcome;
+    use ops::rotate::StepOutcome;
     let metric = match result {
         Ok(r) if r.step == Step::FinishSecret && r.outcome == StepOutcome::Done => {
             "RotationsCompleted"
@@ -186,7 +185,7 @@ fn rotation_emf(
         "_aws": {
             "Timestamp": at.unix_timestamp() * 1000,
             "CloudWatchMetrics": [{
-                "Namespace": crate::ops::sweep::report::METRIC_NAMESPACE,
+                "Namespace": ops::sweep::report::METRIC_NAMESPACE,
                 "Dimensions": [["Function"]],
                 "Metrics": [{"Name": metric, "Unit": "Count"}],
             }],
@@ -198,7 +197,7 @@ fn rotation_emf(
 
 async fn sweep_reply(deps: &Deps, payload: &Value, deadline: Instant) -> Result<Value, VendError> {
     let input = SweepInput::parse(payload)?;
-    let report = deps.sweep(&input, deadline).await?;
+    let report = ops::sweep(deps, &input, deadline).await?;
     let now = deps.clock().now();
     println!("{}", report.emf(now));
     for w in &report.spend {

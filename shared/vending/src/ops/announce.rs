@@ -265,37 +265,35 @@ impl ResultDetail {
     }
 }
 
-impl Deps {
-    /// Puts `detail` on the bus, if one is configured, within [`PUT_BUDGET`]. Never fails:
-    /// an event that could not be put is logged (with its request id, to replay by hand).
-    pub(crate) async fn announce(&self, detail: ResultDetail) {
-        let Some(bus) = &self.events else {
-            return;
-        };
-        let detail_type = detail.detail_type();
-        let event = orkv_events::Event {
-            detail_type: detail_type.to_owned(),
-            resources: detail.secret_arn.iter().cloned().collect(),
-            detail: match serde_json::to_value(&detail) {
-                Ok(v) => v,
-                Err(e) => {
-                    warn!(error = %e, detail_type, "result event could not be encoded");
-                    return;
-                }
-            },
-        };
-        let request_id = detail.request_id.as_deref().unwrap_or("");
-        match tokio::time::timeout(PUT_BUDGET, bus.put(&event)).await {
-            Ok(Ok(())) => debug!(detail_type, request_id, "result event put"),
-            Ok(Err(e)) => {
-                warn!(error = %e, detail_type, request_id, "result event not delivered");
+/// Puts `detail` on the bus, if one is configured, within [`PUT_BUDGET`]. Never fails:
+/// an event that could not be put is logged (with its request id, to replay by hand).
+pub(crate) async fn announce(deps: &Deps, detail: ResultDetail) {
+    let Some(bus) = &deps.events else {
+        return;
+    };
+    let detail_type = detail.detail_type();
+    let event = orkv_events::Event {
+        detail_type: detail_type.to_owned(),
+        resources: detail.secret_arn.iter().cloned().collect(),
+        detail: match serde_json::to_value(&detail) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, detail_type, "result event could not be encoded");
+                return;
             }
-            Err(_) => {
-                warn!(
-                    detail_type,
-                    request_id, "result event not delivered: PutEvents took too long"
-                );
-            }
+        },
+    };
+    let request_id = detail.request_id.as_deref().unwrap_or("");
+    match tokio::time::timeout(PUT_BUDGET, bus.put(&event)).await {
+        Ok(Ok(())) => debug!(detail_type, request_id, "result event put"),
+        Ok(Err(e)) => {
+            warn!(error = %e, detail_type, request_id, "result event not delivered");
+        }
+        Err(_) => {
+            warn!(
+                detail_type,
+                request_id, "result event not delivered: PutEvents took too long"
+            );
         }
     }
 }

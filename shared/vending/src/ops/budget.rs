@@ -13,193 +13,189 @@ use crate::domain::budget::{EPSILON, Ledger, committed, outgoing_limit, period_o
 use crate::domain::tags;
 use crate::error::VendError;
 
-impl Deps {
-    /// The ledger of a secret whose tags are `tag_list`, in the period `cap` is in now.
-    pub(crate) fn ledger(&self, tag_list: &[(String, String)], cap: Cap) -> Ledger {
-        let tag = tag_list
-            .iter()
-            .find(|(k, _)| k == tags::BUDGET)
-            .map(|(_, v)| v.as_str());
-        Ledger::read(tag, &period_of(cap.limit_reset, self.clock.now()))
-    }
+/// The ledger of a secret whose tags are `tag_list`, in the period `cap` is in now.
+pub(crate) fn ledger(deps: &Deps, tag_list: &[(String, String)], cap: Cap) -> Ledger {
+    let tag = tag_list
+        .iter()
+        .find(|(k, _)| k == tags::BUDGET)
+        .map(|(_, v)| v.as_str());
+    Ledger::read(tag, &period_of(cap.limit_reset, deps.clock.now()))
+}
 
-    /// What the superseded keys still live (the retire tags, and `extra`: a key superseded
-    /// since `desc` was read) besides `except` have committed: one `GET /keys/{hash}` each
-    /// (none in the common case: no key in grace).
-    pub(crate) async fn committed_by_superseded(
-        &self,
-        desc: &SecretDescription,
-        except: &[&str],
-        extra: Option<&str>,
-    ) -> Result<f64, VendError> {
-        let mut hashes: Vec<String> = tags::retiring(&desc.tags)
-            .into_iter()
-            .map(|(h, _)| h)
-            .collect();
-        hashes.extend(extra.map(str::to_owned));
-        hashes.sort();
-        hashes.dedup();
-        let mut sum = 0.0;
-        for hash in hashes {
-            if except.contains(&hash.as_str()) {
-                continue;
-            }
-            match self.openrouter().await?.get_key(&hash).await {
-                Ok(key) => sum += committed(&key),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+/// What the superseded keys still live (the retire tags, and `extra`: a key superseded
+/// since `desc` was read) besides `except` have committed: one `GET /keys/{hash}` each
+/// (none in the common case: no key in grace).
+pub(crate) async fn committed_by_superseded(
+    deps: &Deps,
+    desc: &SecretDescription,
+    except: &[&str],
+    extra: Option<&str>,
+) -> Result<f64, VendError> {
+    let mut hashes: Vec<String> = tags::retiring(&desc.tags)
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    hashes.extend(extra.map(str::to_owned));
+    hashes.sort();
+    hashes.dedup();
+    let mut sum = 0.0;
+    for hash in hashes {
+        if except.contains(&hash.as_str()) {
+            continue;
         }
-        Ok(sum)
-    }
-
-    /// Before a successor is minted under `cap`: the outgoing key `parent` is lowered to its
-    /// spend plus half of what the logical key has left (one `GET /keys/{hash}`, and a
-    /// `PATCH` when that changes its limit: a retry finds it lowered and changes nothing).
-    /// Answers the successor's allowance: the rest.
-    pub(crate) async fn hold_for_successor(
-        &self,
-        desc: &SecretDescription,
-        parent: Option<&str>,
-        cap: Cap,
-    ) -> Result<f64, VendError> {
-        let ledger = self.ledger(&desc.tags, cap);
-        let except: Vec<&str> = parent.into_iter().collect();
-        let others = self.committed_by_superseded(desc, &except, None).await?;
-        let mut held = 0.0;
-        if let Some(parent) = parent {
-            let client = self.openrouter().await?;
-            match client.get_key(parent).await {
-                Ok(key) => {
-                    let remaining = cap.limit - ledger.carried - others - key.period_spend();
-                    let target = outgoing_limit(remaining, &key);
-                    held = if key.limit.is_some_and(|l| (l - target).abs() < EPSILON) {
-                        committed(&key)
-                    } else {
-                        // What it may still spend is read from the patch's reply (a request
-                        // may have landed between the read and the patch).
-                        let patched = client
-                            .update_key(parent, &limit_patch(&key, target))
-                            .await?;
-                        committed(&patched)
-                    };
-                    info!(key_hash = %parent, held, "outgoing key held to its share of the cap");
-                }
-                // Gone already: it can spend nothing more.
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(ledger.allowance(cap.limit, others + held))
-    }
-
-    /// Gives the current key `hash` of `desc` the cap `cap`, with the limit its budget allows
-    /// besides the superseded keys still live (and `superseded`, one superseded since `desc`
-    /// was read) ([`Self::fit_within`]).
-    pub(crate) async fn fit_current(
-        &self,
-        desc: &SecretDescription,
-        hash: &str,
-        cap: Cap,
-        superseded: Option<&str>,
-    ) -> Result<Key, VendError> {
-        let others = self
-            .committed_by_superseded(desc, &[hash], superseded)
-            .await?;
-        let allowance = self.ledger(&desc.tags, cap).allowance(cap.limit, others);
-        self.fit_within(hash, cap, allowance).await
-    }
-
-    /// Gives key `hash` the cap `cap` with the limit `allowance` (one `PATCH`; a second when
-    /// the key already spent more than that, so its limit is its spend: never negative, never
-    /// unlimited). Answers the key as patched.
-    pub(crate) async fn fit_within(
-        &self,
-        hash: &str,
-        cap: Cap,
-        allowance: f64,
-    ) -> Result<Key, VendError> {
-        let client = self.openrouter().await?;
-        let patch = |limit: f64| KeyPatch {
-            cap: Some(Cap { limit, ..cap }),
-            ..KeyPatch::default()
-        };
-        let key = client.update_key(hash, &patch(allowance)).await?;
-        let spent = key.period_spend();
-        if spent > allowance + EPSILON {
-            warn!(key_hash = %hash, spent, allowance, "the key spent more than the cap now allows: its limit is its spend");
-            return Ok(client.update_key(hash, &patch(spent)).await?);
-        }
-        Ok(key)
-    }
-
-    /// A cap lowered below what the superseded keys still live have committed: each is
-    /// lowered to what it spent (one `GET` and one `PATCH` each), so the lowered cap holds for
-    /// the logical key, not only its current key. Nothing when they fit.
-    pub(crate) async fn squeeze_superseded(
-        &self,
-        desc: &SecretDescription,
-        current: &str,
-        cap: Cap,
-    ) -> Result<(), VendError> {
-        let ledger = self.ledger(&desc.tags, cap);
-        let retiring = tags::retiring(&desc.tags);
-        if retiring.is_empty() {
-            return Ok(());
-        }
-        let others = self.committed_by_superseded(desc, &[current], None).await?;
-        if ledger.carried + others <= cap.limit + EPSILON {
-            return Ok(());
-        }
-        let client = self.openrouter().await?;
-        for (hash, _) in retiring {
-            if hash == current {
-                continue;
-            }
-            match client.get_key(&hash).await {
-                Ok(key) => {
-                    client
-                        .update_key(&hash, &limit_patch(&key, key.period_spend()))
-                        .await?;
-                    info!(key_hash = %hash, "superseded key held to its spend: the cap was lowered");
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-
-    /// The superseded key `hash` is about to be deleted: disabled first (its spend is final
-    /// then: one `PATCH`), its spend this period carried into the ledger, and the ledger
-    /// written (one `TagResource`) before the delete, so a retry never loses or doubles it.
-    /// A key already gone carries nothing (it was deleted outside the product: ADR 0010).
-    pub(crate) async fn carry_retiring(
-        &self,
-        arn: &str,
-        ledger: &mut Ledger,
-        hash: &str,
-    ) -> Result<(), VendError> {
-        let disable = KeyPatch {
-            disabled: Some(true),
-            ..KeyPatch::default()
-        };
-        let spent = match self.openrouter().await?.update_key(hash, &disable).await {
-            Ok(key) => key.period_spend(),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                warn!(key_hash = %hash, "a superseded key was deleted outside the product: its spend cannot be carried");
-                return Ok(());
-            }
+        match deps.openrouter().await?.get_key(&hash).await {
+            Ok(key) => sum += committed(&key),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
-        };
-        if ledger.carry(hash, spent) {
-            self.store
-                .tag(arn, &[(tags::BUDGET.to_owned(), ledger.tag_value())])
-                .await?;
-            info!(key_hash = %hash, spent, carried = ledger.carried, "retiring key's spend carried into the logical key's budget");
         }
-        Ok(())
     }
+    Ok(sum)
+}
+
+/// Before a successor is minted under `cap`: the outgoing key `parent` is lowered to its
+/// spend plus half of what the logical key has left (one `GET /keys/{hash}`, and a
+/// `PATCH` when that changes its limit: a retry finds it lowered and changes nothing).
+/// Answers the successor's allowance: the rest.
+pub(crate) async fn hold_for_successor(
+    deps: &Deps,
+    desc: &SecretDescription,
+    parent: Option<&str>,
+    cap: Cap,
+) -> Result<f64, VendError> {
+    let ledger = ledger(deps, &desc.tags, cap);
+    let except: Vec<&str> = parent.into_iter().collect();
+    let others = committed_by_superseded(deps, desc, &except, None).await?;
+    let mut held = 0.0;
+    if let Some(parent) = parent {
+        let client = deps.openrouter().await?;
+        match client.get_key(parent).await {
+            Ok(key) => {
+                let remaining = cap.limit - ledger.carried - others - key.period_spend();
+                let target = outgoing_limit(remaining, &key);
+                held = if key.limit.is_some_and(|l| (l - target).abs() < EPSILON) {
+                    committed(&key)
+                } else {
+                    // What it may still spend is read from the patch's reply (a request
+                    // may have landed between the read and the patch).
+                    let patched = client
+                        .update_key(parent, &limit_patch(&key, target))
+                        .await?;
+                    committed(&patched)
+                };
+                info!(key_hash = %parent, held, "outgoing key held to its share of the cap");
+            }
+            // Gone already: it can spend nothing more.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ledger.allowance(cap.limit, others + held))
+}
+
+/// Gives the current key `hash` of `desc` the cap `cap`, with the limit its budget allows
+/// besides the superseded keys still live (and `superseded`, one superseded since `desc`
+/// was read) ([`fit_within`]).
+pub(crate) async fn fit_current(
+    deps: &Deps,
+    desc: &SecretDescription,
+    hash: &str,
+    cap: Cap,
+    superseded: Option<&str>,
+) -> Result<Key, VendError> {
+    let others = committed_by_superseded(deps, desc, &[hash], superseded).await?;
+    let allowance = ledger(deps, &desc.tags, cap).allowance(cap.limit, others);
+    fit_within(deps, hash, cap, allowance).await
+}
+
+/// Gives key `hash` the cap `cap` with the limit `allowance` (one `PATCH`; a second when
+/// the key already spent more than that, so its limit is its spend: never negative, never
+/// unlimited). Answers the key as patched.
+pub(crate) async fn fit_within(
+    deps: &Deps,
+    hash: &str,
+    cap: Cap,
+    allowance: f64,
+) -> Result<Key, VendError> {
+    let client = deps.openrouter().await?;
+    let patch = |limit: f64| KeyPatch {
+        cap: Some(Cap { limit, ..cap }),
+        ..KeyPatch::default()
+    };
+    let key = client.update_key(hash, &patch(allowance)).await?;
+    let spent = key.period_spend();
+    if spent > allowance + EPSILON {
+        warn!(key_hash = %hash, spent, allowance, "the key spent more than the cap now allows: its limit is its spend");
+        return Ok(client.update_key(hash, &patch(spent)).await?);
+    }
+    Ok(key)
+}
+
+/// A cap lowered below what the superseded keys still live have committed: each is
+/// lowered to what it spent (one `GET` and one `PATCH` each), so the lowered cap holds for
+/// the logical key, not only its current key. Nothing when they fit.
+pub(crate) async fn squeeze_superseded(
+    deps: &Deps,
+    desc: &SecretDescription,
+    current: &str,
+    cap: Cap,
+) -> Result<(), VendError> {
+    let ledger = ledger(deps, &desc.tags, cap);
+    let retiring = tags::retiring(&desc.tags);
+    if retiring.is_empty() {
+        return Ok(());
+    }
+    let others = committed_by_superseded(deps, desc, &[current], None).await?;
+    if ledger.carried + others <= cap.limit + EPSILON {
+        return Ok(());
+    }
+    let client = deps.openrouter().await?;
+    for (hash, _) in retiring {
+        if hash == current {
+            continue;
+        }
+        match client.get_key(&hash).await {
+            Ok(key) => {
+                client
+                    .update_key(&hash, &limit_patch(&key, key.period_spend()))
+                    .await?;
+                info!(key_hash = %hash, "superseded key held to its spend: the cap was lowered");
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The superseded key `hash` is about to be deleted: disabled first (its spend is final
+/// then: one `PATCH`), its spend this period carried into the ledger, and the ledger
+/// written (one `TagResource`) before the delete, so a retry never loses or doubles it.
+/// A key already gone carries nothing (it was deleted outside the product: ADR 0010).
+pub(crate) async fn carry_retiring(
+    deps: &Deps,
+    arn: &str,
+    ledger: &mut Ledger,
+    hash: &str,
+) -> Result<(), VendError> {
+    let disable = KeyPatch {
+        disabled: Some(true),
+        ..KeyPatch::default()
+    };
+    let spent = match deps.openrouter().await?.update_key(hash, &disable).await {
+        Ok(key) => key.period_spend(),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            warn!(key_hash = %hash, "a superseded key was deleted outside the product: its spend cannot be carried");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if ledger.carry(hash, spent) {
+        deps.store
+            .tag(arn, &[(tags::BUDGET.to_owned(), ledger.tag_value())])
+            .await?;
+        info!(key_hash = %hash, spent, carried = ledger.carried, "retiring key's spend carried into the logical key's budget");
+    }
+    Ok(())
 }
 
 /// A patch of `key`'s limit alone (its reset and BYOK flag as they are).

@@ -15,6 +15,7 @@ use crate::domain::budget::EPSILON;
 use crate::domain::record::{RecordState, SecretRecord};
 use crate::domain::tags::stage::AWSCURRENT;
 use crate::error::VendError;
+use crate::ops::read;
 
 /// What the read-back found.
 pub(crate) enum Confirmation {
@@ -34,88 +35,85 @@ pub(crate) struct Claim<'a> {
     pub(crate) limit: Option<f64>,
 }
 
-impl Deps {
-    /// Reads `AWSCURRENT` of `id` and calls `GET /key` with the key it holds.
-    ///
-    /// # Errors
-    /// `SecretRevoked` when the secret was revoked meanwhile, `ClaimNotConfirmed` when the
-    /// current version is missing, pending, holds no key, or its key is refused by OpenRouter
-    /// or shows another cap; store and transient OpenRouter errors as they come (the request
-    /// can be repeated: every operation is idempotent).
-    pub(crate) async fn confirm_current(
-        &self,
-        name: &str,
-        id: &str,
-        claim: Claim<'_>,
-    ) -> Result<Confirmation, VendError> {
-        let fail = |check: String| VendError::NotConfirmed {
-            secret_name: name.to_owned(),
-            check,
-        };
-        let v = self
-            .get_ours(id, AWSCURRENT)
-            .await?
-            .ok_or_else(|| fail("AWSCURRENT could not be read back".into()))?;
-        let record = SecretRecord::read(name, &v.value)?;
-        match record.state {
-            RecordState::Active => {}
-            RecordState::Revoked => {
-                return Err(VendError::Revoked {
-                    secret_name: name.to_owned(),
-                });
-            }
-            RecordState::Pending => return Err(fail("AWSCURRENT holds a pending record".into())),
+/// Reads `AWSCURRENT` of `id` and calls `GET /key` with the key it holds.
+///
+/// # Errors
+/// `SecretRevoked` when the secret was revoked meanwhile, `ClaimNotConfirmed` when the
+/// current version is missing, pending, holds no key, or its key is refused by OpenRouter
+/// or shows another cap; store and transient OpenRouter errors as they come (the request
+/// can be repeated: every operation is idempotent).
+pub(crate) async fn confirm_current(
+    deps: &Deps,
+    name: &str,
+    id: &str,
+    claim: Claim<'_>,
+) -> Result<Confirmation, VendError> {
+    let fail = |check: String| VendError::NotConfirmed {
+        secret_name: name.to_owned(),
+        check,
+    };
+    let v = read::get_ours(deps, id, AWSCURRENT)
+        .await?
+        .ok_or_else(|| fail("AWSCURRENT could not be read back".into()))?;
+    let record = SecretRecord::read(name, &v.value)?;
+    match record.state {
+        RecordState::Active => {}
+        RecordState::Revoked => {
+            return Err(VendError::Revoked {
+                secret_name: name.to_owned(),
+            });
         }
-        if let Some(expected) = claim.key_hash
-            && record.key_hash.as_deref() != Some(expected)
-        {
-            info!(expected = %expected, found = record.key_hash.as_deref().unwrap_or(""), "AWSCURRENT moved to another key since");
-            return Ok(Confirmation::Moved);
+        RecordState::Pending => return Err(fail("AWSCURRENT holds a pending record".into())),
+    }
+    if let Some(expected) = claim.key_hash
+        && record.key_hash.as_deref() != Some(expected)
+    {
+        info!(expected = %expected, found = record.key_hash.as_deref().unwrap_or(""), "AWSCURRENT moved to another key since");
+        return Ok(Confirmation::Moved);
+    }
+    let plaintext = record
+        .api_key
+        .as_ref()
+        .ok_or_else(|| fail("the current record holds no key".into()))?;
+    let key = ApiKey::new(plaintext.expose_secret().to_owned());
+    let seen = match deps.openrouter().await?.current_key_with(&key).await {
+        Ok(seen) => seen,
+        Err(e) if spent_but_valid(e.kind()) => {
+            // The key answers; its spend is refused (its cap is spent for this period, or
+            // the account is out of credit): the claim about the key holds.
+            warn!(
+                event = e.kind().as_str(),
+                error_type = e.kind().as_str(),
+                "the current key's spend is refused: reported, the key itself holds"
+            );
+            return Ok(Confirmation::Held {
+                record: Box::new(record),
+            });
         }
-        let plaintext = record
-            .api_key
-            .as_ref()
-            .ok_or_else(|| fail("the current record holds no key".into()))?;
-        let key = ApiKey::new(plaintext.expose_secret().to_owned());
-        let seen = match self.openrouter().await?.current_key_with(&key).await {
-            Ok(seen) => seen,
-            Err(e) if spent_but_valid(e.kind()) => {
-                // The key answers; its spend is refused (its cap is spent for this period, or
-                // the account is out of credit): the claim about the key holds.
-                warn!(
-                    event = e.kind().as_str(),
-                    error_type = e.kind().as_str(),
-                    "the current key's spend is refused: reported, the key itself holds"
-                );
-                return Ok(Confirmation::Held {
-                    record: Box::new(record),
-                });
-            }
-            Err(e) if refuses_the_key(e.kind()) => {
-                warn!(
-                    error_type = e.kind().as_str(),
-                    "the current key does not answer GET /key"
-                );
-                return Err(fail(format!(
-                    "the current key does not answer GET /key ({})",
-                    e.kind().as_str()
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // A key's limit is its share of its logical key's cap (ADR 0010): set, never above.
-        if let Some(cap) = claim.limit
-            && seen.limit.is_none_or(|l| l > cap + EPSILON)
-        {
+        Err(e) if refuses_the_key(e.kind()) => {
+            warn!(
+                error_type = e.kind().as_str(),
+                "the current key does not answer GET /key"
+            );
             return Err(fail(format!(
-                "GET /key shows limit {:?}, the claim is a cap of {cap}",
-                seen.limit
+                "the current key does not answer GET /key ({})",
+                e.kind().as_str()
             )));
         }
-        Ok(Confirmation::Held {
-            record: Box::new(record),
-        })
+        Err(e) => return Err(e.into()),
+    };
+    // A key's limit is its share of its logical key's cap (ADR 0010): set, never above.
+    if let Some(cap) = claim.limit
+        && seen.limit.is_none_or(|l| l > cap + EPSILON)
+    {
+        return Err(fail(format!(
+            "GET /key shows limit {:?}, the claim is a cap of {cap}",
+            seen.limit
+        )));
     }
+    Ok(Confirmation::Held {
+        record: Box::new(record),
+    })
 }
 
 /// An answer that says the key itself is refused, as opposed to a transient failure.

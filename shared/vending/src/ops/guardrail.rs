@@ -13,167 +13,164 @@ use tracing::{info, warn};
 use crate::deps::Deps;
 use crate::error::VendError;
 
-impl Deps {
-    /// Checks the guardrail `id` an entry of `tenant` for workspace `w` (resolved to
-    /// `workspace_id`) names, once per container.
-    ///
-    /// # Errors
-    /// [`VendError::Config`] naming `tenants.<t>.workspaces[i].guardrail_id` for a guardrail
-    /// that does not exist or lives in another workspace.
-    async fn check_guardrail_entry(
-        &self,
-        field: &str,
-        id: &str,
-        entry: &str,
-        workspace_id: &str,
-    ) -> Result<(), VendError> {
-        if self.checked_guardrails.lock().is_ok_and(|c| c.contains(id)) {
-            return Ok(());
-        }
-        let g = match self.openrouter().await?.get_guardrail(id).await {
-            Ok(g) => g,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(VendError::Config(format!(
-                    "ORKV_POLICY: {field}: no guardrail {id} exists"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if g.workspace_id.as_deref() != Some(workspace_id) {
+/// Checks the guardrail `id` an entry of `tenant` for workspace `w` (resolved to
+/// `workspace_id`) names, once per container.
+///
+/// # Errors
+/// [`VendError::Config`] naming `tenants.<t>.workspaces[i].guardrail_id` for a guardrail
+/// that does not exist or lives in another workspace.
+async fn check_guardrail_entry(
+    deps: &Deps,
+    field: &str,
+    id: &str,
+    entry: &str,
+    workspace_id: &str,
+) -> Result<(), VendError> {
+    if deps.checked_guardrails.lock().is_ok_and(|c| c.contains(id)) {
+        return Ok(());
+    }
+    let g = match deps.openrouter().await?.get_guardrail(id).await {
+        Ok(g) => g,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(VendError::Config(format!(
-                "ORKV_POLICY: {field}: guardrail {id} is in workspace {}, not {entry:?}; a key can only carry a guardrail of its own workspace",
-                g.workspace_id.as_deref().unwrap_or("(none)"),
+                "ORKV_POLICY: {field}: no guardrail {id} exists"
             )));
         }
-        if let Ok(mut c) = self.checked_guardrails.lock() {
-            c.insert(id.to_owned());
-        }
-        Ok(())
+        Err(e) => return Err(e.into()),
+    };
+    if g.workspace_id.as_deref() != Some(workspace_id) {
+        return Err(VendError::Config(format!(
+            "ORKV_POLICY: {field}: guardrail {id} is in workspace {}, not {entry:?}; a key can only carry a guardrail of its own workspace",
+            g.workspace_id.as_deref().unwrap_or("(none)"),
+        )));
     }
-
-    /// The guardrail a key of secret `secret_name` in workspace `workspace_id` must carry
-    /// (its owner's entry for that workspace), once the policy's guardrails are checked.
-    ///
-    /// # Errors
-    /// As [`Self::check_policy_guardrails`].
-    pub(crate) async fn guardrail_for(
-        &self,
-        secret_name: &str,
-        workspace_id: &str,
-    ) -> Result<Option<String>, VendError> {
-        let Some(tenant) = self.cfg.policy.owner_of_name(secret_name) else {
-            return Ok(None);
-        };
-        if tenant.workspaces.iter().all(|w| w.guardrail_id.is_none()) {
-            return Ok(None);
-        }
-        let resolved = self.policy_workspaces().await?;
-        let found = tenant.workspaces.iter().enumerate().find(|(_, w)| {
-            resolved.get(&w.workspace).cloned().flatten().as_deref() == Some(workspace_id)
-        });
-        let Some((i, w)) = found else {
-            return Ok(None);
-        };
-        let Some(id) = &w.guardrail_id else {
-            return Ok(None);
-        };
-        let field = match &tenant.name {
-            Some(n) => format!("tenants.{n}.workspaces[{i}].guardrail_id"),
-            None => format!("workspaces[{i}].guardrail_id"),
-        };
-        self.check_guardrail_entry(&field, id, &w.workspace, workspace_id)
-            .await?;
-        Ok(Some(id.clone()))
+    if let Ok(mut c) = deps.checked_guardrails.lock() {
+        c.insert(id.to_owned());
     }
+    Ok(())
+}
 
-    /// Assigns guardrail `guardrail` to the new key `hash` ([`Self::assign`]). A key that does
-    /// not end up carrying it is deleted, because it must never be stored as usable.
-    ///
-    /// # Errors
-    /// As [`Self::assign`].
-    pub(crate) async fn assign_new_key(
-        &self,
-        secret_name: &str,
-        hash: &str,
-        guardrail: &str,
-    ) -> Result<(), VendError> {
-        match self.assign(secret_name, hash, guardrail).await {
-            Ok(()) => {
-                info!(key_hash = %hash, guardrail_id = %guardrail, "guardrail assigned to the new key");
-                Ok(())
+/// The guardrail a key of secret `secret_name` in workspace `workspace_id` must carry
+/// (its owner's entry for that workspace), once the policy's guardrails are checked.
+///
+/// # Errors
+/// As [`check_policy_guardrails`].
+pub(crate) async fn guardrail_for(
+    deps: &Deps,
+    secret_name: &str,
+    workspace_id: &str,
+) -> Result<Option<String>, VendError> {
+    let Some(tenant) = deps.cfg.policy.owner_of_name(secret_name) else {
+        return Ok(None);
+    };
+    if tenant.workspaces.iter().all(|w| w.guardrail_id.is_none()) {
+        return Ok(None);
+    }
+    let resolved = deps.policy_workspaces().await?;
+    let found = tenant.workspaces.iter().enumerate().find(|(_, w)| {
+        resolved.get(&w.workspace).cloned().flatten().as_deref() == Some(workspace_id)
+    });
+    let Some((i, w)) = found else {
+        return Ok(None);
+    };
+    let Some(id) = &w.guardrail_id else {
+        return Ok(None);
+    };
+    let field = match &tenant.name {
+        Some(n) => format!("tenants.{n}.workspaces[{i}].guardrail_id"),
+        None => format!("workspaces[{i}].guardrail_id"),
+    };
+    check_guardrail_entry(deps, &field, id, &w.workspace, workspace_id).await?;
+    Ok(Some(id.clone()))
+}
+
+/// Assigns guardrail `guardrail` to the new key `hash` ([`assign`]). A key that does
+/// not end up carrying it is deleted, because it must never be stored as usable.
+///
+/// # Errors
+/// As [`assign`].
+pub(crate) async fn assign_new_key(
+    deps: &Deps,
+    secret_name: &str,
+    hash: &str,
+    guardrail: &str,
+) -> Result<(), VendError> {
+    match assign(deps, secret_name, hash, guardrail).await {
+        Ok(()) => {
+            info!(key_hash = %hash, guardrail_id = %guardrail, "guardrail assigned to the new key");
+            Ok(())
+        }
+        Err(e) => {
+            warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "the new key does not carry its guardrail: deleted, never stored");
+            let deleted = match deps.openrouter().await {
+                Ok(c) => c.delete_key(hash).await.map_err(VendError::from),
+                Err(e) => Err(e),
+            };
+            if let Err(d) = deleted {
+                warn!(key_hash = %hash, error = %d, "could not delete it; the sweep deletes it as an orphan");
             }
-            Err(e) => {
-                warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "the new key does not carry its guardrail: deleted, never stored");
-                let deleted = match self.openrouter().await {
-                    Ok(c) => c.delete_key(hash).await.map_err(VendError::from),
-                    Err(e) => Err(e),
-                };
-                if let Err(d) = deleted {
-                    warn!(key_hash = %hash, error = %d, "could not delete it; the sweep deletes it as an orphan");
-                }
-                Err(e)
-            }
+            Err(e)
         }
     }
+}
 
-    /// Assigns guardrail `guardrail` to key `hash` (one call; a transient failure is retried
-    /// by the client, and an outcome still unknown is read back from the guardrail's
-    /// assignments, never assumed).
-    ///
-    /// # Errors
-    /// [`VendError::GuardrailNotAssigned`] when OpenRouter refused or the read-back does not
-    /// show the key; transient errors when nothing could be learned.
-    pub(crate) async fn assign(
-        &self,
-        secret_name: &str,
-        hash: &str,
-        guardrail: &str,
-    ) -> Result<(), VendError> {
-        let client = self.openrouter().await?;
-        let refused = |why: String| VendError::GuardrailNotAssigned {
-            secret_name: secret_name.to_owned(),
-            guardrail_id: guardrail.to_owned(),
-            why,
-        };
-        match client.assign_keys(guardrail, &[hash]).await {
-            Ok(1) => Ok(()),
-            Ok(n) => Err(refused(format!("OpenRouter assigned {n} keys, not 1"))),
-            Err(e) if e.is_transient() => match client.guardrail_key_hashes(guardrail).await {
-                Ok(set) if set.contains(hash) => Ok(()),
-                Ok(_) => Err(refused("the read-back does not show the key".into())),
-                Err(read) => Err(read.into()),
-            },
-            Err(e) => Err(refused(format!(
-                "OpenRouter refused ({})",
-                e.kind().as_str()
-            ))),
-        }
+/// Assigns guardrail `guardrail` to key `hash` (one call; a transient failure is retried
+/// by the client, and an outcome still unknown is read back from the guardrail's
+/// assignments, never assumed).
+///
+/// # Errors
+/// [`VendError::GuardrailNotAssigned`] when OpenRouter refused or the read-back does not
+/// show the key; transient errors when nothing could be learned.
+pub(crate) async fn assign(
+    deps: &Deps,
+    secret_name: &str,
+    hash: &str,
+    guardrail: &str,
+) -> Result<(), VendError> {
+    let client = deps.openrouter().await?;
+    let refused = |why: String| VendError::GuardrailNotAssigned {
+        secret_name: secret_name.to_owned(),
+        guardrail_id: guardrail.to_owned(),
+        why,
+    };
+    match client.assign_keys(guardrail, &[hash]).await {
+        Ok(1) => Ok(()),
+        Ok(n) => Err(refused(format!("OpenRouter assigned {n} keys, not 1"))),
+        Err(e) if e.is_transient() => match client.guardrail_key_hashes(guardrail).await {
+            Ok(set) if set.contains(hash) => Ok(()),
+            Ok(_) => Err(refused("the read-back does not show the key".into())),
+            Err(read) => Err(read.into()),
+        },
+        Err(e) => Err(refused(format!(
+            "OpenRouter refused ({})",
+            e.kind().as_str()
+        ))),
     }
+}
 
-    /// Whether key `hash` carries guardrail `guardrail` (its assignments listed: one call per
-    /// hundred keys assigned).
-    pub(crate) async fn carries(&self, hash: &str, guardrail: &str) -> Result<bool, VendError> {
-        Ok(self
-            .openrouter()
-            .await?
-            .guardrail_key_hashes(guardrail)
-            .await?
-            .contains(hash))
-    }
+/// Whether key `hash` carries guardrail `guardrail` (its assignments listed: one call per
+/// hundred keys assigned).
+pub(crate) async fn carries(deps: &Deps, hash: &str, guardrail: &str) -> Result<bool, VendError> {
+    Ok(deps
+        .openrouter()
+        .await?
+        .guardrail_key_hashes(guardrail)
+        .await?
+        .contains(hash))
+}
 
-    /// Removes a retiring key's assignment (best effort: deleting the key ends it anyway).
-    pub(crate) async fn unassign_retiring(&self, hash: &str, guardrail: &str) {
-        let result = match self.openrouter().await {
-            Ok(c) => c
-                .unassign_keys(guardrail, &[hash])
-                .await
-                .map_err(VendError::from),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result
-            && !matches!(&e, VendError::OpenRouter(o) if o.kind() == ErrorKind::NotFound)
-        {
-            warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "could not remove the retired key's guardrail assignment");
-        }
+/// Removes a retiring key's assignment (best effort: deleting the key ends it anyway).
+pub(crate) async fn unassign_retiring(deps: &Deps, hash: &str, guardrail: &str) {
+    let result = match deps.openrouter().await {
+        Ok(c) => c
+            .unassign_keys(guardrail, &[hash])
+            .await
+            .map_err(VendError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result
+        && !matches!(&e, VendError::OpenRouter(o) if o.kind() == ErrorKind::NotFound)
+    {
+        warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "could not remove the retired key's guardrail assignment");
     }
 }

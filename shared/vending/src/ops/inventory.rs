@@ -188,54 +188,52 @@ pub struct InventoryReply {
     pub list_calls: u32,
 }
 
-impl Deps {
-    /// One page of `viewer`'s managed secrets: `ListSecrets` pages (tag `orkv:managed-by`)
-    /// until at least [`PAGE_ENTRIES`] entries, the end of the listing, [`MAX_LIST_CALLS`]
-    /// calls or the deadline's margin.
-    ///
-    /// # Errors
-    /// Store errors (an invalid `next_token` among them).
-    pub async fn inventory(
-        &self,
-        req: &InventoryRequest,
-        viewer: Viewer<'_>,
-        deadline: Instant,
-    ) -> Result<InventoryReply, VendError> {
-        let mut next = req.next_token.clone();
-        let mut secrets = Vec::new();
-        let mut list_calls = 0;
-        loop {
-            let (page, token) = self
-                .store
-                .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next)
-                .await?;
-            list_calls += 1;
-            secrets.extend(
-                page.iter()
-                    .filter(|s| viewer.sees(s))
-                    .map(InventoryEntry::of),
-            );
-            next = token;
-            if next.is_none()
-                || secrets.len() >= PAGE_ENTRIES
-                || list_calls >= MAX_LIST_CALLS
-                || Instant::now() + MARGIN >= deadline
-            {
-                break;
-            }
+/// One page of `viewer`'s managed secrets: `ListSecrets` pages (tag `orkv:managed-by`)
+/// until at least [`PAGE_ENTRIES`] entries, the end of the listing, [`MAX_LIST_CALLS`]
+/// calls or the deadline's margin.
+///
+/// # Errors
+/// Store errors (an invalid `next_token` among them).
+pub async fn inventory(
+    deps: &Deps,
+    req: &InventoryRequest,
+    viewer: Viewer<'_>,
+    deadline: Instant,
+) -> Result<InventoryReply, VendError> {
+    let mut next = req.next_token.clone();
+    let mut secrets = Vec::new();
+    let mut list_calls = 0;
+    loop {
+        let (page, token) = deps
+            .store
+            .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next)
+            .await?;
+        list_calls += 1;
+        secrets.extend(
+            page.iter()
+                .filter(|s| viewer.sees(s))
+                .map(InventoryEntry::of),
+        );
+        next = token;
+        if next.is_none()
+            || secrets.len() >= PAGE_ENTRIES
+            || list_calls >= MAX_LIST_CALLS
+            || Instant::now() + MARGIN >= deadline
+        {
+            break;
         }
-        let tenant = match viewer {
-            Viewer::All => None,
-            Viewer::Tenant { name, .. } => name.map(str::to_owned),
-        };
-        Ok(InventoryReply {
-            action: "inventory",
-            status: "listed",
-            tenant,
-            count: secrets.len(),
-            secrets,
-            next_token: next,
-            list_calls,
-        })
     }
+    let tenant = match viewer {
+        Viewer::All => None,
+        Viewer::Tenant { name, .. } => name.map(str::to_owned),
+    };
+    Ok(InventoryReply {
+        action: "inventory",
+        status: "listed",
+        tenant,
+        count: secrets.len(),
+        secrets,
+        next_token: next,
+        list_calls,
+    })
 }

@@ -53,62 +53,59 @@ pub(crate) enum Kept {
     Refused(StoreError),
 }
 
-impl Deps {
-    /// Writes the new key `hash` with `write` (same token every time), retrying transient
-    /// failures, then reading back with `read_back`.
-    pub(crate) async fn keep_minted<W, WF, R, RF>(
-        &self,
-        hash: &str,
-        mut write: W,
-        read_back: R,
-    ) -> Kept
-    where
-        W: FnMut() -> WF,
-        WF: Future<Output = Result<Written, StoreError>>,
-        R: FnOnce() -> RF,
-        RF: Future<Output = Result<Option<SecretVersion>, StoreError>>,
-    {
-        let mut attempt = 0;
-        let error = loop {
-            match write().await {
-                Ok(written) => return Kept::Stored(written),
-                Err(e) if e.is_transient() && attempt < WRITE_RETRIES => {
-                    attempt += 1;
-                    warn!(key_hash = %hash, error = %e, attempt, "storing the new key failed: trying again");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                Err(e) if e.is_transient() => break e,
-                Err(e) => {
-                    self.delete_unstored(hash).await;
-                    return Kept::Refused(e);
-                }
+/// Writes the new key `hash` with `write` (same token every time), retrying transient
+/// failures, then reading back with `read_back`.
+pub(crate) async fn keep_minted<W, WF, R, RF>(
+    deps: &Deps,
+    hash: &str,
+    mut write: W,
+    read_back: R,
+) -> Kept
+where
+    W: FnMut() -> WF,
+    WF: Future<Output = Result<Written, StoreError>>,
+    R: FnOnce() -> RF,
+    RF: Future<Output = Result<Option<SecretVersion>, StoreError>>,
+{
+    let mut attempt = 0;
+    let error = loop {
+        match write().await {
+            Ok(written) => return Kept::Stored(written),
+            Err(e) if e.is_transient() && attempt < WRITE_RETRIES => {
+                attempt += 1;
+                warn!(key_hash = %hash, error = %e, attempt, "storing the new key failed: trying again");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
-        };
-        // An earlier write may have landed with its reply lost.
-        let found = read_back().await;
-        if !matches!(&found, Ok(Some(v)) if SecretRecord::hash_in(&v.value).as_deref() == Some(hash))
-        {
-            // Not stored, or unknown: a timed-out write may still land. A retry, the
-            // take-over of the record, `finishSecret` or the sweep deletes it if it never does.
-            warn!(key_hash = %hash, error = %error, "could not store the new key, nor find it stored");
-        }
-        Kept::Unknown { error, found }
-    }
-
-    /// Deletes a key this attempt minted and could not store (best effort).
-    async fn delete_unstored(&self, hash: &str) {
-        let result = match self.openrouter().await {
-            Ok(client) => client
-                .delete_key(hash)
-                .await
-                .map_err(crate::error::VendError::from),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(_) => info!(key_hash = %hash, "deleted the new key this attempt could not store"),
+            Err(e) if e.is_transient() => break e,
             Err(e) => {
-                warn!(key_hash = %hash, error = %e, "could not delete the unstored key; the next retry or the sweep will");
+                delete_unstored(deps, hash).await;
+                return Kept::Refused(e);
             }
+        }
+    };
+    // An earlier write may have landed with its reply lost.
+    let found = read_back().await;
+    if !matches!(&found, Ok(Some(v)) if SecretRecord::hash_in(&v.value).as_deref() == Some(hash)) {
+        // Not stored, or unknown: a timed-out write may still land. A retry, the
+        // take-over of the record, `finishSecret` or the sweep deletes it if it never does.
+        warn!(key_hash = %hash, error = %error, "could not store the new key, nor find it stored");
+    }
+    Kept::Unknown { error, found }
+}
+
+/// Deletes a key this attempt minted and could not store (best effort).
+async fn delete_unstored(deps: &Deps, hash: &str) {
+    let result = match deps.openrouter().await {
+        Ok(client) => client
+            .delete_key(hash)
+            .await
+            .map_err(crate::error::VendError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => info!(key_hash = %hash, "deleted the new key this attempt could not store"),
+        Err(e) => {
+            warn!(key_hash = %hash, error = %e, "could not delete the unstored key; the next retry or the sweep will");
         }
     }
 }

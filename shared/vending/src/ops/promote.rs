@@ -27,64 +27,62 @@ pub(crate) enum Promoted {
     Fenced,
 }
 
-impl Deps {
-    /// Takes `AWSPENDING` off `version` of `arn`. Safe to repeat: a label already gone (an
-    /// earlier attempt, or the rotation's own `finishSecret`) is `InvalidRequest`, and done.
-    ///
-    /// # Errors
-    /// Other store errors.
-    pub(crate) async fn drop_pending(&self, arn: &str, version: &str) -> Result<(), VendError> {
-        match self
+/// Takes `AWSPENDING` off `version` of `arn`. Safe to repeat: a label already gone (an
+/// earlier attempt, or the rotation's own `finishSecret`) is `InvalidRequest`, and done.
+///
+/// # Errors
+/// Other store errors.
+pub(crate) async fn drop_pending(deps: &Deps, arn: &str, version: &str) -> Result<(), VendError> {
+    match deps
+        .store
+        .move_stage(arn, AWSPENDING, Some(version), None)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == StoreErrorKind::InvalidRequest => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves `AWSCURRENT` from `from` to the written version, if it is still on `from`.
+pub(crate) async fn promote(
+    deps: &Deps,
+    name: &str,
+    written: Written,
+    from: &str,
+) -> Result<Promoted, VendError> {
+    let mut attempt = 1;
+    loop {
+        match deps
             .store
-            .move_stage(arn, AWSPENDING, Some(version), None)
+            .move_stage(name, AWSCURRENT, Some(from), Some(&written.version_id))
             .await
         {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Moves `AWSCURRENT` from `from` to the written version, if it is still on `from`.
-    pub(crate) async fn promote(
-        &self,
-        name: &str,
-        written: Written,
-        from: &str,
-    ) -> Result<Promoted, VendError> {
-        let mut attempt = 1;
-        loop {
-            match self
-                .store
-                .move_stage(name, AWSCURRENT, Some(from), Some(&written.version_id))
-                .await
-            {
-                Ok(()) => return Ok(Promoted::Current(written)),
-                Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
-                    // The label is not on `from`: moved by someone else, or by an earlier
-                    // attempt of this move whose reply was lost.
-                    let now = self.store.get(name, AWSCURRENT).await?;
-                    return Ok(match now {
-                        Some(v) if v.version_id == written.version_id => Promoted::Current(written),
-                        _ => Promoted::Fenced,
-                    });
-                }
-                Err(e) if e.is_transient() && attempt < MOVE_ATTEMPTS => attempt += 1,
-                Err(e) => return Err(e.into()),
+            Ok(()) => return Ok(Promoted::Current(written)),
+            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
+                // The label is not on `from`: moved by someone else, or by an earlier
+                // attempt of this move whose reply was lost.
+                let now = deps.store.get(name, AWSCURRENT).await?;
+                return Ok(match now {
+                    Some(v) if v.version_id == written.version_id => Promoted::Current(written),
+                    _ => Promoted::Fenced,
+                });
             }
+            Err(e) if e.is_transient() && attempt < MOVE_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e.into()),
         }
     }
+}
 
-    /// Writes `value` under `token` with the label `label`, then promotes it from `from`.
-    pub(crate) async fn put_current(
-        &self,
-        name: &str,
-        value: &SecretString,
-        token: &str,
-        label: &str,
-        from: &str,
-    ) -> Result<Promoted, VendError> {
-        let written = self.store.put(name, value, token, &[label]).await?;
-        self.promote(name, written, from).await
-    }
+/// Writes `value` under `token` with the label `label`, then promotes it from `from`.
+pub(crate) async fn put_current(
+    deps: &Deps,
+    name: &str,
+    value: &SecretString,
+    token: &str,
+    label: &str,
+    from: &str,
+) -> Result<Promoted, VendError> {
+    let written = deps.store.put(name, value, token, &[label]).await?;
+    promote(deps, name, written, from).await
 }

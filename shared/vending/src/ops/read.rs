@@ -19,107 +19,104 @@ fn absent_if_denied<T>(read: Result<Option<T>, StoreError>) -> Result<Option<T>,
     }
 }
 
-impl Deps {
-    /// `DescribeSecret` of a secret that should be the product's; `None` when it is missing
-    /// or not readable as the product's.
-    pub(crate) async fn describe_ours(
-        &self,
-        name: &str,
-    ) -> Result<Option<SecretDescription>, VendError> {
-        Ok(absent_if_denied(self.store.describe(name).await)?)
-    }
+/// `DescribeSecret` of a secret that should be the product's; `None` when it is missing
+/// or not readable as the product's.
+pub(crate) async fn describe_ours(
+    deps: &Deps,
+    name: &str,
+) -> Result<Option<SecretDescription>, VendError> {
+    Ok(absent_if_denied(deps.store.describe(name).await)?)
+}
 
-    /// `GetSecretValue` of `stage`, as [`Deps::describe_ours`] treats absence.
-    pub(crate) async fn get_ours(
-        &self,
-        name: &str,
-        stage: &str,
-    ) -> Result<Option<SecretVersion>, VendError> {
-        Ok(absent_if_denied(self.store.get(name, stage).await)?)
-    }
+/// `GetSecretValue` of `stage`, as [`describe_ours`] treats absence.
+pub(crate) async fn get_ours(
+    deps: &Deps,
+    name: &str,
+    stage: &str,
+) -> Result<Option<SecretVersion>, VendError> {
+    Ok(absent_if_denied(deps.store.get(name, stage).await)?)
+}
 
-    /// `DescribeSecret`, with a missing secret as [`VendError::SecretNotFound`].
-    pub(crate) async fn describe_existing(
-        &self,
-        name: &str,
-    ) -> Result<SecretDescription, VendError> {
-        self.describe_ours(name)
-            .await?
-            .ok_or_else(|| VendError::SecretNotFound {
-                secret_name: name.to_owned(),
-            })
-    }
+/// `DescribeSecret`, with a missing secret as [`VendError::SecretNotFound`].
+pub(crate) async fn describe_existing(
+    deps: &Deps,
+    name: &str,
+) -> Result<SecretDescription, VendError> {
+    describe_ours(deps, name)
+        .await?
+        .ok_or_else(|| VendError::SecretNotFound {
+            secret_name: name.to_owned(),
+        })
+}
 
-    /// As [`Deps::describe_existing`], refusing a secret this product does not manage.
-    pub(crate) async fn describe_managed(
-        &self,
-        name: &str,
-    ) -> Result<SecretDescription, VendError> {
-        let desc = self.describe_existing(name).await?;
-        if desc.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
-            return Err(VendError::NotManaged {
-                secret_name: name.to_owned(),
-            });
+/// As [`describe_existing`], refusing a secret this product does not manage.
+pub(crate) async fn describe_managed(
+    deps: &Deps,
+    name: &str,
+) -> Result<SecretDescription, VendError> {
+    let desc = describe_existing(deps, name).await?;
+    if desc.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
+        return Err(VendError::NotManaged {
+            secret_name: name.to_owned(),
+        });
+    }
+    Ok(desc)
+}
+
+/// The current version's id and record (must be an active record).
+pub(crate) async fn current_record(
+    deps: &Deps,
+    name: &str,
+) -> Result<(String, SecretRecord), VendError> {
+    let v = get_ours(deps, name, AWSCURRENT)
+        .await?
+        .ok_or_else(|| VendError::SecretNotFound {
+            secret_name: name.to_owned(),
+        })?;
+    let record = SecretRecord::read(name, &v.value)?;
+    match record.state {
+        RecordState::Active => Ok((v.version_id, record)),
+        RecordState::Pending => Err(VendError::InProgress {
+            secret_name: name.to_owned(),
+        }),
+        RecordState::Revoked => Err(VendError::Revoked {
+            secret_name: name.to_owned(),
+        }),
+    }
+}
+
+/// The hashes of every key named `name` in `workspace_id` (disabled ones included).
+pub(crate) async fn keys_named(
+    deps: &Deps,
+    workspace_id: &str,
+    name: &str,
+) -> Result<Vec<String>, VendError> {
+    let mut found = Vec::new();
+    deps.openrouter()
+        .await?
+        .for_each_key_page(Some(workspace_id), true, |page| {
+            found.extend(page.into_iter().filter(|k| k.name == name).map(|k| k.hash));
+            true
+        })
+        .await?;
+    Ok(found)
+}
+
+/// Deletes every key named `name` in `workspace_id` (disabled ones included): the keys of
+/// an unfinished attempt. Answers how many there were.
+pub(crate) async fn delete_named(
+    deps: &Deps,
+    workspace_id: &str,
+    name: &str,
+) -> Result<usize, VendError> {
+    let found = keys_named(deps, workspace_id, name).await?;
+    let client = deps.openrouter().await?;
+    for hash in &found {
+        match client.delete_key(hash).await {
+            Ok(_) => warn!(key_hash = %hash, "deleted a key of an unfinished attempt"),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
-        Ok(desc)
     }
-
-    /// The current version's id and record (must be an active record).
-    pub(crate) async fn current_record(
-        &self,
-        name: &str,
-    ) -> Result<(String, SecretRecord), VendError> {
-        let v =
-            self.get_ours(name, AWSCURRENT)
-                .await?
-                .ok_or_else(|| VendError::SecretNotFound {
-                    secret_name: name.to_owned(),
-                })?;
-        let record = SecretRecord::read(name, &v.value)?;
-        match record.state {
-            RecordState::Active => Ok((v.version_id, record)),
-            RecordState::Pending => Err(VendError::InProgress {
-                secret_name: name.to_owned(),
-            }),
-            RecordState::Revoked => Err(VendError::Revoked {
-                secret_name: name.to_owned(),
-            }),
-        }
-    }
-
-    /// The hashes of every key named `name` in `workspace_id` (disabled ones included).
-    pub(crate) async fn keys_named(
-        &self,
-        workspace_id: &str,
-        name: &str,
-    ) -> Result<Vec<String>, VendError> {
-        let mut found = Vec::new();
-        self.openrouter()
-            .await?
-            .for_each_key_page(Some(workspace_id), true, |page| {
-                found.extend(page.into_iter().filter(|k| k.name == name).map(|k| k.hash));
-                true
-            })
-            .await?;
-        Ok(found)
-    }
-
-    /// Deletes every key named `name` in `workspace_id` (disabled ones included): the keys of
-    /// an unfinished attempt. Answers how many there were.
-    pub(crate) async fn delete_named(
-        &self,
-        workspace_id: &str,
-        name: &str,
-    ) -> Result<usize, VendError> {
-        let found = self.keys_named(workspace_id, name).await?;
-        let client = self.openrouter().await?;
-        for hash in &found {
-            match client.delete_key(hash).await {
-                Ok(_) => warn!(key_hash = %hash, "deleted a key of an unfinished attempt"),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(found.len())
-    }
+    Ok(found.len())
 }

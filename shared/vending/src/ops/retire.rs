@@ -16,57 +16,55 @@ pub(crate) enum Retired {
     StillListed,
 }
 
-impl Deps {
-    /// Disables every key in `hashes` at once (a suspected leak): each stops working now and
-    /// is deleted by the sweep when its retirement is due. A key already gone is skipped.
-    /// Answers the keys it disabled, each read back as disabled from the PATCH reply.
-    pub(crate) async fn disable_now(
-        &self,
-        secret_name: &str,
-        hashes: &[String],
-    ) -> Result<Vec<String>, VendError> {
-        let client = self.openrouter().await?;
-        let disable = KeyPatch {
-            disabled: Some(true),
-            ..KeyPatch::default()
-        };
-        let mut disabled = Vec::new();
-        for hash in hashes {
-            match client.update_key(hash, &disable).await {
-                Ok(k) if k.disabled => {
-                    warn!(key_hash = %hash, "suspected leaked key disabled");
-                    disabled.push(hash.clone());
-                }
-                Ok(_) => {
-                    warn!(key_hash = %hash, "key still enabled after disabling");
-                    return Err(VendError::InProgress {
-                        secret_name: secret_name.to_owned(),
-                    });
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(disabled)
-    }
-
-    /// Disables, deletes and reads back the key `hash`. Safe to repeat.
-    pub(crate) async fn retire_key(&self, hash: &str) -> Result<Retired, VendError> {
-        let client = self.openrouter().await?;
-        let disable = KeyPatch {
-            disabled: Some(true),
-            ..KeyPatch::default()
-        };
+/// Disables every key in `hashes` at once (a suspected leak): each stops working now and
+/// is deleted by the sweep when its retirement is due. A key already gone is skipped.
+/// Answers the keys it disabled, each read back as disabled from the PATCH reply.
+pub(crate) async fn disable_now(
+    deps: &Deps,
+    secret_name: &str,
+    hashes: &[String],
+) -> Result<Vec<String>, VendError> {
+    let client = deps.openrouter().await?;
+    let disable = KeyPatch {
+        disabled: Some(true),
+        ..KeyPatch::default()
+    };
+    let mut disabled = Vec::new();
+    for hash in hashes {
         match client.update_key(hash, &disable).await {
-            Ok(_) => {}
+            Ok(k) if k.disabled => {
+                warn!(key_hash = %hash, "suspected leaked key disabled");
+                disabled.push(hash.clone());
+            }
+            Ok(_) => {
+                warn!(key_hash = %hash, "key still enabled after disabling");
+                return Err(VendError::InProgress {
+                    secret_name: secret_name.to_owned(),
+                });
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        let deleted = client.delete_key(hash).await?;
-        match client.get_key(hash).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Retired::Gone { deleted }),
-            Ok(_) => Ok(Retired::StillListed),
-            Err(e) => Err(e.into()),
-        }
+    }
+    Ok(disabled)
+}
+
+/// Disables, deletes and reads back the key `hash`. Safe to repeat.
+pub(crate) async fn retire_key(deps: &Deps, hash: &str) -> Result<Retired, VendError> {
+    let client = deps.openrouter().await?;
+    let disable = KeyPatch {
+        disabled: Some(true),
+        ..KeyPatch::default()
+    };
+    match client.update_key(hash, &disable).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let deleted = client.delete_key(hash).await?;
+    match client.get_key(hash).await {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Retired::Gone { deleted }),
+        Ok(_) => Ok(Retired::StillListed),
+        Err(e) => Err(e.into()),
     }
 }

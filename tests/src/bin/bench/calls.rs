@@ -12,6 +12,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::report::{Report, Stats, js, stats};
 use crate::setup::{World, function_env, invoke, or_total, provision_request, rss_kb, total};
+use orkv_vending::ops;
 
 /// Scenario 1: exec → first `GET /runtime/invocation/next`, and peak RSS at that moment.
 pub(crate) async fn cold_start(bin: &Path, runs: usize) -> (Stats, Stats) {
@@ -262,14 +263,12 @@ pub(crate) async fn rotation_calls(
         .expect("enable rotation");
     // Warm the rotate container with a first rotation, then count the second.
     let token = uuid::Uuid::new_v4().to_string();
-    driver
-        .start_rotation(&secret, &token)
+    ops::start_rotation(&driver, &secret, &token)
         .await
         .expect("warm rotation");
     w.reset_counts().await;
     let token = uuid::Uuid::new_v4().to_string();
-    driver
-        .start_rotation(&secret, &token)
+    ops::start_rotation(&driver, &secret, &token)
         .await
         .expect("rotation");
     let (mut sm, or) = w.counts().await;

@@ -38,6 +38,9 @@ use crate::ops::confirm::{Claim, Confirmation};
 use crate::ops::promote::Promoted;
 
 use super::{ActionReply, ActionStatus};
+use crate::ops::actions::rotate_now;
+use crate::ops::guardrail;
+use crate::ops::read;
 
 /// Tags of its own a secret may carry to be adopted: AWS allows 50, and the product writes up
 /// to 16 (12 kept, 4 while a request runs) and one per key awaiting retirement (at most 10).
@@ -112,416 +115,416 @@ fn key_in(value: &SecretString) -> Result<(SecretString, bool), VendError> {
     }
 }
 
-impl Deps {
-    /// Serves a validated adopt request.
-    ///
-    /// # Errors
-    /// `AdoptionRefused` (naming the field and the rule), scope and policy refusals, each
-    /// with nothing changed; store and OpenRouter errors (the request can be repeated).
-    pub async fn adopt_request(
-        &self,
-        req: &AdoptRequest,
-        scope: &Scope<'_>,
-        request_id: &str,
-        trigger: Trigger,
-    ) -> Result<ActionReply, VendError> {
-        let terms = self.adoption_terms(req, scope).await?;
-        let digest = request_digest(request_id);
-        let name = &req.secret_name;
-        let desc = self
-            .store
-            .describe(name)
-            .await?
-            .filter(|d| !d.deleted)
-            .ok_or_else(|| VendError::SecretNotFound {
-                secret_name: name.clone(),
-            })?;
-        let mut reply = ActionReply::new(
-            Action::Adopt,
-            ActionStatus::Adopted,
-            &desc.arn,
+/// Serves a validated adopt request.
+///
+/// # Errors
+/// `AdoptionRefused` (naming the field and the rule), scope and policy refusals, each
+/// with nothing changed; store and OpenRouter errors (the request can be repeated).
+pub async fn adopt_request(
+    deps: &Deps,
+    req: &AdoptRequest,
+    scope: &Scope<'_>,
+    request_id: &str,
+    trigger: Trigger,
+) -> Result<ActionReply, VendError> {
+    let terms = adoption_terms(deps, req, scope).await?;
+    let digest = request_digest(request_id);
+    let name = &req.secret_name;
+    let desc = deps
+        .store
+        .describe(name)
+        .await?
+        .filter(|d| !d.deleted)
+        .ok_or_else(|| VendError::SecretNotFound {
+            secret_name: name.clone(),
+        })?;
+    let mut reply = ActionReply::new(
+        Action::Adopt,
+        ActionStatus::Adopted,
+        &desc.arn,
+        name,
+        request_id,
+        trigger,
+    );
+    let mine = desc.tag(tags::ADOPTING) == Some(digest.as_str());
+    if desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY) && !mine {
+        return adopted_before(deps, &desc, request_id, reply).await;
+    }
+    scope.check_owner(desc.tag(tags::TENANT))?;
+    let foreign = desc
+        .tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with(tags::RESERVED_PREFIX) && !k.starts_with("aws:"))
+        .count();
+    if foreign > MAX_FOREIGN_TAGS {
+        return Err(VendError::adoption(
+            "secret_name",
+            format!(
+                "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to 26 of the 50 a secret may carry"
+            ),
+        ));
+    }
+    let version = deps
+        .store
+        .get(&desc.arn, stage::AWSCURRENT)
+        .await?
+        .ok_or_else(|| VendError::adoption("secret_name", "the secret holds no value"))?;
+    if mine
+        && let Some(Ok(r)) = SecretRecord::from_secret(&version.value)
+        && r.request_id == request_id
+    {
+        // This adoption wrote its record and died before untagging: finish it.
+        deps.store
+            .untag(&desc.arn, &[tags::ADOPTING.to_owned()])
+            .await?;
+        let mut done = adopted_before(deps, &desc, request_id, reply).await?;
+        done.status = ActionStatus::Adopted;
+        return Ok(done);
+    }
+    let checked = checked(deps, req, terms, desc, version).await?;
+    let record = write_adopted(deps, &checked, scope, request_id, &digest).await?;
+    reply.key_hash.clone_from(&record.key_hash);
+    reply.generation = Some(record.generation);
+    reply.facts = Some(record.facts());
+    info!(secret = %name, key_hash = record.key_hash.as_deref().unwrap_or(""), conforming = checked.conforming, "key adopted");
+    if !checked.conforming && req.non_conforming == NonConforming::RotateNow {
+        let rotated = Box::pin(rotate_now::rotate_now(
+            deps,
             name,
+            Reason::Adopted,
             request_id,
+            None,
             trigger,
-        );
-        let mine = desc.tag(tags::ADOPTING) == Some(digest.as_str());
-        if desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY) && !mine {
-            return self.adopted_before(&desc, request_id, reply).await;
-        }
-        scope.check_owner(desc.tag(tags::TENANT))?;
-        let foreign = desc
-            .tags
-            .iter()
-            .filter(|(k, _)| !k.starts_with(tags::RESERVED_PREFIX) && !k.starts_with("aws:"))
-            .count();
-        if foreign > MAX_FOREIGN_TAGS {
-            return Err(VendError::adoption(
-                "secret_name",
-                format!(
-                    "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to 26 of the 50 a secret may carry"
-                ),
-            ));
-        }
-        let version = self
-            .store
-            .get(&desc.arn, stage::AWSCURRENT)
-            .await?
-            .ok_or_else(|| VendError::adoption("secret_name", "the secret holds no value"))?;
-        if mine
-            && let Some(Ok(r)) = SecretRecord::from_secret(&version.value)
-            && r.request_id == request_id
-        {
-            // This adoption wrote its record and died before untagging: finish it.
-            self.store
-                .untag(&desc.arn, &[tags::ADOPTING.to_owned()])
-                .await?;
-            let mut done = self.adopted_before(&desc, request_id, reply).await?;
-            done.status = ActionStatus::Adopted;
-            return Ok(done);
-        }
-        let checked = self.checked(req, terms, desc, version).await?;
-        let record = self
-            .write_adopted(&checked, scope, request_id, &digest)
-            .await?;
-        reply.key_hash.clone_from(&record.key_hash);
-        reply.generation = Some(record.generation);
-        reply.facts = Some(record.facts());
-        info!(secret = %name, key_hash = record.key_hash.as_deref().unwrap_or(""), conforming = checked.conforming, "key adopted");
-        if !checked.conforming && req.non_conforming == NonConforming::RotateNow {
-            let rotated =
-                Box::pin(self.rotate_now(name, Reason::Adopted, request_id, None, trigger)).await?;
-            reply.key_hash = rotated.key_hash;
-            reply.generation = rotated.generation;
-            reply.facts = rotated.facts;
-            reply.reason = Some(Reason::Adopted);
-        }
-        Ok(reply)
+        ))
+        .await?;
+        reply.key_hash = rotated.key_hash;
+        reply.generation = rotated.generation;
+        reply.facts = rotated.facts;
+        reply.reason = Some(Reason::Adopted);
     }
+    Ok(reply)
+}
 
-    /// The checks of an adoption without its writes (a bulk adoption's plan): what
-    /// [`Deps::adopt_request`] would find: the key's hash, and whether its expiry conforms. A
-    /// managed secret is refused as already managed.
-    pub(crate) async fn inspect_adoption(
-        &self,
-        req: &AdoptRequest,
-        scope: &Scope<'_>,
-    ) -> Result<(String, bool), VendError> {
-        let terms = self.adoption_terms(req, scope).await?;
-        let desc = self
-            .store
-            .describe(&req.secret_name)
-            .await?
-            .filter(|d| !d.deleted)
-            .ok_or_else(|| VendError::SecretNotFound {
-                secret_name: req.secret_name.clone(),
-            })?;
-        if desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
-            return Err(VendError::adoption(
-                "secret_name",
-                "the secret is already managed by this product",
-            ));
-        }
-        scope.check_owner(desc.tag(tags::TENANT))?;
-        let version = self
-            .store
-            .get(&desc.arn, stage::AWSCURRENT)
-            .await?
-            .ok_or_else(|| VendError::adoption("secret_name", "the secret holds no value"))?;
-        let checked = self.checked(req, terms, desc, version).await?;
-        Ok((checked.listed.hash, checked.conforming))
+/// The checks of an adoption without its writes (a bulk adoption's plan): what
+/// [`adopt_request`] would find: the key's hash, and whether its expiry conforms. A
+/// managed secret is refused as already managed.
+pub(crate) async fn inspect_adoption(
+    deps: &Deps,
+    req: &AdoptRequest,
+    scope: &Scope<'_>,
+) -> Result<(String, bool), VendError> {
+    let terms = adoption_terms(deps, req, scope).await?;
+    let desc = deps
+        .store
+        .describe(&req.secret_name)
+        .await?
+        .filter(|d| !d.deleted)
+        .ok_or_else(|| VendError::SecretNotFound {
+            secret_name: req.secret_name.clone(),
+        })?;
+    if desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
+        return Err(VendError::adoption(
+            "secret_name",
+            "the secret is already managed by this product",
+        ));
     }
+    scope.check_owner(desc.tag(tags::TENANT))?;
+    let version = deps
+        .store
+        .get(&desc.arn, stage::AWSCURRENT)
+        .await?
+        .ok_or_else(|| VendError::adoption("secret_name", "the secret holds no value"))?;
+    let checked = checked(deps, req, terms, desc, version).await?;
+    Ok((checked.listed.hash, checked.conforming))
+}
 
-    /// Scope and policy, before any read: the action is the tenant's, the name under its
-    /// prefix, the workspace one of its own, the successors' lifetime within its bounds.
-    pub(crate) async fn adoption_terms(
-        &self,
-        req: &AdoptRequest,
-        scope: &Scope<'_>,
-    ) -> Result<Terms, VendError> {
-        scope.require(Permission::Adopt)?;
-        scope.check_name(&req.secret_name)?;
-        let (workspace, max_limit, bounds) =
-            self.adoptable_workspace(scope, &req.workspace).await?;
-        let ttl = req.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
-        let lifetime = Lifetime::TtlSeconds(ttl);
-        lifetime_within(lifetime, ttl, &bounds)?;
-        let rotate_before_seconds = rotate_before_within(req.rotate_before_seconds, ttl, &bounds)?;
-        Ok(Terms {
-            workspace,
-            max_limit,
-            bounds,
-            lifetime,
-            rotate_before_seconds,
-        })
+/// Scope and policy, before any read: the action is the tenant's, the name under its
+/// prefix, the workspace one of its own, the successors' lifetime within its bounds.
+pub(crate) async fn adoption_terms(
+    deps: &Deps,
+    req: &AdoptRequest,
+    scope: &Scope<'_>,
+) -> Result<Terms, VendError> {
+    scope.require(Permission::Adopt)?;
+    scope.check_name(&req.secret_name)?;
+    let (workspace, max_limit, bounds) = adoptable_workspace(deps, scope, &req.workspace).await?;
+    let ttl = req.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
+    let lifetime = Lifetime::TtlSeconds(ttl);
+    lifetime_within(lifetime, ttl, &bounds)?;
+    let rotate_before_seconds = rotate_before_within(req.rotate_before_seconds, ttl, &bounds)?;
+    Ok(Terms {
+        workspace,
+        max_limit,
+        bounds,
+        lifetime,
+        rotate_before_seconds,
+    })
+}
+
+/// The value's key, and the key itself in OpenRouter, checked against the terms.
+async fn checked(
+    deps: &Deps,
+    req: &AdoptRequest,
+    t: Terms,
+    desc: SecretDescription,
+    version: orkv_store::SecretVersion,
+) -> Result<Checked, VendError> {
+    let (key, bare) = key_in(&version.value)?;
+    if bare && !req.convert_to_json {
+        return Err(VendError::adoption(
+            "convert_to_json",
+            "the secret holds a bare key: adopting turns it into a JSON record, which breaks readers of the bare value; send \"convert_to_json\": true once they read api_key",
+        ));
     }
+    let listed = key_in_workspace(deps, &key, &t.workspace, t.max_limit).await?;
+    // The guardrail the workspace's policy names is checked before any write.
+    let guardrail = guardrail::guardrail_for(deps, &desc.name, &t.workspace.id).await?;
+    let now = deps.clock.now();
+    let conforming = listed.expires_at.is_some_and(|e| {
+        let left = (e - now).whole_seconds();
+        left > i64::try_from(t.rotate_before_seconds).unwrap_or(i64::MAX)
+            && u64::try_from(left)
+                .is_ok_and(|l| l >= t.bounds.min_ttl_seconds && l <= t.bounds.max_ttl_seconds)
+    });
+    Ok(Checked {
+        desc,
+        key_name: req.key_name.clone(),
+        version_id: version.version_id,
+        key,
+        listed,
+        workspace: t.workspace,
+        lifetime: t.lifetime,
+        rotate_before_seconds: t.rotate_before_seconds,
+        conforming,
+        now,
+        guardrail,
+    })
+}
 
-    /// The value's key, and the key itself in OpenRouter, checked against the terms.
-    async fn checked(
-        &self,
-        req: &AdoptRequest,
-        t: Terms,
-        desc: SecretDescription,
-        version: orkv_store::SecretVersion,
-    ) -> Result<Checked, VendError> {
-        let (key, bare) = key_in(&version.value)?;
-        if bare && !req.convert_to_json {
-            return Err(VendError::adoption(
-                "convert_to_json",
-                "the secret holds a bare key: adopting turns it into a JSON record, which breaks readers of the bare value; send \"convert_to_json\": true once they read api_key",
-            ));
-        }
-        let listed = self
-            .key_in_workspace(&key, &t.workspace, t.max_limit)
-            .await?;
-        // The guardrail the workspace's policy names is checked before any write.
-        let guardrail = self.guardrail_for(&desc.name, &t.workspace.id).await?;
-        let now = self.clock.now();
-        let conforming = listed.expires_at.is_some_and(|e| {
-            let left = (e - now).whole_seconds();
-            left > i64::try_from(t.rotate_before_seconds).unwrap_or(i64::MAX)
-                && u64::try_from(left)
-                    .is_ok_and(|l| l >= t.bounds.min_ttl_seconds && l <= t.bounds.max_ttl_seconds)
-        });
-        Ok(Checked {
-            desc,
-            key_name: req.key_name.clone(),
-            version_id: version.version_id,
-            key,
-            listed,
-            workspace: t.workspace,
-            lifetime: t.lifetime,
-            rotate_before_seconds: t.rotate_before_seconds,
-            conforming,
-            now,
-            guardrail,
-        })
-    }
-
-    /// The workspace `ident` names, if it is one of the caller's: (it, its maximum cap, the
-    /// lifetime bounds there).
-    async fn adoptable_workspace(
-        &self,
-        scope: &Scope<'_>,
-        ident: &str,
-    ) -> Result<(Workspace, f64, crate::domain::policy::Bounds), VendError> {
-        let outside = || {
-            if scope.tenant_name().is_some() {
-                VendError::scope("workspace", "is not one of this tenant's workspaces")
-            } else {
-                VendError::UnknownWorkspace {
-                    workspace: ident.to_owned(),
-                }
+/// The workspace `ident` names, if it is one of the caller's: (it, its maximum cap, the
+/// lifetime bounds there).
+async fn adoptable_workspace(
+    deps: &Deps,
+    scope: &Scope<'_>,
+    ident: &str,
+) -> Result<(Workspace, f64, crate::domain::policy::Bounds), VendError> {
+    let outside = || {
+        if scope.tenant_name().is_some() {
+            VendError::scope("workspace", "is not one of this tenant's workspaces")
+        } else {
+            VendError::UnknownWorkspace {
+                workspace: ident.to_owned(),
             }
-        };
-        let workspace = match match_workspace(self.workspaces().await?, ident) {
-            WorkspaceMatch::One { workspace, .. } => workspace.clone(),
-            WorkspaceMatch::None => return Err(outside()),
-            WorkspaceMatch::Ambiguous(count) => {
-                return Err(VendError::AmbiguousWorkspace {
-                    workspace: ident.to_owned(),
-                    count,
-                });
-            }
-        };
-        let entry = scope
-            .entry_for(self.policy_workspaces().await?, &workspace.id)
-            .ok_or_else(outside)?;
-        let bounds = entry.bounds(&self.cfg.policy.bounds);
-        Ok((workspace, entry.max_limit, bounds))
-    }
+        }
+    };
+    let workspace = match match_workspace(deps.workspaces().await?, ident) {
+        WorkspaceMatch::One { workspace, .. } => workspace.clone(),
+        WorkspaceMatch::None => return Err(outside()),
+        WorkspaceMatch::Ambiguous(count) => {
+            return Err(VendError::AmbiguousWorkspace {
+                workspace: ident.to_owned(),
+                count,
+            });
+        }
+    };
+    let entry = scope
+        .entry_for(deps.policy_workspaces().await?, &workspace.id)
+        .ok_or_else(outside)?;
+    let bounds = entry.bounds(&deps.cfg.policy.bounds);
+    Ok((workspace, entry.max_limit, bounds))
+}
 
-    /// `GET /keys/{hash}`: the key exists in `workspace`, is enabled and capped within `max`.
-    async fn key_in_workspace(
-        &self,
-        key: &SecretString,
-        workspace: &Workspace,
-        max: f64,
-    ) -> Result<Key, VendError> {
-        let hash = orkv_openrouter::key_hash(key.expose_secret());
-        let missing = || {
-            VendError::adoption(
-                "workspace",
-                format!(
-                    "holds no key with the secret's hash (workspace {})",
-                    workspace.slug
-                ),
-            )
-        };
-        let listed = match self.openrouter().await?.get_key(&hash).await {
-            Ok(k) => k,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
-            Err(e) => return Err(e.into()),
-        };
-        if listed.workspace_id != workspace.id {
-            return Err(missing());
-        }
-        if listed.disabled {
-            return Err(VendError::adoption(
-                "secret_name",
-                "the secret's key is disabled in OpenRouter",
-            ));
-        }
-        match listed.limit {
-            None => Err(VendError::policy(
-                "limit",
-                format!(
-                    "the key has no spend cap; every managed key has one (at most {max} USD in workspace {})",
-                    workspace.slug
-                ),
-            )),
-            Some(l) if l > max => Err(VendError::policy(
-                "limit",
-                format!(
-                    "the key's cap of {l} USD exceeds the maximum cap of {max} USD for workspace {}",
-                    workspace.slug
-                ),
-            )),
-            Some(_) => Ok(listed),
-        }
+/// `GET /keys/{hash}`: the key exists in `workspace`, is enabled and capped within `max`.
+async fn key_in_workspace(
+    deps: &Deps,
+    key: &SecretString,
+    workspace: &Workspace,
+    max: f64,
+) -> Result<Key, VendError> {
+    let hash = orkv_openrouter::key_hash(key.expose_secret());
+    let missing = || {
+        VendError::adoption(
+            "workspace",
+            format!(
+                "holds no key with the secret's hash (workspace {})",
+                workspace.slug
+            ),
+        )
+    };
+    let listed = match deps.openrouter().await?.get_key(&hash).await {
+        Ok(k) => k,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(e.into()),
+    };
+    if listed.workspace_id != workspace.id {
+        return Err(missing());
     }
+    if listed.disabled {
+        return Err(VendError::adoption(
+            "secret_name",
+            "the secret's key is disabled in OpenRouter",
+        ));
+    }
+    match listed.limit {
+        None => Err(VendError::policy(
+            "limit",
+            format!(
+                "the key has no spend cap; every managed key has one (at most {max} USD in workspace {})",
+                workspace.slug
+            ),
+        )),
+        Some(l) if l > max => Err(VendError::policy(
+            "limit",
+            format!(
+                "the key's cap of {l} USD exceeds the maximum cap of {max} USD for workspace {}",
+                workspace.slug
+            ),
+        )),
+        Some(_) => Ok(listed),
+    }
+}
 
-    /// The writes: tags (managed, owner, the record's, the adoption's digest), the record made
-    /// current by compare-and-set, the digest untagged, and the read-back.
-    async fn write_adopted(
-        &self,
-        c: &Checked,
-        scope: &Scope<'_>,
-        request_id: &str,
-        digest: &str,
-    ) -> Result<SecretRecord, VendError> {
-        let now = c.now;
-        let name = c.desc.name.clone();
-        let k = &c.listed;
-        let record = SecretRecord {
-            schema: SCHEMA,
-            managed_by: MANAGED_BY.into(),
-            state: RecordState::Active,
-            api_key: Some(c.key.clone()),
-            key_hash: Some(k.hash.clone()),
-            key_name: c.key_name.clone(),
-            openrouter_key_name: k.name.clone(),
-            workspace_id: c.workspace.id.clone(),
-            workspace_slug: c.workspace.slug.clone(),
-            limit: k.limit.unwrap_or_default(),
-            limit_reset: k.limit_reset,
-            include_byok_in_limit: k.include_byok_in_limit,
-            // A key without an expiry (or outside the policy) is due at once.
-            expires_at: k.expires_at.filter(|_| c.conforming).unwrap_or(now),
-            lifetime: c.lifetime,
-            rotate_before_seconds: c.rotate_before_seconds,
-            created_at: now,
-            generation: 1,
-            tenant: scope.tenant_name().map(str::to_owned),
-            request_id: request_id.to_owned(),
-            rotation_request: None,
-            parent_version: None,
-            lease_until: None,
-            claim: None,
-        };
-        let mut tag_list = vec![
-            (tags::MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-            (tags::WORKSPACE.to_owned(), c.workspace.id.clone()),
-            (tags::WORKSPACE_SLUG.to_owned(), c.workspace.slug.clone()),
-            (tags::KEY_NAME.to_owned(), record.key_name.clone()),
-            (tags::ADOPTING.to_owned(), digest.to_owned()),
-            (tags::ADOPTED.to_owned(), digest.to_owned()),
-        ];
-        tag_list.extend(tags::record_tags(&record));
-        // The key carries the workspace's guardrail before the product calls it its own (the
-        // key is in use: refused, it is left as it is, and so is the secret).
-        if let Some(g) = &c.guardrail {
-            self.assign(&name, &k.hash, g).await?;
-        }
-        self.store.tag(&c.desc.arn, &tag_list).await?;
-        let (record, written) = self
-            .put_adopted(
-                &c.desc.arn,
-                record,
-                &token(&c.version_id, &format!("adopt:{digest}")),
-            )
-            .await?;
-        let written = self.promote(&c.desc.arn, written, &c.version_id).await?;
-        if let Promoted::Fenced = written {
-            // The value changed since it was read (another adoption won, or someone wrote
-            // it): this one's marker goes, and a retry looks at what the secret holds now.
-            self.store
-                .untag(&c.desc.arn, &[tags::ADOPTING.to_owned()])
-                .await?;
-            return Err(VendError::InProgress { secret_name: name });
-        }
-        self.store
+/// The writes: tags (managed, owner, the record's, the adoption's digest), the record made
+/// current by compare-and-set, the digest untagged, and the read-back.
+async fn write_adopted(
+    deps: &Deps,
+    c: &Checked,
+    scope: &Scope<'_>,
+    request_id: &str,
+    digest: &str,
+) -> Result<SecretRecord, VendError> {
+    let now = c.now;
+    let name = c.desc.name.clone();
+    let k = &c.listed;
+    let record = SecretRecord {
+        schema: SCHEMA,
+        managed_by: MANAGED_BY.into(),
+        state: RecordState::Active,
+        api_key: Some(c.key.clone()),
+        key_hash: Some(k.hash.clone()),
+        key_name: c.key_name.clone(),
+        openrouter_key_name: k.name.clone(),
+        workspace_id: c.workspace.id.clone(),
+        workspace_slug: c.workspace.slug.clone(),
+        limit: k.limit.unwrap_or_default(),
+        limit_reset: k.limit_reset,
+        include_byok_in_limit: k.include_byok_in_limit,
+        // A key without an expiry (or outside the policy) is due at once.
+        expires_at: k.expires_at.filter(|_| c.conforming).unwrap_or(now),
+        lifetime: c.lifetime,
+        rotate_before_seconds: c.rotate_before_seconds,
+        created_at: now,
+        generation: 1,
+        tenant: scope.tenant_name().map(str::to_owned),
+        request_id: request_id.to_owned(),
+        rotation_request: None,
+        parent_version: None,
+        lease_until: None,
+        claim: None,
+    };
+    let mut tag_list = vec![
+        (tags::MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
+        (tags::WORKSPACE.to_owned(), c.workspace.id.clone()),
+        (tags::WORKSPACE_SLUG.to_owned(), c.workspace.slug.clone()),
+        (tags::KEY_NAME.to_owned(), record.key_name.clone()),
+        (tags::ADOPTING.to_owned(), digest.to_owned()),
+        (tags::ADOPTED.to_owned(), digest.to_owned()),
+    ];
+    tag_list.extend(tags::record_tags(&record));
+    // The key carries the workspace's guardrail before the product calls it its own (the
+    // key is in use: refused, it is left as it is, and so is the secret).
+    if let Some(g) = &c.guardrail {
+        guardrail::assign(deps, &name, &k.hash, g).await?;
+    }
+    deps.store.tag(&c.desc.arn, &tag_list).await?;
+    let (record, written) = put_adopted(
+        deps,
+        &c.desc.arn,
+        record,
+        &token(&c.version_id, &format!("adopt:{digest}")),
+    )
+    .await?;
+    let written = crate::ops::promote::promote(deps, &c.desc.arn, written, &c.version_id).await?;
+    if let Promoted::Fenced = written {
+        // The value changed since it was read (another adoption won, or someone wrote
+        // it): this one's marker goes, and a retry looks at what the secret holds now.
+        deps.store
             .untag(&c.desc.arn, &[tags::ADOPTING.to_owned()])
             .await?;
-        self.remember(&name, true);
-        let claim = Claim {
-            key_hash: record.key_hash.as_deref(),
-            limit: Some(record.limit),
-        };
-        match self.confirm_current(&name, &c.desc.arn, claim).await? {
-            Confirmation::Held { .. } => Ok(record),
-            Confirmation::Moved => Err(VendError::NotConfirmed {
-                secret_name: name,
-                check: "AWSCURRENT no longer holds the adopted key".into(),
-            }),
-        }
+        return Err(VendError::InProgress { secret_name: name });
     }
+    deps.store
+        .untag(&c.desc.arn, &[tags::ADOPTING.to_owned()])
+        .await?;
+    deps.remember(&name, true);
+    let claim = Claim {
+        key_hash: record.key_hash.as_deref(),
+        limit: Some(record.limit),
+    };
+    match crate::ops::confirm::confirm_current(deps, &name, &c.desc.arn, claim).await? {
+        Confirmation::Held { .. } => Ok(record),
+        Confirmation::Moved => Err(VendError::NotConfirmed {
+            secret_name: name,
+            check: "AWSCURRENT no longer holds the adopted key".into(),
+        }),
+    }
+}
 
-    /// Writes the adopted record under `token` (labelled `ORKV_ADOPT`). An earlier attempt of
-    /// the same adoption may have written it already, with its own clock reading: that record
-    /// is the one kept (`PutSecretValue` never changes a version's value).
-    async fn put_adopted(
-        &self,
-        arn: &str,
-        record: SecretRecord,
-        token: &str,
-    ) -> Result<(SecretRecord, orkv_store::Written), VendError> {
-        match self
-            .store
-            .put(arn, &record.to_secret(), token, &[stage::ADOPT])
-            .await
-        {
-            Ok(written) => Ok((record, written)),
-            Err(e) if e.kind() == StoreErrorKind::VersionConflict => {
-                let earlier = self
-                    .store
-                    .get_version(arn, Some(token), None)
-                    .await?
-                    .and_then(|v| SecretRecord::from_secret(&v.value).and_then(Result::ok))
-                    .filter(|r| r.request_id == record.request_id && r.key_hash == record.key_hash)
-                    .ok_or_else(|| VendError::from(e))?;
-                let written = orkv_store::Written {
-                    arn: arn.to_owned(),
-                    name: String::new(),
-                    version_id: token.to_owned(),
-                };
-                Ok((earlier, written))
-            }
-            Err(e) => Err(e.into()),
+/// Writes the adopted record under `token` (labelled `ORKV_ADOPT`). An earlier attempt of
+/// the same adoption may have written it already, with its own clock reading: that record
+/// is the one kept (`PutSecretValue` never changes a version's value).
+async fn put_adopted(
+    deps: &Deps,
+    arn: &str,
+    record: SecretRecord,
+    token: &str,
+) -> Result<(SecretRecord, orkv_store::Written), VendError> {
+    match deps
+        .store
+        .put(arn, &record.to_secret(), token, &[stage::ADOPT])
+        .await
+    {
+        Ok(written) => Ok((record, written)),
+        Err(e) if e.kind() == StoreErrorKind::VersionConflict => {
+            let earlier = deps
+                .store
+                .get_version(arn, Some(token), None)
+                .await?
+                .and_then(|v| SecretRecord::from_secret(&v.value).and_then(Result::ok))
+                .filter(|r| r.request_id == record.request_id && r.key_hash == record.key_hash)
+                .ok_or_else(|| VendError::from(e))?;
+            let written = orkv_store::Written {
+                arn: arn.to_owned(),
+                name: String::new(),
+                version_id: token.to_owned(),
+            };
+            Ok((earlier, written))
         }
+        Err(e) => Err(e.into()),
     }
+}
 
-    /// A managed secret: the repeat of this adoption (its record carries the request id),
-    /// answered with a repeat; anything else is refused, unchanged.
-    async fn adopted_before(
-        &self,
-        desc: &SecretDescription,
-        request_id: &str,
-        mut reply: ActionReply,
-    ) -> Result<ActionReply, VendError> {
-        let (_, record) = self.current_record(&desc.name).await?;
-        let ours = record.request_id == request_id
-            || record.rotation_request.as_deref() == Some(request_digest(request_id).as_str());
-        if !ours {
-            return Err(VendError::adoption(
-                "secret_name",
-                "the secret is already managed by this product: send provision, rotate or revoke requests for it",
-            ));
-        }
-        reply.status = ActionStatus::Unchanged;
-        reply.repeat = true;
-        reply.key_hash.clone_from(&record.key_hash);
-        reply.generation = Some(record.generation);
-        reply.facts = Some(record.facts());
-        Ok(reply)
+/// A managed secret: the repeat of this adoption (its record carries the request id),
+/// answered with a repeat; anything else is refused, unchanged.
+async fn adopted_before(
+    deps: &Deps,
+    desc: &SecretDescription,
+    request_id: &str,
+    mut reply: ActionReply,
+) -> Result<ActionReply, VendError> {
+    let (_, record) = read::current_record(deps, &desc.name).await?;
+    let ours = record.request_id == request_id
+        || record.rotation_request.as_deref() == Some(request_digest(request_id).as_str());
+    if !ours {
+        return Err(VendError::adoption(
+            "secret_name",
+            "the secret is already managed by this product: send provision, rotate or revoke requests for it",
+        ));
     }
+    reply.status = ActionStatus::Unchanged;
+    reply.repeat = true;
+    reply.key_hash.clone_from(&record.key_hash);
+    reply.generation = Some(record.generation);
+    reply.facts = Some(record.facts());
+    Ok(reply)
 }

@@ -24,6 +24,7 @@ use crate::input::invocation::Trigger;
 use crate::ops::announce::ErrorDetail;
 
 use super::ActionStatus;
+use crate::ops::announce::ResultDetail;
 
 /// Time kept back from the deadline: no secret is started after it.
 const MARGIN: Duration = Duration::from_secs(3);
@@ -88,167 +89,171 @@ fn failed(name: &str, e: &VendError) -> BulkEntry {
     }
 }
 
-impl Deps {
-    /// Plans or runs a bulk adoption until the listing ends or the deadline nears.
-    ///
-    /// # Errors
-    /// Scope and policy refusals of the request itself (before any read), and `ListSecrets`
-    /// errors; each secret's own refusal or failure is an entry of the reply.
-    pub async fn adopt_bulk(
-        &self,
-        req: &BulkAdoptRequest,
-        scope: &Scope<'_>,
-        request_id: &str,
-        trigger: Trigger,
-        deadline: Instant,
-    ) -> Result<BulkReply, VendError> {
-        scope.require(Permission::Adopt)?;
-        scope.check_name(&req.secret_prefix)?;
-        self.adoption_terms(&req.terms, scope).await?;
-        let mut reply = BulkReply {
-            action: "adopt",
-            status: if req.dry_run { "planned" } else { "adopted" },
-            dry_run: req.dry_run,
-            secret_prefix: req.secret_prefix.clone(),
-            counts: BTreeMap::new(),
-            secrets: Vec::new(),
-            next_token: None,
-            list_calls: 0,
-            request_id: request_id.to_owned(),
-        };
-        let mut page_token = req.next_token.clone();
-        let mut complete = false;
-        loop {
-            if Instant::now() + MARGIN >= deadline {
-                reply.next_token = page_token;
-                break;
-            }
-            let (page, next) = self
-                .store
-                .list_named_page(&req.secret_prefix, page_token.clone())
-                .await?;
-            reply.list_calls += 1;
-            let wanted = page.into_iter().filter(|s| {
-                req.tag
-                    .as_ref()
-                    .is_none_or(|(k, v)| s.tag(k) == Some(v.as_str()))
-            });
-            let done: Vec<Done> = futures_util::stream::iter(wanted)
-                .map(|s| self.adopt_listed(req, s, scope, request_id, trigger, deadline))
-                .buffer_unordered(self.cfg.sweep_concurrency)
-                .collect()
-                .await;
-            let mut unfinished = false;
-            for d in done {
-                match d {
-                    Done::Entry(e) => {
-                        *reply.counts.entry(e.outcome).or_default() += 1;
-                        reply.secrets.push(e);
-                    }
-                    Done::NotStarted => unfinished = true,
-                }
-            }
-            if unfinished {
-                reply.next_token = page_token;
-                break;
-            }
-            if req
-                .max_secrets
-                .is_some_and(|m| reply.secrets.len() as u64 >= m)
-                && next.is_some()
-            {
-                reply.next_token = next;
-                break;
-            }
-            match next {
-                Some(t) => page_token = Some(t),
-                None => {
-                    complete = true;
-                    break;
-                }
-            }
-        }
-        if !complete {
-            // `next_token` null: from the start again.
-            reply.status = "partial";
-        }
-        reply
-            .secrets
-            .sort_by(|a, b| a.secret_name.cmp(&b.secret_name));
-        Ok(reply)
-    }
-
-    /// One listed secret: planned, or adopted (and announced) under its own request id.
-    async fn adopt_listed(
-        &self,
-        bulk: &BulkAdoptRequest,
-        s: SecretSummary,
-        scope: &Scope<'_>,
-        request_id: &str,
-        trigger: Trigger,
-        deadline: Instant,
-    ) -> Done {
+/// Plans or runs a bulk adoption until the listing ends or the deadline nears.
+///
+/// # Errors
+/// Scope and policy refusals of the request itself (before any read), and `ListSecrets`
+/// errors; each secret's own refusal or failure is an entry of the reply.
+pub async fn adopt_bulk(
+    deps: &Deps,
+    req: &BulkAdoptRequest,
+    scope: &Scope<'_>,
+    request_id: &str,
+    trigger: Trigger,
+    deadline: Instant,
+) -> Result<BulkReply, VendError> {
+    scope.require(Permission::Adopt)?;
+    scope.check_name(&req.secret_prefix)?;
+    crate::ops::actions::adopt::adoption_terms(deps, &req.terms, scope).await?;
+    let mut reply = BulkReply {
+        action: "adopt",
+        status: if req.dry_run { "planned" } else { "adopted" },
+        dry_run: req.dry_run,
+        secret_prefix: req.secret_prefix.clone(),
+        counts: BTreeMap::new(),
+        secrets: Vec::new(),
+        next_token: None,
+        list_calls: 0,
+        request_id: request_id.to_owned(),
+    };
+    let mut page_token = req.next_token.clone();
+    let mut complete = false;
+    loop {
         if Instant::now() + MARGIN >= deadline {
-            return Done::NotStarted;
+            reply.next_token = page_token;
+            break;
         }
-        let name = s.name.as_str();
-        let key_name = match key_name_of(name) {
-            Ok(k) => k,
-            Err(e) => return Done::Entry(failed(name, &e)),
-        };
-        let req = AdoptRequest {
-            secret_name: name.to_owned(),
-            key_name,
-            ..bulk.terms.clone()
-        };
-        let own_id = format!("{request_id}/{name}");
-        if !bulk.dry_run
-            && s.tag(tags::ADOPTED)
-                == Some(crate::input::invocation::request_digest(&own_id).as_str())
-            && s.tag(tags::ADOPTING).is_none()
-        {
-            // Adopted by this request in an earlier run (a resumed page): from the listing
-            // alone, no call and no event.
-            return Done::Entry(entry(name, "unchanged"));
-        }
-        if bulk.dry_run {
-            if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
-                return Done::Entry(entry(name, "already_managed"));
+        let (page, next) = deps
+            .store
+            .list_named_page(&req.secret_prefix, page_token.clone())
+            .await?;
+        reply.list_calls += 1;
+        let wanted = page.into_iter().filter(|s| {
+            req.tag
+                .as_ref()
+                .is_none_or(|(k, v)| s.tag(k) == Some(v.as_str()))
+        });
+        let done: Vec<Done> = futures_util::stream::iter(wanted)
+            .map(|s| adopt_listed(deps, req, s, scope, request_id, trigger, deadline))
+            .buffer_unordered(deps.cfg.sweep_concurrency)
+            .collect()
+            .await;
+        let mut unfinished = false;
+        for d in done {
+            match d {
+                Done::Entry(e) => {
+                    *reply.counts.entry(e.outcome).or_default() += 1;
+                    reply.secrets.push(e);
+                }
+                Done::NotStarted => unfinished = true,
             }
-            return Done::Entry(match self.inspect_adoption(&req, scope).await {
+        }
+        if unfinished {
+            reply.next_token = page_token;
+            break;
+        }
+        if req
+            .max_secrets
+            .is_some_and(|m| reply.secrets.len() as u64 >= m)
+            && next.is_some()
+        {
+            reply.next_token = next;
+            break;
+        }
+        match next {
+            Some(t) => page_token = Some(t),
+            None => {
+                complete = true;
+                break;
+            }
+        }
+    }
+    if !complete {
+        // `next_token` null: from the start again.
+        reply.status = "partial";
+    }
+    reply
+        .secrets
+        .sort_by(|a, b| a.secret_name.cmp(&b.secret_name));
+    Ok(reply)
+}
+
+/// One listed secret: planned, or adopted (and announced) under its own request id.
+async fn adopt_listed(
+    deps: &Deps,
+    bulk: &BulkAdoptRequest,
+    s: SecretSummary,
+    scope: &Scope<'_>,
+    request_id: &str,
+    trigger: Trigger,
+    deadline: Instant,
+) -> Done {
+    if Instant::now() + MARGIN >= deadline {
+        return Done::NotStarted;
+    }
+    let name = s.name.as_str();
+    let key_name = match key_name_of(name) {
+        Ok(k) => k,
+        Err(e) => return Done::Entry(failed(name, &e)),
+    };
+    let req = AdoptRequest {
+        secret_name: name.to_owned(),
+        key_name,
+        ..bulk.terms.clone()
+    };
+    let own_id = format!("{request_id}/{name}");
+    if !bulk.dry_run
+        && s.tag(tags::ADOPTED) == Some(crate::input::invocation::request_digest(&own_id).as_str())
+        && s.tag(tags::ADOPTING).is_none()
+    {
+        // Adopted by this request in an earlier run (a resumed page): from the listing
+        // alone, no call and no event.
+        return Done::Entry(entry(name, "unchanged"));
+    }
+    if bulk.dry_run {
+        if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
+            return Done::Entry(entry(name, "already_managed"));
+        }
+        return Done::Entry(
+            match crate::ops::actions::adopt::inspect_adoption(deps, &req, scope).await {
                 Ok((hash, conforming)) => BulkEntry {
                     key_hash: Some(hash),
                     conforming: Some(conforming),
                     ..entry(name, "would_adopt")
                 },
                 Err(e) => failed(name, &e),
-            });
+            },
+        );
+    }
+    match Box::pin(crate::ops::actions::adopt::adopt_request(
+        deps, &req, scope, &own_id, trigger,
+    ))
+    .await
+    {
+        Ok(r) => {
+            crate::ops::announce::announce(deps, r.announcement(scope.tenant_name())).await;
+            let outcome = if r.status == ActionStatus::Unchanged {
+                "unchanged"
+            } else {
+                "adopted"
+            };
+            Done::Entry(BulkEntry {
+                key_hash: r.key_hash,
+                ..entry(name, outcome)
+            })
         }
-        match Box::pin(self.adopt_request(&req, scope, &own_id, trigger)).await {
-            Ok(r) => {
-                self.announce(r.announcement(scope.tenant_name())).await;
-                let outcome = if r.status == ActionStatus::Unchanged {
-                    "unchanged"
-                } else {
-                    "adopted"
-                };
-                Done::Entry(BulkEntry {
-                    key_hash: r.key_hash,
-                    ..entry(name, outcome)
-                })
-            }
-            Err(e)
-                if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) && e.kind() == "AdoptionRefused" =>
-            {
-                Done::Entry(entry(name, "already_managed"))
-            }
-            Err(e) => {
-                let mut failure = crate::ops::announce::ResultDetail::failure("adopt", &e)
-                    .for_request(Some(&own_id), trigger, scope.tenant_name());
-                failure.secret_name = Some(name.to_owned());
-                self.announce(failure).await;
-                Done::Entry(failed(name, &e))
-            }
+        Err(e) if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) && e.kind() == "AdoptionRefused" => {
+            Done::Entry(entry(name, "already_managed"))
+        }
+        Err(e) => {
+            let mut failure = ResultDetail::failure("adopt", &e).for_request(
+                Some(&own_id),
+                trigger,
+                scope.tenant_name(),
+            );
+            failure.secret_name = Some(name.to_owned());
+            crate::ops::announce::announce(deps, failure).await;
+            Done::Entry(failed(name, &e))
         }
     }
 }

@@ -1,4 +1,4 @@
-//! On-demand actions from a pipeline or an event: rotate now ([`rotate`]: a changed fixed
+//! On-demand actions from a pipeline or an event: rotate now ([`rotate_now`]: a changed fixed
 //! field, or a suspected leak, where the old key is disabled at once instead of after the
 //! grace period) and revoke ([`revoke`]: disable, delete and confirm every key the secret
 //! references, then mark the secret revoked or delete it).
@@ -6,8 +6,13 @@
 mod adopt;
 pub mod adopt_bulk;
 mod revoke;
-mod rotate;
+mod rotate_now;
 mod unfinished;
+
+pub use adopt::adopt_request;
+pub use adopt_bulk::adopt_bulk;
+pub use revoke::{revoke, revoke_request};
+pub use rotate_now::{rotate_now, rotate_request};
 
 use serde::Serialize;
 
@@ -19,25 +24,24 @@ use crate::domain::tags::{self, Reason};
 use crate::error::VendError;
 use crate::input::invocation::{Action, Trigger};
 use crate::ops::announce::ResultDetail;
+use crate::ops::read;
 
-impl Deps {
-    /// The scope check of an on-demand action, before any side effect: the action is the
-    /// tenant's, the name is under its prefix (from the name alone), and in the tenant form
-    /// the secret's `orkv:tenant` tag is the caller's (one `DescribeSecret`).
-    async fn check_action_scope(
-        &self,
-        scope: &Scope<'_>,
-        name: &str,
-        action: Permission,
-    ) -> Result<(), VendError> {
-        scope.require(action)?;
-        scope.check_name(name)?;
-        if scope.tenant_name().is_some() {
-            let desc = self.describe_managed(name).await?;
-            scope.check_owner(desc.tag(tags::TENANT))?;
-        }
-        Ok(())
+/// The scope check of an on-demand action, before any side effect: the action is the
+/// tenant's, the name is under its prefix (from the name alone), and in the tenant form
+/// the secret's `orkv:tenant` tag is the caller's (one `DescribeSecret`).
+async fn check_action_scope(
+    deps: &Deps,
+    scope: &Scope<'_>,
+    name: &str,
+    action: Permission,
+) -> Result<(), VendError> {
+    scope.require(action)?;
+    scope.check_name(name)?;
+    if scope.tenant_name().is_some() {
+        let desc = read::describe_managed(deps, name).await?;
+        scope.check_owner(desc.tag(tags::TENANT))?;
     }
+    Ok(())
 }
 
 /// What an on-demand action did.

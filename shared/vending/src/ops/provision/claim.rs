@@ -15,6 +15,8 @@ use crate::ops::retire::Retired;
 use orkv_store::{SecretVersion, StoreErrorKind, Written};
 
 use super::{Desired, ProvisionReply, Status, reply};
+use crate::ops::guardrail;
+use crate::ops::read;
 
 /// A pending record this invocation owns (it wrote it).
 pub(super) struct Owned {
@@ -30,240 +32,235 @@ pub(super) enum MintOutcome {
     Again(orkv_openrouter::Error),
 }
 
-impl Deps {
-    /// A fresh pending record for generation `generation` of the desired secret, leased to
-    /// this invocation, naming the key it is about to mint.
-    pub(super) fn pending_record(&self, d: &Desired, generation: u64) -> SecretRecord {
-        let created = self.clock.now();
-        let claim = claim_nonce();
-        SecretRecord {
-            schema: SCHEMA,
-            managed_by: MANAGED_BY.into(),
-            state: RecordState::Pending,
-            api_key: None,
-            key_hash: None,
-            key_name: d.key_name.clone(),
-            openrouter_key_name: KeyName::attempt(&d.secret_name, &claim),
-            workspace_id: d.workspace.id.clone(),
-            workspace_slug: d.workspace.slug.clone(),
-            limit: d.cap.limit,
-            limit_reset: d.cap.limit_reset,
-            include_byok_in_limit: d.cap.include_byok_in_limit,
-            expires_at: d.lifetime.expiry_from(created),
-            lifetime: d.lifetime,
-            rotate_before_seconds: d.rotate_before_seconds,
-            created_at: created,
-            generation,
-            tenant: d.tenant.clone(),
-            request_id: d.request_id.clone(),
-            rotation_request: None,
-            parent_version: None,
-            lease_until: Some(
-                created
-                    + time::Duration::try_from(self.cfg.pending_lease)
-                        .unwrap_or(time::Duration::MINUTE),
-            ),
-            claim: Some(claim),
+/// A fresh pending record for generation `generation` of the desired secret, leased to
+/// this invocation, naming the key it is about to mint.
+pub(super) fn pending_record(deps: &Deps, d: &Desired, generation: u64) -> SecretRecord {
+    let created = deps.clock.now();
+    let claim = claim_nonce();
+    SecretRecord {
+        schema: SCHEMA,
+        managed_by: MANAGED_BY.into(),
+        state: RecordState::Pending,
+        api_key: None,
+        key_hash: None,
+        key_name: d.key_name.clone(),
+        openrouter_key_name: KeyName::attempt(&d.secret_name, &claim),
+        workspace_id: d.workspace.id.clone(),
+        workspace_slug: d.workspace.slug.clone(),
+        limit: d.cap.limit,
+        limit_reset: d.cap.limit_reset,
+        include_byok_in_limit: d.cap.include_byok_in_limit,
+        expires_at: d.lifetime.expiry_from(created),
+        lifetime: d.lifetime,
+        rotate_before_seconds: d.rotate_before_seconds,
+        created_at: created,
+        generation,
+        tenant: d.tenant.clone(),
+        request_id: d.request_id.clone(),
+        rotation_request: None,
+        parent_version: None,
+        lease_until: Some(
+            created
+                + time::Duration::try_from(deps.cfg.pending_lease)
+                    .unwrap_or(time::Duration::MINUTE),
+        ),
+        claim: Some(claim),
+    }
+}
+
+/// A pending record whose lease has ended: its minting invocation died. Deletes whatever
+/// key that attempt may have minted, then claims the record with a compare-and-set on the
+/// version token. `None`: another invocation claimed it first; go round again.
+pub(super) async fn take_over(
+    deps: &Deps,
+    d: &Desired,
+    version: SecretVersion,
+    stale: SecretRecord,
+) -> Result<Option<MintOutcome>, VendError> {
+    warn!(openrouter_key_name = %stale.openrouter_key_name, "pending record's lease ended: cleaning up its attempt");
+    read::delete_named(deps, &stale.workspace_id, &stale.openrouter_key_name).await?;
+    let record = pending_record(deps, d, stale.generation);
+    // A revoke holds this token first when it fenced the stale record (see
+    // [`crate::ops::actions`]): the write then fails as a conflict, as a concurrent
+    // take-over's does.
+    let put = deps
+        .store
+        .put(
+            &d.secret_name,
+            &record.to_secret(),
+            &token(&version.version_id, "claim"),
+            &[stage::AWSCURRENT],
+        )
+        .await;
+    let written = match put {
+        Ok(w) => w,
+        Err(e) if e.kind() == StoreErrorKind::VersionConflict => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    deps.store
+        .tag(&d.secret_name, &tags::record_tags(&record))
+        .await?;
+    let owned = Owned {
+        record,
+        version_id: written.version_id,
+        arn: version.arn,
+    };
+    Ok(Some(mint(deps, d, owned).await?))
+}
+
+/// Mints the key a pending record names and stores it at once.
+pub(super) async fn mint(deps: &Deps, d: &Desired, owned: Owned) -> Result<MintOutcome, VendError> {
+    let client = deps.openrouter().await?;
+    let pending = owned.record;
+    let created = match client.create_key_once(&create_request(&pending)).await {
+        Ok(created) => created,
+        Err(e) if e.kind() == orkv_openrouter::ErrorKind::CreateOutcomeUnknown => {
+            warn!(error = %e, "key creation outcome unknown: reconciling");
+            release(deps, d, &owned.version_id, &pending).await?;
+            return Ok(MintOutcome::Again(e));
         }
-    }
-
-    /// A pending record whose lease has ended: its minting invocation died. Deletes whatever
-    /// key that attempt may have minted, then claims the record with a compare-and-set on the
-    /// version token. `None`: another invocation claimed it first; go round again.
-    pub(super) async fn take_over(
-        &self,
-        d: &Desired,
-        version: SecretVersion,
-        stale: SecretRecord,
-    ) -> Result<Option<MintOutcome>, VendError> {
-        warn!(openrouter_key_name = %stale.openrouter_key_name, "pending record's lease ended: cleaning up its attempt");
-        self.delete_named(&stale.workspace_id, &stale.openrouter_key_name)
-            .await?;
-        let record = self.pending_record(d, stale.generation);
-        // A revoke holds this token first when it fenced the stale record (see
-        // [`crate::ops::actions`]): the write then fails as a conflict, as a concurrent
-        // take-over's does.
-        let put = self
-            .store
-            .put(
-                &d.secret_name,
-                &record.to_secret(),
-                &token(&version.version_id, "claim"),
-                &[stage::AWSCURRENT],
-            )
-            .await;
-        let written = match put {
-            Ok(w) => w,
-            Err(e) if e.kind() == StoreErrorKind::VersionConflict => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        self.store
-            .tag(&d.secret_name, &tags::record_tags(&record))
-            .await?;
-        let owned = Owned {
-            record,
-            version_id: written.version_id,
-            arn: version.arn,
-        };
-        Ok(Some(self.mint(d, owned).await?))
-    }
-
-    /// Mints the key a pending record names and stores it at once.
-    pub(super) async fn mint(&self, d: &Desired, owned: Owned) -> Result<MintOutcome, VendError> {
-        let client = self.openrouter().await?;
-        let pending = owned.record;
-        let created = match client.create_key_once(&create_request(&pending)).await {
-            Ok(created) => created,
-            Err(e) if e.kind() == orkv_openrouter::ErrorKind::CreateOutcomeUnknown => {
-                warn!(error = %e, "key creation outcome unknown: reconciling");
-                self.release(d, &owned.version_id, &pending).await?;
-                return Ok(MintOutcome::Again(e));
-            }
-            Err(e) => {
-                // A definite refusal: no key exists. A first-generation secret only ever held
-                // this pending record, so it goes too and the failed request leaves nothing.
-                if pending.generation == 1 {
-                    self.store.delete(&d.secret_name, true).await?;
-                    self.remember(&d.secret_name, false);
-                }
-                return Err(e.into());
-            }
-        };
-        let hash = created.data.hash.clone();
-        if let Some(guardrail) = &d.guardrail
-            && let Err(e) = self.assign_new_key(&d.secret_name, &hash, guardrail).await
-        {
-            // The key was deleted: it never becomes usable. As for a refused create, a
-            // first-generation secret only ever held this pending record, so it goes too.
+        Err(e) => {
+            // A definite refusal: no key exists. A first-generation secret only ever held
+            // this pending record, so it goes too and the failed request leaves nothing.
             if pending.generation == 1 {
-                self.store.delete(&d.secret_name, true).await?;
-                self.remember(&d.secret_name, false);
-            } else {
-                self.release(d, &owned.version_id, &pending).await?;
+                deps.store.delete(&d.secret_name, true).await?;
+                deps.remember(&d.secret_name, false);
             }
-            return Err(e);
+            return Err(e.into());
         }
-        let mut active = pending;
-        active.state = RecordState::Active;
-        active.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
-        active.key_hash = Some(hash.clone());
-        active.lease_until = None;
-        active.claim = None;
-        if let Some(at) = created.data.expires_at {
-            active.expires_at = at;
-        }
-        let written = match self
-            .store_active(&d.secret_name, &owned.version_id, &active)
-            .await?
-        {
-            Stored::Current(written) => written,
-            Stored::Fenced => return self.discard_fenced(d, &hash).await,
-        };
-        info!(key_hash = %hash, generation = active.generation, "key minted and stored");
-        let arn = if written.arn.is_empty() {
-            owned.arn
+    };
+    let hash = created.data.hash.clone();
+    if let Some(guardrail) = &d.guardrail
+        && let Err(e) = guardrail::assign_new_key(deps, &d.secret_name, &hash, guardrail).await
+    {
+        // The key was deleted: it never becomes usable. As for a refused create, a
+        // first-generation secret only ever held this pending record, so it goes too.
+        if pending.generation == 1 {
+            deps.store.delete(&d.secret_name, true).await?;
+            deps.remember(&d.secret_name, false);
         } else {
-            written.arn
-        };
-        let claim = Claim {
-            key_hash: Some(&hash),
-            limit: Some(active.limit),
-        };
-        if let Confirmation::Moved = self.confirm_current(&d.secret_name, &arn, claim).await? {
-            return Err(VendError::NotConfirmed {
-                secret_name: d.secret_name.clone(),
-                check: "AWSCURRENT holds another key than the one just stored".into(),
-            });
+            release(deps, d, &owned.version_id, &pending).await?;
         }
-        Ok(MintOutcome::Done(reply(Status::Created, arn, d, &active)))
+        return Err(e);
     }
-
-    /// A revoke took the claim's active-record token while this attempt minted: the new
-    /// key can never be stored, so it is retired at once and the revoke is answered as such.
-    async fn discard_fenced(&self, d: &Desired, hash: &str) -> Result<MintOutcome, VendError> {
-        warn!(key_hash = %hash, "the secret was revoked while minting: deleting the new key");
-        if self.retire_key(hash).await? == Retired::StillListed {
-            warn!(key_hash = %hash, "key still listed after delete; the sweep deletes it");
-        }
-        Err(VendError::Revoked {
+    let mut active = pending;
+    active.state = RecordState::Active;
+    active.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
+    active.key_hash = Some(hash.clone());
+    active.lease_until = None;
+    active.claim = None;
+    if let Some(at) = created.data.expires_at {
+        active.expires_at = at;
+    }
+    let written = match store_active(deps, &d.secret_name, &owned.version_id, &active).await? {
+        Stored::Current(written) => written,
+        Stored::Fenced => return discard_fenced(deps, d, &hash).await,
+    };
+    info!(key_hash = %hash, generation = active.generation, "key minted and stored");
+    let arn = if written.arn.is_empty() {
+        owned.arn
+    } else {
+        written.arn
+    };
+    let claim = Claim {
+        key_hash: Some(&hash),
+        limit: Some(active.limit),
+    };
+    if let Confirmation::Moved =
+        crate::ops::confirm::confirm_current(deps, &d.secret_name, &arn, claim).await?
+    {
+        return Err(VendError::NotConfirmed {
             secret_name: d.secret_name.clone(),
-        })
+            check: "AWSCURRENT holds another key than the one just stored".into(),
+        });
     }
+    Ok(MintOutcome::Done(reply(Status::Created, arn, d, &active)))
+}
 
-    /// Deletes whatever an ambiguous create minted and releases the claim, so the next round
-    /// (or a retry) can mint at once.
-    async fn release(
-        &self,
-        d: &Desired,
-        version_id: &str,
-        pending: &SecretRecord,
-    ) -> Result<(), VendError> {
-        self.delete_named(&pending.workspace_id, &pending.openrouter_key_name)
-            .await?;
-        let mut released = pending.clone();
-        released.lease_until = Some(self.clock.now() - time::Duration::SECOND);
-        // A conflict: a revoke fenced the claim; the next round observes it.
-        match self
-            .store
-            .put(
-                &d.secret_name,
-                &released.to_secret(),
-                &token(version_id, "release"),
-                &[stage::AWSCURRENT],
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == StoreErrorKind::VersionConflict => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(())
+/// A revoke took the claim's active-record token while this attempt minted: the new
+/// key can never be stored, so it is retired at once and the revoke is answered as such.
+async fn discard_fenced(deps: &Deps, d: &Desired, hash: &str) -> Result<MintOutcome, VendError> {
+    warn!(key_hash = %hash, "the secret was revoked while minting: deleting the new key");
+    if crate::ops::retire::retire_key(deps, hash).await? == Retired::StillListed {
+        warn!(key_hash = %hash, "key still listed after delete; the sweep deletes it");
     }
+    Err(VendError::Revoked {
+        secret_name: d.secret_name.clone(),
+    })
+}
 
-    /// Writes the active record over the claim (see [`crate::ops::mint`]) under the token
-    /// `token(claim, "active")`. A revoke fences a claim by writing its revoked record under
-    /// that same token first ([`crate::ops::actions`]): the write then fails as a version
-    /// conflict (`PutSecretValue` never changes a version's value), so a mint never overwrites
-    /// a revoke at no extra call. A key whose fate is unknown is not deleted here: the lease
-    /// ends after the function's timeout, and the invocation that takes the record over
-    /// deletes it (it carries the claim's name) unless it was stored.
-    async fn store_active(
-        &self,
-        name: &str,
-        claim_version: &str,
-        active: &SecretRecord,
-    ) -> Result<Stored, VendError> {
-        let value = active.to_secret();
-        let put_token = token(claim_version, "active");
-        let hash = active.key_hash.clone().unwrap_or_default();
-        let kept = self
-            .keep_minted(
-                &hash,
-                || {
-                    self.store
-                        .put(name, &value, &put_token, &[stage::AWSCURRENT])
-                },
-                || self.store.get_version(name, Some(&put_token), None),
-            )
-            .await;
-        match kept {
-            Kept::Stored(written) => Ok(Stored::Current(written)),
-            Kept::Unknown {
-                found: Ok(Some(v)), ..
-            } if SecretRecord::hash_in(&v.value).as_deref() == Some(hash.as_str()) => {
-                Ok(Stored::Current(Written {
-                    arn: v.arn,
-                    name: name.to_owned(),
-                    version_id: v.version_id,
-                }))
-            }
-            // Another value holds the token: this write can never land.
-            Kept::Unknown {
-                found: Ok(Some(_)), ..
-            } => Ok(Stored::Fenced),
-            Kept::Refused(e) if e.kind() == StoreErrorKind::VersionConflict => Ok(Stored::Fenced),
-            Kept::Unknown { error, .. } | Kept::Refused(error) => Err(error.into()),
+/// Deletes whatever an ambiguous create minted and releases the claim, so the next round
+/// (or a retry) can mint at once.
+async fn release(
+    deps: &Deps,
+    d: &Desired,
+    version_id: &str,
+    pending: &SecretRecord,
+) -> Result<(), VendError> {
+    read::delete_named(deps, &pending.workspace_id, &pending.openrouter_key_name).await?;
+    let mut released = pending.clone();
+    released.lease_until = Some(deps.clock.now() - time::Duration::SECOND);
+    // A conflict: a revoke fenced the claim; the next round observes it.
+    match deps
+        .store
+        .put(
+            &d.secret_name,
+            &released.to_secret(),
+            &token(version_id, "release"),
+            &[stage::AWSCURRENT],
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == StoreErrorKind::VersionConflict => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Writes the active record over the claim (see [`crate::ops::mint`]) under the token
+/// `token(claim, "active")`. A revoke fences a claim by writing its revoked record under
+/// that same token first ([`crate::ops::actions`]): the write then fails as a version
+/// conflict (`PutSecretValue` never changes a version's value), so a mint never overwrites
+/// a revoke at no extra call. A key whose fate is unknown is not deleted here: the lease
+/// ends after the function's timeout, and the invocation that takes the record over
+/// deletes it (it carries the claim's name) unless it was stored.
+async fn store_active(
+    deps: &Deps,
+    name: &str,
+    claim_version: &str,
+    active: &SecretRecord,
+) -> Result<Stored, VendError> {
+    let value = active.to_secret();
+    let put_token = token(claim_version, "active");
+    let hash = active.key_hash.clone().unwrap_or_default();
+    let kept = crate::ops::mint::keep_minted(
+        deps,
+        &hash,
+        || {
+            deps.store
+                .put(name, &value, &put_token, &[stage::AWSCURRENT])
+        },
+        || deps.store.get_version(name, Some(&put_token), None),
+    )
+    .await;
+    match kept {
+        Kept::Stored(written) => Ok(Stored::Current(written)),
+        Kept::Unknown {
+            found: Ok(Some(v)), ..
+        } if SecretRecord::hash_in(&v.value).as_deref() == Some(hash.as_str()) => {
+            Ok(Stored::Current(Written {
+                arn: v.arn,
+                name: name.to_owned(),
+                version_id: v.version_id,
+            }))
         }
+        // Another value holds the token: this write can never land.
+        Kept::Unknown {
+            found: Ok(Some(_)), ..
+        } => Ok(Stored::Fenced),
+        Kept::Refused(e) if e.kind() == StoreErrorKind::VersionConflict => Ok(Stored::Fenced),
+        Kept::Unknown { error, .. } | Kept::Refused(error) => Err(error.into()),
     }
 }
 

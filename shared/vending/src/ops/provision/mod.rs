@@ -34,6 +34,8 @@ use crate::input::invocation::Trigger;
 use crate::input::provision::{ProvisionRequest, lifetime_within, rotate_before_within};
 use crate::ops::announce::{CapDetail, ResultDetail};
 
+use crate::ops::guardrail;
+use crate::ops::read;
 use claim::{MintOutcome, Owned};
 
 /// Rounds of observe-and-act before giving up with `ProvisionInProgress`.
@@ -107,300 +109,300 @@ enum Seen {
     Pending(SecretVersion, SecretRecord),
 }
 
-impl Deps {
-    /// Provisions what a validated request asks for. `deadline` bounds every wait.
-    ///
-    /// # Errors
-    /// A [`VendError`] whose `kind()` names the failure; bad input creates nothing.
-    pub async fn provision(
-        &self,
-        req: ProvisionRequest,
-        scope: &Scope<'_>,
-        request_id: String,
-        trigger: Trigger,
-        deadline: Instant,
-    ) -> Result<ProvisionReply, VendError> {
-        scope.require(Permission::Provision)?;
-        let desired = self.resolve(req, scope, request_id, trigger).await?;
-        Box::pin(self.ensure(&desired, deadline)).await
-    }
+/// Provisions what a validated request asks for. `deadline` bounds every wait.
+///
+/// # Errors
+/// A [`VendError`] whose `kind()` names the failure; bad input creates nothing.
+pub async fn provision(
+    deps: &Deps,
+    req: ProvisionRequest,
+    scope: &Scope<'_>,
+    request_id: String,
+    trigger: Trigger,
+    deadline: Instant,
+) -> Result<ProvisionReply, VendError> {
+    scope.require(Permission::Provision)?;
+    let desired = resolve(deps, req, scope, request_id, trigger).await?;
+    Box::pin(ensure(deps, &desired, deadline)).await
+}
 
-    /// Resolves the workspace exactly, checks the tenant's scope and policy, and names the
-    /// secret. Reads nothing of any secret: a refusal here is the same whether the secret
-    /// it names exists or not.
-    async fn resolve(
-        &self,
-        req: ProvisionRequest,
-        scope: &Scope<'_>,
-        request_id: String,
-        trigger: Trigger,
-    ) -> Result<Desired, VendError> {
-        if let Some(name) = &req.secret_name {
-            scope.check_name(name)?;
-        }
-        // For a tenant, a workspace it may not use and one that does not exist are refused
-        // alike; the single-policy form keeps naming an unknown workspace.
-        let outside = || {
-            if scope.tenant_name().is_some() {
-                VendError::scope("workspace", "is not one of this tenant's workspaces")
-            } else {
-                VendError::UnknownWorkspace {
-                    workspace: req.workspace.clone(),
-                }
-            }
-        };
-        let workspace = match match_workspace(self.workspaces().await?, &req.workspace) {
-            WorkspaceMatch::One { workspace, .. } => workspace.clone(),
-            WorkspaceMatch::None => return Err(outside()),
-            WorkspaceMatch::Ambiguous(count) => {
-                return Err(VendError::AmbiguousWorkspace {
-                    workspace: req.workspace.clone(),
-                    count,
-                });
-            }
-        };
-        let entry = scope
-            .entry_for(self.policy_workspaces().await?, &workspace.id)
-            .ok_or_else(outside)?;
-        let bounds = entry.bounds(&self.cfg.policy.bounds);
-        let (lifetime, seconds) = if req.lifetime_given {
-            (req.lifetime, req.lifetime_seconds)
+/// Resolves the workspace exactly, checks the tenant's scope and policy, and names the
+/// secret. Reads nothing of any secret: a refusal here is the same whether the secret
+/// it names exists or not.
+async fn resolve(
+    deps: &Deps,
+    req: ProvisionRequest,
+    scope: &Scope<'_>,
+    request_id: String,
+    trigger: Trigger,
+) -> Result<Desired, VendError> {
+    if let Some(name) = &req.secret_name {
+        scope.check_name(name)?;
+    }
+    // For a tenant, a workspace it may not use and one that does not exist are refused
+    // alike; the single-policy form keeps naming an unknown workspace.
+    let outside = || {
+        if scope.tenant_name().is_some() {
+            VendError::scope("workspace", "is not one of this tenant's workspaces")
         } else {
-            let ttl = bounds.default_ttl_seconds;
-            (Lifetime::TtlSeconds(ttl), ttl)
-        };
-        lifetime_within(lifetime, seconds, &bounds)?;
-        let rotate_before_seconds = rotate_before_within(
-            req.rotate_before_given.then_some(req.rotate_before_seconds),
-            seconds,
-            &bounds,
-        )?;
-        if req.limit > entry.max_limit {
-            return Err(VendError::policy(
-                "limit",
-                format!(
-                    "{} exceeds the maximum cap of {} USD for workspace {}",
-                    req.limit, entry.max_limit, workspace.slug
-                ),
-            ));
-        }
-        let prefix = &scope.tenant.secret_prefix;
-        let secret_name = req
-            .secret_name
-            .clone()
-            .unwrap_or_else(|| format!("{prefix}{}/{}", workspace.slug, req.key_name));
-        scope.check_name(&secret_name)?;
-        if secret_name.len() > MAX_MANAGED_SECRET_NAME {
-            return Err(VendError::invalid(
-                "secret_name",
-                format!(
-                    "must be at most {MAX_MANAGED_SECRET_NAME} characters (given or derived from workspace and key_name), so that every generation's OpenRouter key name fits {MAX_KEY_NAME}"
-                ),
-            ));
-        }
-        // Before any side effect: a guardrail that does not exist or lives elsewhere is a
-        // configuration error naming the policy field.
-        let guardrail = self.guardrail_for(&secret_name, &workspace.id).await?;
-        let mut tag_list: Vec<(String, String)> = req.tags.into_iter().collect();
-        tag_list.push((tags::MANAGED_BY.into(), MANAGED_BY.into()));
-        tag_list.push((tags::WORKSPACE.into(), workspace.id.clone()));
-        tag_list.push((tags::WORKSPACE_SLUG.into(), workspace.slug.clone()));
-        tag_list.push((tags::KEY_NAME.into(), req.key_name.clone()));
-        let tenant = scope.tenant_name().map(str::to_owned);
-        Ok(Desired {
-            secret_name,
-            key_name: req.key_name,
-            workspace,
-            cap: orkv_openrouter::Cap {
-                limit: req.limit,
-                limit_reset: req.limit_reset,
-                include_byok_in_limit: req.include_byok_in_limit,
-            },
-            lifetime,
-            rotate_before_seconds,
-            description: req.description,
-            tags: tag_list,
-            kms_key_id: req
-                .kms_key_id
-                .or_else(|| self.cfg.default_kms_key_id.clone()),
-            request_id,
-            trigger,
-            tenant,
-            may_update: scope.allows(Permission::Update),
-            tenant_label: scope.tenant.label().to_owned(),
-            guardrail,
-        })
-    }
-
-    async fn observe(&self, name: &str) -> Result<Seen, VendError> {
-        let Some(version) = self.get_ours(name, AWSCURRENT).await? else {
-            self.remember(name, false);
-            return Ok(Seen::Absent);
-        };
-        self.remember(name, true);
-        let record = SecretRecord::read(name, &version.value)?;
-        Ok(match record.state {
-            RecordState::Active => Seen::Active(version, record),
-            RecordState::Pending => Seen::Pending(version, record),
-            RecordState::Revoked => {
-                return Err(VendError::Revoked {
-                    secret_name: name.to_owned(),
-                });
+            VendError::UnknownWorkspace {
+                workspace: req.workspace.clone(),
             }
-        })
+        }
+    };
+    let workspace = match match_workspace(deps.workspaces().await?, &req.workspace) {
+        WorkspaceMatch::One { workspace, .. } => workspace.clone(),
+        WorkspaceMatch::None => return Err(outside()),
+        WorkspaceMatch::Ambiguous(count) => {
+            return Err(VendError::AmbiguousWorkspace {
+                workspace: req.workspace.clone(),
+                count,
+            });
+        }
+    };
+    let entry = scope
+        .entry_for(deps.policy_workspaces().await?, &workspace.id)
+        .ok_or_else(outside)?;
+    let bounds = entry.bounds(&deps.cfg.policy.bounds);
+    let (lifetime, seconds) = if req.lifetime_given {
+        (req.lifetime, req.lifetime_seconds)
+    } else {
+        let ttl = bounds.default_ttl_seconds;
+        (Lifetime::TtlSeconds(ttl), ttl)
+    };
+    lifetime_within(lifetime, seconds, &bounds)?;
+    let rotate_before_seconds = rotate_before_within(
+        req.rotate_before_given.then_some(req.rotate_before_seconds),
+        seconds,
+        &bounds,
+    )?;
+    if req.limit > entry.max_limit {
+        return Err(VendError::policy(
+            "limit",
+            format!(
+                "{} exceeds the maximum cap of {} USD for workspace {}",
+                req.limit, entry.max_limit, workspace.slug
+            ),
+        ));
     }
+    let prefix = &scope.tenant.secret_prefix;
+    let secret_name = req
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{prefix}{}/{}", workspace.slug, req.key_name));
+    scope.check_name(&secret_name)?;
+    if secret_name.len() > MAX_MANAGED_SECRET_NAME {
+        return Err(VendError::invalid(
+            "secret_name",
+            format!(
+                "must be at most {MAX_MANAGED_SECRET_NAME} characters (given or derived from workspace and key_name), so that every generation's OpenRouter key name fits {MAX_KEY_NAME}"
+            ),
+        ));
+    }
+    // Before any side effect: a guardrail that does not exist or lives elsewhere is a
+    // configuration error naming the policy field.
+    let guardrail = guardrail::guardrail_for(deps, &secret_name, &workspace.id).await?;
+    let mut tag_list: Vec<(String, String)> = req.tags.into_iter().collect();
+    tag_list.push((tags::MANAGED_BY.into(), MANAGED_BY.into()));
+    tag_list.push((tags::WORKSPACE.into(), workspace.id.clone()));
+    tag_list.push((tags::WORKSPACE_SLUG.into(), workspace.slug.clone()));
+    tag_list.push((tags::KEY_NAME.into(), req.key_name.clone()));
+    let tenant = scope.tenant_name().map(str::to_owned);
+    Ok(Desired {
+        secret_name,
+        key_name: req.key_name,
+        workspace,
+        cap: orkv_openrouter::Cap {
+            limit: req.limit,
+            limit_reset: req.limit_reset,
+            include_byok_in_limit: req.include_byok_in_limit,
+        },
+        lifetime,
+        rotate_before_seconds,
+        description: req.description,
+        tags: tag_list,
+        kms_key_id: req
+            .kms_key_id
+            .or_else(|| deps.cfg.default_kms_key_id.clone()),
+        request_id,
+        trigger,
+        tenant,
+        may_update: scope.allows(Permission::Update),
+        tenant_label: scope.tenant.label().to_owned(),
+        guardrail,
+    })
+}
 
-    /// Observe, then act, until the secret holds the desired state.
-    #[instrument(skip_all, fields(secret = %d.secret_name, request_id = %d.request_id))]
-    async fn ensure(&self, d: &Desired, deadline: Instant) -> Result<ProvisionReply, VendError> {
-        // Read first when this container knows the secret exists (a repeat costs one call);
-        // otherwise try to create it first (a new key costs three).
-        let mut optimistic = !self.knows(&d.secret_name);
-        let mut ambiguous = 0;
-        let mut unreadable = 0;
-        for _ in 0..MAX_ROUNDS {
-            let read = !optimistic;
-            let seen = if optimistic {
-                optimistic = false;
-                Seen::Absent
-            } else {
-                self.observe(&d.secret_name).await?
+async fn observe(deps: &Deps, name: &str) -> Result<Seen, VendError> {
+    let Some(version) = read::get_ours(deps, name, AWSCURRENT).await? else {
+        deps.remember(name, false);
+        return Ok(Seen::Absent);
+    };
+    deps.remember(name, true);
+    let record = SecretRecord::read(name, &version.value)?;
+    Ok(match record.state {
+        RecordState::Active => Seen::Active(version, record),
+        RecordState::Pending => Seen::Pending(version, record),
+        RecordState::Revoked => {
+            return Err(VendError::Revoked {
+                secret_name: name.to_owned(),
+            });
+        }
+    })
+}
+
+/// Observe, then act, until the secret holds the desired state.
+#[instrument(skip_all, fields(secret = %d.secret_name, request_id = %d.request_id))]
+async fn ensure(deps: &Deps, d: &Desired, deadline: Instant) -> Result<ProvisionReply, VendError> {
+    // Read first when this container knows the secret exists (a repeat costs one call);
+    // otherwise try to create it first (a new key costs three).
+    let mut optimistic = !deps.knows(&d.secret_name);
+    let mut ambiguous = 0;
+    let mut unreadable = 0;
+    for _ in 0..MAX_ROUNDS {
+        let read = !optimistic;
+        let seen = if optimistic {
+            optimistic = false;
+            Seen::Absent
+        } else {
+            observe(deps, &d.secret_name).await?
+        };
+        if let Seen::Active(_, r) | Seen::Pending(_, r) = &seen {
+            owner_matches(d.tenant.as_deref(), r.tenant.as_deref())?;
+        }
+        let outcome = match seen {
+            Seen::Absent => {
+                let outcome = create_and_mint(deps, d, deadline).await?;
+                // Read as absent, yet it exists: a secret of that name the product may not
+                // read (under its tag-scoped role, one that is not the product's). Twice
+                // rules out a concurrent creation.
+                unreadable += usize::from(read && outcome.is_none());
+                if unreadable >= 2 {
+                    return Err(VendError::NotManaged {
+                        secret_name: d.secret_name.clone(),
+                    });
+                }
+                outcome
+            }
+            Seen::Active(version, record) => update::converge(deps, d, version, record)
+                .await?
+                .map(MintOutcome::Done),
+            Seen::Pending(version, record) => {
+                let lease_until = record.lease_until.unwrap_or(record.created_at);
+                if lease_until > deps.clock.now() {
+                    wait_for_change(
+                        deps,
+                        &d.secret_name,
+                        &version.version_id,
+                        lease_until,
+                        deadline,
+                    )
+                    .await?;
+                    continue;
+                }
+                crate::ops::provision::claim::take_over(deps, d, version, record).await?
+            }
+        };
+        match outcome {
+            Some(MintOutcome::Done(reply)) => return Ok(reply),
+            Some(MintOutcome::Again(e)) => {
+                ambiguous += 1;
+                if ambiguous >= MAX_AMBIGUOUS {
+                    return Err(e.into());
+                }
+            }
+            None => {}
+        }
+    }
+    Err(VendError::InProgress {
+        secret_name: d.secret_name.clone(),
+    })
+}
+
+/// Creates the secret holding a pending record, then mints. `None`: it exists already.
+async fn create_and_mint(
+    deps: &Deps,
+    d: &Desired,
+    deadline: Instant,
+) -> Result<Option<MintOutcome>, VendError> {
+    let record = crate::ops::provision::claim::pending_record(deps, d, 1);
+    let value = record.to_secret();
+    let mut all_tags = d.tags.clone();
+    all_tags.extend(tags::record_tags(&record));
+    let new = NewSecret {
+        name: &d.secret_name,
+        value: &value,
+        description: d.description.as_deref(),
+        tags: &all_tags,
+        kms_key_id: d.kms_key_id.as_deref(),
+    };
+    let mut pause = Duration::from_millis(200);
+    let created = loop {
+        match deps.store.create(&new).await {
+            // A forced delete (a refused first mint) finishes asynchronously: until it
+            // has, AWS refuses to create the name again and asks for back off and retry
+            // (API reference, DeleteSecret). Nothing of that name is visible meanwhile.
+            Err(e)
+                if e.kind() == StoreErrorKind::InvalidRequest
+                    && Instant::now() + pause + DEADLINE_MARGIN < deadline
+                    && read::describe_ours(deps, &d.secret_name).await?.is_none() =>
+            {
+                tracing::warn!(error = %e, "the name is still being deleted: retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => break other,
+        }
+    };
+    match created {
+        Ok(w) => {
+            deps.remember(&d.secret_name, true);
+            let owned = Owned {
+                record,
+                version_id: w.version_id,
+                arn: w.arn,
             };
-            if let Seen::Active(_, r) | Seen::Pending(_, r) = &seen {
-                owner_matches(d.tenant.as_deref(), r.tenant.as_deref())?;
-            }
-            let outcome = match seen {
-                Seen::Absent => {
-                    let outcome = self.create_and_mint(d, deadline).await?;
-                    // Read as absent, yet it exists: a secret of that name the product may not
-                    // read (under its tag-scoped role, one that is not the product's). Twice
-                    // rules out a concurrent creation.
-                    unreadable += usize::from(read && outcome.is_none());
-                    if unreadable >= 2 {
-                        return Err(VendError::NotManaged {
-                            secret_name: d.secret_name.clone(),
-                        });
-                    }
-                    outcome
-                }
-                Seen::Active(version, record) => self
-                    .converge(d, version, record)
-                    .await?
-                    .map(MintOutcome::Done),
-                Seen::Pending(version, record) => {
-                    let lease_until = record.lease_until.unwrap_or(record.created_at);
-                    if lease_until > self.clock.now() {
-                        self.wait_for_change(
-                            &d.secret_name,
-                            &version.version_id,
-                            lease_until,
-                            deadline,
-                        )
-                        .await?;
-                        continue;
-                    }
-                    self.take_over(d, version, record).await?
-                }
-            };
-            match outcome {
-                Some(MintOutcome::Done(reply)) => return Ok(reply),
-                Some(MintOutcome::Again(e)) => {
-                    ambiguous += 1;
-                    if ambiguous >= MAX_AMBIGUOUS {
-                        return Err(e.into());
-                    }
-                }
-                None => {}
-            }
+            Ok(Some(
+                crate::ops::provision::claim::mint(deps, d, owned).await?,
+            ))
         }
-        Err(VendError::InProgress {
-            secret_name: d.secret_name.clone(),
-        })
-    }
-
-    /// Creates the secret holding a pending record, then mints. `None`: it exists already.
-    async fn create_and_mint(
-        &self,
-        d: &Desired,
-        deadline: Instant,
-    ) -> Result<Option<MintOutcome>, VendError> {
-        let record = self.pending_record(d, 1);
-        let value = record.to_secret();
-        let mut all_tags = d.tags.clone();
-        all_tags.extend(tags::record_tags(&record));
-        let new = NewSecret {
-            name: &d.secret_name,
-            value: &value,
-            description: d.description.as_deref(),
-            tags: &all_tags,
-            kms_key_id: d.kms_key_id.as_deref(),
-        };
-        let mut pause = Duration::from_millis(200);
-        let created = loop {
-            match self.store.create(&new).await {
-                // A forced delete (a refused first mint) finishes asynchronously: until it
-                // has, AWS refuses to create the name again and asks for back off and retry
-                // (API reference, DeleteSecret). Nothing of that name is visible meanwhile.
-                Err(e)
-                    if e.kind() == StoreErrorKind::InvalidRequest
-                        && Instant::now() + pause + DEADLINE_MARGIN < deadline
-                        && self.describe_ours(&d.secret_name).await?.is_none() =>
-                {
-                    tracing::warn!(error = %e, "the name is still being deleted: retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                other => break other,
-            }
-        };
-        match created {
-            Ok(w) => {
-                self.remember(&d.secret_name, true);
-                let owned = Owned {
-                    record,
-                    version_id: w.version_id,
-                    arn: w.arn,
-                };
-                Ok(Some(self.mint(d, owned).await?))
-            }
-            Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
-                self.remember(&d.secret_name, true);
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
+        Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
+            deps.remember(&d.secret_name, true);
+            Ok(None)
         }
+        Err(e) => Err(e.into()),
     }
+}
 
-    /// Polls until the current version changes or the lease ends (bounded by the deadline).
-    async fn wait_for_change(
-        &self,
-        name: &str,
-        version_id: &str,
-        lease_until: OffsetDateTime,
-        deadline: Instant,
-    ) -> Result<(), VendError> {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let lease_left = (lease_until - self.clock.now())
-                .try_into()
-                .unwrap_or(Duration::ZERO);
-            let time_left = deadline
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(DEADLINE_MARGIN);
-            if lease_left.is_zero() {
-                return Ok(());
-            }
-            if time_left.is_zero() {
-                return Err(VendError::InProgress {
-                    secret_name: name.to_owned(),
-                });
-            }
-            tokio::time::sleep(pause.min(lease_left).min(time_left)).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
-            match self.store.get(name, AWSCURRENT).await? {
-                Some(v) if v.version_id == version_id => {}
-                _ => return Ok(()),
-            }
+/// Polls until the current version changes or the lease ends (bounded by the deadline).
+async fn wait_for_change(
+    deps: &Deps,
+    name: &str,
+    version_id: &str,
+    lease_until: OffsetDateTime,
+    deadline: Instant,
+) -> Result<(), VendError> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let lease_left = (lease_until - deps.clock.now())
+            .try_into()
+            .unwrap_or(Duration::ZERO);
+        let time_left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(DEADLINE_MARGIN);
+        if lease_left.is_zero() {
+            return Ok(());
+        }
+        if time_left.is_zero() {
+            return Err(VendError::InProgress {
+                secret_name: name.to_owned(),
+            });
+        }
+        tokio::time::sleep(pause.min(lease_left).min(time_left)).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+        match deps.store.get(name, AWSCURRENT).await? {
+            Some(v) if v.version_id == version_id => {}
+            _ => return Ok(()),
         }
     }
 }

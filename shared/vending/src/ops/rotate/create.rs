@@ -21,210 +21,210 @@ use crate::input::rotation::RotationEvent;
 use crate::ops::mint::{Kept, create_request_within};
 
 use super::StepOutcome;
+use crate::ops::budget;
+use crate::ops::guardrail;
+use crate::ops::rotate;
 
-impl Deps {
-    pub(super) async fn create_step(
-        &self,
-        desc: &SecretDescription,
-        event: &RotationEvent,
-    ) -> Result<(StepOutcome, SecretRecord), VendError> {
-        if let Some(existing) = self.pending_value(desc, &event.token).await? {
-            return Ok((StepOutcome::AlreadyDone, existing));
-        }
-        let (mut record, parent_hash) = self.successor_record(desc, event).await?;
-        // A guardrail the policy names is checked before any side effect.
-        self.guardrail_for(&desc.name, &record.workspace_id).await?;
-        // The budget first: the outgoing key is held to its share before the successor exists.
-        let allowance = self
-            .hold_for_successor(desc, parent_hash.as_deref(), record.cap())
-            .await?;
-        // Keys an earlier or concurrent attempt with this token minted are not deleted here:
-        // one of them may be about to be stored (a Lambda retry overlapping a slow first
-        // run). `finishSecret` deletes every key of this name but the promoted one, once no
-        // other value can be stored under the token, and the sweep deletes any left over.
-        let created = match self
-            .openrouter()
-            .await?
-            .create_key_once(&create_request_within(&record, allowance))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::CreateOutcomeUnknown => {
-                // Whatever it minted carries this token's name and is never stored:
-                // `finishSecret` (or the sweep) deletes it.
-                warn!(error = %e, "successor creation outcome unknown; finishSecret cleans up");
-                return Err(e.into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // The successor carries the workspace's guardrail before it is stored.
-        if let Some(guardrail) = self.guardrail_for(&desc.name, &record.workspace_id).await? {
-            self.assign_new_key(&desc.name, &created.data.hash, &guardrail)
-                .await?;
-        }
-        record.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
-        record.key_hash = Some(created.data.hash.clone());
-        if let Some(at) = created.data.expires_at {
-            record.expires_at = at;
-        }
-        self.store_successor(desc, event, record).await
+pub(super) async fn create_step(
+    deps: &Deps,
+    desc: &SecretDescription,
+    event: &RotationEvent,
+) -> Result<(StepOutcome, SecretRecord), VendError> {
+    if let Some(existing) = rotate::pending_value(deps, desc, &event.token).await? {
+        return Ok((StepOutcome::AlreadyDone, existing));
     }
+    let (mut record, parent_hash) = successor_record(deps, desc, event).await?;
+    // A guardrail the policy names is checked before any side effect.
+    guardrail::guardrail_for(deps, &desc.name, &record.workspace_id).await?;
+    // The budget first: the outgoing key is held to its share before the successor exists.
+    let allowance =
+        budget::hold_for_successor(deps, desc, parent_hash.as_deref(), record.cap()).await?;
+    // Keys an earlier or concurrent attempt with this token minted are not deleted here:
+    // one of them may be about to be stored (a Lambda retry overlapping a slow first
+    // run). `finishSecret` deletes every key of this name but the promoted one, once no
+    // other value can be stored under the token, and the sweep deletes any left over.
+    let created = match deps
+        .openrouter()
+        .await?
+        .create_key_once(&create_request_within(&record, allowance))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::CreateOutcomeUnknown => {
+            // Whatever it minted carries this token's name and is never stored:
+            // `finishSecret` (or the sweep) deletes it.
+            warn!(error = %e, "successor creation outcome unknown; finishSecret cleans up");
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // The successor carries the workspace's guardrail before it is stored.
+    if let Some(guardrail) =
+        guardrail::guardrail_for(deps, &desc.name, &record.workspace_id).await?
+    {
+        guardrail::assign_new_key(deps, &desc.name, &created.data.hash, &guardrail).await?;
+    }
+    record.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
+    record.key_hash = Some(created.data.hash.clone());
+    if let Some(at) = created.data.expires_at {
+        record.expires_at = at;
+    }
+    store_successor(deps, desc, event, record).await
+}
 
-    /// The successor's record (without its key yet), derived from the current record and the
-    /// settings an on-demand request asked for; and the current key's hash.
-    async fn successor_record(
-        &self,
-        desc: &SecretDescription,
-        event: &RotationEvent,
-    ) -> Result<(SecretRecord, Option<String>), VendError> {
-        let current = self
-            .store
-            .get(&desc.arn, AWSCURRENT)
-            .await?
-            .ok_or_else(|| VendError::SecretNotFound {
+/// The successor's record (without its key yet), derived from the current record and the
+/// settings an on-demand request asked for; and the current key's hash.
+async fn successor_record(
+    deps: &Deps,
+    desc: &SecretDescription,
+    event: &RotationEvent,
+) -> Result<(SecretRecord, Option<String>), VendError> {
+    let current = deps
+        .store
+        .get(&desc.arn, AWSCURRENT)
+        .await?
+        .ok_or_else(|| VendError::SecretNotFound {
+            secret_name: desc.name.clone(),
+        })?;
+    let parent = SecretRecord::read(&desc.name, &current.value)?;
+    match parent.state {
+        RecordState::Active => {}
+        RecordState::Pending => {
+            return Err(VendError::InProgress {
                 secret_name: desc.name.clone(),
-            })?;
-        let parent = SecretRecord::read(&desc.name, &current.value)?;
-        match parent.state {
-            RecordState::Active => {}
-            RecordState::Pending => {
-                return Err(VendError::InProgress {
-                    secret_name: desc.name.clone(),
-                });
-            }
-            RecordState::Revoked => {
-                return Err(VendError::Revoked {
-                    secret_name: desc.name.clone(),
-                });
-            }
+            });
         }
-        let next = desc.tag(tags::NEXT).and_then(Next::from_tag_value);
-        let (workspace_id, lifetime, mut cap, mut rotate_before) = match next {
-            Some(n) => (n.workspace_id, n.lifetime, n.cap, n.rotate_before_seconds),
-            None => (
-                parent.workspace_id.clone(),
-                parent.lifetime,
-                parent.cap(),
-                parent.rotate_before_seconds,
-            ),
-        };
-        // A cap change that arrived while this rotation was starting: mint with it.
-        if let Some(change) = desc
-            .tag(tags::DEFERRED)
-            .and_then(tags::Deferred::from_tag_value)
-        {
-            cap = change.cap;
-            rotate_before = change.rotate_before_seconds;
+        RecordState::Revoked => {
+            return Err(VendError::Revoked {
+                secret_name: desc.name.clone(),
+            });
         }
-        let workspace_slug = if workspace_id == parent.workspace_id {
-            parent.workspace_slug.clone()
-        } else {
-            self.workspaces()
-                .await?
-                .iter()
-                .find(|w| w.id == workspace_id)
-                .map(|w| w.slug.clone())
-                .ok_or_else(|| VendError::UnknownWorkspace {
-                    workspace: workspace_id.clone(),
-                })?
-        };
-        let created_at = self.clock.now();
-        let record = SecretRecord {
-            schema: SCHEMA,
-            managed_by: MANAGED_BY.into(),
-            state: RecordState::Active,
-            api_key: None,
-            key_hash: None,
-            key_name: parent.key_name.clone(),
-            openrouter_key_name: KeyName::successor(&desc.name, &event.token),
-            workspace_id,
-            workspace_slug,
-            limit: cap.limit,
-            limit_reset: cap.limit_reset,
-            include_byok_in_limit: cap.include_byok_in_limit,
-            expires_at: lifetime.expiry_from(created_at),
-            lifetime,
-            rotate_before_seconds: rotate_before,
-            created_at,
-            generation: parent.generation + 1,
-            // A secret made before tenants gets its prefix owner's name at its first rotation.
-            tenant: parent.tenant.clone().or_else(|| {
-                self.cfg
-                    .policy
-                    .owner_of_name(&desc.name)
-                    .and_then(|t| t.name.clone())
-            }),
-            request_id: format!("rotation:{}", event.token),
-            rotation_request: desc.tag(tags::ROTATION_REQUEST).map(str::to_owned),
-            parent_version: Some(current.version_id.clone()),
-            lease_until: None,
-            claim: None,
-        };
-        Ok((record, parent.key_hash.clone()))
     }
+    let next = desc.tag(tags::NEXT).and_then(Next::from_tag_value);
+    let (workspace_id, lifetime, mut cap, mut rotate_before) = match next {
+        Some(n) => (n.workspace_id, n.lifetime, n.cap, n.rotate_before_seconds),
+        None => (
+            parent.workspace_id.clone(),
+            parent.lifetime,
+            parent.cap(),
+            parent.rotate_before_seconds,
+        ),
+    };
+    // A cap change that arrived while this rotation was starting: mint with it.
+    if let Some(change) = desc
+        .tag(tags::DEFERRED)
+        .and_then(tags::Deferred::from_tag_value)
+    {
+        cap = change.cap;
+        rotate_before = change.rotate_before_seconds;
+    }
+    let workspace_slug = if workspace_id == parent.workspace_id {
+        parent.workspace_slug.clone()
+    } else {
+        deps.workspaces()
+            .await?
+            .iter()
+            .find(|w| w.id == workspace_id)
+            .map(|w| w.slug.clone())
+            .ok_or_else(|| VendError::UnknownWorkspace {
+                workspace: workspace_id.clone(),
+            })?
+    };
+    let created_at = deps.clock.now();
+    let record = SecretRecord {
+        schema: SCHEMA,
+        managed_by: MANAGED_BY.into(),
+        state: RecordState::Active,
+        api_key: None,
+        key_hash: None,
+        key_name: parent.key_name.clone(),
+        openrouter_key_name: KeyName::successor(&desc.name, &event.token),
+        workspace_id,
+        workspace_slug,
+        limit: cap.limit,
+        limit_reset: cap.limit_reset,
+        include_byok_in_limit: cap.include_byok_in_limit,
+        expires_at: lifetime.expiry_from(created_at),
+        lifetime,
+        rotate_before_seconds: rotate_before,
+        created_at,
+        generation: parent.generation + 1,
+        // A secret made before tenants gets its prefix owner's name at its first rotation.
+        tenant: parent.tenant.clone().or_else(|| {
+            deps.cfg
+                .policy
+                .owner_of_name(&desc.name)
+                .and_then(|t| t.name.clone())
+        }),
+        request_id: format!("rotation:{}", event.token),
+        rotation_request: desc.tag(tags::ROTATION_REQUEST).map(str::to_owned),
+        parent_version: Some(current.version_id.clone()),
+        lease_until: None,
+        claim: None,
+    };
+    Ok((record, parent.key_hash.clone()))
+}
 
-    /// Stores the minted successor as `AWSPENDING` under the token.
-    async fn store_successor(
-        &self,
-        desc: &SecretDescription,
-        event: &RotationEvent,
-        record: SecretRecord,
-    ) -> Result<(StepOutcome, SecretRecord), VendError> {
-        let hash = record.key_hash.clone().unwrap_or_default();
-        let value = record.to_secret();
-        let kept = self
-            .keep_minted(
-                &hash,
-                || {
-                    self.store.put_rotation(
-                        &desc.arn,
-                        &value,
-                        &event.token,
-                        &[AWSPENDING],
-                        event.rotation_token.as_deref(),
-                    )
-                },
-                || {
-                    self.store
-                        .get_version(&desc.arn, Some(&event.token), Some(AWSPENDING))
-                },
+/// Stores the minted successor as `AWSPENDING` under the token.
+async fn store_successor(
+    deps: &Deps,
+    desc: &SecretDescription,
+    event: &RotationEvent,
+    record: SecretRecord,
+) -> Result<(StepOutcome, SecretRecord), VendError> {
+    let hash = record.key_hash.clone().unwrap_or_default();
+    let value = record.to_secret();
+    let kept = crate::ops::mint::keep_minted(
+        deps,
+        &hash,
+        || {
+            deps.store.put_rotation(
+                &desc.arn,
+                &value,
+                &event.token,
+                &[AWSPENDING],
+                event.rotation_token.as_deref(),
             )
-            .await;
-        match kept {
-            Kept::Stored(_) => {
-                info!(key_hash = %hash, generation = record.generation, "successor minted and stored as AWSPENDING");
-                Ok((StepOutcome::Done, record))
-            }
-            Kept::Unknown { error, found } => {
-                let stored = match found {
-                    Ok(Some(v)) if !v.value.expose_secret().is_empty() => {
-                        SecretRecord::read(&desc.name, &v.value).ok()
-                    }
-                    _ => None,
-                };
-                match stored {
-                    Some(s) if s.key_hash.as_deref() == Some(hash.as_str()) => {
-                        info!(key_hash = %hash, generation = record.generation, "successor stored as AWSPENDING (reply was lost)");
-                        Ok((StepOutcome::Done, record))
-                    }
-                    // Another attempt's key is stored under the token. This key is not
-                    // deleted here: one of this attempt's writes may still be on its way.
-                    // finishSecret deletes it once the token's value is final, or the sweep.
-                    Some(s) => Ok((StepOutcome::AlreadyDone, s)),
-                    // Unknown whether it landed: keep the key (deleting a stored key would
-                    // strand the rotation); the next attempt reads what is stored.
-                    None => Err(error.into()),
-                }
-            }
-            Kept::Refused(e) if e.kind() == StoreErrorKind::VersionConflict => {
-                // A concurrent attempt stored its own successor first.
-                let existing = self
-                    .pending_value(desc, &event.token)
-                    .await?
-                    .ok_or(VendError::Store(e))?;
-                Ok((StepOutcome::AlreadyDone, existing))
-            }
-            Kept::Refused(e) => Err(e.into()),
+        },
+        || {
+            deps.store
+                .get_version(&desc.arn, Some(&event.token), Some(AWSPENDING))
+        },
+    )
+    .await;
+    match kept {
+        Kept::Stored(_) => {
+            info!(key_hash = %hash, generation = record.generation, "successor minted and stored as AWSPENDING");
+            Ok((StepOutcome::Done, record))
         }
+        Kept::Unknown { error, found } => {
+            let stored = match found {
+                Ok(Some(v)) if !v.value.expose_secret().is_empty() => {
+                    SecretRecord::read(&desc.name, &v.value).ok()
+                }
+                _ => None,
+            };
+            match stored {
+                Some(s) if s.key_hash.as_deref() == Some(hash.as_str()) => {
+                    info!(key_hash = %hash, generation = record.generation, "successor stored as AWSPENDING (reply was lost)");
+                    Ok((StepOutcome::Done, record))
+                }
+                // Another attempt's key is stored under the token. This key is not
+                // deleted here: one of this attempt's writes may still be on its way.
+                // finishSecret deletes it once the token's value is final, or the sweep.
+                Some(s) => Ok((StepOutcome::AlreadyDone, s)),
+                // Unknown whether it landed: keep the key (deleting a stored key would
+                // strand the rotation); the next attempt reads what is stored.
+                None => Err(error.into()),
+            }
+        }
+        Kept::Refused(e) if e.kind() == StoreErrorKind::VersionConflict => {
+            // A concurrent attempt stored its own successor first.
+            let existing = rotate::pending_value(deps, desc, &event.token)
+                .await?
+                .ok_or(VendError::Store(e))?;
+            Ok((StepOutcome::AlreadyDone, existing))
+        }
+        Kept::Refused(e) => Err(e.into()),
     }
 }

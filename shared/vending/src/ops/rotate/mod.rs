@@ -34,6 +34,7 @@ use crate::domain::tags::{
 use crate::error::VendError;
 use crate::input::rotation::{RotationEvent, Step};
 use crate::ops::announce::ResultDetail;
+use crate::ops::read;
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,213 +79,211 @@ enum Checked {
     Merged(Box<SecretRecord>),
 }
 
-impl Deps {
-    /// Handles one raw rotation event.
-    ///
-    /// # Errors
-    /// A [`VendError`] naming the failure; a failed check changes nothing.
-    pub async fn rotation_step(
-        &self,
-        payload: &serde_json::Value,
-        deadline: Instant,
-    ) -> Result<StepReply, VendError> {
-        let event = match RotationEvent::parse(payload) {
-            Ok(event) => event,
-            Err(e) => {
-                let mut failure = ResultDetail::failure("rotation", &e);
-                failure.trigger = Some("secrets_manager".to_owned());
-                failure.request_id = payload
-                    .get("ClientRequestToken")
-                    .and_then(serde_json::Value::as_str)
-                    .filter(|t| t.len() <= 256)
-                    .map(str::to_owned);
-                self.announce(failure).await;
+/// Handles one raw rotation event.
+///
+/// # Errors
+/// A [`VendError`] naming the failure; a failed check changes nothing.
+pub async fn rotation_step(
+    deps: &Deps,
+    payload: &serde_json::Value,
+    deadline: Instant,
+) -> Result<StepReply, VendError> {
+    let event = match RotationEvent::parse(payload) {
+        Ok(event) => event,
+        Err(e) => {
+            let mut failure = ResultDetail::failure("rotation", &e);
+            failure.trigger = Some("secrets_manager".to_owned());
+            failure.request_id = payload
+                .get("ClientRequestToken")
+                .and_then(serde_json::Value::as_str)
+                .filter(|t| t.len() <= 256)
+                .map(str::to_owned);
+            crate::ops::announce::announce(deps, failure).await;
+            return Err(e);
+        }
+    };
+    run_step(deps, &event, deadline).await
+}
+
+/// Runs one validated step, and announces its outcome on the event bus when one is
+/// configured: a finished rotation as `OpenRouter Key Rotated` (a repeat when this
+/// invocation found the successor already current), a failed step as a failure.
+///
+/// # Errors
+/// A [`VendError`] naming the failure.
+pub async fn run_step(
+    deps: &Deps,
+    event: &RotationEvent,
+    deadline: Instant,
+) -> Result<StepReply, VendError> {
+    let result = step(deps, event, deadline).await;
+    let mut detail = match &result {
+        Ok(done) => match &done.finished {
+            Some(record) => ResultDetail::new("rotation", "rotated").with_facts(&record.facts()),
+            None => return result.map(|d| d.reply),
+        },
+        Err(e) => ResultDetail::failure("rotation", e),
+    };
+    detail.request_id = Some(event.token.clone());
+    detail.trigger = Some("secrets_manager".to_owned());
+    detail.step = Some(event.step.as_str());
+    detail.secret_arn = result
+        .as_ref()
+        .ok()
+        .map(|d| d.reply.secret_arn.clone())
+        .or_else(|| {
+            event
+                .secret_id
+                .starts_with("arn:")
+                .then(|| event.secret_id.clone())
+        });
+    detail.secret_name = result.as_ref().ok().and_then(|d| d.secret_name.clone());
+    if let Ok(done) = &result {
+        detail.repeat = done.repeat;
+        detail.reason.clone_from(&done.reason);
+    }
+    crate::ops::announce::announce(deps, detail).await;
+    result.map(|d| d.reply)
+}
+
+/// One step, and for a finished rotation the record made current.
+#[instrument(skip_all, fields(step = event.step.as_str(), secret = %event.secret_id, token = %event.token))]
+async fn step(
+    deps: &Deps,
+    event: &RotationEvent,
+    _deadline: Instant,
+) -> Result<StepDone, VendError> {
+    let desc = read::describe_existing(deps, &event.secret_id).await?;
+    let reason = desc.tag(tags::ROTATION_REASON).map(str::to_owned);
+    let checked = match check(&desc, &event.token) {
+        Err(e @ (VendError::NotPending { .. } | VendError::UnknownToken { .. }))
+            if event.step == Step::FinishSecret =>
+        {
+            // A retried finishSecret whose first run promoted the successor, removed
+            // AWSPENDING and wrote the merged record (the token's version has no label
+            // left) before it died: the merged record carries the successor's key name.
+            let (_, current) = read::current_record(deps, &desc.name).await?;
+            if current.openrouter_key_name != KeyName::successor(&desc.name, &event.token) {
                 return Err(e);
             }
-        };
-        self.run_step(&event, deadline).await
+            Checked::Merged(Box::new(current))
+        }
+        other => other?,
+    };
+    let mut reply = StepReply {
+        step: event.step,
+        secret_arn: desc.arn.clone(),
+        token: event.token.clone(),
+        outcome: StepOutcome::AlreadyCurrent,
+        key_hash: None,
+        generation: None,
+    };
+    let mut finished = None;
+    let mut repeat = false;
+    match (event.step, checked) {
+        (_, Checked::Merged(merged)) => {
+            let done = finish::finish_tail(deps, &desc, &event.token, &merged, None).await?;
+            reply.key_hash.clone_from(&done.key_hash);
+            reply.generation = Some(done.generation);
+            (finished, repeat) = (Some(done), true);
+        }
+        (Step::FinishSecret, Checked::Current) => {
+            let pending = read_version(deps, &desc, &event.token).await?;
+            let done = finish::finish_tail(deps, &desc, &event.token, &pending, None).await?;
+            reply.key_hash.clone_from(&done.key_hash);
+            reply.generation = Some(done.generation);
+            (finished, repeat) = (Some(done), true);
+        }
+        (_, Checked::Current) => {}
+        (Step::CreateSecret, Checked::Pending) => {
+            let (outcome, record) = create::create_step(deps, &desc, event).await?;
+            reply.outcome = outcome;
+            reply.key_hash = record.key_hash;
+            reply.generation = Some(record.generation);
+        }
+        (Step::SetSecret, Checked::Pending) => reply.outcome = StepOutcome::Done,
+        (Step::TestSecret, Checked::Pending) => {
+            let record = test::test_step(deps, &desc, &event.token).await?;
+            reply.outcome = StepOutcome::Done;
+            reply.key_hash = record.key_hash;
+            reply.generation = Some(record.generation);
+        }
+        (Step::FinishSecret, Checked::Pending) => {
+            let record = finish::finish_step(deps, &desc, &event.token).await?;
+            reply.outcome = StepOutcome::Done;
+            reply.key_hash.clone_from(&record.key_hash);
+            reply.generation = Some(record.generation);
+            finished = Some(record);
+        }
     }
+    info!(outcome = ?reply.outcome, key_hash = reply.key_hash.as_deref().unwrap_or(""), "rotation step");
+    Ok(StepDone {
+        reply,
+        finished,
+        repeat,
+        reason,
+        secret_name: Some(desc.name.clone()),
+    })
+}
 
-    /// Runs one validated step, and announces its outcome on the event bus when one is
-    /// configured: a finished rotation as `OpenRouter Key Rotated` (a repeat when this
-    /// invocation found the successor already current), a failed step as a failure.
-    ///
-    /// # Errors
-    /// A [`VendError`] naming the failure.
-    pub async fn run_step(
-        &self,
-        event: &RotationEvent,
-        deadline: Instant,
-    ) -> Result<StepReply, VendError> {
-        let result = self.step(event, deadline).await;
-        let mut detail = match &result {
-            Ok(done) => match &done.finished {
-                Some(record) => {
-                    ResultDetail::new("rotation", "rotated").with_facts(&record.facts())
-                }
-                None => return result.map(|d| d.reply),
-            },
-            Err(e) => ResultDetail::failure("rotation", e),
-        };
-        detail.request_id = Some(event.token.clone());
-        detail.trigger = Some("secrets_manager".to_owned());
-        detail.step = Some(event.step.as_str());
-        detail.secret_arn = result
-            .as_ref()
-            .ok()
-            .map(|d| d.reply.secret_arn.clone())
-            .or_else(|| {
-                event
-                    .secret_id
-                    .starts_with("arn:")
-                    .then(|| event.secret_id.clone())
-            });
-        detail.secret_name = result.as_ref().ok().and_then(|d| d.secret_name.clone());
-        if let Ok(done) = &result {
-            detail.repeat = done.repeat;
-            detail.reason.clone_from(&done.reason);
-        }
-        self.announce(detail).await;
-        result.map(|d| d.reply)
+fn check(desc: &SecretDescription, token: &str) -> Result<Checked, VendError> {
+    if !desc.rotation_enabled {
+        return Err(VendError::RotationDisabled {
+            secret_name: desc.name.clone(),
+        });
     }
-
-    /// One step, and for a finished rotation the record made current.
-    #[instrument(skip_all, fields(step = event.step.as_str(), secret = %event.secret_id, token = %event.token))]
-    async fn step(&self, event: &RotationEvent, _deadline: Instant) -> Result<StepDone, VendError> {
-        let desc = self.describe_existing(&event.secret_id).await?;
-        let reason = desc.tag(tags::ROTATION_REASON).map(str::to_owned);
-        let checked = match Self::check(&desc, &event.token) {
-            Err(e @ (VendError::NotPending { .. } | VendError::UnknownToken { .. }))
-                if event.step == Step::FinishSecret =>
-            {
-                // A retried finishSecret whose first run promoted the successor, removed
-                // AWSPENDING and wrote the merged record (the token's version has no label
-                // left) before it died: the merged record carries the successor's key name.
-                let (_, current) = self.current_record(&desc.name).await?;
-                if current.openrouter_key_name != KeyName::successor(&desc.name, &event.token) {
-                    return Err(e);
-                }
-                Checked::Merged(Box::new(current))
-            }
-            other => other?,
-        };
-        let mut reply = StepReply {
-            step: event.step,
-            secret_arn: desc.arn.clone(),
-            token: event.token.clone(),
-            outcome: StepOutcome::AlreadyCurrent,
-            key_hash: None,
-            generation: None,
-        };
-        let mut finished = None;
-        let mut repeat = false;
-        match (event.step, checked) {
-            (_, Checked::Merged(merged)) => {
-                let done = self.finish_tail(&desc, &event.token, &merged, None).await?;
-                reply.key_hash.clone_from(&done.key_hash);
-                reply.generation = Some(done.generation);
-                (finished, repeat) = (Some(done), true);
-            }
-            (Step::FinishSecret, Checked::Current) => {
-                let pending = self.read_version(&desc, &event.token).await?;
-                let done = self
-                    .finish_tail(&desc, &event.token, &pending, None)
-                    .await?;
-                reply.key_hash.clone_from(&done.key_hash);
-                reply.generation = Some(done.generation);
-                (finished, repeat) = (Some(done), true);
-            }
-            (_, Checked::Current) => {}
-            (Step::CreateSecret, Checked::Pending) => {
-                let (outcome, record) = self.create_step(&desc, event).await?;
-                reply.outcome = outcome;
-                reply.key_hash = record.key_hash;
-                reply.generation = Some(record.generation);
-            }
-            (Step::SetSecret, Checked::Pending) => reply.outcome = StepOutcome::Done,
-            (Step::TestSecret, Checked::Pending) => {
-                let record = self.test_step(&desc, &event.token).await?;
-                reply.outcome = StepOutcome::Done;
-                reply.key_hash = record.key_hash;
-                reply.generation = Some(record.generation);
-            }
-            (Step::FinishSecret, Checked::Pending) => {
-                let record = self.finish_step(&desc, &event.token).await?;
-                reply.outcome = StepOutcome::Done;
-                reply.key_hash.clone_from(&record.key_hash);
-                reply.generation = Some(record.generation);
-                finished = Some(record);
-            }
-        }
-        info!(outcome = ?reply.outcome, key_hash = reply.key_hash.as_deref().unwrap_or(""), "rotation step");
-        Ok(StepDone {
-            reply,
-            finished,
-            repeat,
-            reason,
-            secret_name: Some(desc.name.clone()),
-        })
+    if desc.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
+        return Err(VendError::NotManaged {
+            secret_name: desc.name.clone(),
+        });
     }
-
-    fn check(desc: &SecretDescription, token: &str) -> Result<Checked, VendError> {
-        if !desc.rotation_enabled {
-            return Err(VendError::RotationDisabled {
-                secret_name: desc.name.clone(),
-            });
-        }
-        if desc.tag(tags::MANAGED_BY) != Some(MANAGED_BY) {
-            return Err(VendError::NotManaged {
-                secret_name: desc.name.clone(),
-            });
-        }
-        if !desc.versions.contains_key(token) {
-            return Err(VendError::UnknownToken {
-                secret_name: desc.name.clone(),
-                token: token.to_owned(),
-            });
-        }
-        if desc.has(token, AWSCURRENT) {
-            return Ok(Checked::Current);
-        }
-        if !desc.has(token, AWSPENDING) {
-            return Err(VendError::NotPending {
-                secret_name: desc.name.clone(),
-                token: token.to_owned(),
-            });
-        }
-        Ok(Checked::Pending)
+    if !desc.versions.contains_key(token) {
+        return Err(VendError::UnknownToken {
+            secret_name: desc.name.clone(),
+            token: token.to_owned(),
+        });
     }
-
-    pub(super) async fn read_version(
-        &self,
-        desc: &SecretDescription,
-        version_id: &str,
-    ) -> Result<SecretRecord, VendError> {
-        let version = self
-            .store
-            .get_version(&desc.arn, Some(version_id), None)
-            .await?
-            .ok_or_else(|| VendError::RotationTestFailed {
-                secret_name: desc.name.clone(),
-                check: format!("version {version_id} holds no value"),
-            })?;
-        SecretRecord::read(&desc.name, &version.value)
+    if desc.has(token, AWSCURRENT) {
+        return Ok(Checked::Current);
     }
+    if !desc.has(token, AWSPENDING) {
+        return Err(VendError::NotPending {
+            secret_name: desc.name.clone(),
+            token: token.to_owned(),
+        });
+    }
+    Ok(Checked::Pending)
+}
 
-    pub(super) async fn pending_value(
-        &self,
-        desc: &SecretDescription,
-        token: &str,
-    ) -> Result<Option<SecretRecord>, VendError> {
-        match self
-            .store
-            .get_version(&desc.arn, Some(token), Some(AWSPENDING))
-            .await?
-        {
-            Some(v) if !v.value.expose_secret().is_empty() => {
-                Ok(Some(SecretRecord::read(&desc.name, &v.value)?))
-            }
-            _ => Ok(None),
+pub(super) async fn read_version(
+    deps: &Deps,
+    desc: &SecretDescription,
+    version_id: &str,
+) -> Result<SecretRecord, VendError> {
+    let version = deps
+        .store
+        .get_version(&desc.arn, Some(version_id), None)
+        .await?
+        .ok_or_else(|| VendError::RotationTestFailed {
+            secret_name: desc.name.clone(),
+            check: format!("version {version_id} holds no value"),
+        })?;
+    SecretRecord::read(&desc.name, &version.value)
+}
+
+pub(super) async fn pending_value(
+    deps: &Deps,
+    desc: &SecretDescription,
+    token: &str,
+) -> Result<Option<SecretRecord>, VendError> {
+    match deps
+        .store
+        .get_version(&desc.arn, Some(token), Some(AWSPENDING))
+        .await?
+    {
+        Some(v) if !v.value.expose_secret().is_empty() => {
+            Ok(Some(SecretRecord::read(&desc.name, &v.value)?))
         }
+        _ => Ok(None),
     }
 }

@@ -12,173 +12,175 @@ use crate::domain::record::SecretRecord;
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
 use crate::ops::confirm::spent_but_valid;
+use crate::ops::guardrail;
+use crate::ops::rotate;
 
-impl Deps {
-    pub(super) async fn test_step(
-        &self,
-        desc: &SecretDescription,
-        token: &str,
-    ) -> Result<SecretRecord, VendError> {
-        match self.test_pending(desc, token).await {
-            Err(VendError::RotationTestFailed { secret_name, check }) => {
-                // A finishSecret that carried a change over already promoted this key (in a
-                // merged version, whose cap may have changed since): nothing left to test.
-                let (Some(pending), Some(current)) = (
-                    self.pending_value(desc, token).await?,
-                    self.store.get(&desc.arn, AWSCURRENT).await?,
-                ) else {
-                    return Err(VendError::RotationTestFailed { secret_name, check });
-                };
-                let Ok(current) = SecretRecord::read(&desc.name, &current.value) else {
-                    return Err(VendError::RotationTestFailed { secret_name, check });
-                };
-                if current.key_hash.is_some() && current.key_hash == pending.key_hash {
-                    info!("the pending key is already current: nothing to test");
+pub(super) async fn test_step(
+    deps: &Deps,
+    desc: &SecretDescription,
+    token: &str,
+) -> Result<SecretRecord, VendError> {
+    match test_pending(deps, desc, token).await {
+        Err(VendError::RotationTestFailed { secret_name, check }) => {
+            // A finishSecret that carried a change over already promoted this key (in a
+            // merged version, whose cap may have changed since): nothing left to test.
+            let (Some(pending), Some(current)) = (
+                rotate::pending_value(deps, desc, token).await?,
+                deps.store.get(&desc.arn, AWSCURRENT).await?,
+            ) else {
+                return Err(VendError::RotationTestFailed { secret_name, check });
+            };
+            let Ok(current) = SecretRecord::read(&desc.name, &current.value) else {
+                return Err(VendError::RotationTestFailed { secret_name, check });
+            };
+            if current.key_hash.is_some() && current.key_hash == pending.key_hash {
+                info!("the pending key is already current: nothing to test");
+                return Ok(pending);
+            }
+            // A finishSecret that died after giving the pending key the cap of a change
+            // made meanwhile (it does so before promoting): the key carries the current
+            // record's cap, which the retried finishSecret applies again.
+            let deferred = desc
+                .tag(tags::DEFERRED)
+                .and_then(tags::Deferred::from_tag_value)
+                .map(|c| c.cap);
+            for cap in [Some(current.cap()), deferred].into_iter().flatten() {
+                if cap == pending.cap() {
+                    continue;
+                }
+                let mut carried = pending.clone();
+                carried.set_cap(cap);
+                if check_key(deps, desc, &carried).await.is_ok() {
+                    info!(
+                        "the pending key already carries the cap of a change made during the rotation"
+                    );
                     return Ok(pending);
                 }
-                // A finishSecret that died after giving the pending key the cap of a change
-                // made meanwhile (it does so before promoting): the key carries the current
-                // record's cap, which the retried finishSecret applies again.
-                let deferred = desc
-                    .tag(tags::DEFERRED)
-                    .and_then(tags::Deferred::from_tag_value)
-                    .map(|c| c.cap);
-                for cap in [Some(current.cap()), deferred].into_iter().flatten() {
-                    if cap == pending.cap() {
-                        continue;
-                    }
-                    let mut carried = pending.clone();
-                    carried.set_cap(cap);
-                    if self.check_key(desc, &carried).await.is_ok() {
-                        info!(
-                            "the pending key already carries the cap of a change made during the rotation"
-                        );
-                        return Ok(pending);
-                    }
-                }
-                Err(VendError::RotationTestFailed { secret_name, check })
             }
-            other => other,
+            Err(VendError::RotationTestFailed { secret_name, check })
         }
+        other => other,
     }
+}
 
-    async fn test_pending(
-        &self,
-        desc: &SecretDescription,
-        token: &str,
-    ) -> Result<SecretRecord, VendError> {
-        let record = self.pending_value(desc, token).await?.ok_or_else(|| {
-            VendError::RotationTestFailed {
-                secret_name: desc.name.clone(),
-                check: "no value is stored under the token (createSecret has not run)".into(),
-            }
-        })?;
-        self.check_key(desc, &record).await?;
-        Ok(record)
-    }
-
-    /// `GET /key` with the record's key, then `GET /keys/{hash}`: cap, expiry, workspace and
-    /// enabled as the record says.
-    async fn check_key(
-        &self,
-        desc: &SecretDescription,
-        record: &SecretRecord,
-    ) -> Result<(), VendError> {
-        let fail = |check: String| VendError::RotationTestFailed {
+async fn test_pending(
+    deps: &Deps,
+    desc: &SecretDescription,
+    token: &str,
+) -> Result<SecretRecord, VendError> {
+    let record = rotate::pending_value(deps, desc, token)
+        .await?
+        .ok_or_else(|| VendError::RotationTestFailed {
             secret_name: desc.name.clone(),
-            check,
-        };
-        let plaintext = record
-            .api_key
-            .as_ref()
-            .ok_or_else(|| fail("the pending record holds no key".into()))?;
-        let key = ApiKey::new(plaintext.expose_secret().to_owned());
-        let client = self.openrouter().await?;
-        let hash = record.key_hash.clone().unwrap_or_default();
-        let seen = match client.current_key_with(&key).await {
-            Ok(seen) => seen,
-            // The key is known and answers, but its cap (or the account's credit) is spent:
-            // reported, and its settings read with the management key instead.
-            Err(e) if spent_but_valid(e.kind()) => {
-                warn!(event = e.kind().as_str(), error_type = e.kind().as_str(), key_hash = %hash, "GET /key with the pending key: its spend is refused, not the key");
-                let k = client.get_key(&hash).await.map_err(|e| {
-                    fail(format!("GET /keys/{hash} failed ({})", e.kind().as_str()))
-                })?;
-                orkv_openrouter::CurrentKey {
-                    label: k.label.clone(),
-                    limit: k.limit,
-                    limit_remaining: k.limit_remaining,
-                    limit_reset: k.limit_reset,
-                    include_byok_in_limit: k.include_byok_in_limit,
-                    usage: k.usage,
-                    is_free_tier: false,
-                    is_management_key: false,
-                    expires_at: k.expires_at,
-                    creator_user_id: k.creator_user_id.clone(),
-                }
+            check: "no value is stored under the token (createSecret has not run)".into(),
+        })?;
+    check_key(deps, desc, &record).await?;
+    Ok(record)
+}
+
+/// `GET /key` with the record's key, then `GET /keys/{hash}`: cap, expiry, workspace and
+/// enabled as the record says.
+async fn check_key(
+    deps: &Deps,
+    desc: &SecretDescription,
+    record: &SecretRecord,
+) -> Result<(), VendError> {
+    let fail = |check: String| VendError::RotationTestFailed {
+        secret_name: desc.name.clone(),
+        check,
+    };
+    let plaintext = record
+        .api_key
+        .as_ref()
+        .ok_or_else(|| fail("the pending record holds no key".into()))?;
+    let key = ApiKey::new(plaintext.expose_secret().to_owned());
+    let client = deps.openrouter().await?;
+    let hash = record.key_hash.clone().unwrap_or_default();
+    let seen = match client.current_key_with(&key).await {
+        Ok(seen) => seen,
+        // The key is known and answers, but its cap (or the account's credit) is spent:
+        // reported, and its settings read with the management key instead.
+        Err(e) if spent_but_valid(e.kind()) => {
+            warn!(event = e.kind().as_str(), error_type = e.kind().as_str(), key_hash = %hash, "GET /key with the pending key: its spend is refused, not the key");
+            let k = client
+                .get_key(&hash)
+                .await
+                .map_err(|e| fail(format!("GET /keys/{hash} failed ({})", e.kind().as_str())))?;
+            orkv_openrouter::CurrentKey {
+                label: k.label.clone(),
+                limit: k.limit,
+                limit_remaining: k.limit_remaining,
+                limit_reset: k.limit_reset,
+                include_byok_in_limit: k.include_byok_in_limit,
+                usage: k.usage,
+                is_free_tier: false,
+                is_management_key: false,
+                expires_at: k.expires_at,
+                creator_user_id: k.creator_user_id.clone(),
             }
-            Err(e) => {
-                return Err(fail(format!(
-                    "GET /key with the pending key failed ({})",
-                    e.kind().as_str()
-                )));
-            }
-        };
-        // The key's limit is its share of the logical key's cap (ADR 0010): set, and never
-        // above the cap.
-        if seen.limit.is_none_or(|l| l > record.limit + EPSILON) {
+        }
+        Err(e) => {
             return Err(fail(format!(
-                "limit is {:?}, expected at most {}",
-                seen.limit, record.limit
+                "GET /key with the pending key failed ({})",
+                e.kind().as_str()
             )));
         }
-        if seen.limit_remaining.is_some_and(|r| r <= EPSILON) {
-            // The key works; its cap is spent for this period (the logical key spent it all
-            // before the rotation). Promoted all the same: the old key has no room either, and
-            // the full cap comes back at the period boundary.
-            warn!(
-                event = "KeyLimitExceeded",
-                error_type = ErrorKind::KeyLimitExceeded.as_str(),
-                key_hash = record.key_hash.as_deref().unwrap_or(""),
-                "the successor has no spend left in this period"
-            );
-        }
-        if seen.limit_reset != record.limit_reset {
-            return Err(fail(format!(
-                "limit_reset is {:?}, expected {:?}",
-                seen.limit_reset, record.limit_reset
-            )));
-        }
-        if seen.include_byok_in_limit != record.include_byok_in_limit {
-            return Err(fail("include_byok_in_limit differs".into()));
-        }
-        if seen.expires_at != Some(record.expires_at) {
-            return Err(fail(format!(
-                "expires_at is {:?}, expected {}",
-                seen.expires_at.map(format_expires_at),
-                format_expires_at(record.expires_at)
-            )));
-        }
-        let described = client
-            .get_key(&hash)
-            .await
-            .map_err(|e| fail(format!("GET /keys/{hash} failed ({})", e.kind().as_str())))?;
-        if described.workspace_id != record.workspace_id {
-            return Err(fail(format!(
-                "workspace is {}, expected {}",
-                described.workspace_id, record.workspace_id
-            )));
-        }
-        if described.disabled {
-            return Err(fail("the key is disabled".into()));
-        }
-        if let Some(guardrail) = self.guardrail_for(&desc.name, &record.workspace_id).await?
-            && !self.carries(&hash, &guardrail).await?
-        {
-            return Err(fail(format!(
-                "the key does not carry guardrail {guardrail}"
-            )));
-        }
-        Ok(())
+    };
+    // The key's limit is its share of the logical key's cap (ADR 0010): set, and never
+    // above the cap.
+    if seen.limit.is_none_or(|l| l > record.limit + EPSILON) {
+        return Err(fail(format!(
+            "limit is {:?}, expected at most {}",
+            seen.limit, record.limit
+        )));
     }
+    if seen.limit_remaining.is_some_and(|r| r <= EPSILON) {
+        // The key works; its cap is spent for this period (the logical key spent it all
+        // before the rotation). Promoted all the same: the old key has no room either, and
+        // the full cap comes back at the period boundary.
+        warn!(
+            event = "KeyLimitExceeded",
+            error_type = ErrorKind::KeyLimitExceeded.as_str(),
+            key_hash = record.key_hash.as_deref().unwrap_or(""),
+            "the successor has no spend left in this period"
+        );
+    }
+    if seen.limit_reset != record.limit_reset {
+        return Err(fail(format!(
+            "limit_reset is {:?}, expected {:?}",
+            seen.limit_reset, record.limit_reset
+        )));
+    }
+    if seen.include_byok_in_limit != record.include_byok_in_limit {
+        return Err(fail("include_byok_in_limit differs".into()));
+    }
+    if seen.expires_at != Some(record.expires_at) {
+        return Err(fail(format!(
+            "expires_at is {:?}, expected {}",
+            seen.expires_at.map(format_expires_at),
+            format_expires_at(record.expires_at)
+        )));
+    }
+    let described = client
+        .get_key(&hash)
+        .await
+        .map_err(|e| fail(format!("GET /keys/{hash} failed ({})", e.kind().as_str())))?;
+    if described.workspace_id != record.workspace_id {
+        return Err(fail(format!(
+            "workspace is {}, expected {}",
+            described.workspace_id, record.workspace_id
+        )));
+    }
+    if described.disabled {
+        return Err(fail("the key is disabled".into()));
+    }
+    if let Some(guardrail) =
+        guardrail::guardrail_for(deps, &desc.name, &record.workspace_id).await?
+        && !guardrail::carries(deps, &hash, &guardrail).await?
+    {
+        return Err(fail(format!(
+            "the key does not carry guardrail {guardrail}"
+        )));
+    }
+    Ok(())
 }

@@ -27,6 +27,8 @@ use crate::error::VendError;
 
 use super::DEADLINE_MARGIN;
 use super::report::{SweepAction, SweepReport};
+use crate::ops::budget;
+use crate::ops::read;
 
 /// A current key whose listed cap is not its secret's cap tag.
 pub(super) struct Drifted {
@@ -56,93 +58,90 @@ fn show(cap: Option<Cap>) -> String {
     )
 }
 
-impl Deps {
-    /// Confirms each drifted key and repairs or reports it; one that cannot be checked never
-    /// stops the others (the next run repeats it).
-    pub(super) async fn check_drifted(
-        &self,
-        drifted: Vec<Drifted>,
-        now: OffsetDateTime,
-        dry_run: bool,
-        deadline: Instant,
-        report: &mut SweepReport,
-    ) {
-        for d in drifted {
-            if Instant::now() + DEADLINE_MARGIN >= deadline {
-                return;
-            }
-            let secret = d.secret.clone();
-            if let Err(e) = self.check_drift(d, now, dry_run, report).await {
-                warn!(secret = %secret, error_type = e.kind(), error = %e, "could not check a drifted cap; the next run repeats it");
-            }
+/// Confirms each drifted key and repairs or reports it; one that cannot be checked never
+/// stops the others (the next run repeats it).
+pub(super) async fn check_drifted(
+    deps: &Deps,
+    drifted: Vec<Drifted>,
+    now: OffsetDateTime,
+    dry_run: bool,
+    deadline: Instant,
+    report: &mut SweepReport,
+) {
+    for d in drifted {
+        if Instant::now() + DEADLINE_MARGIN >= deadline {
+            return;
+        }
+        let secret = d.secret.clone();
+        if let Err(e) = check_drift(deps, d, now, dry_run, report).await {
+            warn!(secret = %secret, error_type = e.kind(), error = %e, "could not check a drifted cap; the next run repeats it");
         }
     }
+}
 
-    async fn check_drift(
-        &self,
-        d: Drifted,
-        now: OffsetDateTime,
-        dry_run: bool,
-        report: &mut SweepReport,
-    ) -> Result<(), VendError> {
-        let Some(version) = self.get_ours(&d.secret, AWSCURRENT).await? else {
-            return Ok(());
-        };
-        let Some(Ok(record)) = SecretRecord::from_secret(&version.value) else {
-            return Ok(());
-        };
-        if record.state != RecordState::Active || record.key_hash.as_deref() != Some(&d.hash) {
-            return Ok(());
-        }
-        let want = record.cap();
-        if within_cap(d.listed, want) {
-            // Only the tag is behind (a write between the listing and now).
-            return Ok(());
-        }
-        let Some(desc) = self.describe_ours(&d.secret).await? else {
-            return Ok(());
-        };
-        let rotating = desc
-            .version_with(AWSPENDING)
-            .is_some_and(|p| !desc.has(p, AWSCURRENT));
-        if rotating || desc.tag(tags::DEFERRED).is_some() {
-            // A cap update deferred into the running rotation patched the key in use; the
-            // rotation records the change in `finishSecret`. Not drift.
-            debug!(secret = %d.secret, "the key's cap differs while a rotation carries a change");
-            return Ok(());
-        }
-        let (listed, recorded) = (show(d.listed), show(Some(want)));
-        report.keys_drifted += 1;
-        warn!(event = "KeyDrift", field = "cap", secret = %d.secret, key_hash = %d.hash, listed = %listed, recorded = %recorded, "a key's cap was changed behind the product's back");
-        report.note(
-            SweepAction::CapDrift,
-            &d.secret,
-            format!("listed {listed}; recorded {recorded}"),
-        );
-        if dry_run || !self.cfg.repair_drift {
-            return Ok(());
-        }
-        let lease =
-            time::Duration::try_from(self.cfg.pending_lease).unwrap_or(time::Duration::MINUTE);
-        if d.updated_at.is_some_and(|at| now - at < lease) {
-            report.note(
-                SweepAction::CapDriftRecent,
-                &d.secret,
-                "changed within the pending lease: a cap update may be in flight; a later run repairs it".into(),
-            );
-            return Ok(());
-        }
-        // Put back within the budget: the recorded reset and BYOK flag, and the limit the
-        // logical key's cap leaves the current key (never the whole cap when a superseded key
-        // is still live).
-        self.fit_current(&desc, &d.hash, want, None).await?;
-        // The claim "repaired" rests on reading the key back.
-        let now_key = self.openrouter().await?.get_key(&d.hash).await?;
-        if within_cap(now_key.cap(), want) {
-            report.keys_drift_repaired += 1;
-            warn!(event = "KeyDriftRepaired", field = "cap", secret = %d.secret, key_hash = %d.hash, recorded = %recorded, "the key's cap was put back");
-            report.note(SweepAction::CapDriftRepaired, &d.secret, recorded);
-        }
-        Ok(())
+async fn check_drift(
+    deps: &Deps,
+    d: Drifted,
+    now: OffsetDateTime,
+    dry_run: bool,
+    report: &mut SweepReport,
+) -> Result<(), VendError> {
+    let Some(version) = read::get_ours(deps, &d.secret, AWSCURRENT).await? else {
+        return Ok(());
+    };
+    let Some(Ok(record)) = SecretRecord::from_secret(&version.value) else {
+        return Ok(());
+    };
+    if record.state != RecordState::Active || record.key_hash.as_deref() != Some(&d.hash) {
+        return Ok(());
     }
+    let want = record.cap();
+    if within_cap(d.listed, want) {
+        // Only the tag is behind (a write between the listing and now).
+        return Ok(());
+    }
+    let Some(desc) = read::describe_ours(deps, &d.secret).await? else {
+        return Ok(());
+    };
+    let rotating = desc
+        .version_with(AWSPENDING)
+        .is_some_and(|p| !desc.has(p, AWSCURRENT));
+    if rotating || desc.tag(tags::DEFERRED).is_some() {
+        // A cap update deferred into the running rotation patched the key in use; the
+        // rotation records the change in `finishSecret`. Not drift.
+        debug!(secret = %d.secret, "the key's cap differs while a rotation carries a change");
+        return Ok(());
+    }
+    let (listed, recorded) = (show(d.listed), show(Some(want)));
+    report.keys_drifted += 1;
+    warn!(event = "KeyDrift", field = "cap", secret = %d.secret, key_hash = %d.hash, listed = %listed, recorded = %recorded, "a key's cap was changed behind the product's back");
+    report.note(
+        SweepAction::CapDrift,
+        &d.secret,
+        format!("listed {listed}; recorded {recorded}"),
+    );
+    if dry_run || !deps.cfg.repair_drift {
+        return Ok(());
+    }
+    let lease = time::Duration::try_from(deps.cfg.pending_lease).unwrap_or(time::Duration::MINUTE);
+    if d.updated_at.is_some_and(|at| now - at < lease) {
+        report.note(
+            SweepAction::CapDriftRecent,
+            &d.secret,
+            "changed within the pending lease: a cap update may be in flight; a later run repairs it".into(),
+        );
+        return Ok(());
+    }
+    // Put back within the budget: the recorded reset and BYOK flag, and the limit the
+    // logical key's cap leaves the current key (never the whole cap when a superseded key
+    // is still live).
+    budget::fit_current(deps, &desc, &d.hash, want, None).await?;
+    // The claim "repaired" rests on reading the key back.
+    let now_key = deps.openrouter().await?.get_key(&d.hash).await?;
+    if within_cap(now_key.cap(), want) {
+        report.keys_drift_repaired += 1;
+        warn!(event = "KeyDriftRepaired", field = "cap", secret = %d.secret, key_hash = %d.hash, recorded = %recorded, "the key's cap was put back");
+        report.note(SweepAction::CapDriftRepaired, &d.secret, recorded);
+    }
+    Ok(())
 }

@@ -46,6 +46,8 @@ use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
 use crate::input::sweep::SweepInput;
 
+use crate::ops::read;
+use crate::ops::start;
 use report::{Done, SweepReport};
 
 /// Time kept back from the Lambda deadline.
@@ -88,37 +90,33 @@ fn h64(s: &str) -> u64 {
     h.finish()
 }
 
-impl Deps {
-    /// One sweep run.
-    ///
-    /// # Errors
-    /// Only when the scan itself cannot start (configuration, first page); later failures are
-    /// counted in the report and retried by the next run.
-    pub async fn sweep(
-        &self,
-        input: &SweepInput,
-        deadline: Instant,
-    ) -> Result<SweepReport, VendError> {
-        let now = self.clock.now();
-        let report = SweepReport {
-            run_id: input.run_id.clone(),
-            dry_run: input.dry_run,
-            ..SweepReport::default()
-        };
-        // Pages are listed by a producer and their work handed to a pool of
-        // `sweep_concurrency` workers through a small bounded queue: the next page is listed
-        // while the current one's rotations run, and no page waits for the slowest item of the
-        // one before it.
-        let shared: Shared = Mutex::new((report, true));
-        let (tx, rx) = mpsc::channel::<Work>(self.cfg.sweep_concurrency * 2);
-        let producer = self.list_pages(tx, &shared, now, deadline);
-        let consumer =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|w| (w, rx)) },
-            )
-            .map(|w| self.do_work(w, input.dry_run, deadline))
-            .buffer_unordered(self.cfg.sweep_concurrency)
+/// One sweep run.
+///
+/// # Errors
+/// Only when the scan itself cannot start (configuration, first page); later failures are
+/// counted in the report and retried by the next run.
+pub async fn sweep(
+    deps: &Deps,
+    input: &SweepInput,
+    deadline: Instant,
+) -> Result<SweepReport, VendError> {
+    let now = deps.clock.now();
+    let report = SweepReport {
+        run_id: input.run_id.clone(),
+        dry_run: input.dry_run,
+        ..SweepReport::default()
+    };
+    // Pages are listed by a producer and their work handed to a pool of
+    // `sweep_concurrency` workers through a small bounded queue: the next page is listed
+    // while the current one's rotations run, and no page waits for the slowest item of the
+    // one before it.
+    let shared: Shared = Mutex::new((report, true));
+    let (tx, rx) = mpsc::channel::<Work>(deps.cfg.sweep_concurrency * 2);
+    let producer = list_pages(deps, tx, &shared, now, deadline);
+    let consumer =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) })
+            .map(|w| do_work(deps, w, input.dry_run, deadline))
+            .buffer_unordered(deps.cfg.sweep_concurrency)
             .for_each(|done| {
                 if let Ok(mut g) = shared.lock() {
                     let (report, complete) = &mut *g;
@@ -126,172 +124,171 @@ impl Deps {
                 }
                 futures_util::future::ready(())
             });
-        let (produced, ()) = futures_util::future::join(producer, consumer).await;
-        let listed = produced?;
-        let (mut report, mut complete) = shared
-            .into_inner()
-            .map_err(|_| VendError::Config("sweep state poisoned".into()))?;
-        if complete
-            && let Err(e) = self
-                .scan_keys(listed, now, input.dry_run, deadline, &mut report)
-                .await
-        {
-            warn!(error_type = e.kind(), error = %e, "key scan failed; the next run repeats it");
-            complete = false;
-        }
-        report.complete = complete;
+    let (produced, ()) = futures_util::future::join(producer, consumer).await;
+    let listed = produced?;
+    let (mut report, mut complete) = shared
+        .into_inner()
+        .map_err(|_| VendError::Config("sweep state poisoned".into()))?;
+    if complete
+        && let Err(e) =
+            keys::scan_keys(deps, listed, now, input.dry_run, deadline, &mut report).await
+    {
+        warn!(error_type = e.kind(), error = %e, "key scan failed; the next run repeats it");
+        complete = false;
+    }
+    report.complete = complete;
+    info!(
+        run_id = %report.run_id,
+        dry_run = report.dry_run,
+        complete = report.complete,
+        scanned = report.secrets_scanned,
+        list_calls = report.list_calls,
+        rotations_due = report.rotations_due,
+        retired = report.keys_retired,
+        orphans = report.orphans_found,
+        "sweep finished"
+    );
+    for (tenant, t) in &report.inventory.0 {
         info!(
             run_id = %report.run_id,
-            dry_run = report.dry_run,
-            complete = report.complete,
-            scanned = report.secrets_scanned,
-            list_calls = report.list_calls,
-            rotations_due = report.rotations_due,
-            retired = report.keys_retired,
-            orphans = report.orphans_found,
-            "sweep finished"
+            tenant = %tenant,
+            summary = %serde_json::to_string(t).unwrap_or_default(),
+            "sweep inventory"
         );
-        for (tenant, t) in &report.inventory.0 {
-            info!(
-                run_id = %report.run_id,
-                tenant = %tenant,
-                summary = %serde_json::to_string(t).unwrap_or_default(),
-                "sweep inventory"
-            );
-        }
-        Ok(report)
     }
+    Ok(report)
+}
 
-    /// Lists every page of managed secrets and sends their work; answers the hashes of every
-    /// key name and key hash the secrets reference.
-    async fn list_pages(
-        &self,
-        tx: mpsc::Sender<Work>,
-        shared: &Shared,
-        now: OffsetDateTime,
-        deadline: Instant,
-    ) -> Result<Listed, VendError> {
-        let mut referenced: HashSet<u64> = HashSet::new();
-        let mut current = Current::new();
-        let mut book = spend::SpendBook::default();
-        let mut next: Option<String> = None;
-        loop {
-            if Instant::now() + DEADLINE_MARGIN >= deadline {
-                if let Ok(mut g) = shared.lock() {
-                    g.1 = false;
-                }
+/// Lists every page of managed secrets and sends their work; answers the hashes of every
+/// key name and key hash the secrets reference.
+async fn list_pages(
+    deps: &Deps,
+    tx: mpsc::Sender<Work>,
+    shared: &Shared,
+    now: OffsetDateTime,
+    deadline: Instant,
+) -> Result<Listed, VendError> {
+    let mut referenced: HashSet<u64> = HashSet::new();
+    let mut current = Current::new();
+    let mut book = spend::SpendBook::default();
+    let mut next: Option<String> = None;
+    loop {
+        if Instant::now() + DEADLINE_MARGIN >= deadline {
+            if let Ok(mut g) = shared.lock() {
+                g.1 = false;
+            }
+            break;
+        }
+        let (page, token) = deps
+            .store
+            .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next.take())
+            .await?;
+        let work = match shared.lock() {
+            Ok(mut g) => plan::plan_page(
+                deps,
+                &mut g.0,
+                &page,
+                now,
+                &mut referenced,
+                (&mut current, &mut book),
+            ),
+            Err(_) => Vec::new(),
+        };
+        drop(page);
+        for w in work {
+            if tx.send(w).await.is_err() {
                 break;
             }
-            let (page, token) = self
-                .store
-                .list_tagged_page(tags::MANAGED_BY, MANAGED_BY, next.take())
-                .await?;
-            let work = match shared.lock() {
-                Ok(mut g) => self.plan_page(
-                    &mut g.0,
-                    &page,
-                    now,
-                    &mut referenced,
-                    (&mut current, &mut book),
-                ),
-                Err(_) => Vec::new(),
-            };
-            drop(page);
-            for w in work {
-                if tx.send(w).await.is_err() {
-                    break;
-                }
-            }
-            match token {
-                Some(t) => next = Some(t),
-                None => break,
-            }
         }
-        Ok(Listed {
-            referenced,
-            current,
-            book,
-        })
+        match token {
+            Some(t) => next = Some(t),
+            None => break,
+        }
     }
+    Ok(Listed {
+        referenced,
+        current,
+        book,
+    })
+}
 
-    async fn do_work(&self, w: Work, dry_run: bool, deadline: Instant) -> Done {
-        if Instant::now() + DEADLINE_MARGIN >= deadline {
-            return Done::OutOfTime;
-        }
-        match w {
-            Work::Rotate {
-                name,
-                token,
-                near_expiry,
-            } => {
-                if dry_run {
-                    return Done::WouldRotate(name);
-                }
-                let r = match self.still_due(&name, &token).await {
-                    Ok(Some(live)) => self.start_rotation(&name, &live).await,
-                    Ok(None) => return Done::NoLongerDue(name),
-                    Err(e) => Err(e),
-                };
-                Done::Rotation(name, r, near_expiry)
+async fn do_work(deps: &Deps, w: Work, dry_run: bool, deadline: Instant) -> Done {
+    if Instant::now() + DEADLINE_MARGIN >= deadline {
+        return Done::OutOfTime;
+    }
+    match w {
+        Work::Rotate {
+            name,
+            token,
+            near_expiry,
+        } => {
+            if dry_run {
+                return Done::WouldRotate(name);
             }
-            Work::CheckValue { name } => match self.value_replaced(&name).await {
-                Ok(why) => Done::ValueChecked(name, why),
-                Err(e) => {
-                    warn!(secret = %name, error_type = e.kind(), error = %e, "could not read a secret's current value; the next run repeats it");
-                    Done::ValueChecked(name, None)
-                }
-            },
-            Work::Retire { name, arn, hashes } => {
-                if dry_run {
-                    return Done::WouldRetire(name, hashes);
-                }
-                let mut retired = Vec::new();
-                let mut blocked = Vec::new();
-                let error = self
-                    .retire_due((&name, &arn), &hashes, &mut retired, &mut blocked)
+            let r = match still_due(deps, &name, &token).await {
+                Ok(Some(live)) => start::start_rotation(deps, &name, &live).await,
+                Ok(None) => return Done::NoLongerDue(name),
+                Err(e) => Err(e),
+            };
+            Done::Rotation(name, r, near_expiry)
+        }
+        Work::CheckValue { name } => match value_replaced(deps, &name).await {
+            Ok(why) => Done::ValueChecked(name, why),
+            Err(e) => {
+                warn!(secret = %name, error_type = e.kind(), error = %e, "could not read a secret's current value; the next run repeats it");
+                Done::ValueChecked(name, None)
+            }
+        },
+        Work::Retire { name, arn, hashes } => {
+            if dry_run {
+                return Done::WouldRetire(name, hashes);
+            }
+            let mut retired = Vec::new();
+            let mut blocked = Vec::new();
+            let error =
+                retiring::retire_due(deps, (&name, &arn), &hashes, &mut retired, &mut blocked)
                     .await
                     .err();
-                Done::Retired {
-                    name,
-                    retired,
-                    blocked,
-                    error,
-                }
+            Done::Retired {
+                name,
+                retired,
+                blocked,
+                error,
             }
         }
     }
+}
 
-    /// `DescribeSecret` before `RotateSecret`: `ListSecrets` may lag by minutes, so a secret
-    /// listed as due may have rotated (its generation moved on, or this token is current), been
-    /// revoked or deleted since. Answers the token to start with (a fresh attempt's when the
-    /// generation's rotation was abandoned), or `None` when it is no longer due.
-    async fn still_due(&self, name: &str, token: &str) -> Result<Option<String>, VendError> {
-        let Some(desc) = self.describe_ours(name).await? else {
-            return Ok(None);
-        };
-        if desc.deleted || desc.tag(tags::REVOKED).is_some() {
-            return Ok(None);
-        }
-        let generation = desc
-            .tag(tags::GENERATION)
-            .and_then(|g| g.parse::<u64>().ok())
-            .unwrap_or(1);
-        if crate::domain::names::rotation_token(name, generation) != token {
-            return Ok(None);
-        }
-        let live = self.live_token(&desc, generation).await?;
-        Ok((!desc.has(&live, AWSCURRENT)).then_some(live))
+/// `DescribeSecret` before `RotateSecret`: `ListSecrets` may lag by minutes, so a secret
+/// listed as due may have rotated (its generation moved on, or this token is current), been
+/// revoked or deleted since. Answers the token to start with (a fresh attempt's when the
+/// generation's rotation was abandoned), or `None` when it is no longer due.
+async fn still_due(deps: &Deps, name: &str, token: &str) -> Result<Option<String>, VendError> {
+    let Some(desc) = read::describe_ours(deps, name).await? else {
+        return Ok(None);
+    };
+    if desc.deleted || desc.tag(tags::REVOKED).is_some() {
+        return Ok(None);
     }
+    let generation = desc
+        .tag(tags::GENERATION)
+        .and_then(|g| g.parse::<u64>().ok())
+        .unwrap_or(1);
+    if crate::domain::names::rotation_token(name, generation) != token {
+        return Ok(None);
+    }
+    let live = start::live_token(deps, &desc, generation).await?;
+    Ok((!desc.has(&live, AWSCURRENT)).then_some(live))
+}
 
-    /// Why the current value of `name` is not the product's record (`None`: it is).
-    async fn value_replaced(&self, name: &str) -> Result<Option<&'static str>, VendError> {
-        let Some(v) = self.get_ours(name, AWSCURRENT).await? else {
-            return Ok(None);
-        };
-        Ok(match SecretRecord::from_secret(&v.value) {
-            Some(Ok(_)) => None,
-            Some(Err(_)) => Some("a record this version cannot read"),
-            None => Some("not a record of this product"),
-        })
-    }
+/// Why the current value of `name` is not the product's record (`None`: it is).
+async fn value_replaced(deps: &Deps, name: &str) -> Result<Option<&'static str>, VendError> {
+    let Some(v) = read::get_ours(deps, name, AWSCURRENT).await? else {
+        return Ok(None);
+    };
+    Ok(match SecretRecord::from_secret(&v.value) {
+        Some(Ok(_)) => None,
+        Some(Err(_)) => Some("a record this version cannot read"),
+        None => Some("not a record of this product"),
+    })
 }

@@ -19,60 +19,60 @@ use crate::error::VendError;
 use super::DEADLINE_MARGIN;
 use super::report::{SweepAction, SweepReport};
 use super::spend::Refill;
+use crate::ops::budget;
+use crate::ops::read;
 
-impl Deps {
-    /// Raises each key in `refills`; one that cannot be raised never stops the others (the
-    /// next run repeats it).
-    pub(super) async fn refill_budgets(
-        &self,
-        refills: Vec<Refill>,
-        dry_run: bool,
-        deadline: Instant,
-        report: &mut SweepReport,
-    ) {
-        for r in refills {
-            if Instant::now() + DEADLINE_MARGIN >= deadline {
-                return;
-            }
-            if dry_run {
-                report.note(
-                    SweepAction::WouldRefill,
-                    &r.secret,
-                    format!("{:.2} to {:.2} USD", r.listed, r.allowance),
-                );
-                continue;
-            }
-            if let Err(e) = self.refill(&r, report).await {
-                warn!(secret = %r.secret, error_type = e.kind(), error = %e, "could not refill a key's budget; the next run repeats it");
-            }
+/// Raises each key in `refills`; one that cannot be raised never stops the others (the
+/// next run repeats it).
+pub(super) async fn refill_budgets(
+    deps: &Deps,
+    refills: Vec<Refill>,
+    dry_run: bool,
+    deadline: Instant,
+    report: &mut SweepReport,
+) {
+    for r in refills {
+        if Instant::now() + DEADLINE_MARGIN >= deadline {
+            return;
         }
-    }
-
-    async fn refill(&self, r: &Refill, report: &mut SweepReport) -> Result<(), VendError> {
-        let Some(desc) = self.describe_ours(&r.secret).await? else {
-            return Ok(());
-        };
-        let rotating = desc
-            .version_with(AWSPENDING)
-            .is_some_and(|p| !desc.has(p, AWSCURRENT));
-        if rotating || desc.tag(tags::DEFERRED).is_some() || desc.tag(tags::REVOKED).is_some() {
-            return Ok(());
-        }
-        let cap = desc
-            .tag(tags::CAP)
-            .and_then(tags::parse_cap_tag)
-            .unwrap_or(r.cap);
-        let key = self.fit_current(&desc, &r.hash, cap, None).await?;
-        let limit = key.limit.unwrap_or_default();
-        if limit > r.listed {
-            report.budgets_refilled += 1;
-            info!(event = "BudgetRefilled", secret = %r.secret, key_hash = %r.hash, from = r.listed, to = limit, "the key's limit is back to what its logical key's cap allows");
+        if dry_run {
             report.note(
-                SweepAction::BudgetRefilled,
+                SweepAction::WouldRefill,
                 &r.secret,
-                format!("{:.2} to {limit:.2} USD", r.listed),
+                format!("{:.2} to {:.2} USD", r.listed, r.allowance),
             );
+            continue;
         }
-        Ok(())
+        if let Err(e) = refill(deps, &r, report).await {
+            warn!(secret = %r.secret, error_type = e.kind(), error = %e, "could not refill a key's budget; the next run repeats it");
+        }
     }
+}
+
+async fn refill(deps: &Deps, r: &Refill, report: &mut SweepReport) -> Result<(), VendError> {
+    let Some(desc) = read::describe_ours(deps, &r.secret).await? else {
+        return Ok(());
+    };
+    let rotating = desc
+        .version_with(AWSPENDING)
+        .is_some_and(|p| !desc.has(p, AWSCURRENT));
+    if rotating || desc.tag(tags::DEFERRED).is_some() || desc.tag(tags::REVOKED).is_some() {
+        return Ok(());
+    }
+    let cap = desc
+        .tag(tags::CAP)
+        .and_then(tags::parse_cap_tag)
+        .unwrap_or(r.cap);
+    let key = budget::fit_current(deps, &desc, &r.hash, cap, None).await?;
+    let limit = key.limit.unwrap_or_default();
+    if limit > r.listed {
+        report.budgets_refilled += 1;
+        info!(event = "BudgetRefilled", secret = %r.secret, key_hash = %r.hash, from = r.listed, to = limit, "the key's limit is back to what its logical key's cap allows");
+        report.note(
+            SweepAction::BudgetRefilled,
+            &r.secret,
+            format!("{:.2} to {limit:.2} USD", r.listed),
+        );
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use crate::domain::tags::{
     stage::{AWSCURRENT, AWSPENDING},
 };
 use crate::error::VendError;
+use crate::ops::guardrail;
 use crate::ops::retire::Retired;
 
 /// What a retirement needs of the secret besides its labels.
@@ -24,110 +25,110 @@ struct Context {
     guardrail: Option<String>,
 }
 
-impl Deps {
-    /// Retires the due superseded keys of one secret, never one a label still references.
-    pub(super) async fn retire_due(
-        &self,
-        (name, arn): (&str, &str),
-        hashes: &[String],
-        retired: &mut Vec<String>,
-        blocked: &mut Vec<(String, String)>,
-    ) -> Result<(), VendError> {
-        let current = self.store.get(arn, AWSCURRENT).await?;
-        let pending = self.store.get(arn, AWSPENDING).await?;
-        let hash_of =
-            |v: &Option<SecretVersion>| v.as_ref().and_then(|v| SecretRecord::hash_in(&v.value));
-        let protected: Vec<String> = [hash_of(&current), hash_of(&pending)]
-            .into_iter()
-            .flatten()
-            .collect();
-        let in_progress = match (&current, &pending) {
-            (Some(c), Some(p)) => c.version_id != p.version_id,
-            (None, Some(_)) => true,
-            _ => false,
-        };
-        self.openrouter().await?;
-        let mut ctx = self.retiring_context(name, arn, current.as_ref()).await?;
-        let mut carried = false;
-        for hash in hashes {
-            if protected.contains(hash) {
-                if in_progress {
-                    blocked.push((hash.clone(), "referenced by AWSPENDING".into()));
-                } else {
-                    // A stale tag (the key is current again after a failed finish): drop it.
-                    blocked.push((hash.clone(), "referenced by AWSCURRENT".into()));
-                    self.store.untag(arn, &[retire_tag(hash)]).await?;
-                }
-                continue;
+/// Retires the due superseded keys of one secret, never one a label still references.
+pub(super) async fn retire_due(
+    deps: &Deps,
+    (name, arn): (&str, &str),
+    hashes: &[String],
+    retired: &mut Vec<String>,
+    blocked: &mut Vec<(String, String)>,
+) -> Result<(), VendError> {
+    let current = deps.store.get(arn, AWSCURRENT).await?;
+    let pending = deps.store.get(arn, AWSPENDING).await?;
+    let hash_of =
+        |v: &Option<SecretVersion>| v.as_ref().and_then(|v| SecretRecord::hash_in(&v.value));
+    let protected: Vec<String> = [hash_of(&current), hash_of(&pending)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let in_progress = match (&current, &pending) {
+        (Some(c), Some(p)) => c.version_id != p.version_id,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    deps.openrouter().await?;
+    let mut ctx = retiring_context(deps, name, arn, current.as_ref()).await?;
+    let mut carried = false;
+    for hash in hashes {
+        if protected.contains(hash) {
+            if in_progress {
+                blocked.push((hash.clone(), "referenced by AWSPENDING".into()));
+            } else {
+                // A stale tag (the key is current again after a failed finish): drop it.
+                blocked.push((hash.clone(), "referenced by AWSCURRENT".into()));
+                deps.store.untag(arn, &[retire_tag(hash)]).await?;
             }
-            if let Some(ledger) = ctx.ledger.as_mut() {
-                self.carry_retiring(arn, ledger, hash).await?;
-                carried = true;
+            continue;
+        }
+        if let Some(ledger) = ctx.ledger.as_mut() {
+            crate::ops::budget::carry_retiring(deps, arn, ledger, hash).await?;
+            carried = true;
+        }
+        if let Some(g) = &ctx.guardrail {
+            guardrail::unassign_retiring(deps, hash, g).await;
+        }
+        match crate::ops::retire::retire_key(deps, hash).await? {
+            Retired::StillListed => {
+                blocked.push((hash.clone(), "still listed after delete".into()));
             }
-            if let Some(g) = &ctx.guardrail {
-                self.unassign_retiring(hash, g).await;
-            }
-            match self.retire_key(hash).await? {
-                Retired::StillListed => {
-                    blocked.push((hash.clone(), "still listed after delete".into()));
-                }
-                Retired::Gone { deleted } => {
-                    self.store.untag(arn, &[retire_tag(hash)]).await?;
-                    if deleted {
-                        info!(key_hash = %hash, "superseded key retired (disabled, deleted, confirmed 404)");
-                        retired.push(hash.clone());
-                    }
+            Retired::Gone { deleted } => {
+                deps.store.untag(arn, &[retire_tag(hash)]).await?;
+                if deleted {
+                    info!(key_hash = %hash, "superseded key retired (disabled, deleted, confirmed 404)");
+                    retired.push(hash.clone());
                 }
             }
         }
-        if carried && !in_progress {
-            self.return_unspent(arn, ctx).await?;
-        }
-        Ok(())
     }
+    if carried && !in_progress {
+        return_unspent(deps, arn, ctx).await?;
+    }
+    Ok(())
+}
 
-    /// The current record, and with it the budget's ledger (one `DescribeSecret`) and the
-    /// guardrail its workspace's keys carry.
-    async fn retiring_context(
-        &self,
-        name: &str,
-        arn: &str,
-        current: Option<&SecretVersion>,
-    ) -> Result<Context, VendError> {
-        let current = current
-            .and_then(|v| SecretRecord::from_secret(&v.value))
-            .and_then(Result::ok)
-            .filter(|r| r.state == RecordState::Active);
-        let Some(record) = &current else {
-            return Ok(Context {
-                current: None,
-                desc: None,
-                ledger: None,
-                guardrail: None,
-            });
-        };
-        let desc = self.store.describe(arn).await?;
-        let ledger = desc.as_ref().map(|d| self.ledger(&d.tags, record.cap()));
-        let guardrail = self.guardrail_for(name, &record.workspace_id).await?;
-        Ok(Context {
-            current,
-            desc,
-            ledger,
-            guardrail,
-        })
-    }
+/// The current record, and with it the budget's ledger (one `DescribeSecret`) and the
+/// guardrail its workspace's keys carry.
+async fn retiring_context(
+    deps: &Deps,
+    name: &str,
+    arn: &str,
+    current: Option<&SecretVersion>,
+) -> Result<Context, VendError> {
+    let current = current
+        .and_then(|v| SecretRecord::from_secret(&v.value))
+        .and_then(Result::ok)
+        .filter(|r| r.state == RecordState::Active);
+    let Some(record) = &current else {
+        return Ok(Context {
+            current: None,
+            desc: None,
+            ledger: None,
+            guardrail: None,
+        });
+    };
+    let desc = deps.store.describe(arn).await?;
+    let ledger = desc
+        .as_ref()
+        .map(|d| crate::ops::budget::ledger(deps, &d.tags, record.cap()));
+    let guardrail = guardrail::guardrail_for(deps, name, &record.workspace_id).await?;
+    Ok(Context {
+        current,
+        desc,
+        ledger,
+        guardrail,
+    })
+}
 
-    /// The current key gets what the retired keys left unspent: the retire tags just removed
-    /// are read again (one `DescribeSecret`), so the keys retired count no more.
-    async fn return_unspent(&self, arn: &str, ctx: Context) -> Result<(), VendError> {
-        let (Some(record), Some(desc)) = (ctx.current, ctx.desc) else {
-            return Ok(());
-        };
-        let Some(hash) = record.key_hash.as_deref() else {
-            return Ok(());
-        };
-        let desc = self.store.describe(arn).await?.unwrap_or(desc);
-        self.fit_current(&desc, hash, record.cap(), None).await?;
-        Ok(())
-    }
+/// The current key gets what the retired keys left unspent: the retire tags just removed
+/// are read again (one `DescribeSecret`), so the keys retired count no more.
+async fn return_unspent(deps: &Deps, arn: &str, ctx: Context) -> Result<(), VendError> {
+    let (Some(record), Some(desc)) = (ctx.current, ctx.desc) else {
+        return Ok(());
+    };
+    let Some(hash) = record.key_hash.as_deref() else {
+        return Ok(());
+    };
+    let desc = deps.store.describe(arn).await?.unwrap_or(desc);
+    crate::ops::budget::fit_current(deps, &desc, hash, record.cap(), None).await?;
+    Ok(())
 }
