@@ -31,8 +31,9 @@ pub enum VendError {
     )]
     AmbiguousWorkspace { workspace: String, count: usize },
     #[error(
-        "unsupported event: field `detail-type`: {:?} is not one this function handles (expected \"OpenRouter Key Requested\", \"OpenRouter Key Rotation Requested\" or \"OpenRouter Key Revocation Requested\")",
-        redact_keys(detail_type)
+        "unsupported event: field `detail-type`: {:?} is not one this function handles (expected {})",
+        redact_keys(detail_type),
+        crate::domain::action::Action::detail_types_text()
     )]
     UnsupportedEvent { detail_type: String },
     #[error(

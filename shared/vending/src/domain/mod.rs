@@ -2,6 +2,7 @@
 //! schema with a typed codec for each value, and the names the product derives (version
 //! tokens, OpenRouter key names).
 
+pub mod action;
 pub mod budget;
 pub mod lifetime;
 pub mod names;

@@ -430,6 +430,35 @@ fn check_disjoint(tenants: &[Tenant]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The Terraform module validates a tenant's `actions` against its own list, and
+    /// documents it in the error text: both must name exactly [`Permission::ALL`].
+    #[test]
+    fn terraform_names_every_permission_and_no_other() {
+        let tf = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../infra/variables.tf"
+        ))
+        .expect("infra/variables.tf");
+        let names: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        let list = format!(
+            "contains([{}], a)",
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(tf.contains(&list), "infra/variables.tf lacks {list}");
+        let (last, rest) = names.split_last().expect("permissions");
+        let text = format!("tenants: actions are {} or {last}.", rest.join(", "));
+        assert!(tf.contains(&text), "infra/variables.tf lacks {text:?}");
+        for p in Permission::ALL {
+            let parsed: Permission =
+                serde_json::from_value(serde_json::Value::from(p.as_str())).expect("parses");
+            assert_eq!(parsed, p);
+        }
+    }
+
     #[test]
     fn a_policy_needs_workspaces_and_positive_caps() {
         assert!(Policy::from_json(r#"{"workspaces":[]}"#).is_err());

@@ -7,27 +7,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::VendError;
 
-/// The `detail-type` of a key request.
-pub const KEY_REQUESTED: &str = "OpenRouter Key Requested";
-/// The `detail-type` of an on-demand rotation ("rotate now").
-pub const ROTATION_REQUESTED: &str = "OpenRouter Key Rotation Requested";
-/// The `detail-type` of a revocation.
-pub const REVOCATION_REQUESTED: &str = "OpenRouter Key Revocation Requested";
-/// The `detail-type` of an adoption (a key the product did not mint, already in a secret).
-pub const ADOPTION_REQUESTED: &str = "OpenRouter Key Adoption Requested";
-
-/// What the caller asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Provision,
-    Rotate,
-    Revoke,
-    /// Take over a key already stored in a secret.
-    Adopt,
-    /// List the caller's managed secrets from their tags (direct invocation only).
-    Inventory,
-}
+pub use crate::domain::action::{
+    ADOPTION_REQUESTED, Action, KEY_REQUESTED, REVOCATION_REQUESTED, ROTATION_REQUESTED,
+};
 
 /// The largest payload accepted (bytes of JSON).
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -86,17 +68,9 @@ fn parse_direct(payload: Value) -> Result<Invocation, VendError> {
     let mut payload = payload;
     let action = match payload.as_object_mut().and_then(|o| o.remove("action")) {
         None => Action::Provision,
-        Some(Value::String(a)) if a == "provision" => Action::Provision,
-        Some(Value::String(a)) if a == "rotate" => Action::Rotate,
-        Some(Value::String(a)) if a == "revoke" => Action::Revoke,
-        Some(Value::String(a)) if a == "inventory" => Action::Inventory,
-        Some(Value::String(a)) if a == "adopt" => Action::Adopt,
-        Some(_) => {
-            return Err(VendError::invalid(
-                "action",
-                "must be \"provision\", \"rotate\", \"revoke\", \"adopt\" or \"inventory\"",
-            ));
-        }
+        Some(Value::String(a)) => Action::from_name(&a)
+            .ok_or_else(|| VendError::invalid("action", Action::names_rule()))?,
+        Some(_) => return Err(VendError::invalid("action", Action::names_rule())),
     };
     Ok(Invocation {
         trigger: Trigger::Direct,
@@ -110,14 +84,10 @@ fn parse_direct(payload: Value) -> Result<Invocation, VendError> {
 /// An EventBridge event: the `detail-type` names the action, `detail` holds the request.
 fn parse_envelope(payload: Value) -> Result<Invocation, VendError> {
     let action = match payload.get("detail-type") {
-        Some(Value::String(t)) if t == KEY_REQUESTED => Action::Provision,
-        Some(Value::String(t)) if t == ROTATION_REQUESTED => Action::Rotate,
-        Some(Value::String(t)) if t == REVOCATION_REQUESTED => Action::Revoke,
-        Some(Value::String(t)) if t == ADOPTION_REQUESTED => Action::Adopt,
         Some(Value::String(t)) => {
-            return Err(VendError::UnsupportedEvent {
+            Action::from_detail_type(t).ok_or_else(|| VendError::UnsupportedEvent {
                 detail_type: t.chars().take(128).collect(),
-            });
+            })?
         }
         _ => {
             return Err(VendError::invalid(

@@ -17,32 +17,55 @@ use crate::domain::names::valid_secret_name;
 use crate::domain::record::KeyFacts;
 use crate::domain::scope::Caller;
 use crate::error::VendError;
-use crate::input::invocation::{
-    ADOPTION_REQUESTED, Action, Invocation, KEY_REQUESTED, REVOCATION_REQUESTED,
-    ROTATION_REQUESTED, Trigger,
-};
+use crate::input::invocation::{Action, Invocation, Trigger};
 
 /// The action a payload names, before it is parsed (for the failure event of one that does
 /// not parse).
-fn action_named(payload: &Value) -> &'static str {
-    let named = payload
-        .get("detail-type")
-        .and_then(Value::as_str)
-        .map(|t| match t {
-            KEY_REQUESTED => "provision",
-            ROTATION_REQUESTED => "rotate",
-            REVOCATION_REQUESTED => "revoke",
-            ADOPTION_REQUESTED => "adopt",
-            _ => "unknown",
-        });
-    named.unwrap_or_else(|| match payload.get("action").and_then(Value::as_str) {
-        None | Some("provision") => "provision",
-        Some("rotate") => "rotate",
-        Some("revoke") => "revoke",
-        Some("inventory") => "inventory",
-        Some("adopt") => "adopt",
-        Some(_) => "unknown",
-    })
+fn action_named(payload: &Value) -> Origin {
+    let named = match payload.get("detail-type").and_then(Value::as_str) {
+        Some(t) => Action::from_detail_type(t),
+        None => match payload.get("action").and_then(Value::as_str) {
+            None => Some(Action::Provision),
+            Some(a) => Action::from_name(a),
+        },
+    };
+    named.map_or(Origin::Unrecognised, Origin::Request)
+}
+
+/// What an event speaks for: a request of the provision function, a rotation step Secrets
+/// Manager invoked, or a payload whose action could not be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Request(Action),
+    RotationStep,
+    Unrecognised,
+}
+
+impl Origin {
+    /// The event's `action` field.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Request(a) => a.name(),
+            Self::RotationStep => "rotation",
+            Self::Unrecognised => "unknown",
+        }
+    }
+
+    /// Whether its outcomes are put on the bus.
+    #[must_use]
+    pub const fn announced(self) -> bool {
+        match self {
+            Self::Request(a) => a.announced(),
+            Self::RotationStep | Self::Unrecognised => true,
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// The failure event of a request, from what its raw payload shows: its action, its
@@ -111,8 +134,9 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResultDetail {
     pub version: u32,
-    /// `provision`, `rotate`, `revoke`, `adopt` or `rotation` (a Secrets Manager step).
-    pub action: &'static str,
+    /// `provision`, `rotate`, `revoke`, `adopt`, `rotation` (a Secrets Manager step) or
+    /// `unknown` (a payload whose action could not be told).
+    pub action: Origin,
     /// `created`, `unchanged`, `updated`, `rotated`, `rotation_started`, `revoked` or `failed`.
     pub outcome: String,
     /// The request (or step) was already served: this event repeats an earlier one.
@@ -142,7 +166,7 @@ pub struct ResultDetail {
 impl ResultDetail {
     /// An outcome of `action`, everything else unknown until filled.
     #[must_use]
-    pub fn new(action: &'static str, outcome: impl Into<String>) -> Self {
+    pub fn new(action: Origin, outcome: impl Into<String>) -> Self {
         Self {
             version: DETAIL_VERSION,
             action,
@@ -169,7 +193,7 @@ impl ResultDetail {
 
     /// A failure of `action`.
     #[must_use]
-    pub fn failure(action: &'static str, error: &VendError) -> Self {
+    pub fn failure(action: Origin, error: &VendError) -> Self {
         let mut d = Self::new(action, "failed");
         d.error = Some(ErrorDetail {
             kind: error.kind().to_owned(),
@@ -180,13 +204,7 @@ impl ResultDetail {
 
     /// Learns a parsed request's identity: its action, id, trigger and the caller's tenant.
     pub fn identify(&mut self, inv: &Invocation, caller: Caller<'_>, tenant: Option<&str>) {
-        self.action = match inv.action {
-            Action::Provision => "provision",
-            Action::Rotate => "rotate",
-            Action::Revoke => "revoke",
-            Action::Inventory => "inventory",
-            Action::Adopt => "adopt",
-        };
+        self.action = Origin::Request(inv.action);
         self.request_id = Some(inv.request_id.clone());
         self.trigger = Some(
             match inv.trigger {
@@ -246,22 +264,31 @@ impl ResultDetail {
         self
     }
 
-    /// The event's `detail-type`.
+    /// The event's `detail-type`; `None`: this outcome is not announced.
     #[must_use]
-    pub fn detail_type(&self) -> &'static str {
+    pub fn detail_type(&self) -> Option<&'static str> {
+        if !self.action.announced() {
+            return None;
+        }
         if self.error.is_some() {
-            return detail_type::FAILED;
+            return Some(detail_type::FAILED);
         }
-        match (self.action, self.outcome.as_str()) {
-            ("rotation", _) => detail_type::ROTATED,
-            ("revoke", _) => detail_type::REVOKED,
-            ("adopt", _) => detail_type::ADOPTED,
-            ("rotate", _) | ("provision", "rotated" | "rotation_started") => {
-                detail_type::ROTATION_ACCEPTED
-            }
-            ("provision", "updated") => detail_type::UPDATED,
-            _ => detail_type::PROVISIONED,
-        }
+        Some(match self.action {
+            Origin::RotationStep => detail_type::ROTATED,
+            Origin::Unrecognised => detail_type::FAILED,
+            Origin::Request(action) => match action {
+                Action::Revoke => detail_type::REVOKED,
+                Action::Adopt => detail_type::ADOPTED,
+                Action::Rotate => detail_type::ROTATION_ACCEPTED,
+                Action::Provision => match self.outcome.as_str() {
+                    "rotated" | "rotation_started" => detail_type::ROTATION_ACCEPTED,
+                    "updated" => detail_type::UPDATED,
+                    _ => detail_type::PROVISIONED,
+                },
+                // Never announced (above); named for the exhaustive match.
+                Action::Inventory => detail_type::FAILED,
+            },
+        })
     }
 }
 
@@ -271,7 +298,9 @@ pub(crate) async fn announce(deps: &Deps, detail: ResultDetail) {
     let Some(bus) = &deps.events else {
         return;
     };
-    let detail_type = detail.detail_type();
+    let Some(detail_type) = detail.detail_type() else {
+        return;
+    };
     let event = orkv_events::Event {
         detail_type: detail_type.to_owned(),
         resources: detail.secret_arn.iter().cloned().collect(),

@@ -55,9 +55,7 @@ pub async fn handle_invocation(
             Ok(reply)
         }
         Err(e) => {
-            if failure.action != "inventory" {
-                announce::announce(deps, failure.failed(&e)).await;
-            }
+            announce::announce(deps, failure.failed(&e)).await;
             Err(e)
         }
     }

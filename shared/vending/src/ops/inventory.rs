@@ -13,6 +13,7 @@ use crate::domain::record::MANAGED_BY;
 use crate::domain::tags;
 use crate::error::VendError;
 use crate::input::action::InventoryRequest;
+use crate::input::invocation::Action;
 
 /// A page holds at least this many entries unless the listing ends first.
 pub const PAGE_ENTRIES: usize = 100;
@@ -176,7 +177,7 @@ impl InventorySummary {
 /// One page of the inventory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InventoryReply {
-    pub action: &'static str,
+    pub action: Action,
     pub status: &'static str,
     /// The tenant whose secrets these are; `None`: every tenant's (or the single form's).
     pub tenant: Option<String>,
@@ -228,7 +229,7 @@ pub async fn inventory(
         Viewer::Tenant { name, .. } => name.map(str::to_owned),
     };
     Ok(InventoryReply {
-        action: "inventory",
+        action: Action::Inventory,
         status: "listed",
         tenant,
         count: secrets.len(),

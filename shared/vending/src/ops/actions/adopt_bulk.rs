@@ -20,11 +20,11 @@ use crate::domain::scope::Scope;
 use crate::domain::tags;
 use crate::error::VendError;
 use crate::input::adopt::{AdoptRequest, BulkAdoptRequest, key_name_of};
-use crate::input::invocation::Trigger;
+use crate::input::invocation::{Action, Trigger};
 use crate::ops::announce::ErrorDetail;
 
 use super::ActionStatus;
-use crate::ops::announce::ResultDetail;
+use crate::ops::announce::{Origin, ResultDetail};
 
 /// Time kept back from the deadline: no secret is started after it.
 const MARGIN: Duration = Duration::from_secs(3);
@@ -45,7 +45,7 @@ pub struct BulkEntry {
 /// What a bulk adoption planned or did in this invocation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BulkReply {
-    pub action: &'static str,
+    pub action: Action,
     /// `planned` (dry run), `adopted` (every secret seen), or `partial` (send the request again
     /// with `next_token`; `null` means from the start).
     pub status: &'static str,
@@ -106,7 +106,7 @@ pub async fn adopt_bulk(
     scope.check_name(&req.secret_prefix)?;
     crate::ops::actions::adopt::adoption_terms(deps, &req.terms, scope).await?;
     let mut reply = BulkReply {
-        action: "adopt",
+        action: Action::Adopt,
         status: if req.dry_run { "planned" } else { "adopted" },
         dry_run: req.dry_run,
         secret_prefix: req.secret_prefix.clone(),
@@ -246,11 +246,8 @@ async fn adopt_listed(
             Done::Entry(entry(name, "already_managed"))
         }
         Err(e) => {
-            let mut failure = ResultDetail::failure("adopt", &e).for_request(
-                Some(&own_id),
-                trigger,
-                scope.tenant_name(),
-            );
+            let mut failure = ResultDetail::failure(Origin::Request(Action::Adopt), &e)
+                .for_request(Some(&own_id), trigger, scope.tenant_name());
             failure.secret_name = Some(name.to_owned());
             crate::ops::announce::announce(deps, failure).await;
             Done::Entry(failed(name, &e))

@@ -23,7 +23,7 @@ use crate::domain::scope::Scope;
 use crate::domain::tags::{self, Reason};
 use crate::error::VendError;
 use crate::input::invocation::{Action, Trigger};
-use crate::ops::announce::ResultDetail;
+use crate::ops::announce::{Origin, ResultDetail};
 use crate::ops::read;
 
 /// The scope check of an on-demand action, before any side effect: the action is the
@@ -94,12 +94,7 @@ impl ActionReply {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let action = match self.action {
-            Action::Rotate => "rotate",
-            Action::Adopt => "adopt",
-            _ => "revoke",
-        };
-        let mut d = ResultDetail::new(action, outcome).for_request(
+        let mut d = ResultDetail::new(Origin::Request(self.action), outcome).for_request(
             Some(&self.request_id),
             self.trigger,
             tenant,

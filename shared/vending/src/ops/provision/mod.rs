@@ -30,9 +30,9 @@ use crate::domain::record::{MANAGED_BY, RecordState, SecretRecord};
 use crate::domain::scope::{Scope, WorkspaceMatch, match_workspace, owner_matches};
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
-use crate::input::invocation::Trigger;
+use crate::input::invocation::{Action, Trigger};
 use crate::input::provision::{ProvisionRequest, lifetime_within, rotate_before_within};
-use crate::ops::announce::{CapDetail, ResultDetail};
+use crate::ops::announce::{CapDetail, Origin, ResultDetail};
 
 use crate::ops::guardrail;
 use crate::ops::read;
@@ -414,7 +414,7 @@ impl ProvisionReply {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let mut d = ResultDetail::new("provision", outcome).for_request(
+        let mut d = ResultDetail::new(Origin::Request(Action::Provision), outcome).for_request(
             Some(&self.request_id),
             self.trigger,
             tenant,

@@ -33,7 +33,7 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 use crate::input::rotation::{RotationEvent, Step};
-use crate::ops::announce::ResultDetail;
+use crate::ops::announce::{Origin, ResultDetail};
 use crate::ops::read;
 
 /// What a step did.
@@ -91,7 +91,7 @@ pub async fn rotation_step(
     let event = match RotationEvent::parse(payload) {
         Ok(event) => event,
         Err(e) => {
-            let mut failure = ResultDetail::failure("rotation", &e);
+            let mut failure = ResultDetail::failure(Origin::RotationStep, &e);
             failure.trigger = Some("secrets_manager".to_owned());
             failure.request_id = payload
                 .get("ClientRequestToken")
@@ -119,10 +119,12 @@ pub async fn run_step(
     let result = step(deps, event, deadline).await;
     let mut detail = match &result {
         Ok(done) => match &done.finished {
-            Some(record) => ResultDetail::new("rotation", "rotated").with_facts(&record.facts()),
+            Some(record) => {
+                ResultDetail::new(Origin::RotationStep, "rotated").with_facts(&record.facts())
+            }
             None => return result.map(|d| d.reply),
         },
-        Err(e) => ResultDetail::failure("rotation", e),
+        Err(e) => ResultDetail::failure(Origin::RotationStep, e),
     };
     detail.request_id = Some(event.token.clone());
     detail.trigger = Some("secrets_manager".to_owned());
