@@ -1,5 +1,7 @@
 //! Minting and storing a key, shared by provisioning and rotation: the create request built
-//! from a record, and the write of the new key with its retries, read-back and clean-up.
+//! from a record, [`mint_key`] (the only place that sends `POST /keys`, and the guardrail
+//! assignment that follows it), and [`keep_minted`] (the write of the new key with its
+//! retries, read-back and clean-up).
 //!
 //! OpenRouter's `POST /keys` returns the plaintext once and has no idempotency key, so the
 //! write that follows is the only copy: a transient failure is retried with the same token
@@ -10,12 +12,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use orkv_openrouter::{CreateKeyRequest, format_expires_at};
+use orkv_openrouter::{CreateKeyRequest, CreatedKey, ErrorKind, format_expires_at};
 use orkv_store::{SecretVersion, StoreError, Written};
 use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::record::SecretRecord;
+use crate::error::VendError;
+use crate::ops::guardrail;
 
 /// Writes of a new key after the first, on a transient failure.
 const WRITE_RETRIES: u32 = 3;
@@ -37,6 +41,48 @@ pub(crate) fn create_request_within(record: &SecretRecord, allowance: f64) -> Cr
         expires_at: Some(format_expires_at(record.expires_at)),
         workspace_id: Some(record.workspace_id.clone()),
     }
+}
+
+/// How `POST /keys`, and the guardrail assignment after it, ended.
+pub(crate) enum Minted {
+    /// The key exists and carries the guardrail it must carry.
+    Ready(Box<CreatedKey>),
+    /// The create's outcome is unknown: a key may exist under the request's name; it is
+    /// never stored, and whoever owns that name deletes it.
+    OutcomeUnknown(orkv_openrouter::Error),
+    /// OpenRouter refused the create: no key exists.
+    Refused(VendError),
+    /// The key was minted but does not carry its guardrail: it was deleted (best effort: the
+    /// sweep deletes what is left) and must never be stored.
+    Unguarded(VendError),
+}
+
+/// The only place that sends `POST /keys`: mints the key `request` describes for secret
+/// `secret_name`, then assigns it `guardrail` before anyone can store it.
+///
+/// # Errors
+/// When the OpenRouter client cannot be built (nothing was sent).
+pub(crate) async fn mint_key(
+    deps: &Deps,
+    secret_name: &str,
+    request: &CreateKeyRequest,
+    guardrail: Option<&str>,
+) -> Result<Minted, VendError> {
+    let client = deps.openrouter().await?;
+    let created = match client.create_key_once(request).await {
+        Ok(created) => created,
+        Err(e) if e.kind() == ErrorKind::CreateOutcomeUnknown => {
+            return Ok(Minted::OutcomeUnknown(e));
+        }
+        Err(e) => return Ok(Minted::Refused(e.into())),
+    };
+    if let Some(guardrail) = guardrail
+        && let Err(e) =
+            guardrail::assign_new_key(deps, secret_name, &created.data.hash, guardrail).await
+    {
+        return Ok(Minted::Unguarded(e));
+    }
+    Ok(Minted::Ready(Box::new(created)))
 }
 
 /// How the write of a freshly minted key ended.
@@ -99,11 +145,12 @@ async fn delete_unstored(deps: &Deps, hash: &str) {
         Ok(client) => client
             .delete_key(hash)
             .await
-            .map_err(crate::error::VendError::from),
+            .map(|_| ())
+            .map_err(VendError::from),
         Err(e) => Err(e),
     };
     match result {
-        Ok(_) => info!(key_hash = %hash, "deleted the new key this attempt could not store"),
+        Ok(()) => info!(key_hash = %hash, "deleted the new key this attempt could not store"),
         Err(e) => {
             warn!(key_hash = %hash, error = %e, "could not delete the unstored key; the next retry or the sweep will");
         }

@@ -10,12 +10,11 @@ use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
 use crate::domain::tags::{self, stage};
 use crate::error::VendError;
 use crate::ops::confirm::{Claim, Confirmation};
-use crate::ops::mint::{Kept, create_request};
+use crate::ops::mint::{self, Kept, Minted, create_request};
 use crate::ops::retire::Retired;
 use orkv_store::{SecretVersion, StoreErrorKind, Written};
 
 use super::{Desired, ProvisionReply, Status, reply};
-use crate::ops::guardrail;
 use crate::ops::read;
 
 /// A pending record this invocation owns (it wrote it).
@@ -110,39 +109,38 @@ pub(super) async fn take_over(
 
 /// Mints the key a pending record names and stores it at once.
 pub(super) async fn mint(deps: &Deps, d: &Desired, owned: Owned) -> Result<MintOutcome, VendError> {
-    let client = deps.openrouter().await?;
     let pending = owned.record;
-    let created = match client.create_key_once(&create_request(&pending)).await {
-        Ok(created) => created,
-        Err(e) if e.kind() == orkv_openrouter::ErrorKind::CreateOutcomeUnknown => {
+    let request = create_request(&pending);
+    let minted = mint::mint_key(deps, &d.secret_name, &request, d.guardrail.as_deref()).await?;
+    let created = match minted {
+        Minted::Ready(created) => created,
+        Minted::OutcomeUnknown(e) => {
             warn!(error = %e, "key creation outcome unknown: reconciling");
             release(deps, d, &owned.version_id, &pending).await?;
             return Ok(MintOutcome::Again(e));
         }
-        Err(e) => {
+        Minted::Refused(e) => {
             // A definite refusal: no key exists. A first-generation secret only ever held
             // this pending record, so it goes too and the failed request leaves nothing.
             if pending.generation == 1 {
                 deps.store.delete(&d.secret_name, true).await?;
                 deps.remember(&d.secret_name, false);
             }
-            return Err(e.into());
+            return Err(e);
+        }
+        Minted::Unguarded(e) => {
+            // The key was deleted: it never becomes usable. As for a refused create, a
+            // first-generation secret only ever held this pending record, so it goes too.
+            if pending.generation == 1 {
+                deps.store.delete(&d.secret_name, true).await?;
+                deps.remember(&d.secret_name, false);
+            } else {
+                release(deps, d, &owned.version_id, &pending).await?;
+            }
+            return Err(e);
         }
     };
     let hash = created.data.hash.clone();
-    if let Some(guardrail) = &d.guardrail
-        && let Err(e) = guardrail::assign_new_key(deps, &d.secret_name, &hash, guardrail).await
-    {
-        // The key was deleted: it never becomes usable. As for a refused create, a
-        // first-generation secret only ever held this pending record, so it goes too.
-        if pending.generation == 1 {
-            deps.store.delete(&d.secret_name, true).await?;
-            deps.remember(&d.secret_name, false);
-        } else {
-            release(deps, d, &owned.version_id, &pending).await?;
-        }
-        return Err(e);
-    }
     let mut active = pending;
     active.state = RecordState::Active;
     active.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
@@ -234,7 +232,7 @@ async fn store_active(
     let value = active.to_secret();
     let put_token = token(claim_version, "active");
     let hash = active.key_hash.clone().unwrap_or_default();
-    let kept = crate::ops::mint::keep_minted(
+    let kept = mint::keep_minted(
         deps,
         &hash,
         || {

@@ -4,7 +4,6 @@
 //! deletes a key another attempt may still store; a lost write reply is retried with the same
 //! token and read back ([`crate::ops::mint`]).
 
-use orkv_openrouter::ErrorKind;
 use orkv_store::{SecretDescription, StoreErrorKind};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
@@ -18,7 +17,7 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 use crate::input::rotation::RotationEvent;
-use crate::ops::mint::{Kept, create_request_within};
+use crate::ops::mint::{self, Kept, Minted, create_request_within};
 
 use super::StepOutcome;
 use crate::ops::budget;
@@ -35,7 +34,7 @@ pub(super) async fn create_step(
     }
     let (mut record, parent_hash) = successor_record(deps, desc, event).await?;
     // A guardrail the policy names is checked before any side effect.
-    guardrail::guardrail_for(deps, &desc.name, &record.workspace_id).await?;
+    let guardrail = guardrail::guardrail_for(deps, &desc.name, &record.workspace_id).await?;
     // The budget first: the outgoing key is held to its share before the successor exists.
     let allowance =
         budget::hold_for_successor(deps, desc, parent_hash.as_deref(), record.cap()).await?;
@@ -43,27 +42,18 @@ pub(super) async fn create_step(
     // one of them may be about to be stored (a Lambda retry overlapping a slow first
     // run). `finishSecret` deletes every key of this name but the promoted one, once no
     // other value can be stored under the token, and the sweep deletes any left over.
-    let created = match deps
-        .openrouter()
-        .await?
-        .create_key_once(&create_request_within(&record, allowance))
-        .await
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == ErrorKind::CreateOutcomeUnknown => {
+    // The successor carries the workspace's guardrail before it is stored.
+    let request = create_request_within(&record, allowance);
+    let created = match mint::mint_key(deps, &desc.name, &request, guardrail.as_deref()).await? {
+        Minted::Ready(c) => c,
+        Minted::OutcomeUnknown(e) => {
             // Whatever it minted carries this token's name and is never stored:
             // `finishSecret` (or the sweep) deletes it.
             warn!(error = %e, "successor creation outcome unknown; finishSecret cleans up");
             return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
+        Minted::Refused(e) | Minted::Unguarded(e) => return Err(e),
     };
-    // The successor carries the workspace's guardrail before it is stored.
-    if let Some(guardrail) =
-        guardrail::guardrail_for(deps, &desc.name, &record.workspace_id).await?
-    {
-        guardrail::assign_new_key(deps, &desc.name, &created.data.hash, &guardrail).await?;
-    }
     record.api_key = Some(SecretString::from(created.key.expose_secret().to_owned()));
     record.key_hash = Some(created.data.hash.clone());
     if let Some(at) = created.data.expires_at {
@@ -174,7 +164,7 @@ async fn store_successor(
 ) -> Result<(StepOutcome, SecretRecord), VendError> {
     let hash = record.key_hash.clone().unwrap_or_default();
     let value = record.to_secret();
-    let kept = crate::ops::mint::keep_minted(
+    let kept = mint::keep_minted(
         deps,
         &hash,
         || {
