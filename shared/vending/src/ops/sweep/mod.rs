@@ -57,6 +57,7 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 type Shared = Mutex<(SweepReport, bool)>;
 
 /// One piece of work a page holds.
+#[derive(Debug, PartialEq)]
 enum Work {
     Rotate {
         name: String,
@@ -185,7 +186,7 @@ async fn list_pages(
             .await?;
         let work = match shared.lock() {
             Ok(mut g) => plan::plan_page(
-                deps,
+                plan::PlanLimits::of(&deps.cfg),
                 &mut g.0,
                 &page,
                 now,
