@@ -326,3 +326,124 @@ pub(crate) async fn announce(deps: &Deps, detail: ResultDetail) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn detail_type(origin: Origin, outcome: &str) -> Option<&'static str> {
+        ResultDetail::new(origin, outcome).detail_type()
+    }
+
+    #[test]
+    fn each_request_outcome_has_its_detail_type() {
+        let p = Origin::Request(Action::Provision);
+        assert_eq!(detail_type(p, "created"), Some(detail_type::PROVISIONED));
+        assert_eq!(detail_type(p, "unchanged"), Some(detail_type::PROVISIONED));
+        assert_eq!(detail_type(p, "updated"), Some(detail_type::UPDATED));
+        assert_eq!(
+            detail_type(p, "rotation_started"),
+            Some(detail_type::ROTATION_ACCEPTED)
+        );
+        assert_eq!(
+            detail_type(Origin::Request(Action::Rotate), "rotation_started"),
+            Some(detail_type::ROTATION_ACCEPTED)
+        );
+        assert_eq!(
+            detail_type(Origin::Request(Action::Revoke), "revoked"),
+            Some(detail_type::REVOKED)
+        );
+        assert_eq!(
+            detail_type(Origin::Request(Action::Adopt), "adopted"),
+            Some(detail_type::ADOPTED)
+        );
+        assert_eq!(
+            detail_type(Origin::RotationStep, "rotated"),
+            Some(detail_type::ROTATED)
+        );
+    }
+
+    #[test]
+    fn an_inventory_is_never_announced_even_when_it_fails() {
+        let i = Origin::Request(Action::Inventory);
+        assert_eq!(detail_type(i, "listed"), None);
+        let failed = ResultDetail::failure(i, &VendError::invalid("max_results", "too big"));
+        assert_eq!(failed.detail_type(), None);
+    }
+
+    #[test]
+    fn every_failure_is_request_failed_with_its_kind_and_message() {
+        let e = VendError::invalid("limit", "must be positive");
+        for origin in [
+            Origin::Request(Action::Provision),
+            Origin::Request(Action::Revoke),
+            Origin::RotationStep,
+            Origin::Unrecognised,
+        ] {
+            let d = ResultDetail::failure(origin, &e);
+            assert_eq!(d.detail_type(), Some(detail_type::FAILED));
+            let error = d
+                .error
+                .as_ref()
+                .map(|x| (x.kind.as_str(), x.message.as_str()));
+            assert_eq!(
+                error,
+                Some(("InvalidRequest", e.to_string().as_str())),
+                "{origin:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_failure_template_reads_the_action_and_identity_of_an_envelope() {
+        let t = failure_template(&json!({
+            "id": "evt-1",
+            "source": "team.checkout",
+            "detail-type": "OpenRouter Key Revocation Requested",
+            "detail": {"secret_name": "orkv/checkout/a"}
+        }));
+        assert_eq!(t.action, Origin::Request(Action::Revoke));
+        assert_eq!(t.request_id.as_deref(), Some("evt-1"));
+        assert_eq!(t.trigger.as_deref(), Some("event_bridge"));
+        assert_eq!(t.secret_name.as_deref(), Some("orkv/checkout/a"));
+    }
+
+    #[test]
+    fn the_failure_template_of_a_direct_call_defaults_to_provision_and_prefers_the_idempotency_id()
+    {
+        let t = failure_template(&json!({"idempotency_id": "req-9", "key_name": "k"}));
+        assert_eq!(t.action, Origin::Request(Action::Provision));
+        assert_eq!(t.request_id.as_deref(), Some("req-9"));
+        assert_eq!(t.trigger.as_deref(), Some("direct"));
+        let inv = failure_template(&json!({"action": "inventory"}));
+        assert_eq!(inv.action, Origin::Request(Action::Inventory));
+    }
+
+    #[test]
+    fn an_unknown_action_or_detail_type_is_unrecognised_never_another_action() {
+        let direct = failure_template(&json!({"action": "suspend"}));
+        assert_eq!(direct.action, Origin::Unrecognised);
+        let envelope = failure_template(&json!({
+            "id": "e", "source": "s", "detail-type": "OpenRouter Key Suspension Requested", "detail": {}
+        }));
+        assert_eq!(envelope.action, Origin::Unrecognised);
+        assert_eq!(
+            serde_json::to_value(&envelope)
+                .ok()
+                .and_then(|v| v.get("action").cloned()),
+            Some(json!("unknown"))
+        );
+    }
+
+    #[test]
+    fn the_template_drops_an_invalid_secret_name_and_an_oversized_id() {
+        let t = failure_template(&json!({
+            "idempotency_id": "x".repeat(300),
+            "secret_name": "no spaces allowed here"
+        }));
+        assert_eq!(t.request_id, None);
+        assert_eq!(t.secret_name, None);
+    }
+}

@@ -72,10 +72,11 @@ struct StepDone {
     secret_name: Option<String>,
 }
 
+#[derive(Debug)]
 enum Checked {
     Current,
     Pending,
-    /// The rotation's successor is current in a merged version (see [`Deps::run_step`]).
+    /// The rotation's successor is current in a merged version (see [`run_step`]).
     Merged(Box<SecretRecord>),
 }
 
@@ -287,5 +288,74 @@ pub(super) async fn pending_value(
             Ok(Some(SecretRecord::read(&desc.name, &v.value)?))
         }
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A managed secret with rotation on, whose versions carry `labels`.
+    fn secret(labels: &[(&str, &[&str])]) -> SecretDescription {
+        SecretDescription {
+            arn: "arn:aws:secretsmanager:us-east-1:1:secret:s".into(),
+            name: "s".into(),
+            rotation_enabled: true,
+            rotation_lambda_arn: None,
+            deleted: false,
+            tags: vec![(tags::MANAGED_BY.into(), MANAGED_BY.into())],
+            versions: labels
+                .iter()
+                .map(|(v, l)| ((*v).to_owned(), l.iter().map(|s| (*s).to_owned()).collect()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn a_token_labelled_pending_is_a_rotation_to_run() {
+        let d = secret(&[("old", &[AWSCURRENT]), ("tok", &[AWSPENDING])]);
+        assert!(matches!(check(&d, "tok"), Ok(Checked::Pending)));
+    }
+
+    #[test]
+    fn a_token_already_current_is_a_rotation_that_happened() {
+        let d = secret(&[("tok", &[AWSCURRENT, "AWSPREVIOUS"])]);
+        assert!(matches!(check(&d, "tok"), Ok(Checked::Current)));
+    }
+
+    #[test]
+    fn a_secret_with_rotation_off_refuses_every_step() {
+        let mut d = secret(&[("tok", &[AWSPENDING])]);
+        d.rotation_enabled = false;
+        assert_eq!(
+            check(&d, "tok").err().map(|e| e.kind()),
+            Some("RotationDisabled")
+        );
+    }
+
+    #[test]
+    fn a_secret_the_product_does_not_manage_is_refused() {
+        let mut d = secret(&[("tok", &[AWSPENDING])]);
+        d.tags.clear();
+        assert_eq!(
+            check(&d, "tok").err().map(|e| e.kind()),
+            Some("SecretNotManaged")
+        );
+    }
+
+    #[test]
+    fn a_token_naming_no_version_is_refused() {
+        let d = secret(&[("old", &[AWSCURRENT])]);
+        let e = check(&d, "tok").err();
+        assert!(matches!(e, Some(VendError::UnknownToken { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn a_version_neither_pending_nor_current_is_refused() {
+        let d = secret(&[("old", &[AWSCURRENT]), ("tok", &["AWSPREVIOUS"])]);
+        let e = check(&d, "tok").err();
+        assert!(matches!(e, Some(VendError::NotPending { .. })), "{e:?}");
     }
 }

@@ -145,3 +145,61 @@ async fn check_drift(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use orkv_openrouter::LimitReset;
+
+    use super::*;
+
+    const CAP: Cap = Cap {
+        limit: 10.0,
+        limit_reset: Some(LimitReset::Monthly),
+        include_byok_in_limit: false,
+    };
+
+    #[test]
+    fn a_share_of_the_cap_is_within_it_and_the_cap_itself_too() {
+        assert!(within_cap(Some(CAP), CAP));
+        assert!(within_cap(Some(Cap { limit: 2.5, ..CAP }), CAP));
+        assert!(within_cap(Some(Cap { limit: 0.0, ..CAP }), CAP));
+    }
+
+    #[test]
+    fn a_higher_limit_or_no_limit_at_all_is_drift() {
+        assert!(!within_cap(
+            Some(Cap {
+                limit: 10.01,
+                ..CAP
+            }),
+            CAP
+        ));
+        assert!(!within_cap(None, CAP));
+    }
+
+    #[test]
+    fn another_reset_or_byok_flag_is_drift_whatever_the_limit() {
+        assert!(!within_cap(
+            Some(Cap {
+                limit_reset: Some(LimitReset::Daily),
+                limit: 1.0,
+                ..CAP
+            }),
+            CAP
+        ));
+        assert!(!within_cap(
+            Some(Cap {
+                limit_reset: None,
+                ..CAP
+            }),
+            CAP
+        ));
+        assert!(!within_cap(
+            Some(Cap {
+                include_byok_in_limit: true,
+                ..CAP
+            }),
+            CAP
+        ));
+    }
+}
