@@ -89,6 +89,26 @@ fn failed(name: &str, e: &VendError) -> BulkEntry {
     }
 }
 
+/// The listed secret carries the request's tag filter (every secret when it names none).
+fn carries(tag: Option<&(String, String)>, s: &SecretSummary) -> bool {
+    tag.is_none_or(|(k, v)| s.tag(k) == Some(v.as_str()))
+}
+
+/// What the listing alone settles for one secret (no call, no event); `None`: it takes a
+/// look (dry run) or an adoption.
+/// - `unchanged`: this very request adopted it in an earlier run (a resumed page), and
+///   that adoption finished;
+/// - `already_managed`: a dry run over a secret the product manages.
+fn settled_by_listing(dry_run: bool, s: &SecretSummary, own_id: &str) -> Option<&'static str> {
+    if dry_run {
+        return (s.tag(tags::MANAGED_BY) == Some(MANAGED_BY)).then_some("already_managed");
+    }
+    let adopted_here = s.tag(tags::ADOPTED)
+        == Some(crate::input::invocation::request_digest(own_id).as_str())
+        && s.tag(tags::ADOPTING).is_none();
+    adopted_here.then_some("unchanged")
+}
+
 /// Plans or runs a bulk adoption until the listing ends or the deadline nears.
 ///
 /// # Errors
@@ -128,11 +148,7 @@ pub async fn adopt_bulk(
             .list_named_page(&req.secret_prefix, page_token.clone())
             .await?;
         reply.list_calls += 1;
-        let wanted = page.into_iter().filter(|s| {
-            req.tag
-                .as_ref()
-                .is_none_or(|(k, v)| s.tag(k) == Some(v.as_str()))
-        });
+        let wanted = page.into_iter().filter(|s| carries(req.tag.as_ref(), s));
         let done: Vec<Done> = futures_util::stream::iter(wanted)
             .map(|s| adopt_listed(deps, req, s, scope, request_id, trigger, deadline))
             .buffer_unordered(deps.cfg.sweep_concurrency)
@@ -202,18 +218,10 @@ async fn adopt_listed(
         ..bulk.terms.clone()
     };
     let own_id = format!("{request_id}/{name}");
-    if !bulk.dry_run
-        && s.tag(tags::ADOPTED) == Some(crate::input::invocation::request_digest(&own_id).as_str())
-        && s.tag(tags::ADOPTING).is_none()
-    {
-        // Adopted by this request in an earlier run (a resumed page): from the listing
-        // alone, no call and no event.
-        return Done::Entry(entry(name, "unchanged"));
+    if let Some(outcome) = settled_by_listing(bulk.dry_run, &s, &own_id) {
+        return Done::Entry(entry(name, outcome));
     }
     if bulk.dry_run {
-        if s.tag(tags::MANAGED_BY) == Some(MANAGED_BY) {
-            return Done::Entry(entry(name, "already_managed"));
-        }
         return Done::Entry(
             match crate::ops::actions::adopt::inspect_adoption(deps, &req, scope).await {
                 Ok((hash, conforming)) => BulkEntry {
@@ -252,5 +260,75 @@ async fn adopt_listed(
             crate::ops::announce::announce(deps, failure).await;
             Done::Entry(failed(name, &e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::invocation::request_digest;
+
+    fn listed(tag_list: &[(&str, &str)]) -> SecretSummary {
+        SecretSummary {
+            arn: "arn:aws:secretsmanager:us-east-1:1:secret:team/a".into(),
+            name: "team/a".into(),
+            tags: tag_list
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            rotation_enabled: false,
+            current_version: None,
+        }
+    }
+
+    #[test]
+    fn the_tag_filter_keeps_only_secrets_carrying_that_exact_value() {
+        let filter = ("team".to_owned(), "checkout".to_owned());
+        assert!(carries(Some(&filter), &listed(&[("team", "checkout")])));
+        assert!(!carries(Some(&filter), &listed(&[("team", "search")])));
+        assert!(!carries(Some(&filter), &listed(&[])));
+        assert!(carries(None, &listed(&[])));
+    }
+
+    #[test]
+    fn a_secret_this_request_adopted_in_an_earlier_run_is_unchanged_from_the_listing() {
+        let digest = request_digest("bulk-1/team/a");
+        let s = listed(&[(tags::ADOPTED, &digest), (tags::MANAGED_BY, MANAGED_BY)]);
+        assert_eq!(
+            settled_by_listing(false, &s, "bulk-1/team/a"),
+            Some("unchanged")
+        );
+        // Another request's adoption is not this one's: it goes through adopt (which answers).
+        assert_eq!(settled_by_listing(false, &s, "bulk-2/team/a"), None);
+    }
+
+    #[test]
+    fn an_adoption_cut_off_midway_is_finished_not_skipped() {
+        let digest = request_digest("bulk-1/team/a");
+        let s = listed(&[(tags::ADOPTED, &digest), (tags::ADOPTING, "x")]);
+        assert_eq!(settled_by_listing(false, &s, "bulk-1/team/a"), None);
+    }
+
+    #[test]
+    fn a_dry_run_settles_only_what_the_product_already_manages() {
+        let managed = listed(&[(tags::MANAGED_BY, MANAGED_BY)]);
+        assert_eq!(
+            settled_by_listing(true, &managed, "r/team/a"),
+            Some("already_managed")
+        );
+        assert_eq!(settled_by_listing(true, &listed(&[]), "r/team/a"), None);
+        assert_eq!(settled_by_listing(false, &managed, "r/team/a"), None);
+    }
+
+    #[test]
+    fn a_refusal_is_refused_and_anything_else_failed_for_a_later_run() {
+        let refused = failed("team/a", &VendError::invalid("secret_name", "too long"));
+        assert_eq!(refused.outcome, "refused");
+        assert_eq!(
+            refused.error.as_ref().map(|e| e.kind.as_str()),
+            Some("InvalidRequest")
+        );
+        let transient = failed("team/a", &VendError::Config("throttled".into()));
+        assert_eq!(transient.outcome, "failed");
     }
 }

@@ -195,3 +195,117 @@ impl SpendBook {
         refills
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use orkv_openrouter::{Key, LimitReset};
+
+    use super::*;
+
+    const CAP: Cap = Cap {
+        limit: 10.0,
+        limit_reset: Some(LimitReset::Monthly),
+        include_byok_in_limit: false,
+    };
+
+    fn key(hash: &str, limit: f64, spent_this_month: f64) -> Key {
+        serde_json::from_value(serde_json::json!({
+            "hash": hash,
+            "name": format!("name-{hash}"),
+            "limit": limit,
+            "limit_reset": "monthly",
+            "usage": spent_this_month + 100.0,
+            "usage_monthly": spent_this_month,
+            "created_at": "2026-12-01T00:00:00Z",
+            "workspace_id": "ws-1"
+        }))
+        .expect("a key as the listing shows it")
+    }
+
+    /// A book of one secret `s` (current key named `cur`, superseded `old`), with `carried`.
+    fn book(carried: f64) -> SpendBook {
+        let mut b = SpendBook::default();
+        b.secret(
+            "s",
+            (1, [2].into_iter()),
+            (Some(CAP), carried),
+            "checkout",
+            "prod",
+        );
+        b
+    }
+
+    #[test]
+    fn a_current_key_below_what_the_cap_leaves_it_is_refilled_to_it() {
+        let mut b = book(3.0);
+        b.listed(1, 11, &key("cur", 4.0, 1.0));
+        let refills = b.refills();
+        assert_eq!(refills.len(), 1);
+        assert_eq!(refills[0].hash, "cur");
+        assert!(
+            (refills[0].allowance - 7.0).abs() < 1e-9,
+            "{}",
+            refills[0].allowance
+        );
+        assert!((refills[0].listed - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_superseded_key_still_live_keeps_what_it_committed() {
+        let mut b = book(0.0);
+        b.listed(1, 11, &key("cur", 4.0, 0.0));
+        // The old key: limit 5, but it has spent 6 (a request in flight overshot).
+        b.listed(99, 2, &key("old", 5.0, 6.0));
+        let refills = b.refills();
+        assert_eq!(
+            refills.len(),
+            0,
+            "10 - 6 committed leaves exactly the 4 listed"
+        );
+    }
+
+    #[test]
+    fn a_secret_this_run_rotates_or_retires_is_not_refilled() {
+        let mut b = book(0.0);
+        b.busy();
+        b.listed(1, 11, &key("cur", 1.0, 0.0));
+        assert!(b.refills().is_empty());
+    }
+
+    #[test]
+    fn a_shortfall_under_a_cent_is_not_worth_a_call() {
+        let mut b = book(0.0);
+        b.listed(1, 11, &key("cur", 9.995, 0.0));
+        assert!(b.refills().is_empty());
+    }
+
+    #[test]
+    fn a_key_the_book_does_not_know_changes_nothing() {
+        let mut b = book(0.0);
+        b.listed(77, 78, &key("stranger", 0.0, 50.0));
+        assert!(b.refills().is_empty());
+        let mut report = SweepReport::default();
+        let _ = b.finish(0.1, &mut report);
+        assert_eq!(report.spend.len(), 1);
+        assert!(report.spend[0].spend_usd.abs() < 1e-9);
+    }
+
+    #[test]
+    fn spend_and_headroom_sum_every_live_generation_per_tenant_and_workspace() {
+        let mut b = book(0.0);
+        b.listed(1, 11, &key("cur", 5.0, 4.0));
+        b.listed(99, 2, &key("old", 5.0, 5.5));
+        let mut report = SweepReport::default();
+        let _ = b.finish(0.1, &mut report);
+        let w = &report.spend[0];
+        assert_eq!(
+            (w.tenant.as_str(), w.workspace.as_str(), w.keys),
+            ("checkout", "prod", 1)
+        );
+        assert!((w.spend_usd - 9.5).abs() < 1e-9);
+        assert!((w.cap_usd - 10.0).abs() < 1e-9);
+        assert!((w.headroom_usd - 0.5).abs() < 1e-9);
+        assert_eq!(w.keys_low_on_headroom, 1);
+        assert_eq!(report.low_spend_keys, 1);
+    }
+}
