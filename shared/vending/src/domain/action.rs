@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::domain::policy::Permission;
+
 /// The `detail-type` of a key request.
 pub const KEY_REQUESTED: &str = "OpenRouter Key Requested";
 /// The `detail-type` of an on-demand rotation ("rotate now").
@@ -62,6 +64,21 @@ impl Action {
             Self::Revoke => Some(REVOCATION_REQUESTED),
             Self::Adopt => Some(ADOPTION_REQUESTED),
             Self::Inventory => None,
+        }
+    }
+
+    /// The tenant permissions of which a caller needs at least one to ask for this action at
+    /// all, checked before the request is read (the use case checks the exact one: a leak
+    /// rotation needs `leak_rotate`, a changed cap `update`). Empty: every caller may ask, and
+    /// sees only what it owns.
+    #[must_use]
+    pub const fn permissions(self) -> &'static [Permission] {
+        match self {
+            Self::Provision => &[Permission::Provision],
+            Self::Rotate => &[Permission::Rotate, Permission::LeakRotate],
+            Self::Revoke => &[Permission::Revoke],
+            Self::Adopt => &[Permission::Adopt],
+            Self::Inventory => &[],
         }
     }
 
@@ -161,6 +178,14 @@ mod tests {
             Action::detail_types_text(),
             r#""OpenRouter Key Requested", "OpenRouter Key Rotation Requested", "OpenRouter Key Revocation Requested" or "OpenRouter Key Adoption Requested""#
         );
+    }
+
+    #[test]
+    fn every_permission_opens_some_action_but_update_which_only_refines_provision() {
+        for p in Permission::ALL {
+            let opens = Action::ALL.iter().any(|a| a.permissions().contains(&p));
+            assert_eq!(opens, p != Permission::Update, "{p:?}");
+        }
     }
 
     #[test]

@@ -144,6 +144,24 @@ impl<'p> Scope<'p> {
     }
 
     /// # Errors
+    /// `TenantScopeViolation` on `action` when the tenant holds none of `any` (an empty list
+    /// requires nothing).
+    pub fn require_any(&self, any: &[Permission]) -> Result<(), VendError> {
+        if any.is_empty() || any.iter().any(|p| self.allows(*p)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = any.iter().map(|p| p.as_str()).collect();
+        Err(VendError::scope(
+            "action",
+            format!(
+                "tenant {} may not {} (its policy's actions)",
+                self.tenant.label(),
+                names.join(" or ")
+            ),
+        ))
+    }
+
+    /// # Errors
     /// `TenantScopeViolation` on `action` when the tenant may not take it.
     pub fn require(&self, action: Permission) -> Result<(), VendError> {
         if self.allows(action) {
@@ -320,6 +338,23 @@ mod tests {
         assert_eq!(admin.tenant_name(), Some("checkout"));
         assert!(admin.require(Permission::Revoke).is_ok());
         assert!(Scope::of(&p, Caller::Admin, None, None).is_err());
+    }
+
+    #[test]
+    fn an_action_is_open_to_a_tenant_holding_any_of_its_permissions() {
+        let p = Policy::from_json(TWO).expect("policy");
+        let search = p.tenant("search").expect("search");
+        let s = Scope::of(&p, Caller::Tenant(search), None, None).expect("scope");
+        assert!(s.require_any(&[]).is_ok());
+        assert!(s.require_any(&[Permission::Revoke, Permission::Provision]).is_ok());
+        let refused = s
+            .require_any(&[Permission::Rotate, Permission::LeakRotate])
+            .expect_err("search may only provision");
+        assert_eq!(refused.kind(), "TenantScopeViolation");
+        assert!(
+            refused.to_string().contains("may not rotate or leak_rotate"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -85,8 +85,7 @@ async fn serve(
             Ok((encode(serde_json::to_value(reply))?, None))
         }
         Action::Provision => {
-            let scope = scope_of(deps, &inv, caller, tenant)?;
-            failure.tenant = scope.tenant_name().map(str::to_owned);
+            let scope = gate(deps, &inv, caller, tenant, failure)?;
             let req = ProvisionRequest::parse(&inv.request, &deps.cfg.policy, deps.clock.now())?;
             let reply =
                 provision::provision(deps, req, &scope, inv.request_id, inv.trigger, deadline)
@@ -95,8 +94,7 @@ async fn serve(
             Ok((encode(serde_json::to_value(reply))?, Some(event)))
         }
         Action::Rotate => {
-            let scope = scope_of(deps, &inv, caller, tenant)?;
-            failure.tenant = scope.tenant_name().map(str::to_owned);
+            let scope = gate(deps, &inv, caller, tenant, failure)?;
             let req = RotateRequest::parse(&inv.request, prefix)?;
             let reply =
                 actions::rotate_request(deps, &req, &scope, &inv.request_id, inv.trigger).await?;
@@ -104,8 +102,7 @@ async fn serve(
             Ok((encode(serde_json::to_value(reply))?, Some(event)))
         }
         Action::Adopt => {
-            let scope = scope_of(deps, &inv, caller, tenant)?;
-            failure.tenant = scope.tenant_name().map(str::to_owned);
+            let scope = gate(deps, &inv, caller, tenant, failure)?;
             match AdoptInput::parse(&inv.request, prefix)? {
                 AdoptInput::One(req) => {
                     let reply = Box::pin(actions::adopt_request(
@@ -135,8 +132,7 @@ async fn serve(
             }
         }
         Action::Revoke => {
-            let scope = scope_of(deps, &inv, caller, tenant)?;
-            failure.tenant = scope.tenant_name().map(str::to_owned);
+            let scope = gate(deps, &inv, caller, tenant, failure)?;
             let req = RevokeRequest::parse(&inv.request, prefix)?;
             let reply =
                 actions::revoke_request(deps, &req, &scope, &inv.request_id, inv.trigger).await?;
@@ -144,6 +140,22 @@ async fn serve(
             Ok((encode(serde_json::to_value(reply))?, Some(event)))
         }
     }
+}
+
+/// The scope of a request that names a secret (or a tenant), its tenant learned by the
+/// failure event, and the permission its action needs at the least: all before the request
+/// is read.
+fn gate<'p>(
+    deps: &'p Deps,
+    inv: &invocation::Invocation,
+    caller: scope::Caller<'p>,
+    tenant: Option<&str>,
+    failure: &mut ResultDetail,
+) -> Result<Scope<'p>, VendError> {
+    let scope = scope_of(deps, inv, caller, tenant)?;
+    failure.tenant = scope.tenant_name().map(str::to_owned);
+    scope.require_any(inv.action.permissions())?;
+    Ok(scope)
 }
 
 /// Parses the invocation and identifies its caller and the tenant it names (no remote
