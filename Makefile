@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orkv-target
 export CARGO_TERM_COLOR ?= never
 export CHECKPOINT_DISABLE = 1
 
-.PHONY: demo test venv build lint unit clean package package-check infra-test supply-chain bench fuzz soak
+.PHONY: demo test venv build lint docs-check unit clean package package-check infra-test supply-chain bench fuzz soak
 
 ## Lambda architecture of `make package`: x86_64 (default) or arm64 (needs the
 ## aarch64-unknown-linux-gnu Rust target: rustup target add aarch64-unknown-linux-gnu).
@@ -43,11 +43,16 @@ infra-test: venv build package
 
 ## Runs every test: unit, integration (moto + emulator), end to end (the real binary) and the
 ## infrastructure test.
-test: venv build lint
+test: venv build lint docs-check
 	cargo test --workspace --no-fail-fast $(LOCAL_ROTATION)
 	$(MAKE) --no-print-directory supply-chain
 	$(MAKE) --no-print-directory infra-test
 	$(MAKE) --no-print-directory package-check
+
+## README, CONTRIBUTING and docs/: every link resolves, every document is reachable from the
+## README, every test a document cites exists.
+docs-check:
+	python3 tools/check-docs.py
 
 ## cargo deny (advisories, licenses, bans, sources) and cargo audit, offline when the RustSec
 ## snapshot is beside the checkout.

@@ -31,6 +31,58 @@ fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok,
     }
 }
 
+/// What every new record states, whatever made it (a provision's claim, a rotation's
+/// successor, an adoption).
+#[derive(Debug, Clone)]
+pub struct RecordTerms {
+    pub key_name: String,
+    /// The name the OpenRouter key carries (or will carry).
+    pub openrouter_key_name: String,
+    pub workspace_id: String,
+    pub workspace_slug: String,
+    pub cap: orkv_openrouter::Cap,
+    pub lifetime: Lifetime,
+    pub expires_at: OffsetDateTime,
+    pub rotate_before_seconds: u64,
+    pub created_at: OffsetDateTime,
+    pub generation: u64,
+    pub tenant: Option<String>,
+    pub request_id: String,
+}
+
+impl SecretRecord {
+    /// The one constructor of a record: `state` with `terms`, and no key, request digest,
+    /// parent or lease yet (each caller adds what its state carries).
+    #[must_use]
+    pub fn new(state: RecordState, terms: RecordTerms) -> Self {
+        Self {
+            schema: SCHEMA,
+            managed_by: MANAGED_BY.into(),
+            state,
+            api_key: None,
+            key_hash: None,
+            key_name: terms.key_name,
+            openrouter_key_name: terms.openrouter_key_name,
+            workspace_id: terms.workspace_id,
+            workspace_slug: terms.workspace_slug,
+            limit: terms.cap.limit,
+            limit_reset: terms.cap.limit_reset,
+            include_byok_in_limit: terms.cap.include_byok_in_limit,
+            expires_at: terms.expires_at,
+            lifetime: terms.lifetime,
+            rotate_before_seconds: terms.rotate_before_seconds,
+            created_at: terms.created_at,
+            generation: terms.generation,
+            tenant: terms.tenant,
+            request_id: terms.request_id,
+            rotation_request: None,
+            parent_version: None,
+            lease_until: None,
+            claim: None,
+        }
+    }
+}
+
 /// The secret's JSON value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecretRecord {
@@ -196,6 +248,40 @@ impl SecretRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_constructor_states_the_terms_and_nothing_else() {
+        let at = time::macros::datetime!(2026-12-07 00:00 UTC);
+        let r = SecretRecord::new(
+            RecordState::Pending,
+            RecordTerms {
+                key_name: "k".into(),
+                openrouter_key_name: "orkv:s:claim".into(),
+                workspace_id: "w".into(),
+                workspace_slug: "checkout".into(),
+                cap: orkv_openrouter::Cap {
+                    limit: 5.0,
+                    limit_reset: Some(LimitReset::Daily),
+                    include_byok_in_limit: true,
+                },
+                lifetime: Lifetime::TtlSeconds(3_600),
+                expires_at: at + time::Duration::HOUR,
+                rotate_before_seconds: 600,
+                created_at: at,
+                generation: 2,
+                tenant: Some("checkout".into()),
+                request_id: "req".into(),
+            },
+        );
+        assert_eq!((r.schema, r.managed_by.as_str()), (SCHEMA, MANAGED_BY));
+        assert_eq!(r.state, RecordState::Pending);
+        assert!(r.api_key.is_none() && r.key_hash.is_none());
+        assert!(r.rotation_request.is_none() && r.parent_version.is_none());
+        assert!(r.lease_until.is_none() && r.claim.is_none());
+        assert_eq!(r.cap().limit_reset, Some(LimitReset::Daily));
+        assert!(r.include_byok_in_limit);
+        assert_eq!(r.rotate_at(), at + time::Duration::minutes(50));
+    }
 
     fn record() -> SecretRecord {
         SecretRecord {

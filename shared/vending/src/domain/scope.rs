@@ -346,13 +346,18 @@ mod tests {
         let search = p.tenant("search").expect("search");
         let s = Scope::of(&p, Caller::Tenant(search), None, None).expect("scope");
         assert!(s.require_any(&[]).is_ok());
-        assert!(s.require_any(&[Permission::Revoke, Permission::Provision]).is_ok());
+        assert!(
+            s.require_any(&[Permission::Revoke, Permission::Provision])
+                .is_ok()
+        );
         let refused = s
             .require_any(&[Permission::Rotate, Permission::LeakRotate])
             .expect_err("search may only provision");
         assert_eq!(refused.kind(), "TenantScopeViolation");
         assert!(
-            refused.to_string().contains("may not rotate or leak_rotate"),
+            refused
+                .to_string()
+                .contains("may not rotate or leak_rotate"),
             "{refused}"
         );
     }

@@ -124,34 +124,7 @@ impl BulkAdoptRequest {
                 ),
             ));
         }
-        let tag = match map.get("tag") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(t)) => {
-                let k = t
-                    .get("key")
-                    .and_then(Value::as_str)
-                    .filter(|k| !k.is_empty() && k.len() <= 128);
-                let val = t
-                    .get("value")
-                    .and_then(Value::as_str)
-                    .filter(|x| x.len() <= 256);
-                match (k, val, t.len()) {
-                    (Some(k), Some(val), 2) => Some((k.to_owned(), val.to_owned())),
-                    _ => {
-                        return Err(VendError::invalid(
-                            "tag",
-                            "must be {\"key\": <1-128 characters>, \"value\": <at most 256>}",
-                        ));
-                    }
-                }
-            }
-            Some(_) => {
-                return Err(VendError::invalid(
-                    "tag",
-                    "must be an object with key and value",
-                ));
-            }
-        };
+        let tag = tag_filter(map.get("tag"))?;
         let next_token = fields::opt_str(v, "next_token")?;
         if next_token.is_some_and(|t| t.is_empty() || t.len() > 4096) {
             return Err(VendError::invalid(
@@ -159,25 +132,7 @@ impl BulkAdoptRequest {
                 "must be the next_token of a previous reply",
             ));
         }
-        // The terms, checked as a single adoption's (a placeholder name stands for each secret).
-        let mut one = v.clone();
-        if let Some(o) = one.as_object_mut() {
-            for f in [
-                "secret_prefix",
-                "tag",
-                "dry_run",
-                "next_token",
-                "max_secrets",
-            ] {
-                o.remove(f);
-            }
-            o.insert(
-                "secret_name".into(),
-                Value::String(format!("{secret_prefix}x")),
-            );
-            o.insert("key_name".into(), Value::String("x".into()));
-        }
-        let terms = AdoptRequest::parse(&one, prefix)?;
+        let terms = bulk_terms(v, &secret_prefix, prefix)?;
         let max_secrets =
             match map.get("max_secrets") {
                 None | Some(Value::Null) => None,
@@ -194,6 +149,57 @@ impl BulkAdoptRequest {
             next_token: next_token.map(str::to_owned),
         })
     }
+}
+
+/// The `tag` filter of a bulk adoption: `{"key": <1-128 characters>, "value": <at most 256>}`.
+fn tag_filter(v: Option<&Value>) -> Result<Option<(String, String)>, VendError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(t)) => {
+            let k = t
+                .get("key")
+                .and_then(Value::as_str)
+                .filter(|k| !k.is_empty() && k.len() <= 128);
+            let val = t
+                .get("value")
+                .and_then(Value::as_str)
+                .filter(|x| x.len() <= 256);
+            match (k, val, t.len()) {
+                (Some(k), Some(val), 2) => Ok(Some((k.to_owned(), val.to_owned()))),
+                _ => Err(VendError::invalid(
+                    "tag",
+                    "must be {\"key\": <1-128 characters>, \"value\": <at most 256>}",
+                )),
+            }
+        }
+        Some(_) => Err(VendError::invalid(
+            "tag",
+            "must be an object with key and value",
+        )),
+    }
+}
+
+/// The terms of a bulk adoption, checked as a single adoption's (a placeholder name stands
+/// for each secret).
+fn bulk_terms(v: &Value, secret_prefix: &str, prefix: &str) -> Result<AdoptRequest, VendError> {
+    let mut one = v.clone();
+    if let Some(o) = one.as_object_mut() {
+        for f in [
+            "secret_prefix",
+            "tag",
+            "dry_run",
+            "next_token",
+            "max_secrets",
+        ] {
+            o.remove(f);
+        }
+        o.insert(
+            "secret_name".into(),
+            Value::String(format!("{secret_prefix}x")),
+        );
+        o.insert("key_name".into(), Value::String("x".into()));
+    }
+    AdoptRequest::parse(&one, prefix)
 }
 
 const FIELDS: &[&str] = &[

@@ -362,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn every_bad_field_is_named_with_its_rule() {
+    fn every_bad_cap_workspace_or_key_name_is_named_with_its_rule() {
         let cases = [
             (json!({"limit": "__remove__"}), "field `limit`: is required"),
             (
@@ -390,6 +390,13 @@ mod tests {
                 json!({"key_name": "x".repeat(65)}),
                 "field `key_name`: must be at most 64",
             ),
+        ];
+        assert_each_named(cases);
+    }
+
+    #[test]
+    fn every_bad_lifetime_secret_or_tag_field_is_named_with_its_rule() {
+        let cases = [
             (
                 json!({"expires_at": "2020-01-01T00:00:00Z"}),
                 "field `expires_at`: must be in the future",
@@ -441,6 +448,10 @@ mod tests {
                 "field `include_byok_in_limit`: must be a boolean",
             ),
         ];
+        assert_each_named(cases);
+    }
+
+    fn assert_each_named<const N: usize>(cases: [(serde_json::Value, &str); N]) {
         for (patch, expected) in cases {
             let shown = patch.to_string();
             let err = err_of(patch);

@@ -27,7 +27,7 @@ use crate::deps::Deps;
 use crate::domain::lifetime::Lifetime;
 use crate::domain::names::token;
 use crate::domain::policy::Permission;
-use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
+use crate::domain::record::{MANAGED_BY, RecordState, RecordTerms, SecretRecord};
 use crate::domain::scope::{Scope, WorkspaceMatch, match_workspace};
 use crate::domain::tags::{self, Reason, stage};
 use crate::error::VendError;
@@ -396,31 +396,29 @@ async fn write_adopted(
     let now = c.now;
     let name = c.desc.name.clone();
     let k = &c.listed;
-    let record = SecretRecord {
-        schema: SCHEMA,
-        managed_by: MANAGED_BY.into(),
-        state: RecordState::Active,
-        api_key: Some(c.key.clone()),
-        key_hash: Some(k.hash.clone()),
+    let terms = RecordTerms {
         key_name: c.key_name.clone(),
         openrouter_key_name: k.name.clone(),
         workspace_id: c.workspace.id.clone(),
         workspace_slug: c.workspace.slug.clone(),
-        limit: k.limit.unwrap_or_default(),
-        limit_reset: k.limit_reset,
-        include_byok_in_limit: k.include_byok_in_limit,
+        cap: orkv_openrouter::Cap {
+            limit: k.limit.unwrap_or_default(),
+            limit_reset: k.limit_reset,
+            include_byok_in_limit: k.include_byok_in_limit,
+        },
+        lifetime: c.lifetime,
         // A key without an expiry (or outside the policy) is due at once.
         expires_at: k.expires_at.filter(|_| c.conforming).unwrap_or(now),
-        lifetime: c.lifetime,
         rotate_before_seconds: c.rotate_before_seconds,
         created_at: now,
         generation: 1,
         tenant: scope.tenant_name().map(str::to_owned),
         request_id: request_id.to_owned(),
-        rotation_request: None,
-        parent_version: None,
-        lease_until: None,
-        claim: None,
+    };
+    let record = SecretRecord {
+        api_key: Some(c.key.clone()),
+        key_hash: Some(k.hash.clone()),
+        ..SecretRecord::new(RecordState::Active, terms)
     };
     let mut tag_list = vec![
         (tags::MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),

@@ -3,9 +3,12 @@
 
 use tracing::info;
 
+use orkv_store::SecretDescription;
+
 use crate::deps::{Deps, RotationStart};
 use crate::domain::names::rotation_token;
 use crate::domain::policy::Permission;
+use crate::domain::record::SecretRecord;
 use crate::domain::scope::Scope;
 use crate::domain::tags::{self, NextSettings, Reason, stage::AWSPENDING};
 use crate::error::VendError;
@@ -97,14 +100,7 @@ pub async fn rotate_now(
     reply.facts = Some(record.facts());
     if record.rotation_request.as_deref() == Some(digest.as_str()) {
         if reason == Reason::Leak {
-            // The repeat of a leak rotation that finished: a superseded key left enabled
-            // (its finishSecret died before disabling) is disabled now, never left live.
-            let mut older: Vec<String> = tags::retiring(&desc.tags)
-                .into_iter()
-                .map(|(h, _)| h)
-                .collect();
-            older.retain(|h| Some(h.as_str()) != record.key_hash.as_deref());
-            retire::disable_now(deps, name, &older).await?;
+            disable_superseded(deps, name, &desc, &record).await?;
         }
         return Ok(reply);
     }
@@ -122,6 +118,36 @@ pub async fn rotate_now(
     }
     let start = start::start_rotation(deps, name, &live).await?;
     info!(secret = %name, reason = reason.as_str(), start = ?start, from_version = %version, "rotation requested");
+    answer(deps, name, &desc, &record, start, reply).await
+}
+
+/// The repeat of a leak rotation that finished: a superseded key left enabled (its
+/// finishSecret died before disabling) is disabled now, never left live.
+async fn disable_superseded(
+    deps: &Deps,
+    name: &str,
+    desc: &SecretDescription,
+    record: &SecretRecord,
+) -> Result<(), VendError> {
+    let mut older: Vec<String> = tags::retiring(&desc.tags)
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect();
+    older.retain(|h| Some(h.as_str()) != record.key_hash.as_deref());
+    retire::disable_now(deps, name, &older).await?;
+    Ok(())
+}
+
+/// The reply to a rotation that `start` began: started, or (a local driver, or a rotation
+/// that already happened) rotated, read back from `AWSCURRENT`.
+async fn answer(
+    deps: &Deps,
+    name: &str,
+    desc: &SecretDescription,
+    record: &SecretRecord,
+    start: RotationStart,
+    mut reply: ActionReply,
+) -> Result<ActionReply, VendError> {
     match start {
         RotationStart::Started => reply.status = ActionStatus::RotationStarted,
         RotationStart::Completed | RotationStart::AlreadyCurrent => {

@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::{KeyName, claim_nonce, token};
-use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
+use crate::domain::record::{RecordState, RecordTerms, SecretRecord};
 use crate::domain::tags::{self, stage};
 use crate::error::VendError;
 use crate::ops::confirm::{Claim, Confirmation};
@@ -36,34 +36,28 @@ pub(super) enum MintOutcome {
 pub(super) fn pending_record(deps: &Deps, d: &Desired, generation: u64) -> SecretRecord {
     let created = deps.clock.now();
     let claim = claim_nonce();
-    SecretRecord {
-        schema: SCHEMA,
-        managed_by: MANAGED_BY.into(),
-        state: RecordState::Pending,
-        api_key: None,
-        key_hash: None,
+    let terms = RecordTerms {
         key_name: d.key_name.clone(),
         openrouter_key_name: KeyName::attempt(&d.secret_name, &claim),
         workspace_id: d.workspace.id.clone(),
         workspace_slug: d.workspace.slug.clone(),
-        limit: d.cap.limit,
-        limit_reset: d.cap.limit_reset,
-        include_byok_in_limit: d.cap.include_byok_in_limit,
-        expires_at: d.lifetime.expiry_from(created),
+        cap: d.cap,
         lifetime: d.lifetime,
+        expires_at: d.lifetime.expiry_from(created),
         rotate_before_seconds: d.rotate_before_seconds,
         created_at: created,
         generation,
         tenant: d.tenant.clone(),
         request_id: d.request_id.clone(),
-        rotation_request: None,
-        parent_version: None,
+    };
+    SecretRecord {
         lease_until: Some(
             created
                 + time::Duration::try_from(deps.cfg.pending_lease)
                     .unwrap_or(time::Duration::MINUTE),
         ),
         claim: Some(claim),
+        ..SecretRecord::new(RecordState::Pending, terms)
     }
 }
 

@@ -126,6 +126,42 @@ pub async fn provision(
     Box::pin(ensure(deps, &desired, deadline)).await
 }
 
+/// For a tenant, a workspace it may not use and one that does not exist are refused alike;
+/// the single-policy form keeps naming an unknown workspace.
+fn outside_workspace(scope: &Scope<'_>, workspace: &str) -> VendError {
+    if scope.tenant_name().is_some() {
+        VendError::scope("workspace", "is not one of this tenant's workspaces")
+    } else {
+        VendError::UnknownWorkspace {
+            workspace: workspace.to_owned(),
+        }
+    }
+}
+
+/// The secret's name: the request's, or `<prefix><workspace slug>/<key_name>`; under the
+/// caller's prefix, and short enough for every generation's OpenRouter key name.
+fn secret_name_of(
+    req: &ProvisionRequest,
+    scope: &Scope<'_>,
+    slug: &str,
+) -> Result<String, VendError> {
+    let prefix = &scope.tenant.secret_prefix;
+    let secret_name = req
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{prefix}{slug}/{}", req.key_name));
+    scope.check_name(&secret_name)?;
+    if secret_name.len() > MAX_MANAGED_SECRET_NAME {
+        return Err(VendError::invalid(
+            "secret_name",
+            format!(
+                "must be at most {MAX_MANAGED_SECRET_NAME} characters (given or derived from workspace and key_name), so that every generation's OpenRouter key name fits {MAX_KEY_NAME}"
+            ),
+        ));
+    }
+    Ok(secret_name)
+}
+
 /// Resolves the workspace exactly, checks the tenant's scope and policy, and names the
 /// secret. Reads nothing of any secret: a refusal here is the same whether the secret
 /// it names exists or not.
@@ -139,17 +175,7 @@ async fn resolve(
     if let Some(name) = &req.secret_name {
         scope.check_name(name)?;
     }
-    // For a tenant, a workspace it may not use and one that does not exist are refused
-    // alike; the single-policy form keeps naming an unknown workspace.
-    let outside = || {
-        if scope.tenant_name().is_some() {
-            VendError::scope("workspace", "is not one of this tenant's workspaces")
-        } else {
-            VendError::UnknownWorkspace {
-                workspace: req.workspace.clone(),
-            }
-        }
-    };
+    let outside = || outside_workspace(scope, &req.workspace);
     let workspace = match match_workspace(deps.workspaces().await?, &req.workspace) {
         WorkspaceMatch::One { workspace, .. } => workspace.clone(),
         WorkspaceMatch::None => return Err(outside()),
@@ -185,20 +211,7 @@ async fn resolve(
             ),
         ));
     }
-    let prefix = &scope.tenant.secret_prefix;
-    let secret_name = req
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| format!("{prefix}{}/{}", workspace.slug, req.key_name));
-    scope.check_name(&secret_name)?;
-    if secret_name.len() > MAX_MANAGED_SECRET_NAME {
-        return Err(VendError::invalid(
-            "secret_name",
-            format!(
-                "must be at most {MAX_MANAGED_SECRET_NAME} characters (given or derived from workspace and key_name), so that every generation's OpenRouter key name fits {MAX_KEY_NAME}"
-            ),
-        ));
-    }
+    let secret_name = secret_name_of(&req, scope, &workspace.slug)?;
     // Before any side effect: a guardrail that does not exist or lives elsewhere is a
     // configuration error naming the policy field.
     let guardrail = guardrail::guardrail_for(deps, &secret_name, &workspace.id).await?;

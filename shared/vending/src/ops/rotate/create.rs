@@ -10,7 +10,10 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::KeyName;
-use crate::domain::record::{MANAGED_BY, RecordState, SCHEMA, SecretRecord};
+use orkv_openrouter::Cap;
+
+use crate::domain::lifetime::Lifetime;
+use crate::domain::record::{RecordState, RecordTerms, SecretRecord};
 use crate::domain::tags::{
     self, Next,
     stage::{AWSCURRENT, AWSPENDING},
@@ -62,6 +65,43 @@ pub(super) async fn create_step(
     store_successor(deps, desc, event, record).await
 }
 
+/// What the successor is minted with.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    workspace_id: String,
+    lifetime: Lifetime,
+    cap: Cap,
+    rotate_before_seconds: u64,
+}
+
+/// The successor's settings: the current record's, or those a provision that changed a
+/// fixed field asked for (`orkv:next`), with a cap change that arrived while the rotation
+/// was starting (`orkv:deferred-change`) on top.
+fn successor_settings(desc: &SecretDescription, parent: &SecretRecord) -> Settings {
+    let mut s = match desc.tag(tags::NEXT).and_then(Next::from_tag_value) {
+        Some(n) => Settings {
+            workspace_id: n.workspace_id,
+            lifetime: n.lifetime,
+            cap: n.cap,
+            rotate_before_seconds: n.rotate_before_seconds,
+        },
+        None => Settings {
+            workspace_id: parent.workspace_id.clone(),
+            lifetime: parent.lifetime,
+            cap: parent.cap(),
+            rotate_before_seconds: parent.rotate_before_seconds,
+        },
+    };
+    if let Some(change) = desc
+        .tag(tags::DEFERRED)
+        .and_then(tags::Deferred::from_tag_value)
+    {
+        s.cap = change.cap;
+        s.rotate_before_seconds = change.rotate_before_seconds;
+    }
+    s
+}
+
 /// The successor's record (without its key yet), derived from the current record and the
 /// settings an on-demand request asked for; and the current key's hash.
 async fn successor_record(
@@ -90,24 +130,12 @@ async fn successor_record(
             });
         }
     }
-    let next = desc.tag(tags::NEXT).and_then(Next::from_tag_value);
-    let (workspace_id, lifetime, mut cap, mut rotate_before) = match next {
-        Some(n) => (n.workspace_id, n.lifetime, n.cap, n.rotate_before_seconds),
-        None => (
-            parent.workspace_id.clone(),
-            parent.lifetime,
-            parent.cap(),
-            parent.rotate_before_seconds,
-        ),
-    };
-    // A cap change that arrived while this rotation was starting: mint with it.
-    if let Some(change) = desc
-        .tag(tags::DEFERRED)
-        .and_then(tags::Deferred::from_tag_value)
-    {
-        cap = change.cap;
-        rotate_before = change.rotate_before_seconds;
-    }
+    let Settings {
+        workspace_id,
+        lifetime,
+        cap,
+        rotate_before_seconds,
+    } = successor_settings(desc, &parent);
     let workspace_slug = if workspace_id == parent.workspace_id {
         parent.workspace_slug.clone()
     } else {
@@ -121,22 +149,15 @@ async fn successor_record(
             })?
     };
     let created_at = deps.clock.now();
-    let record = SecretRecord {
-        schema: SCHEMA,
-        managed_by: MANAGED_BY.into(),
-        state: RecordState::Active,
-        api_key: None,
-        key_hash: None,
+    let terms = RecordTerms {
         key_name: parent.key_name.clone(),
         openrouter_key_name: KeyName::successor(&desc.name, &event.token),
         workspace_id,
         workspace_slug,
-        limit: cap.limit,
-        limit_reset: cap.limit_reset,
-        include_byok_in_limit: cap.include_byok_in_limit,
-        expires_at: lifetime.expiry_from(created_at),
+        cap,
         lifetime,
-        rotate_before_seconds: rotate_before,
+        expires_at: lifetime.expiry_from(created_at),
+        rotate_before_seconds,
         created_at,
         generation: parent.generation + 1,
         // A secret made before tenants gets its prefix owner's name at its first rotation.
@@ -147,10 +168,11 @@ async fn successor_record(
                 .and_then(|t| t.name.clone())
         }),
         request_id: format!("rotation:{}", event.token),
+    };
+    let record = SecretRecord {
         rotation_request: desc.tag(tags::ROTATION_REQUEST).map(str::to_owned),
         parent_version: Some(current.version_id.clone()),
-        lease_until: None,
-        claim: None,
+        ..SecretRecord::new(RecordState::Active, terms)
     };
     Ok((record, parent.key_hash.clone()))
 }
@@ -216,5 +238,124 @@ async fn store_successor(
             Ok((StepOutcome::AlreadyDone, existing))
         }
         Kept::Refused(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orkv_openrouter::LimitReset;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::tags::{Deferred, NextSettings};
+
+    const CAP: Cap = Cap {
+        limit: 10.0,
+        limit_reset: Some(LimitReset::Monthly),
+        include_byok_in_limit: false,
+    };
+
+    fn parent() -> SecretRecord {
+        let created = datetime!(2026-12-01 00:00 UTC);
+        SecretRecord::new(
+            RecordState::Active,
+            RecordTerms {
+                key_name: "payments".into(),
+                openrouter_key_name: "orkv:s:1".into(),
+                workspace_id: "ws-1".into(),
+                workspace_slug: "checkout".into(),
+                cap: CAP,
+                lifetime: Lifetime::TtlSeconds(86_400 * 30),
+                expires_at: created + time::Duration::days(30),
+                rotate_before_seconds: 86_400,
+                created_at: created,
+                generation: 4,
+                tenant: None,
+                request_id: "r".into(),
+            },
+        )
+    }
+
+    fn secret(tag_list: &[(&str, String)]) -> SecretDescription {
+        SecretDescription {
+            arn: "arn".into(),
+            name: "s".into(),
+            rotation_enabled: true,
+            rotation_lambda_arn: None,
+            deleted: false,
+            tags: tag_list
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            versions: std::collections::BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_routine_successor_keeps_the_current_records_settings() {
+        let p = parent();
+        let s = successor_settings(&secret(&[]), &p);
+        assert_eq!(
+            s,
+            Settings {
+                workspace_id: "ws-1".into(),
+                lifetime: p.lifetime,
+                cap: CAP,
+                rotate_before_seconds: 86_400,
+            }
+        );
+    }
+
+    #[test]
+    fn a_changed_fixed_field_mints_the_successor_with_the_next_settings() {
+        let next = NextSettings {
+            workspace_id: "ws-2",
+            lifetime: Lifetime::TtlSeconds(3_600 * 48),
+            cap: Cap { limit: 3.0, ..CAP },
+            rotate_before_seconds: 3_600,
+        };
+        let s = successor_settings(&secret(&[(tags::NEXT, next.tag_value())]), &parent());
+        assert_eq!(s.workspace_id, "ws-2");
+        assert_eq!(s.lifetime, Lifetime::TtlSeconds(3_600 * 48));
+        assert!((s.cap.limit - 3.0).abs() < 1e-9);
+        assert_eq!(s.rotate_before_seconds, 3_600);
+    }
+
+    #[test]
+    fn a_cap_change_deferred_into_the_rotation_wins_over_both() {
+        let deferred = Deferred {
+            cap: Cap {
+                limit: 25.0,
+                limit_reset: Some(LimitReset::Weekly),
+                include_byok_in_limit: true,
+            },
+            rotate_before_seconds: 7_200,
+        };
+        let next = NextSettings {
+            workspace_id: "ws-2",
+            lifetime: Lifetime::TtlSeconds(3_600 * 48),
+            cap: Cap { limit: 3.0, ..CAP },
+            rotate_before_seconds: 3_600,
+        };
+        let s = successor_settings(
+            &secret(&[
+                (tags::NEXT, next.tag_value()),
+                (tags::DEFERRED, deferred.tag_value()),
+            ]),
+            &parent(),
+        );
+        assert_eq!(
+            s.workspace_id, "ws-2",
+            "the workspace still comes from next"
+        );
+        assert_eq!(s.cap, deferred.cap);
+        assert_eq!(s.rotate_before_seconds, 7_200);
+    }
+
+    #[test]
+    fn an_unreadable_next_tag_is_ignored_not_half_applied() {
+        let s = successor_settings(&secret(&[(tags::NEXT, "workspace=ws-9".into())]), &parent());
+        assert_eq!(s.workspace_id, "ws-1");
+        assert_eq!(s.cap, CAP);
     }
 }

@@ -1,7 +1,7 @@
 //! `testSecret`: calls `GET /key` with the pending key itself and checks cap and expiry, then
 //! reads the key back with the management key to check its workspace and that it is enabled.
 
-use orkv_openrouter::{ApiKey, ErrorKind, format_expires_at};
+use orkv_openrouter::{ApiKey, CurrentKey, ErrorKind, format_expires_at};
 use orkv_store::SecretDescription;
 use secrecy::ExposeSecret;
 use tracing::{info, warn};
@@ -78,6 +78,35 @@ async fn test_pending(
     Ok(record)
 }
 
+/// How the key OpenRouter shows differs from what its record says, if it does. Its limit is
+/// its share of the logical key's cap (ADR 0010): set, and never above the cap; reset, BYOK
+/// flag and expiry exactly the record's.
+fn settings_mismatch(seen: &CurrentKey, record: &SecretRecord) -> Option<String> {
+    if seen.limit.is_none_or(|l| l > record.limit + EPSILON) {
+        return Some(format!(
+            "limit is {:?}, expected at most {}",
+            seen.limit, record.limit
+        ));
+    }
+    if seen.limit_reset != record.limit_reset {
+        return Some(format!(
+            "limit_reset is {:?}, expected {:?}",
+            seen.limit_reset, record.limit_reset
+        ));
+    }
+    if seen.include_byok_in_limit != record.include_byok_in_limit {
+        return Some("include_byok_in_limit differs".into());
+    }
+    if seen.expires_at != Some(record.expires_at) {
+        return Some(format!(
+            "expires_at is {:?}, expected {}",
+            seen.expires_at.map(format_expires_at),
+            format_expires_at(record.expires_at)
+        ));
+    }
+    None
+}
+
 /// `GET /key` with the record's key, then `GET /keys/{hash}`: cap, expiry, workspace and
 /// enabled as the record says.
 async fn check_key(
@@ -106,7 +135,7 @@ async fn check_key(
                 .get_key(&hash)
                 .await
                 .map_err(|e| fail(format!("GET /keys/{hash} failed ({})", e.kind().as_str())))?;
-            orkv_openrouter::CurrentKey {
+            CurrentKey {
                 label: k.label.clone(),
                 limit: k.limit,
                 limit_remaining: k.limit_remaining,
@@ -126,13 +155,8 @@ async fn check_key(
             )));
         }
     };
-    // The key's limit is its share of the logical key's cap (ADR 0010): set, and never
-    // above the cap.
-    if seen.limit.is_none_or(|l| l > record.limit + EPSILON) {
-        return Err(fail(format!(
-            "limit is {:?}, expected at most {}",
-            seen.limit, record.limit
-        )));
+    if let Some(mismatch) = settings_mismatch(&seen, record) {
+        return Err(fail(mismatch));
     }
     if seen.limit_remaining.is_some_and(|r| r <= EPSILON) {
         // The key works; its cap is spent for this period (the logical key spent it all
@@ -144,22 +168,6 @@ async fn check_key(
             key_hash = record.key_hash.as_deref().unwrap_or(""),
             "the successor has no spend left in this period"
         );
-    }
-    if seen.limit_reset != record.limit_reset {
-        return Err(fail(format!(
-            "limit_reset is {:?}, expected {:?}",
-            seen.limit_reset, record.limit_reset
-        )));
-    }
-    if seen.include_byok_in_limit != record.include_byok_in_limit {
-        return Err(fail("include_byok_in_limit differs".into()));
-    }
-    if seen.expires_at != Some(record.expires_at) {
-        return Err(fail(format!(
-            "expires_at is {:?}, expected {}",
-            seen.expires_at.map(format_expires_at),
-            format_expires_at(record.expires_at)
-        )));
     }
     let described = client
         .get_key(&hash)
@@ -183,4 +191,82 @@ async fn check_key(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use orkv_openrouter::LimitReset;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::lifetime::Lifetime;
+    use crate::domain::record::{RecordState, RecordTerms};
+
+    const EXPIRES: time::OffsetDateTime = datetime!(2027-01-01 00:00 UTC);
+
+    fn record() -> SecretRecord {
+        SecretRecord::new(
+            RecordState::Active,
+            RecordTerms {
+                key_name: "k".into(),
+                openrouter_key_name: "orkv:s:t".into(),
+                workspace_id: "w".into(),
+                workspace_slug: "checkout".into(),
+                cap: orkv_openrouter::Cap {
+                    limit: 10.0,
+                    limit_reset: Some(LimitReset::Monthly),
+                    include_byok_in_limit: false,
+                },
+                lifetime: Lifetime::TtlSeconds(86_400),
+                expires_at: EXPIRES,
+                rotate_before_seconds: 600,
+                created_at: EXPIRES - time::Duration::DAY,
+                generation: 2,
+                tenant: None,
+                request_id: "r".into(),
+            },
+        )
+    }
+
+    fn seen(limit: Option<f64>) -> CurrentKey {
+        CurrentKey {
+            label: "sk-or-v1-abc...xyz".into(),
+            limit,
+            limit_remaining: limit,
+            limit_reset: Some(LimitReset::Monthly),
+            include_byok_in_limit: false,
+            usage: 0.0,
+            is_free_tier: false,
+            is_management_key: false,
+            expires_at: Some(EXPIRES),
+            creator_user_id: None,
+        }
+    }
+
+    #[test]
+    fn a_successor_holding_its_share_of_the_cap_passes() {
+        assert_eq!(settings_mismatch(&seen(Some(4.5)), &record()), None);
+        assert_eq!(settings_mismatch(&seen(Some(10.0)), &record()), None);
+        assert_eq!(settings_mismatch(&seen(Some(0.0)), &record()), None);
+    }
+
+    #[test]
+    fn a_successor_above_its_cap_or_without_a_limit_fails() {
+        let above = settings_mismatch(&seen(Some(10.5)), &record());
+        assert!(above.is_some_and(|m| m.contains("expected at most 10")));
+        assert!(settings_mismatch(&seen(None), &record()).is_some());
+    }
+
+    #[test]
+    fn another_reset_byok_flag_or_expiry_fails_naming_it() {
+        let mut s = seen(Some(5.0));
+        s.limit_reset = Some(LimitReset::Daily);
+        assert!(settings_mismatch(&s, &record()).is_some_and(|m| m.starts_with("limit_reset")));
+        let mut s = seen(Some(5.0));
+        s.include_byok_in_limit = true;
+        assert!(settings_mismatch(&s, &record()).is_some_and(|m| m.contains("include_byok")));
+        let mut s = seen(Some(5.0));
+        s.expires_at = None;
+        assert!(settings_mismatch(&s, &record()).is_some_and(|m| m.starts_with("expires_at")));
+    }
 }
