@@ -34,8 +34,8 @@ use crate::error::VendError;
 use crate::input::adopt::{AdoptRequest, NonConforming};
 use crate::input::invocation::{Action, Trigger, request_digest};
 use crate::input::provision::{lifetime_within, rotate_before_within};
-use crate::ops::confirm::{Claim, Confirmation};
-use crate::ops::promote::Promoted;
+use crate::ops::confirm::{self, Claim, Confirmation};
+use crate::ops::promote::{self, Promoted};
 
 use super::{ActionReply, ActionStatus};
 use crate::ops::actions::rotate_now;
@@ -442,7 +442,7 @@ async fn write_adopted(
         &token(&c.version_id, &format!("adopt:{digest}")),
     )
     .await?;
-    let written = crate::ops::promote::promote(deps, &c.desc.arn, written, &c.version_id).await?;
+    let written = promote::promote(deps, &c.desc.arn, written, &c.version_id).await?;
     if let Promoted::Fenced = written {
         // The value changed since it was read (another adoption won, or someone wrote
         // it): this one's marker goes, and a retry looks at what the secret holds now.
@@ -459,7 +459,7 @@ async fn write_adopted(
         key_hash: record.key_hash.as_deref(),
         limit: Some(record.limit),
     };
-    match crate::ops::confirm::confirm_current(deps, &name, &c.desc.arn, claim).await? {
+    match confirm::confirm_current(deps, &name, &c.desc.arn, claim).await? {
         Confirmation::Held { .. } => Ok(record),
         Confirmation::Moved => Err(VendError::NotConfirmed {
             secret_name: name,

@@ -24,7 +24,7 @@ use crate::input::invocation::{Action, Trigger};
 use crate::ops::announce::ErrorDetail;
 
 use super::ActionStatus;
-use crate::ops::announce::{Origin, ResultDetail};
+use crate::ops::announce::{self, Origin, ResultDetail};
 
 /// Time kept back from the deadline: no secret is started after it.
 const MARGIN: Duration = Duration::from_secs(3);
@@ -124,7 +124,7 @@ pub async fn adopt_bulk(
 ) -> Result<BulkReply, VendError> {
     scope.require(Permission::Adopt)?;
     scope.check_name(&req.secret_prefix)?;
-    crate::ops::actions::adopt::adoption_terms(deps, &req.terms, scope).await?;
+    super::adopt::adoption_terms(deps, &req.terms, scope).await?;
     let mut reply = BulkReply {
         action: Action::Adopt,
         status: if req.dry_run { "planned" } else { "adopted" },
@@ -223,7 +223,7 @@ async fn adopt_listed(
     }
     if bulk.dry_run {
         return Done::Entry(
-            match crate::ops::actions::adopt::inspect_adoption(deps, &req, scope).await {
+            match super::adopt::inspect_adoption(deps, &req, scope).await {
                 Ok((hash, conforming)) => BulkEntry {
                     key_hash: Some(hash),
                     conforming: Some(conforming),
@@ -233,13 +233,13 @@ async fn adopt_listed(
             },
         );
     }
-    match Box::pin(crate::ops::actions::adopt::adopt_request(
+    match Box::pin(super::adopt::adopt_request(
         deps, &req, scope, &own_id, trigger,
     ))
     .await
     {
         Ok(r) => {
-            crate::ops::announce::announce(deps, r.announcement(scope.tenant_name())).await;
+            announce::announce(deps, r.announcement(scope.tenant_name())).await;
             let outcome = if r.status == ActionStatus::Unchanged {
                 "unchanged"
             } else {
@@ -257,7 +257,7 @@ async fn adopt_listed(
             let mut failure = ResultDetail::failure(Origin::Request(Action::Adopt), &e)
                 .for_request(Some(&own_id), trigger, scope.tenant_name());
             failure.secret_name = Some(name.to_owned());
-            crate::ops::announce::announce(deps, failure).await;
+            announce::announce(deps, failure).await;
             Done::Entry(failed(name, &e))
         }
     }

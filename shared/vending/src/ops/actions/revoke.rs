@@ -18,8 +18,8 @@ use crate::domain::tags::{
 use crate::error::VendError;
 use crate::input::action::RevokeRequest;
 use crate::input::invocation::{Action, Trigger};
-use crate::ops::promote::Promoted;
-use crate::ops::retire::Retired;
+use crate::ops::promote::{self, Promoted};
+use crate::ops::retire::{self, Retired};
 
 use super::{ActionReply, ActionStatus};
 use crate::ops::actions;
@@ -104,7 +104,7 @@ pub async fn revoke(
         if let Some(p) = desc.version_with(AWSPENDING)
             && !desc.has(p, AWSCURRENT)
         {
-            crate::ops::promote::drop_pending(deps, &desc.arn, p).await?;
+            promote::drop_pending(deps, &desc.arn, p).await?;
         }
         if delete_secret {
             deps.store
@@ -131,7 +131,7 @@ async fn retire_referenced(
     let hashes = referenced_keys(deps, desc, current, pending).await?;
     let mut revoked = Vec::with_capacity(hashes.len());
     for hash in hashes {
-        match crate::ops::retire::retire_key(deps, &hash).await? {
+        match retire::retire_key(deps, &hash).await? {
             Retired::Gone { .. } => revoked.push(hash),
             Retired::StillListed => {
                 warn!(key_hash = %hash, "key still listed after delete");
@@ -198,7 +198,7 @@ async fn fence(
         return Ok(Fence::Moved);
     };
     Ok(
-        match crate::ops::promote::promote(deps, &desc.arn, written, &v.version_id).await? {
+        match promote::promote(deps, &desc.arn, written, &v.version_id).await? {
             Promoted::Current(_) => Fence::Held(Some(r.generation), false),
             Promoted::Fenced => Fence::Moved,
         },

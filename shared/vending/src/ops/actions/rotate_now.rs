@@ -14,7 +14,7 @@ use crate::domain::tags::{self, NextSettings, Reason, stage::AWSPENDING};
 use crate::error::VendError;
 use crate::input::action::RotateRequest;
 use crate::input::invocation::{Action, Trigger, request_digest};
-use crate::ops::confirm::{Claim, Confirmation};
+use crate::ops::confirm::{self, Claim, Confirmation};
 
 use super::{ActionReply, ActionStatus};
 use crate::ops::actions::unfinished;
@@ -38,7 +38,7 @@ pub async fn rotate_request(
     } else {
         Permission::Rotate
     };
-    crate::ops::actions::check_action_scope(deps, scope, &req.secret_name, action).await?;
+    super::check_action_scope(deps, scope, &req.secret_name, action).await?;
     rotate_now(
         deps,
         &req.secret_name,
@@ -156,7 +156,7 @@ async fn answer(
                 limit: None,
             };
             let Confirmation::Held { record: now, .. } =
-                crate::ops::confirm::confirm_current(deps, name, &desc.arn, any).await?
+                confirm::confirm_current(deps, name, &desc.arn, any).await?
             else {
                 return Err(VendError::RotationInProgress {
                     secret_name: name.to_owned(),

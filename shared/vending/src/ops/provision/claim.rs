@@ -9,9 +9,9 @@ use crate::domain::names::{KeyName, claim_nonce, token};
 use crate::domain::record::{RecordState, RecordTerms, SecretRecord};
 use crate::domain::tags::{self, stage};
 use crate::error::VendError;
-use crate::ops::confirm::{Claim, Confirmation};
+use crate::ops::confirm::{self, Claim, Confirmation};
 use crate::ops::mint::{self, Kept, Minted, create_request};
-use crate::ops::retire::Retired;
+use crate::ops::retire::{self, Retired};
 use orkv_store::{SecretVersion, StoreErrorKind, Written};
 
 use super::{Desired, ProvisionReply, Status, reply};
@@ -158,8 +158,7 @@ pub(super) async fn mint(deps: &Deps, d: &Desired, owned: Owned) -> Result<MintO
         key_hash: Some(&hash),
         limit: Some(active.limit),
     };
-    if let Confirmation::Moved =
-        crate::ops::confirm::confirm_current(deps, &d.secret_name, &arn, claim).await?
+    if let Confirmation::Moved = confirm::confirm_current(deps, &d.secret_name, &arn, claim).await?
     {
         return Err(VendError::NotConfirmed {
             secret_name: d.secret_name.clone(),
@@ -173,7 +172,7 @@ pub(super) async fn mint(deps: &Deps, d: &Desired, owned: Owned) -> Result<MintO
 /// key can never be stored, so it is retired at once and the revoke is answered as such.
 async fn discard_fenced(deps: &Deps, d: &Desired, hash: &str) -> Result<MintOutcome, VendError> {
     warn!(key_hash = %hash, "the secret was revoked while minting: deleting the new key");
-    if crate::ops::retire::retire_key(deps, hash).await? == Retired::StillListed {
+    if retire::retire_key(deps, hash).await? == Retired::StillListed {
         warn!(key_hash = %hash, "key still listed after delete; the sweep deletes it");
     }
     Err(VendError::Revoked {

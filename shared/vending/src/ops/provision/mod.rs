@@ -313,7 +313,7 @@ async fn ensure(deps: &Deps, d: &Desired, deadline: Instant) -> Result<Provision
                     .await?;
                     continue;
                 }
-                crate::ops::provision::claim::take_over(deps, d, version, record).await?
+                claim::take_over(deps, d, version, record).await?
             }
         };
         match outcome {
@@ -338,7 +338,7 @@ async fn create_and_mint(
     d: &Desired,
     deadline: Instant,
 ) -> Result<Option<MintOutcome>, VendError> {
-    let record = crate::ops::provision::claim::pending_record(deps, d, 1);
+    let record = claim::pending_record(deps, d, 1);
     let value = record.to_secret();
     let mut all_tags = d.tags.clone();
     all_tags.extend(tags::record_tags(&record));
@@ -375,9 +375,7 @@ async fn create_and_mint(
                 version_id: w.version_id,
                 arn: w.arn,
             };
-            Ok(Some(
-                crate::ops::provision::claim::mint(deps, d, owned).await?,
-            ))
+            Ok(Some(claim::mint(deps, d, owned).await?))
         }
         Err(e) if e.kind() == StoreErrorKind::AlreadyExists => {
             deps.remember(&d.secret_name, true);

@@ -10,8 +10,8 @@ use crate::domain::record::SecretRecord;
 use crate::domain::tags::{self, NextSettings, Reason, stage};
 use crate::error::VendError;
 use crate::ops::actions::ActionStatus;
-use crate::ops::confirm::{Claim, Confirmation};
-use crate::ops::promote::Promoted;
+use crate::ops::confirm::{self, Claim, Confirmation};
+use crate::ops::promote::{self, Promoted};
 
 use super::{Desired, ProvisionReply, Status, reply};
 use crate::ops::actions;
@@ -115,7 +115,7 @@ async fn update_in_place(
         "update:{}:{:?}:{}:{}",
         d.cap.limit, d.cap.limit_reset, d.cap.include_byok_in_limit, d.rotate_before_seconds
     );
-    let written = match crate::ops::promote::put_current(
+    let written = match promote::put_current(
         deps,
         &d.secret_name,
         &updated.to_secret(),
@@ -234,7 +234,7 @@ async fn still_holds(deps: &Deps, d: &Desired, arn: &str, hash: &str) -> Result<
         limit: Some(d.cap.limit),
     };
     Ok(matches!(
-        crate::ops::confirm::confirm_current(deps, &d.secret_name, arn, claim).await?,
+        confirm::confirm_current(deps, &d.secret_name, arn, claim).await?,
         Confirmation::Held { .. }
     ))
 }

@@ -18,8 +18,8 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 use crate::ops::budget;
-use crate::ops::confirm::{Claim, Confirmation};
-use crate::ops::promote::Promoted;
+use crate::ops::confirm::{self, Claim, Confirmation};
+use crate::ops::promote::{self, Promoted};
 use crate::ops::read;
 use crate::ops::retire;
 use crate::ops::rotate;
@@ -109,7 +109,7 @@ async fn refuse_revoked(
     {
         return e;
     }
-    if let Err(e) = crate::ops::promote::drop_pending(deps, &desc.arn, token).await {
+    if let Err(e) = promote::drop_pending(deps, &desc.arn, token).await {
         return e;
     }
     VendError::Revoked {
@@ -143,7 +143,7 @@ async fn carry_deferred(
     let mut merged = promoted.clone();
     merged.set_cap(change.cap);
     merged.rotate_before_seconds = change.rotate_before_seconds;
-    match crate::ops::promote::put_current(
+    match promote::put_current(
         deps,
         &desc.arn,
         &merged.to_secret(),
@@ -225,7 +225,7 @@ async fn finish_tail_with(
     deferred: Option<Deferred>,
 ) -> Result<SecretRecord, VendError> {
     if desc.has(token, AWSPENDING) {
-        crate::ops::promote::drop_pending(deps, &desc.arn, token).await?;
+        promote::drop_pending(deps, &desc.arn, token).await?;
     }
     // A change deferred after this step read the secret (the request saw AWSPENDING still
     // on the token): read the tag again now that AWSPENDING is gone, so none is missed.
@@ -262,7 +262,7 @@ async fn finish_tail_with(
         limit: Some(promoted.limit),
     };
     if let Confirmation::Moved =
-        crate::ops::confirm::confirm_current(deps, &desc.name, &desc.arn, claim).await?
+        confirm::confirm_current(deps, &desc.name, &desc.arn, claim).await?
     {
         // A later rotation finished already: this step's work is done and superseded.
         info!("AWSCURRENT moved past the successor: a later rotation finished");

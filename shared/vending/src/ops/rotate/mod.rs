@@ -33,7 +33,7 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 use crate::input::rotation::{RotationEvent, Step};
-use crate::ops::announce::{Origin, ResultDetail};
+use crate::ops::announce::{self, Origin, ResultDetail};
 use crate::ops::read;
 
 /// What a step did.
@@ -99,7 +99,7 @@ pub async fn rotation_step(
                 .and_then(serde_json::Value::as_str)
                 .filter(|t| t.len() <= 256)
                 .map(str::to_owned);
-            crate::ops::announce::announce(deps, failure).await;
+            announce::announce(deps, failure).await;
             return Err(e);
         }
     };
@@ -145,7 +145,7 @@ pub async fn run_step(
         detail.repeat = done.repeat;
         detail.reason.clone_from(&done.reason);
     }
-    crate::ops::announce::announce(deps, detail).await;
+    announce::announce(deps, detail).await;
     result.map(|d| d.reply)
 }
 

@@ -74,7 +74,7 @@ pub(super) async fn scan_keys(
     let mut drifted = Vec::new();
     let mut working = Vec::new();
     for ws in workspaces {
-        let found = list_workspace(deps, &ws, referenced, (&mut current, &mut book), now).await?;
+        let found = list_workspace(deps, &ws, referenced, &mut current, &mut book, now).await?;
         suspects.extend(found.broken);
         drifted.extend(found.drifted);
         working.extend(found.working.into_iter().map(|(s, h)| (s, h, ws.clone())));
@@ -104,8 +104,8 @@ pub(super) async fn scan_keys(
                 listed: None,
             }),
     );
-    crate::ops::sweep::broken::check_suspects(deps, suspects, now, dry_run, deadline, report).await;
-    crate::ops::sweep::drift::check_drifted(deps, drifted, now, dry_run, deadline, report).await;
+    super::broken::check_suspects(deps, suspects, now, dry_run, deadline, report).await;
+    super::drift::check_drifted(deps, drifted, now, dry_run, deadline, report).await;
     guardrails::check_guardrails(deps, working, dry_run, deadline, report).await;
     let refills = book.finish(deps.cfg.low_spend_fraction, report);
     refill::refill_budgets(deps, refills, dry_run, deadline, report).await;
@@ -118,7 +118,8 @@ async fn list_workspace(
     deps: &Deps,
     ws: &str,
     referenced: &HashSet<u64>,
-    (current, book): (&mut Current, &mut SpendBook),
+    current: &mut Current,
+    book: &mut SpendBook,
     now: OffsetDateTime,
 ) -> Result<Found, VendError> {
     let client = deps.openrouter().await?;

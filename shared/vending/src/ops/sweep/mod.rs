@@ -78,6 +78,7 @@ enum Work {
 type Current = std::collections::HashMap<u64, (Box<str>, u64, Option<orkv_openrouter::Cap>)>;
 
 /// What the listing of every managed secret gathered for the key scan.
+#[derive(Default)]
 struct Listed {
     /// Hashes of every key name and superseded key hash the secrets reference.
     referenced: HashSet<u64>,
@@ -169,9 +170,7 @@ async fn list_pages(
     now: OffsetDateTime,
     deadline: Instant,
 ) -> Result<Listed, VendError> {
-    let mut referenced: HashSet<u64> = HashSet::new();
-    let mut current = Current::new();
-    let mut book = spend::SpendBook::default();
+    let mut listed = Listed::default();
     let mut next: Option<String> = None;
     loop {
         if Instant::now() + DEADLINE_MARGIN >= deadline {
@@ -190,8 +189,7 @@ async fn list_pages(
                 &mut g.0,
                 &page,
                 now,
-                &mut referenced,
-                (&mut current, &mut book),
+                &mut listed,
             ),
             Err(_) => Vec::new(),
         };
@@ -206,11 +204,7 @@ async fn list_pages(
             None => break,
         }
     }
-    Ok(Listed {
-        referenced,
-        current,
-        book,
-    })
+    Ok(listed)
 }
 
 async fn do_work(deps: &Deps, w: Work, dry_run: bool, deadline: Instant) -> Done {
@@ -247,7 +241,7 @@ async fn do_work(deps: &Deps, w: Work, dry_run: bool, deadline: Instant) -> Done
             let mut retired = Vec::new();
             let mut blocked = Vec::new();
             let error =
-                retiring::retire_due(deps, (&name, &arn), &hashes, &mut retired, &mut blocked)
+                retiring::retire_due(deps, &name, &arn, &hashes, &mut retired, &mut blocked)
                     .await
                     .err();
             Done::Retired {

@@ -1,8 +1,6 @@
 //! Reading one page of managed secrets: counts, warnings, and the work it holds, from the
 //! tags alone. Pure: no I/O, unit-tested below.
 
-use std::collections::HashSet;
-
 use orkv_store::SecretSummary;
 use time::OffsetDateTime;
 use tracing::warn;
@@ -16,8 +14,8 @@ use crate::domain::tags::{self, retiring};
 use crate::ops::inventory::InventoryEntry;
 
 use super::report::{SweepAction, SweepReport};
-use super::spend::SpendBook;
-use super::{Current, Work, h64};
+use super::spend::LogicalKey;
+use super::{Listed, Work, h64};
 
 /// The settings a page's plan reads.
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +48,7 @@ pub(super) fn plan_page(
     report: &mut SweepReport,
     page: &[SecretSummary],
     now: OffsetDateTime,
-    referenced: &mut HashSet<u64>,
-    (current, book): (&mut Current, &mut SpendBook),
+    listed: &mut Listed,
 ) -> Vec<Work> {
     report.list_calls += 1;
     let mut work = Vec::new();
@@ -66,33 +63,37 @@ pub(super) fn plan_page(
         }
         let mut in_book = false;
         if let Some(n) = s.tag(tags::OPENROUTER_KEY) {
-            referenced.insert(h64(n));
+            listed.referenced.insert(h64(n));
             if let Some(ws) = s.tag(tags::WORKSPACE) {
                 let cap = s.tag(tags::CAP).and_then(tags::parse_cap_tag);
-                current.insert(h64(n), (s.name.clone().into_boxed_str(), h64(ws), cap));
+                listed
+                    .current
+                    .insert(h64(n), (s.name.clone().into_boxed_str(), h64(ws), cap));
                 let carried = cap.map_or(0.0, |c| {
                     Ledger::read(s.tag(tags::BUDGET), &period_of(c.limit_reset, now)).carried
                 });
                 in_book = true;
-                book.secret(
-                    &s.name,
-                    (h64(n), retiring(&s.tags).iter().map(|(h, _)| h64(h))),
-                    (cap, carried),
-                    s.tag(tags::TENANT).unwrap_or("(default)"),
-                    s.tag(tags::WORKSPACE_SLUG).unwrap_or(ws),
-                );
+                listed.book.secret(LogicalKey {
+                    secret: &s.name,
+                    current_name_h: h64(n),
+                    retiring_h: retiring(&s.tags).iter().map(|(h, _)| h64(h)),
+                    cap,
+                    carried,
+                    tenant: s.tag(tags::TENANT).unwrap_or("(default)"),
+                    workspace: s.tag(tags::WORKSPACE_SLUG).unwrap_or(ws),
+                });
             }
         }
         let mut due_hashes = Vec::new();
         for (hash, at) in retiring(&s.tags) {
-            referenced.insert(h64(&hash));
+            listed.referenced.insert(h64(&hash));
             if at <= now {
                 due_hashes.push(hash);
             }
         }
         if !due_hashes.is_empty() {
             if in_book {
-                book.busy();
+                listed.book.busy();
             }
             report.retirements_due += due_hashes.len() as u64;
             work.push(Work::Retire {
@@ -111,7 +112,7 @@ pub(super) fn plan_page(
         }
         if let Some(rotate) = plan_rotation(limits, report, s, now) {
             if in_book {
-                book.busy();
+                listed.book.busy();
             }
             work.push(rotate);
         }
@@ -168,6 +169,8 @@ fn plan_rotation(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use time::macros::datetime;
 
     use super::*;
@@ -211,7 +214,7 @@ mod tests {
         report: SweepReport,
         work: Vec<Work>,
         referenced: HashSet<u64>,
-        current: Current,
+        current: super::super::Current,
     }
 
     fn plan(page: &[SecretSummary]) -> Planned {
@@ -220,22 +223,13 @@ mod tests {
 
     fn plan_with(limits: PlanLimits, page: &[SecretSummary]) -> Planned {
         let mut report = SweepReport::default();
-        let mut referenced = HashSet::new();
-        let mut current = Current::new();
-        let mut book = SpendBook::default();
-        let work = plan_page(
-            limits,
-            &mut report,
-            page,
-            NOW,
-            &mut referenced,
-            (&mut current, &mut book),
-        );
+        let mut listed = Listed::default();
+        let work = plan_page(limits, &mut report, page, NOW, &mut listed);
         Planned {
             report,
             work,
-            referenced,
-            current,
+            referenced: listed.referenced,
+            current: listed.current,
         }
     }
 

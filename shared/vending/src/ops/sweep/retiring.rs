@@ -13,8 +13,9 @@ use crate::domain::tags::{
     stage::{AWSCURRENT, AWSPENDING},
 };
 use crate::error::VendError;
+use crate::ops::budget;
 use crate::ops::guardrail;
-use crate::ops::retire::Retired;
+use crate::ops::retire::{self, Retired};
 
 /// What a retirement needs of the secret besides its labels.
 struct Context {
@@ -28,7 +29,8 @@ struct Context {
 /// Retires the due superseded keys of one secret, never one a label still references.
 pub(super) async fn retire_due(
     deps: &Deps,
-    (name, arn): (&str, &str),
+    name: &str,
+    arn: &str,
     hashes: &[String],
     retired: &mut Vec<String>,
     blocked: &mut Vec<(String, String)>,
@@ -61,13 +63,13 @@ pub(super) async fn retire_due(
             continue;
         }
         if let Some(ledger) = ctx.ledger.as_mut() {
-            crate::ops::budget::carry_retiring(deps, arn, ledger, hash).await?;
+            budget::carry_retiring(deps, arn, ledger, hash).await?;
             carried = true;
         }
         if let Some(g) = &ctx.guardrail {
             guardrail::unassign_retiring(deps, hash, g).await;
         }
-        match crate::ops::retire::retire_key(deps, hash).await? {
+        match retire::retire_key(deps, hash).await? {
             Retired::StillListed => {
                 blocked.push((hash.clone(), "still listed after delete".into()));
             }
@@ -109,7 +111,7 @@ async fn retiring_context(
     let desc = deps.store.describe(arn).await?;
     let ledger = desc
         .as_ref()
-        .map(|d| crate::ops::budget::ledger(deps, &d.tags, record.cap()));
+        .map(|d| budget::ledger(deps, &d.tags, record.cap()));
     let guardrail = guardrail::guardrail_for(deps, name, &record.workspace_id).await?;
     Ok(Context {
         current,
@@ -129,6 +131,6 @@ async fn return_unspent(deps: &Deps, arn: &str, ctx: Context) -> Result<(), Vend
         return Ok(());
     };
     let desc = deps.store.describe(arn).await?.unwrap_or(desc);
-    crate::ops::budget::fit_current(deps, &desc, hash, record.cap(), None).await?;
+    budget::fit_current(deps, &desc, hash, record.cap(), None).await?;
     Ok(())
 }

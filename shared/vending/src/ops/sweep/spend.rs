@@ -34,6 +34,21 @@ struct Logical {
     busy: bool,
 }
 
+/// A secret as the spend book counts it.
+pub(super) struct LogicalKey<'a, I> {
+    pub secret: &'a str,
+    /// The hash of its current key's name.
+    pub current_name_h: u64,
+    /// The hashes of its superseded keys' hashes.
+    pub retiring_h: I,
+    /// Its cap, as its `orkv:cap` tag records it.
+    pub cap: Option<Cap>,
+    /// What retired generations spent this period (the ledger).
+    pub carried: f64,
+    pub tenant: &'a str,
+    pub workspace: &'a str,
+}
+
 /// A current key whose limit is below what its logical key's budget allows it (a period
 /// boundary, or keys retired since): the sweep raises it.
 #[derive(Debug, Clone)]
@@ -59,16 +74,17 @@ pub(super) struct SpendBook {
 }
 
 impl SpendBook {
-    /// A secret: its current key's name hash, its superseded keys' hash hashes, its tenant and
-    /// workspace.
-    pub(super) fn secret(
-        &mut self,
-        secret: &str,
-        (current_name_h, retiring_h): (u64, impl Iterator<Item = u64>),
-        (cap, carried): (Option<Cap>, f64),
-        tenant: &str,
-        workspace: &str,
-    ) {
+    /// A secret of the listing, as one logical key.
+    pub(super) fn secret(&mut self, s: LogicalKey<'_, impl Iterator<Item = u64>>) {
+        let LogicalKey {
+            secret,
+            current_name_h,
+            retiring_h,
+            cap,
+            carried,
+            tenant,
+            workspace,
+        } = s;
         let label = (tenant.to_owned(), workspace.to_owned());
         let next = u32::try_from(self.labels.len()).unwrap_or(u32::MAX);
         let label = *self.label_index.entry(label.clone()).or_insert_with(|| {
@@ -225,13 +241,15 @@ mod tests {
     /// A book of one secret `s` (current key named `cur`, superseded `old`), with `carried`.
     fn book(carried: f64) -> SpendBook {
         let mut b = SpendBook::default();
-        b.secret(
-            "s",
-            (1, [2].into_iter()),
-            (Some(CAP), carried),
-            "checkout",
-            "prod",
-        );
+        b.secret(LogicalKey {
+            secret: "s",
+            current_name_h: 1,
+            retiring_h: [2].into_iter(),
+            cap: Some(CAP),
+            carried,
+            tenant: "checkout",
+            workspace: "prod",
+        });
         b
     }
 
