@@ -281,7 +281,7 @@ pub(crate) async fn rotation_calls(
         "full rotation",
         sm,
         or,
-        "protocol minimum (see README)",
+        "protocol minimum (docs/performance.md)",
         true,
     );
     report.json.insert("calls".into(), Value::Object(calls));
