@@ -30,6 +30,8 @@ locals {
   secret_actions = {
     # Vend (create, write, promote), update caps, start rotations, revoke.
     provision = [
+      # Revoke turns the revoked secret's rotation off.
+      "secretsmanager:CancelRotateSecret",
       "secretsmanager:DeleteSecret",
       "secretsmanager:DescribeSecret",
       "secretsmanager:GetSecretValue",
@@ -50,12 +52,14 @@ locals {
       "secretsmanager:UntagResource",
       "secretsmanager:UpdateSecretVersionStage",
     ]
-    # Read tags and values, start rotations, clear retirement tags.
+    # Read tags and values, start rotations, clear retirement tags, and carry a retired key's
+    # spend into the secret's orkv:budget tag (ADR 0010) before the key is deleted.
     sweep = [
       "secretsmanager:DescribeSecret",
       "secretsmanager:GetSecretValue",
       "secretsmanager:ListSecretVersionIds",
       "secretsmanager:RotateSecret",
+      "secretsmanager:TagResource",
       "secretsmanager:UntagResource",
     ]
   }

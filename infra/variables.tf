@@ -245,7 +245,7 @@ variable "retire_grace_seconds" {
 }
 
 variable "rotation_safety_days" {
-  description = "Secrets Manager's own rotation rule (AutomaticallyAfterDays) set on every managed secret, a safety net beside the expiry-driven sweep. Null: none."
+  description = "Secrets Manager's own rotation rule (AutomaticallyAfterDays) set by every RotateSecret the functions send, a safety net beside the expiry-driven sweep. Null: the policy's longest key lifetime in days."
   type        = number
   default     = null
 

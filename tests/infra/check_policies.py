@@ -8,16 +8,18 @@ SM = "secretsmanager:"
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 # The calls each function's code makes (shared/store method -> Secrets Manager action):
 #   provision: create -> CreateSecret (+TagResource for its tags), get, put, move_stage, tag,
-#              delete (revoke), untag, describe and rotate (rotate-now and revoke actions),
+#              delete (revoke), cancel_rotation (revoke: CancelRotateSecret), untag, describe and
+#              rotate (rotate-now and revoke actions),
 #              and RotateSecret makes Secrets Manager invoke the rotate function as the caller.
 #              The inventory action lists managed secrets (ListSecrets; names and tags only).
 #   rotate:    describe, get, put, move_stage, tag, untag (the four steps).
 #   sweep:     list_tagged_page, describe, version_stages (ListSecretVersionIds), get, untag
-#              (retire), rotate (+ invoke). provision's rotate-now also lists version ids.
+#              (retire), tag (retire: the orkv:budget ledger, ops/budget.rs carry_retiring),
+#              rotate (+ invoke). provision's rotate-now also lists version ids.
 #   provision and rotate put result events (orkv-events: PutEvents on the result bus).
 EXPECTED = {
     "provision": {
-        *(SM + a for a in ["CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "ListSecrets", "ListSecretVersionIds", "PutSecretValue",
+        *(SM + a for a in ["CancelRotateSecret", "CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "ListSecrets", "ListSecretVersionIds", "PutSecretValue",
                            "RotateSecret", "TagResource", "UntagResource", "UpdateSecretVersionStage"]),
         "lambda:InvokeFunction", "sqs:SendMessage", "events:PutEvents", *LOGS,
     },
@@ -27,7 +29,8 @@ EXPECTED = {
         "sqs:SendMessage", "events:PutEvents", *LOGS,
     },
     "sweep": {
-        *(SM + a for a in ["ListSecrets", "DescribeSecret", "GetSecretValue", "ListSecretVersionIds", "RotateSecret", "UntagResource"]),
+        *(SM + a for a in ["ListSecrets", "DescribeSecret", "GetSecretValue", "ListSecretVersionIds", "RotateSecret", "TagResource",
+                           "UntagResource"]),
         "lambda:InvokeFunction", "sqs:SendMessage", *LOGS,
     },
     "scheduler": {"lambda:InvokeFunction", "sqs:SendMessage"},

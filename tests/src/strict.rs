@@ -26,6 +26,7 @@ const TAG_SCOPED: &[&str] = &[
     "RotateSecret",
     "DeleteSecret",
     "ListSecretVersionIds",
+    "CancelRotateSecret",
 ];
 
 /// How long a name stays taken after a forced delete. AWS: "Secrets Manager performs the actual

@@ -151,6 +151,49 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
     }
 }
 
+/// A revoked secret must not rotate again: AWS's `CancelRotateSecret` "turns off automatic
+/// rotation" (API reference, *CancelRotateSecret*), and without it Secrets Manager's own
+/// schedule starts a rotation on the revoked secret that `createSecret` refuses, leaving
+/// `AWSPENDING` on an empty version and a failed rotation every period. After a revoke
+/// (mark), `DescribeSecret` shows rotation off and no `AWSPENDING`; a repeat changes nothing.
+#[tokio::test]
+async fn a_revoked_secret_has_its_rotation_turned_off_and_no_pending_version() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("cancel")).await;
+    orkv_vending::ops::handle_request(
+        &d,
+        json!({"action": "rotate", "secret_name": name, "idempotency_id": "rot-1"}),
+        deadline(),
+    )
+    .await
+    .expect("rotated");
+    assert_eq!(
+        w.describe(&name).await.rotation_enabled(),
+        Some(true),
+        "a rotated secret has rotation configured"
+    );
+    let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "rev-c"});
+    let reply = orkv_vending::ops::handle_request(&d, revoke.clone(), deadline())
+        .await
+        .expect("revoked");
+    assert_eq!(reply["status"], "revoked");
+    let after = w.describe(&name).await;
+    assert_ne!(after.rotation_enabled(), Some(true), "rotation still on");
+    assert!(
+        !w.stages(&name)
+            .await
+            .iter()
+            .any(|(_, s)| s.iter().any(|l| l == "AWSPENDING")),
+        "{:?}",
+        w.stages(&name).await
+    );
+    orkv_vending::ops::handle_request(&d, revoke, deadline())
+        .await
+        .expect("a repeat is harmless");
+    assert_ne!(w.describe(&name).await.rotation_enabled(), Some(true));
+}
+
 /// The function ARN the Secrets Manager starter names (moto has no such function: its
 /// `RotateSecret` labels the version and answers not found, as a rotation left to run would).
 const ROTATE_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate";

@@ -321,6 +321,22 @@ impl SecretStore {
         Ok(())
     }
 
+    /// Turns rotation off (`CancelRotateSecret`): Secrets Manager's own schedule no longer
+    /// starts rotations of the secret. AWS refuses it for a secret with no rotation function
+    /// configured, so call it only when `DescribeSecret` shows rotation enabled.
+    ///
+    /// # Errors
+    /// [`StoreError`]s.
+    pub async fn cancel_rotation(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .cancel_rotate_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("CancelRotateSecret", e))?;
+        Ok(())
+    }
+
     /// Removes tags (absent keys are ignored).
     ///
     /// # Errors

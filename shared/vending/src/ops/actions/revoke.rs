@@ -1,7 +1,8 @@
 //! Revoke: make the revoked record current (the fence every other writer respects), then
 //! disable, delete and confirm (404) every key the secret references (current, pending,
-//! awaiting retirement, and any unfinished attempt), then mark the secret revoked or delete
-//! it. Safe to repeat.
+//! awaiting retirement, and any unfinished attempt), then mark the secret revoked (with its
+//! rotation turned off, so Secrets Manager's schedule never starts one on it) or delete it.
+//! Safe to repeat.
 
 use orkv_store::{SecretDescription, SecretVersion, StoreErrorKind};
 use tracing::{info, warn};
@@ -261,5 +262,11 @@ async fn mark_revoked(deps: &Deps, desc: &SecretDescription) -> Result<(), VendE
             &[(tags::REVOKED.to_owned(), tags::time_value(deps.clock.now()))],
         )
         .await?;
+    // A revoked secret must not rotate: Secrets Manager's schedule would start a rotation
+    // that createSecret refuses, leaving AWSPENDING on an empty version and an alarm every
+    // period. A repeat finds rotation off already and makes no call.
+    if desc.rotation_enabled {
+        deps.store.cancel_rotation(&desc.arn).await?;
+    }
     Ok(())
 }
