@@ -323,7 +323,7 @@ impl SecretStore {
 
     /// Turns rotation off (`CancelRotateSecret`): Secrets Manager's own schedule no longer
     /// starts rotations of the secret. AWS refuses it for a secret with no rotation function
-    /// configured, so call it only when `DescribeSecret` shows rotation enabled.
+    /// configured, so call it only when `DescribeSecret` shows rotation enabled with one.
     ///
     /// # Errors
     /// [`StoreError`]s.

@@ -266,7 +266,15 @@ async fn mark_revoked(deps: &Deps, desc: &SecretDescription) -> Result<(), VendE
     // that createSecret refuses, leaving AWSPENDING on an empty version and an alarm every
     // period. A repeat finds rotation off already and makes no call.
     if desc.rotation_enabled {
-        deps.store.cancel_rotation(&desc.arn).await?;
+        match deps.store.cancel_rotation(&desc.arn).await {
+            Ok(()) => {}
+            // AWS refuses CancelRotateSecret for a secret with no rotation function configured
+            // (API reference, *CancelRotateSecret*): nothing can rotate it, nothing to cancel.
+            Err(e) if e.kind() == StoreErrorKind::InvalidRequest => {
+                info!(secret = %desc.name, error = %e, "no rotation function configured: no rotation to cancel");
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
