@@ -156,6 +156,14 @@ pub fn outgoing_limit(remaining: f64, key: &Key) -> f64 {
     target.max(spent)
 }
 
+/// The unit tests' usual cap: $10 a month, BYOK spend apart.
+#[cfg(test)]
+pub(crate) const TEST_CAP: orkv_openrouter::Cap = orkv_openrouter::Cap {
+    limit: 10.0,
+    limit_reset: Some(LimitReset::Monthly),
+    include_byok_in_limit: false,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

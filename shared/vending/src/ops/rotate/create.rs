@@ -249,11 +249,7 @@ mod tests {
     use super::*;
     use crate::domain::tags::{Deferred, NextSettings};
 
-    const CAP: Cap = Cap {
-        limit: 10.0,
-        limit_reset: Some(LimitReset::Monthly),
-        include_byok_in_limit: false,
-    };
+    const CAP: Cap = crate::domain::budget::TEST_CAP;
 
     fn parent() -> SecretRecord {
         let created = datetime!(2026-12-01 00:00 UTC);

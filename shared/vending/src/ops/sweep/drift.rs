@@ -152,11 +152,7 @@ mod tests {
 
     use super::*;
 
-    const CAP: Cap = Cap {
-        limit: 10.0,
-        limit_reset: Some(LimitReset::Monthly),
-        include_byok_in_limit: false,
-    };
+    const CAP: Cap = crate::domain::budget::TEST_CAP;
 
     #[test]
     fn a_share_of_the_cap_is_within_it_and_the_cap_itself_too() {

@@ -214,15 +214,11 @@ impl SpendBook {
 
 #[cfg(test)]
 mod tests {
-    use orkv_openrouter::{Key, LimitReset};
+    use orkv_openrouter::Key;
 
     use super::*;
 
-    const CAP: Cap = Cap {
-        limit: 10.0,
-        limit_reset: Some(LimitReset::Monthly),
-        include_byok_in_limit: false,
-    };
+    const CAP: Cap = crate::domain::budget::TEST_CAP;
 
     fn key(hash: &str, limit: f64, spent_this_month: f64) -> Key {
         serde_json::from_value(serde_json::json!({
