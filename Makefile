@@ -37,13 +37,15 @@ package: venv
 package-check: build package
 	tests/infra/check-package.sh "$(PACKAGE_DIR)"
 
-## Terraform: fmt, validate, checkov, apply/plan/destroy of the example against moto, policy check.
+## Terraform: fmt, validate, checkov, apply/plan/destroy of the example against moto, policy check,
+## the suites' policy snapshot, and (after the suites) every granted action used.
 infra-test: venv build package
 	tests/infra/terraform-test.sh "$(PACKAGE_DIR)"
 
 ## Runs every test: unit, integration (moto + emulator), end to end (the real binary) and the
 ## infrastructure test.
 test: venv build lint docs-check
+	rm -rf "$(CARGO_TARGET_DIR)/orkv-iam"
 	cargo test --workspace --no-fail-fast $(LOCAL_ROTATION)
 	$(MAKE) --no-print-directory supply-chain
 	$(MAKE) --no-print-directory infra-test

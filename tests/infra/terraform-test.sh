@@ -4,7 +4,9 @@
 #      provider mirror is present);
 #   2. checkov over infra/ (pinned, from PyPI, in its own virtualenv);
 #   3. apply of the example against moto server, a second plan with no changes, the policy check
-#      (tests/infra/check_policies.py), destroy, and a read-back that nothing is left in moto.
+#      (tests/infra/check_policies.py), the suites' policy snapshot (tests/infra/snapshot_policies.py)
+#      and, after the suites, every granted action used (tests/infra/check_policy_use.py), destroy,
+#      and a read-back that nothing is left in moto.
 # Needs the packages from `make package` (the functions are created from the real zips).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -89,6 +91,19 @@ echo "    No changes."
 step "policy documents: each role allows only its own actions"
 terraform -chdir="$example" output -json policy_documents >"$run/policies.json"
 python3 tests/infra/check_policies.py "$run/policies.json" || fail "policy check"
+
+step "the suites' policy snapshot is what the module renders (tests/src/iam.rs evaluates every call against it)"
+update=()
+[ -n "${ORKV_UPDATE_POLICIES:-}" ] && update=(--update)
+python3 tests/infra/snapshot_policies.py "$run/policies.json" us-east-1 123456789012 tests/infra/rendered-policies.json "${update[@]}" \
+  || fail "tests/infra/rendered-policies.json is stale"
+iam_log="${ORKV_IAM_LOG_DIR:-$CARGO_TARGET_DIR/orkv-iam}"
+if compgen -G "$iam_log/calls-*.jsonl" >/dev/null; then
+  step "every Secrets Manager action a role grants was made under it by the suites (tests/src/iam.rs)"
+  python3 tests/infra/check_policy_use.py "$iam_log" tests/infra/rendered-policies.json || fail "a role grants an action no test makes"
+else
+  step "no suite decisions in $iam_log (make test runs the suites first): skipping the granted-action check"
+fi
 
 step "tenants: each tenant's principals invoke only its alias; no rule targets the unqualified function"
 terraform -chdir="$example" output -json >"$run/outputs.json"

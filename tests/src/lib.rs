@@ -3,7 +3,9 @@
 //! and serves a minimal Lambda Runtime API to drive the real function binaries.
 
 pub mod events;
+pub mod iam;
 pub mod proxy;
+pub mod roles;
 pub mod rotating;
 pub mod runtime_api;
 pub mod soak;
@@ -142,6 +144,7 @@ pub async fn secrets_client_at(url: &str) -> (aws_sdk_secretsmanager::Client, Ca
     // The functions' own client settings (timeouts, bounded retries), plus the counter.
     let conf = orkv_store::client_config(&shared)
         .interceptor(counter.clone())
+        .interceptor(roles::CallerHeader)
         .build();
     (aws_sdk_secretsmanager::Client::from_conf(conf), counter)
 }

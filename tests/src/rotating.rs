@@ -74,7 +74,7 @@ pub async fn advance(w: &World, d: &Deps, seconds: i64) {
 /// # Panics
 /// When the sweep fails.
 pub async fn sweep(d: &Deps, run: &str) -> SweepReport {
-    orkv_vending::ops::sweep(
+    crate::roles::ops::sweep(
         d,
         &SweepInput::parse(&json!({"execution_id": run})).expect("input"),
         deadline(),
@@ -88,7 +88,7 @@ pub async fn sweep(d: &Deps, run: &str) -> SweepReport {
 /// # Panics
 /// When the key is not created.
 pub async fn provision(d: &Deps, key_name: &str) -> String {
-    let reply = orkv_vending::ops::handle(d, request(key_name), deadline())
+    let reply = crate::roles::ops::handle(d, request(key_name), deadline())
         .await
         .expect("provisioned");
     assert_eq!(reply.status, Status::Created);
@@ -112,7 +112,7 @@ pub fn step(name: &str, token: &str, step: Step) -> RotationEvent {
 /// When a step fails.
 pub async fn run_steps(d: &Deps, name: &str, token: &str, steps: &[Step]) {
     for &s in steps {
-        orkv_vending::ops::run_step(d, &step(name, token, s), deadline())
+        crate::roles::ops::run_step(d, &step(name, token, s), deadline())
             .await
             .unwrap_or_else(|e| panic!("{}: {e:?}", s.as_str()));
     }

@@ -195,23 +195,42 @@ pub async fn before(
     body: &Bytes,
     adoptable: Option<&str>,
 ) -> Option<Response> {
+    // Secrets Manager's calls only: the result events go through this proxy too.
+    let secrets_manager = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("secretsmanager."));
+    let caller = crate::iam::caller(headers).filter(|_| secrets_manager);
+    let caller = caller.as_deref();
+    let req: Value = serde_json::from_slice(body).ok()?;
+    let id = req.get("SecretId").and_then(Value::as_str);
+    let desc = match id {
+        Some(id) if caller.is_some() || TAG_SCOPED.contains(&op) => {
+            call_upstream(
+                http,
+                upstream,
+                headers,
+                "secretsmanager.DescribeSecret",
+                &json!({ "SecretId": id }),
+            )
+            .await
+        }
+        _ => None,
+    };
+    // A function's call: IAM evaluates it against the policy the module renders for its role.
+    if let Some(role) = caller {
+        let ctx = crate::iam::secrets_manager_context(op, &req, desc.as_ref());
+        if let Some(message) = crate::iam::authorize(role, &ctx) {
+            return Some(aws_error("AccessDeniedException", &message));
+        }
+    }
     if op == "CreateSecret" {
-        let req: Value = serde_json::from_slice(body).ok()?;
         return tag_limits(&req, &[]);
     }
     if !TAG_SCOPED.contains(&op) {
         return None;
     }
-    let req: Value = serde_json::from_slice(body).ok()?;
-    let id = req.get("SecretId")?.as_str()?;
-    let desc = call_upstream(
-        http,
-        upstream,
-        headers,
-        "secretsmanager.DescribeSecret",
-        &json!({ "SecretId": id }),
-    )
-    .await;
+    let id = id?;
     // The roles' policies allow these calls only on secrets tagged as the product's: for a
     // secret that is missing or not tagged, AWS answers AccessDenied, never "not found"
     // (IAM user guide, "Policy evaluation logic"; Secrets Manager user guide, "Control access
@@ -254,7 +273,8 @@ pub async fn before(
                 }),
             _ => false,
         };
-    if !tagged && !exempt && !adopting {
+    // The test's own calls (no role named): the product's tag scoping, as every role has it.
+    if caller.is_none() && !tagged && !exempt && !adopting {
         return Some(aws_error(
             "AccessDeniedException",
             &format!(

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use crate::proxy::LatencyProxy;
 use crate::{CallCounter, Control, MANAGEMENT_KEY, Moto, POLICY, emulator, secrets_client_at};
-use orkv_vending::ops;
 
 /// moto behind the AWS behaviour layer, the emulator and a Secrets Manager client that counts
 /// its calls.
@@ -422,7 +421,7 @@ pub async fn call_as(
     payload: serde_json::Value,
 ) -> Result<serde_json::Value, orkv_vending::VendError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    Box::pin(ops::handle_invocation(
+    Box::pin(crate::roles::ops::handle_invocation(
         d,
         payload,
         &crate::runtime_api::function_arn(alias),

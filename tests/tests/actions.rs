@@ -23,10 +23,10 @@ async fn a_rotation_left_pending_after_its_key_was_promoted_is_finished_by_the_n
     run_steps(&d, &name, &token, &UP_TO_TEST).await;
     let mut req = request(&key_name);
     req["limit"] = json!(75);
-    orkv_vending::ops::handle(&d, req.clone(), deadline())
+    orkv_tests::roles::ops::handle(&d, req.clone(), deadline())
         .await
         .expect("update");
-    orkv_vending::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
+    orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
         .await
         .expect("finish");
     // The state of a finish that died right after the label move: AWSPENDING still on the token.
@@ -36,13 +36,13 @@ async fn a_rotation_left_pending_after_its_key_was_promoted_is_finished_by_the_n
         .expect("label");
     req["limit"] = json!(80);
     assert_eq!(
-        orkv_vending::ops::handle(&d, req, deadline())
+        orkv_tests::roles::ops::handle(&d, req, deadline())
             .await
             .expect("update")
             .status,
         Status::Updated
     );
-    let rotated = orkv_vending::ops::handle_request(&d, json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "after-stuck"}),
+    let rotated = orkv_tests::roles::ops::handle_request(&d, json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "after-stuck"}),
             deadline(),
         )
         .await
@@ -70,7 +70,7 @@ async fn a_changed_lifetime_becomes_a_rotation_and_its_repeat_is_unchanged() {
     let name = provision(&d, &key_name).await;
     let mut req = request(&key_name);
     req["ttl_seconds"] = json!(14_400);
-    let r = orkv_vending::ops::handle(&d, req.clone(), deadline())
+    let r = orkv_tests::roles::ops::handle(&d, req.clone(), deadline())
         .await
         .expect("rotated");
     assert_eq!(r.status, Status::Rotated);
@@ -79,7 +79,7 @@ async fn a_changed_lifetime_becomes_a_rotation_and_its_repeat_is_unchanged() {
     assert_eq!(rec["lifetime"], json!({"ttl_seconds": 14_400}));
     assert!(!w.tags(&name).await.iter().any(|(k, _)| k == "orkv:next"));
     assert_eq!(
-        orkv_vending::ops::handle(&d, req, deadline())
+        orkv_tests::roles::ops::handle(&d, req, deadline())
             .await
             .expect("repeat")
             .status,
@@ -95,7 +95,7 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
     let name = provision(&d, &unique("leak")).await;
     let (_, before) = w.current(&name).await;
     let old = before["api_key"].as_str().expect("key").to_owned();
-    let reply = orkv_vending::ops::handle_request(&d, json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-1"}), deadline())
+    let reply = orkv_tests::roles::ops::handle_request(&d, json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-1"}), deadline())
         .await
         .expect("rotated");
     assert_eq!(reply["status"], "rotated");
@@ -107,19 +107,19 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
     assert_eq!(r.keys_retired, 1, "{r:?}");
     // Revoke: every key goes, the secret is marked revoked; repeating is harmless.
     let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "rev-1"});
-    let reply = orkv_vending::ops::handle_request(&d, revoke.clone(), deadline())
+    let reply = orkv_tests::roles::ops::handle_request(&d, revoke.clone(), deadline())
         .await
         .expect("revoked");
     assert_eq!(reply["status"], "revoked");
     assert!(!w.works(after["api_key"].as_str().expect("key")).await);
     assert!(w.live_for(&name).await.is_empty());
-    orkv_vending::ops::handle_request(&d, revoke, deadline())
+    orkv_tests::roles::ops::handle_request(&d, revoke, deadline())
         .await
         .expect("repeat");
     let (_, rec) = w.current(&name).await;
     assert_eq!(rec["state"], "revoked");
     assert!(rec.get("api_key").is_none());
-    let err = orkv_vending::ops::handle_request(
+    let err = orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "rotate", "secret_name": name}),
         deadline(),
@@ -144,7 +144,7 @@ async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everyth
             "delete_secret",
         ),
     ] {
-        let err = orkv_vending::ops::handle_request(&d, body, deadline())
+        let err = orkv_tests::roles::ops::handle_request(&d, body, deadline())
             .await
             .expect_err("refused");
         assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
@@ -161,7 +161,7 @@ async fn a_revoked_secret_has_its_rotation_turned_off_and_no_pending_version() {
     let w = World::start().await;
     let d = deps(&w);
     let name = provision(&d, &unique("cancel")).await;
-    orkv_vending::ops::handle_request(
+    orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "rotate", "secret_name": name, "idempotency_id": "rot-1"}),
         deadline(),
@@ -174,7 +174,7 @@ async fn a_revoked_secret_has_its_rotation_turned_off_and_no_pending_version() {
         "a rotated secret has rotation configured"
     );
     let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "rev-c"});
-    let reply = orkv_vending::ops::handle_request(&d, revoke.clone(), deadline())
+    let reply = orkv_tests::roles::ops::handle_request(&d, revoke.clone(), deadline())
         .await
         .expect("revoked");
     assert_eq!(reply["status"], "revoked");
@@ -188,7 +188,7 @@ async fn a_revoked_secret_has_its_rotation_turned_off_and_no_pending_version() {
         "{:?}",
         w.stages(&name).await
     );
-    orkv_vending::ops::handle_request(&d, revoke, deadline())
+    orkv_tests::roles::ops::handle_request(&d, revoke, deadline())
         .await
         .expect("a repeat is harmless");
     assert_ne!(w.describe(&name).await.rotation_enabled(), Some(true));
@@ -218,7 +218,7 @@ async fn rotate_now_behind_an_unfinished_rotation_finishes_it_or_answers_in_prog
         .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 50}))
         .await;
     let rotate = || {
-        orkv_vending::ops::rotate_now(
+        orkv_tests::roles::ops::rotate_now(
             &d,
             &name,
             orkv_vending::domain::tags::Reason::Manual,
@@ -252,7 +252,7 @@ async fn every_rotate_secret_the_product_sends_configures_rotation_rules() {
     let d = w.deps(&[("ORKV_ROTATION_LAMBDA_ARN", ROTATE_ARN)]);
     let name = provision(&d, &unique("rules")).await;
     // moto has no function of that ARN: it stores the settings, then answers not found.
-    let _ = orkv_vending::ops::start_rotation(&d, &name, &rotation_token(&name, 1)).await;
+    let _ = orkv_tests::roles::ops::start_rotation(&d, &name, &rotation_token(&name, 1)).await;
     let desc =
         w.sm.describe_secret()
             .secret_id(&name)
@@ -275,11 +275,11 @@ async fn the_longest_accepted_secret_name_vends_and_rotates() {
     let name = format!("openrouter/{}", "l".repeat(237 - "openrouter/".len()));
     let mut req = request(&unique("longest"));
     req["secret_name"] = json!(name);
-    let created = orkv_vending::ops::handle(&d, req, deadline())
+    let created = orkv_tests::roles::ops::handle(&d, req, deadline())
         .await
         .expect("created");
     assert_eq!(created.status, Status::Created);
-    let rotated = orkv_vending::ops::rotate_now(
+    let rotated = orkv_tests::roles::ops::rotate_now(
         &d,
         &name,
         orkv_vending::domain::tags::Reason::Manual,
@@ -302,7 +302,7 @@ async fn actions_on_a_missing_secret_answer_not_found_under_the_tag_scoped_role(
     proxy.set_strict(true);
     let d = deps(&w);
     let missing = format!("openrouter/checkout/{}", unique("missing"));
-    let err = orkv_vending::ops::rotate_now(
+    let err = orkv_tests::roles::ops::rotate_now(
         &d,
         &missing,
         orkv_vending::domain::tags::Reason::Leak,
@@ -313,7 +313,7 @@ async fn actions_on_a_missing_secret_answer_not_found_under_the_tag_scoped_role(
     .await
     .expect_err("missing");
     assert_eq!(err.kind(), "SecretNotFound", "{err}");
-    let err = orkv_vending::ops::revoke(
+    let err = orkv_tests::roles::ops::revoke(
         &d,
         &missing,
         false,
@@ -351,10 +351,10 @@ async fn a_revoke_during_a_provisions_create_wins_and_leaves_no_live_key() {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            orkv_vending::ops::handle_request(&revoking, revoke.clone(), deadline()).await
+            orkv_tests::roles::ops::handle_request(&revoking, revoke.clone(), deadline()).await
         };
         let (minted, revoked) = tokio::join!(
-            orkv_vending::ops::handle(&minting, request(&key_name), deadline()),
+            orkv_tests::roles::ops::handle(&minting, request(&key_name), deadline()),
             revoke_once_pending
         );
         let revoked = revoked.expect("revoke answers");
@@ -369,10 +369,10 @@ async fn a_revoke_during_a_provisions_create_wins_and_leaves_no_live_key() {
         assert_eq!(rec["state"], "revoked", "{action}");
         assert!(rec.get("api_key").is_none());
         // A repeat, and a new provision of the name, change nothing.
-        orkv_vending::ops::handle_request(&revoking, revoke, deadline())
+        orkv_tests::roles::ops::handle_request(&revoking, revoke, deadline())
             .await
             .expect("repeat");
-        let again = orkv_vending::ops::handle(&minting, request(&key_name), deadline())
+        let again = orkv_tests::roles::ops::handle(&minting, request(&key_name), deadline())
             .await
             .expect_err("revoked");
         assert_eq!(again.kind(), "SecretRevoked");
@@ -389,7 +389,7 @@ async fn a_leak_rotation_disables_every_key_in_grace_and_its_repeat_leaves_none_
     let d = deps(&w);
     let name = provision(&d, &unique("leak-all")).await;
     let (_, first) = w.current(&name).await;
-    orkv_vending::ops::handle_request(
+    orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "rotate", "secret_name": name, "idempotency_id": "routine"}),
         deadline(),
@@ -403,7 +403,7 @@ async fn a_leak_rotation_disables_every_key_in_grace_and_its_repeat_leaves_none_
         "in grace after a routine rotation"
     );
     let leak = json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-all"});
-    let reply = orkv_vending::ops::handle_request(&d, leak.clone(), deadline())
+    let reply = orkv_tests::roles::ops::handle_request(&d, leak.clone(), deadline())
         .await
         .expect("leak");
     assert_eq!(reply["status"], "rotated");
@@ -430,7 +430,7 @@ async fn a_leak_rotation_disables_every_key_in_grace_and_its_repeat_leaves_none_
         .await
         .expect("re-enabled");
     assert!(w.works(first_key).await);
-    let repeat = orkv_vending::ops::handle_request(&d, leak, deadline())
+    let repeat = orkv_tests::roles::ops::handle_request(&d, leak, deadline())
         .await
         .expect("repeat");
     assert_eq!(repeat["status"], "unchanged");
@@ -476,7 +476,7 @@ async fn a_finish_killed_after_promoting_is_completed_by_the_next_request() {
         .await
         .expect("moved");
     assert!(w.works(&old_key).await, "the leaked key is still enabled");
-    let reply = orkv_vending::ops::handle_request(
+    let reply = orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "rotate", "secret_name": name, "idempotency_id": "after-kill"}),
         deadline(),
@@ -507,7 +507,7 @@ async fn a_leak_abandons_an_unfinished_rotation_it_cannot_finish() {
     w.control
         .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 1}))
         .await;
-    let reply = orkv_vending::ops::handle_request(&d, json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-stall"}),
+    let reply = orkv_tests::roles::ops::handle_request(&d, json!({"action": "rotate", "secret_name": name, "reason": "leak", "idempotency_id": "leak-stall"}),
             deadline(),
         )
         .await
@@ -537,7 +537,7 @@ async fn a_revoke_racing_the_take_over_of_a_dead_mint_leaves_no_live_key() {
         .await;
     let died = tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        orkv_vending::ops::handle(&dying, request(&key_name), deadline()),
+        orkv_tests::roles::ops::handle(&dying, request(&key_name), deadline()),
     )
     .await;
     assert!(died.is_err(), "the first invocation was still waiting");
@@ -548,8 +548,8 @@ async fn a_revoke_racing_the_take_over_of_a_dead_mint_leaves_no_live_key() {
     }
     let revoke = json!({"action": "revoke", "secret_name": name, "idempotency_id": "takeover-rev"});
     let (minted, revoked) = tokio::join!(
-        orkv_vending::ops::handle(&taking_over, request(&key_name), deadline()),
-        orkv_vending::ops::handle_request(&revoking, revoke, deadline())
+        orkv_tests::roles::ops::handle(&taking_over, request(&key_name), deadline()),
+        orkv_tests::roles::ops::handle_request(&revoking, revoke, deadline())
     );
     assert_eq!(revoked.expect("revoke answers")["status"], "revoked");
     if let Err(e) = &minted {
@@ -560,7 +560,7 @@ async fn a_revoke_racing_the_take_over_of_a_dead_mint_leaves_no_live_key() {
         "no key live after the revoke"
     );
     assert_eq!(w.current(&name).await.1["state"], "revoked");
-    let again = orkv_vending::ops::handle(&taking_over, request(&key_name), deadline())
+    let again = orkv_tests::roles::ops::handle(&taking_over, request(&key_name), deadline())
         .await
         .expect_err("revoked");
     assert_eq!(again.kind(), "SecretRevoked");
@@ -581,7 +581,7 @@ async fn a_rotation_abandoned_by_secrets_manager_is_replaced_by_a_fresh_attempt(
         .move_stage(&name, "AWSPENDING", Some(&token), None)
         .await
         .expect("abandoned");
-    let reply = orkv_vending::ops::handle_request(
+    let reply = orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "rotate", "secret_name": name, "idempotency_id": "after-abandon"}),
         deadline(),
@@ -626,7 +626,7 @@ async fn an_abandoned_attempt_describe_leaves_out_is_found_among_deprecated_vers
         Some(&Vec::new()),
         "IncludeDeprecated shows it"
     );
-    let reply = orkv_vending::ops::handle_request(
+    let reply = orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "rotate", "secret_name": name, "idempotency_id": "after-deprecated"}),
         deadline(),
@@ -656,13 +656,13 @@ async fn a_secret_with_every_user_tag_keeps_rotating_within_the_tag_limit() {
         .map(|i| (format!("team-tag-{i:02}"), json!("x".repeat(200))))
         .collect();
     req["tags"] = serde_json::Value::Object(user);
-    let name = orkv_vending::ops::handle(&d, req, deadline())
+    let name = orkv_tests::roles::ops::handle(&d, req, deadline())
         .await
         .expect("vended")
         .secret_name;
     let mut most = 0;
     for i in 0..(orkv_vending::domain::tags::MAX_RETIRING + 3) {
-        let reply = orkv_vending::ops::handle_request(
+        let reply = orkv_tests::roles::ops::handle_request(
             &d,
             json!({"action": "rotate", "secret_name": name, "idempotency_id": format!("tags-{i}")}),
             deadline(),

@@ -92,7 +92,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
 
     // The companion secret: its key conforms (an expiry within the policy): adopted as is.
     let req = json!({"action": "adopt", "secret_name": companion, "workspace": "checkout", "idempotency_id": "adopt-companion"});
-    let adopted = orkv_vending::ops::handle_request(&d, req.clone(), deadline())
+    let adopted = orkv_tests::roles::ops::handle_request(&d, req.clone(), deadline())
         .await
         .expect("adopted");
 
@@ -132,7 +132,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
         "{r:?}"
     );
     // The repeat: answered, nothing changed.
-    let again = orkv_vending::ops::handle_request(&d, req, deadline())
+    let again = orkv_tests::roles::ops::handle_request(&d, req, deadline())
         .await
         .expect("repeat");
     assert_eq!(again["status"], "unchanged");
@@ -140,7 +140,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
 
     // The pasted key has no expiry: adopted, then rotated at once into a conforming successor;
     // the adopted key keeps working through its grace period.
-    let adopted = orkv_vending::ops::handle_request(
+    let adopted = orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "adopt", "secret_name": pasted, "workspace": "checkout"}),
         deadline(),
@@ -160,7 +160,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     );
 
     // The first rotation after adoption.
-    let rotated = orkv_vending::ops::handle_request(
+    let rotated = orkv_tests::roles::ops::handle_request(
         &d,
         json!({"action": "rotate", "secret_name": companion, "idempotency_id": "after-adopt"}),
         deadline(),
@@ -180,7 +180,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     let bare = format!("openrouter/checkout/{}", unique("bare"));
     create_seed_secret(&w.sm, &bare, &bare_key, &[]).await;
     let body = json!({"action": "adopt", "secret_name": bare, "workspace": "checkout"});
-    let err = orkv_vending::ops::handle_request(&d, body.clone(), deadline())
+    let err = orkv_tests::roles::ops::handle_request(&d, body.clone(), deadline())
         .await
         .expect_err("bare");
     assert!(err.to_string().contains("`convert_to_json`"), "{err}");
@@ -188,7 +188,7 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     convert["convert_to_json"] = json!(true);
     w.sm_calls.reset();
     w.control.reset_calls().await;
-    let adopted = orkv_vending::ops::handle_request(&d, convert, deadline())
+    let adopted = orkv_tests::roles::ops::handle_request(&d, convert, deadline())
         .await
         .expect("converted");
     // Describe, read, tag, write, label move, untag, read-back; GET /keys/{hash}, GET /key
@@ -383,7 +383,7 @@ async fn an_adoption_cut_off_after_any_write_is_finished_by_its_retry() {
         let body = json!({"action": "adopt", "secret_name": name, "workspace": "checkout",
                           "idempotency_id": format!("adopt-{op}")});
         proxy.cut_next(op, u64::from(orkv_store::MAX_ATTEMPTS));
-        let first = orkv_vending::ops::handle_request(&d, body.clone(), deadline()).await;
+        let first = orkv_tests::roles::ops::handle_request(&d, body.clone(), deadline()).await;
         proxy.cut_next(op, 0);
         // The label move is read back by the compare-and-set itself, which may finish within
         // the first attempt; every other lost reply fails it.
@@ -397,7 +397,7 @@ async fn an_adoption_cut_off_after_any_write_is_finished_by_its_retry() {
         // The retry runs later (its clock reads differently from the first attempt's), as a
         // retry after a crash does.
         d.clock().advance(5);
-        let done = orkv_vending::ops::handle_request(&d, body, deadline())
+        let done = orkv_tests::roles::ops::handle_request(&d, body, deadline())
             .await
             .unwrap_or_else(|e| panic!("{op}: {e}"));
         assert!(
@@ -431,8 +431,8 @@ async fn two_adoptions_racing_on_one_secret_leave_one_record_of_the_same_key() {
             (body("one"), body("two"))
         };
         let (ra, rb) = tokio::join!(
-            orkv_vending::ops::handle_request(&d, a, deadline()),
-            orkv_vending::ops::handle_request(&d, b, deadline())
+            orkv_tests::roles::ops::handle_request(&d, a, deadline()),
+            orkv_tests::roles::ops::handle_request(&d, b, deadline())
         );
         let ok: Vec<&Value> = [&ra, &rb]
             .into_iter()

@@ -60,7 +60,7 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
     // The plan: 24 would be adopted, 2 refused with the reason; nothing written.
     let mut plan = body.clone();
     plan["dry_run"] = json!(true);
-    let planned = orkv_vending::ops::handle_request(&d, plan, far())
+    let planned = orkv_tests::roles::ops::handle_request(&d, plan, far())
         .await
         .expect("plan");
     assert_eq!(planned["status"], "planned");
@@ -101,7 +101,7 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
     assert!(q.drain().await.is_empty(), "a plan announces nothing");
 
     // An invocation with no time left starts nothing and says where to resume.
-    let cut = orkv_vending::ops::handle_request(
+    let cut = orkv_tests::roles::ops::handle_request(
         &d,
         body.clone(),
         Instant::now() + Duration::from_millis(500),
@@ -121,7 +121,7 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
         if let Some(t) = &next {
             run["next_token"] = t.clone();
         }
-        let r = orkv_vending::ops::handle_request(&d, run, far())
+        let r = orkv_tests::roles::ops::handle_request(&d, run, far())
             .await
             .expect("run");
         adopted += r["counts"]["adopted"].as_u64().unwrap_or(0);
@@ -154,7 +154,7 @@ async fn a_bulk_adoption_plans_then_adopts_every_secret_under_a_prefix_once() {
     assert_eq!((adopted_events, failed_events), (24, 2));
 
     // The same request again: everything it adopted answers unchanged.
-    let again = orkv_vending::ops::handle_request(&d, body, far())
+    let again = orkv_tests::roles::ops::handle_request(&d, body, far())
         .await
         .expect("repeat");
     assert_eq!(
@@ -184,7 +184,7 @@ async fn a_bulk_adoption_across_pages_resumes_where_the_last_run_stopped() {
     }
     let body = json!({"action": "adopt", "secret_prefix": prefix, "workspace": "checkout",
                       "max_secrets": 100, "idempotency_id": "bulk-paged"});
-    let first = orkv_vending::ops::handle_request(&d, body.clone(), far())
+    let first = orkv_tests::roles::ops::handle_request(&d, body.clone(), far())
         .await
         .expect("first");
     assert_eq!(
@@ -198,7 +198,7 @@ async fn a_bulk_adoption_across_pages_resumes_where_the_last_run_stopped() {
     assert!(token.is_string());
     let mut rest = body;
     rest["next_token"] = token;
-    let second = orkv_vending::ops::handle_request(&d, rest, far())
+    let second = orkv_tests::roles::ops::handle_request(&d, rest, far())
         .await
         .expect("second");
     assert_eq!(second["status"], "adopted");

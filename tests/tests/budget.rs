@@ -9,11 +9,11 @@
 
 use std::collections::HashMap;
 
+use orkv_tests::roles::ops;
 use orkv_tests::rotating::{GRACE, advance, deadline, deps, sweep};
 use orkv_tests::unique;
 use orkv_tests::world::World;
 use orkv_vending::Deps;
-use orkv_vending::ops;
 use serde_json::json;
 use time::OffsetDateTime;
 

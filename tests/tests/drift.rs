@@ -53,7 +53,7 @@ async fn a_cap_changed_in_the_dashboard_is_found_by_one_sweep_and_put_back_or_re
     for k in ["raised", "reset", "healthy"] {
         let body = capped(&format!("{prefix}-{k}"));
         names.push(
-            orkv_vending::ops::handle(&d, body, deadline())
+            orkv_tests::roles::ops::handle(&d, body, deadline())
                 .await
                 .expect("vended")
                 .secret_name,
@@ -126,14 +126,14 @@ async fn a_cap_change_a_running_rotation_carries_is_not_drift() {
     let d = deps(&w);
     let key_name = unique("deferred");
     let body = capped(&key_name);
-    let name = orkv_vending::ops::handle(&d, body.clone(), deadline())
+    let name = orkv_tests::roles::ops::handle(&d, body.clone(), deadline())
         .await
         .expect("vended")
         .secret_name;
     let token = begin(&w, &d, &name).await;
     let mut update = body.clone();
     update["limit"] = json!(75);
-    orkv_vending::ops::handle(&d, update, deadline())
+    orkv_tests::roles::ops::handle(&d, update, deadline())
         .await
         .expect("deferred update");
     // A raise never raises the key a running rotation holds (ADR 0010): the rotation gives
@@ -173,7 +173,7 @@ async fn a_secret_value_replaced_by_hand_is_reported_and_never_overwritten() {
     for k in ["by-hand", "own-record"] {
         let body = capped(&format!("{prefix}-{k}"));
         names.push(
-            orkv_vending::ops::handle(&d, body, deadline())
+            orkv_tests::roles::ops::handle(&d, body, deadline())
                 .await
                 .expect("vended")
                 .secret_name,

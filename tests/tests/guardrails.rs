@@ -4,10 +4,10 @@
 //! and loses it at retirement; a guardrail that does not exist or lives in another workspace is
 //! refused before any side effect, and an assignment OpenRouter refuses leaves no usable key.
 
+use orkv_tests::roles::ops;
 use orkv_tests::rotating::{GRACE, advance, deadline, deps_with, sweep};
 use orkv_tests::world::World;
 use orkv_tests::{CHECKOUT_WORKSPACE_ID, MANAGEMENT_KEY, SEARCH_WORKSPACE_ID, unique};
-use orkv_vending::ops;
 use serde_json::{Value, json};
 
 async fn call(w: &World, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {

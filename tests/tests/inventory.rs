@@ -2,9 +2,9 @@
 //! `ListSecrets` alone (no secret read, no OpenRouter call), paginated, tenant-scoped; the
 //! platform-admin alias sees every tenant's.
 
+use orkv_tests::roles::ops;
 use orkv_tests::unique;
 use orkv_tests::world::{World, call_as, seed_secrets};
-use orkv_vending::ops;
 use orkv_vending::{Deps, VendError};
 use serde_json::{Value, json};
 
@@ -29,7 +29,7 @@ struct Inv {
 impl Inv {
     async fn start() -> Self {
         let w = World::start().await;
-        let prefix = format!("{}/", unique("inv"));
+        let prefix = format!("openrouter/{}/", unique("inv"));
         let d = w.rotating_deps(&[("ORKV_POLICY", &policy()), ("ORKV_SECRET_PREFIX", &prefix)]);
         Self { w, d, prefix }
     }

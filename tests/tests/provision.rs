@@ -39,7 +39,7 @@ async fn a_new_key_is_minted_stored_at_once_and_answered_without_its_plaintext()
     let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("svc");
-    let reply = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let reply = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect("created");
     assert_eq!(reply.status, Status::Created);
@@ -94,13 +94,13 @@ async fn warm_path_costs_three_writes_and_two_read_backs_for_a_new_key_and_one_f
     let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     // Warm the container: management key and workspace lookups are cached from here on.
-    orkv_vending::ops::handle(&d, request(&unique("warm")), deadline())
+    orkv_tests::roles::ops::handle(&d, request(&unique("warm")), deadline())
         .await
         .expect("warm-up");
     let name = unique("counted");
     w.control.reset_calls().await;
     w.sm_calls.reset();
-    let created = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let created = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect("created");
     assert_eq!(created.status, Status::Created);
@@ -119,7 +119,7 @@ async fn warm_path_costs_three_writes_and_two_read_backs_for_a_new_key_and_one_f
     );
     w.control.reset_calls().await;
     w.sm_calls.reset();
-    let again = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let again = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect("repeat");
     assert_eq!(again.status, Status::Unchanged);
@@ -137,7 +137,7 @@ async fn warm_path_costs_three_writes_and_two_read_backs_for_a_new_key_and_one_f
     changed["limit"] = json!(75);
     w.control.reset_calls().await;
     w.sm_calls.reset();
-    let updated = orkv_vending::ops::handle(&d, changed, deadline())
+    let updated = orkv_tests::roles::ops::handle(&d, changed, deadline())
         .await
         .expect("updated");
     assert_eq!(updated.status, Status::Updated);
@@ -167,7 +167,7 @@ async fn ten_deliveries_five_of_them_concurrent_make_one_key_and_one_secret() {
     }
     for _ in 0..5 {
         hashes.push(
-            orkv_vending::ops::handle(&d, event.clone(), deadline())
+            orkv_tests::roles::ops::handle(&d, event.clone(), deadline())
                 .await
                 .expect("repeat")
                 .key_hash,
@@ -203,7 +203,7 @@ async fn futures_join(
 ) -> Vec<Result<orkv_vending::ops::provision::ProvisionReply, orkv_vending::VendError>> {
     join_all(
         (0..n)
-            .map(|_| Box::pin(orkv_vending::ops::handle(d, event.clone(), deadline())))
+            .map(|_| Box::pin(orkv_tests::roles::ops::handle(d, event.clone(), deadline())))
             .collect(),
     )
     .await
@@ -240,14 +240,14 @@ async fn join_all<F: std::future::Future>(futs: Vec<std::pin::Pin<Box<F>>>) -> V
 async fn a_dropped_create_response_is_reconciled_to_exactly_one_referenced_key() {
     let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
-    orkv_vending::ops::handle(&d, request(&unique("warm")), deadline())
+    orkv_tests::roles::ops::handle(&d, request(&unique("warm")), deadline())
         .await
         .expect("warm-up");
     w.control
         .fault(json!({"op": "create_key", "action": "drop_after_commit"}))
         .await;
     let name = unique("dropped");
-    let reply = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let reply = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect("created after reconciling");
     assert_eq!(reply.status, Status::Created);
@@ -269,7 +269,7 @@ async fn a_crash_between_create_and_store_is_cleaned_up_by_the_retry() {
     // The first invocation dies (its future is dropped) while OpenRouter's reply is in flight:
     // the key exists, its plaintext is lost, the secret holds only the pending record.
     let first = deps(&w, 2, MANAGEMENT_KEY);
-    orkv_vending::ops::handle(&first, request(&unique("warm")), deadline())
+    orkv_tests::roles::ops::handle(&first, request(&unique("warm")), deadline())
         .await
         .expect("warm-up");
     w.control
@@ -277,7 +277,7 @@ async fn a_crash_between_create_and_store_is_cleaned_up_by_the_retry() {
         .await;
     let secret_name = format!("openrouter/checkout/{name}");
     let crashed = tokio::time::timeout(Duration::from_secs(20), async {
-        let attempt = orkv_vending::ops::handle(&first, request(&name), deadline());
+        let attempt = orkv_tests::roles::ops::handle(&first, request(&name), deadline());
         tokio::pin!(attempt);
         loop {
             tokio::select! {
@@ -305,7 +305,7 @@ async fn a_crash_between_create_and_store_is_cleaned_up_by_the_retry() {
     );
     // A fresh container retries: it waits out the lease, deletes the orphan, mints again.
     let retry = deps(&w, 2, MANAGEMENT_KEY);
-    let reply = orkv_vending::ops::handle(&retry, request(&name), deadline())
+    let reply = orkv_tests::roles::ops::handle(&retry, request(&name), deadline())
         .await
         .expect("retry succeeds");
     assert_eq!(reply.status, Status::Created);
@@ -383,13 +383,13 @@ async fn bad_input_is_refused_by_field_and_creates_nothing() {
         if let (Some(obj), Value::Object(p)) = (req.as_object_mut(), patch.clone()) {
             obj.extend(p);
         }
-        let err = orkv_vending::ops::handle(&d, req, deadline())
+        let err = orkv_tests::roles::ops::handle(&d, req, deadline())
             .await
             .expect_err("refused");
         assert_eq!(err.kind(), kind, "{patch}: {err}");
         assert!(err.to_string().contains(text), "{patch}: {err}");
     }
-    let err = orkv_vending::ops::handle(
+    let err = orkv_tests::roles::ops::handle(
         &d,
         json!({"id": "e", "detail-type": "Something Else", "source": "s", "detail": {}}),
         deadline(),
@@ -397,7 +397,7 @@ async fn bad_input_is_refused_by_field_and_creates_nothing() {
     .await
     .expect_err("unsupported");
     assert_eq!(err.kind(), "UnsupportedEvent");
-    let err = orkv_vending::ops::handle(&d, json!("not an object"), deadline())
+    let err = orkv_tests::roles::ops::handle(&d, json!("not an object"), deadline())
         .await
         .expect_err("shape");
     assert_eq!(err.kind(), "InvalidRequest");
@@ -414,14 +414,14 @@ async fn fixed_field_changes_need_a_rotation_and_a_key_name_change_is_refused() 
     let w = World::start().await;
     let d = deps(&w, 30, MANAGEMENT_KEY);
     let name = unique("fixed");
-    let created = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let created = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect("created");
     // A changed lifetime becomes a rotation (covered in tests/rotation.rs); with no rotation
     // function configured it is refused by name and nothing changes.
     let mut longer = request(&name);
     longer["ttl_seconds"] = json!(172_800);
-    let err = orkv_vending::ops::handle(&d, longer, deadline())
+    let err = orkv_tests::roles::ops::handle(&d, longer, deadline())
         .await
         .expect_err("no rotation function");
     assert_eq!(err.kind(), "ConfigError");
@@ -436,7 +436,7 @@ async fn fixed_field_changes_need_a_rotation_and_a_key_name_change_is_refused() 
     // Another key_name for an existing secret_name is refused with the secret's identity.
     let mut renamed = request(&unique("other"));
     renamed["secret_name"] = json!(created.secret_name);
-    let err = orkv_vending::ops::handle(&d, renamed, deadline())
+    let err = orkv_tests::roles::ops::handle(&d, renamed, deadline())
         .await
         .expect_err("immutable");
     assert_eq!(err.kind(), "ImmutableFieldChanged");
@@ -455,27 +455,27 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
     let w = World::start().await;
     // A wrong management key: 401.
     let wrong = deps(&w, 30, "sk-or-v1-wrong");
-    let err = orkv_vending::ops::handle(&wrong, request(&unique("x")), deadline())
+    let err = orkv_tests::roles::ops::handle(&wrong, request(&unique("x")), deadline())
         .await
         .expect_err("401");
     assert_eq!(err.kind(), "OpenRouterUnauthorized");
     // An inference key used as the management key: 403.
     let (inference, _) = w.control.add_key(json!({"name": "not-management"})).await;
     let forbidden = deps(&w, 30, &inference);
-    let err = orkv_vending::ops::handle(&forbidden, request(&unique("x")), deadline())
+    let err = orkv_tests::roles::ops::handle(&forbidden, request(&unique("x")), deadline())
         .await
         .expect_err("403");
     assert_eq!(err.kind(), "OpenRouterForbidden");
     // 429 and 500 on create, with a working key.
     let d = deps(&w, 30, MANAGEMENT_KEY);
-    orkv_vending::ops::handle(&d, request(&unique("warm")), deadline())
+    orkv_tests::roles::ops::handle(&d, request(&unique("warm")), deadline())
         .await
         .expect("warm-up");
     let name = unique("limited");
     w.control
         .fault(json!({"op": "create_key", "action": "rate_limit", "retry_after": 3}))
         .await;
-    let err = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let err = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect_err("429");
     assert_eq!(err.kind(), "OpenRouterRateLimited");
@@ -487,7 +487,7 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
         .fault(json!({"op": "create_key", "action": "status", "status": 500, "times": 2}))
         .await;
     let name = unique("failing");
-    let err = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let err = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect_err("500");
     assert_eq!(err.kind(), "OpenRouterCreateOutcomeUnknown");
@@ -495,7 +495,7 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
     assert!(w.control.live_keys(&name).await.is_empty(), "no key left");
     // Both injected 500s were met (one invocation tolerates two ambiguous creates, each
     // cleaned up); the next delivery finishes the job cleanly.
-    let reply = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let reply = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect("created on the retry");
     assert_eq!(reply.status, Status::Created);
@@ -515,11 +515,11 @@ async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
         .await
         .expect("management secret");
     let d = w.deps(&[("OPENROUTER_MANAGEMENT_KEY_SECRET_ID", secret_id.as_str())]);
-    orkv_vending::ops::handle(&d, request(&unique("a")), deadline())
+    orkv_tests::roles::ops::handle(&d, request(&unique("a")), deadline())
         .await
         .expect("first");
     w.sm_calls.reset();
-    orkv_vending::ops::handle(&d, request(&unique("b")), deadline())
+    orkv_tests::roles::ops::handle(&d, request(&unique("b")), deadline())
         .await
         .expect("second");
     // CreateSecret, PutSecretValue and the read-back GetSecretValue: no management key read.
@@ -533,7 +533,7 @@ async fn a_lost_put_reply_in_provision_keeps_the_stored_key() {
     let (w, proxy) = World::behind_proxy().await;
     let d = orkv_tests::rotating::deps(&w);
     proxy.cut_next("PutSecretValue", 1000);
-    let reply = orkv_vending::ops::handle(
+    let reply = orkv_tests::roles::ops::handle(
         &d,
         orkv_tests::rotating::request(&unique("lostprov")),
         deadline(),
@@ -548,7 +548,7 @@ async fn a_lost_put_reply_in_provision_keeps_the_stored_key() {
     assert!(w.works(rec["api_key"].as_str().expect("key")).await);
     assert_eq!(w.live_for(&reply.secret_name).await.len(), 1);
     // A repeat of the request reads it and changes nothing.
-    let again = orkv_vending::ops::handle(
+    let again = orkv_tests::roles::ops::handle(
         &d,
         orkv_tests::rotating::request(&reply.key_name),
         deadline(),
@@ -569,7 +569,7 @@ async fn a_secret_name_too_long_for_its_successors_key_name_is_refused_and_creat
     let name = format!("openrouter/{}", "n".repeat(238 - "openrouter/".len()));
     let mut req = request(&unique("long"));
     req["secret_name"] = json!(name);
-    let err = orkv_vending::ops::handle(&d, req, deadline())
+    let err = orkv_tests::roles::ops::handle(&d, req, deadline())
         .await
         .expect_err("too long");
     assert_eq!(err.kind(), "InvalidRequest");
@@ -598,7 +598,7 @@ async fn a_foreign_secret_the_role_cannot_read_is_refused_as_not_managed() {
         .expect("foreign secret");
     let mut req = request(&unique("foreign"));
     req["secret_name"] = json!(name);
-    let err = orkv_vending::ops::handle(&d, req, deadline())
+    let err = orkv_tests::roles::ops::handle(&d, req, deadline())
         .await
         .expect_err("not ours");
     assert_eq!(err.kind(), "SecretNotManaged", "{err}");
@@ -633,7 +633,7 @@ async fn a_retry_right_after_a_refused_first_mint_waits_out_the_asynchronous_del
         .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 1}))
         .await;
     let name = unique("redo");
-    orkv_vending::ops::handle(&d, request(&name), deadline())
+    orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect_err("the first mint is refused");
     let secret = format!("openrouter/checkout/{name}");
@@ -641,7 +641,7 @@ async fn a_retry_right_after_a_refused_first_mint_waits_out_the_asynchronous_del
         !secret_exists(&w, &secret).await,
         "the refused request left nothing"
     );
-    let reply = orkv_vending::ops::handle(&d, request(&name), deadline())
+    let reply = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect("created once the delete finished");
     assert_eq!(reply.status, Status::Created);

@@ -35,13 +35,13 @@ async fn a_new_key_openrouter_does_not_honour_is_not_answered_created_and_the_re
     w.control
         .fault(json!({"op": "get_current_key", "action": "status", "status": 401, "times": 1}))
         .await;
-    let err = orkv_vending::ops::handle(&d, request(&key_name), deadline())
+    let err = orkv_tests::roles::ops::handle(&d, request(&key_name), deadline())
         .await
         .expect_err("not confirmed");
     assert_eq!(err.kind(), "ClaimNotConfirmed", "{err}");
     assert!(err.to_string().contains("GET /key"), "{err}");
     // The stored key stays the one key; the repeat reads it back and answers it.
-    let again = orkv_vending::ops::handle(&d, request(&key_name), deadline())
+    let again = orkv_tests::roles::ops::handle(&d, request(&key_name), deadline())
         .await
         .expect("repeat");
     assert_eq!(again.status, Status::Unchanged);
@@ -66,7 +66,7 @@ async fn a_revoke_that_lands_between_the_store_and_the_reply_is_never_answered_c
     let minting = {
         let d = d.clone();
         let req = request(&key_name);
-        tokio::spawn(async move { orkv_vending::ops::handle(&d, req, deadline()).await })
+        tokio::spawn(async move { orkv_tests::roles::ops::handle(&d, req, deadline()).await })
     };
     // Wait (bounded) for the active record: the mint has stored its key and is reading back.
     let mut stored = false;
@@ -81,7 +81,7 @@ async fn a_revoke_that_lands_between_the_store_and_the_reply_is_never_answered_c
     }
     assert!(stored, "the mint stored its key");
     let revoke = json!({"action": "revoke", "secret_name": secret_name, "idempotency_id": "r-1"});
-    let revoked = orkv_vending::ops::handle_request(&d, revoke, deadline())
+    let revoked = orkv_tests::roles::ops::handle_request(&d, revoke, deadline())
         .await
         .expect("revoked");
     assert_eq!(revoked["status"], "revoked");
@@ -104,9 +104,10 @@ async fn a_successor_deleted_before_finish_is_not_reported_done_and_one_sweep_re
     let successor = w.version_record(&name, &token).await;
     let hash = successor["key_hash"].as_str().expect("hash").to_owned();
     delete_in_dashboard(&w, &hash).await;
-    let err = orkv_vending::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
-        .await
-        .expect_err("finish must not answer done");
+    let err =
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
+            .await
+            .expect_err("finish must not answer done");
     assert_eq!(err.kind(), "ClaimNotConfirmed", "{err}");
     // The sweep's repair (issue 13 item 10's other half) replaces the broken current key.
     let r = sweep(&d, "repair").await;
@@ -125,7 +126,7 @@ async fn a_cap_update_is_answered_updated_only_once_get_key_shows_the_new_cap() 
     let mut changed = request(&key_name);
     changed["limit"] = json!(20);
     w.control.reset_calls().await;
-    let updated = orkv_vending::ops::handle(&d, changed, deadline())
+    let updated = orkv_tests::roles::ops::handle(&d, changed, deadline())
         .await
         .expect("updated");
     assert_eq!(updated.status, Status::Updated);

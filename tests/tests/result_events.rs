@@ -37,7 +37,7 @@ impl Setup {
     }
 
     async fn call(&self, payload: Value) -> Value {
-        orkv_vending::ops::handle_request(&self.d, payload, deadline())
+        orkv_tests::roles::ops::handle_request(&self.d, payload, deadline())
             .await
             .expect("served")
     }
@@ -237,7 +237,7 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
     let mut bad = request(&key_name);
     bad["limit"] = json!(-1);
     bad["idempotency_id"] = json!("req-bad");
-    let err = orkv_vending::ops::handle_request(&s.d, bad, deadline())
+    let err = orkv_tests::roles::ops::handle_request(&s.d, bad, deadline())
         .await
         .expect_err("refused");
     assert_eq!(err.kind(), "InvalidRequest");
@@ -262,7 +262,7 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
     let unsupported = json!({"version": "0", "id": "evt-unknown", "source": "com.example.checkout",
         "detail-type": "Something Else", "account": "123456789012", "time": "2026-12-02T00:00:00Z",
         "region": "us-east-1", "resources": [], "detail": {}});
-    let err = orkv_vending::ops::handle_request(&s.d, unsupported, deadline())
+    let err = orkv_tests::roles::ops::handle_request(&s.d, unsupported, deadline())
         .await
         .expect_err("unsupported");
     let (kind, e) = s.one().await;
@@ -283,7 +283,7 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
         "ClientRequestToken": "00000000-0000-4000-8000-000000000000"}),
     )
     .expect("event");
-    let err = orkv_vending::ops::run_step(&s.d, &event, deadline())
+    let err = orkv_tests::roles::ops::run_step(&s.d, &event, deadline())
         .await
         .expect_err("unknown token");
     let (kind, e) = s.one().await;
@@ -301,7 +301,7 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
 async fn a_tenants_events_name_the_tenant_and_a_refusal_reveals_nothing_it_does_not_own() {
     let w = World::start().await;
     let q = ResultQueue::create(&w.sm_url).await;
-    let prefix = format!("{}/", unique("ev"));
+    let prefix = format!("openrouter/{}/", unique("ev"));
     let policy = json!({
         "tenants": {
             "checkout": {"workspaces": [{"workspace": "checkout", "max_limit": 100}]},
@@ -376,9 +376,10 @@ async fn a_bus_that_refuses_every_put_never_fails_the_key_operation() {
         .await;
     assert!(put.is_err(), "the bus refuses");
     let d = deps(&w).with_events(bus);
-    let created = orkv_vending::ops::handle_request(&d, request(&unique("unheard")), deadline())
-        .await
-        .expect("the operation succeeds without its event");
+    let created =
+        orkv_tests::roles::ops::handle_request(&d, request(&unique("unheard")), deadline())
+            .await
+            .expect("the operation succeeds without its event");
     assert_eq!(created["status"], "created");
     let name = created["secret_name"].as_str().expect("name");
     let (_, rec) = world::current_of(&w.sm, name).await;

@@ -41,7 +41,7 @@ async fn the_rotate_binary_survives_a_kill_after_the_create_and_the_plaintext_st
     let api_url = emu.api_url();
     let deps = Deps::new(config(&api_url, &[]), SecretStore::new(sm.clone()));
     let key_name = unique("rotbin");
-    let reply = orkv_vending::ops::handle(
+    let reply = orkv_tests::roles::ops::handle(
         &deps,
         json!({"workspace": "checkout", "key_name": key_name, "limit": 5, "ttl_seconds": 7200}),
         Instant::now() + Duration::from_secs(30),

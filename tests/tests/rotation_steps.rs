@@ -64,7 +64,7 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
     };
     let mut retired = 0;
     for i in 0..100u64 {
-        let reply = orkv_vending::ops::rotate_now(
+        let reply = orkv_tests::roles::ops::rotate_now(
             &d,
             &name,
             orkv_vending::domain::tags::Reason::Manual,
@@ -109,7 +109,7 @@ async fn a_consumer_sees_no_authentication_failure_through_100_rotations() {
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["hash"], last["key_hash"]);
     // A repeated request is answered, not redone.
-    let again = orkv_vending::ops::rotate_now(
+    let again = orkv_tests::roles::ops::rotate_now(
         &d,
         &name,
         orkv_vending::domain::tags::Reason::Manual,
@@ -134,7 +134,7 @@ async fn a_dropped_create_reply_is_cleaned_up_and_the_retry_finishes_with_one_su
         .fault(json!({"op": "create_key", "action": "drop_after_commit", "times": 1}))
         .await;
     let (_, rec) = w.current(&name).await;
-    let start = orkv_vending::ops::start_rotation(&d, &name, &rotation_token(&name, 1))
+    let start = orkv_tests::roles::ops::start_rotation(&d, &name, &rotation_token(&name, 1))
         .await
         .expect("driver retried");
     assert_eq!(start, orkv_vending::deps::RotationStart::Completed);
@@ -158,7 +158,7 @@ async fn a_crash_after_openrouters_create_and_before_the_put_leaves_one_successo
         .await;
     let crashed = tokio::time::timeout(
         Duration::from_millis(700),
-        orkv_vending::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline()),
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline()),
     )
     .await;
     assert!(crashed.is_err(), "the step was cut off");
@@ -191,8 +191,8 @@ async fn concurrent_create_attempts_on_one_token_leave_one_working_successor() {
         .await;
     let create = step(&name, &token, Step::CreateSecret);
     let (a, b) = tokio::join!(
-        orkv_vending::ops::run_step(&d, &create, deadline()),
-        orkv_vending::ops::run_step(&d, &create, deadline())
+        orkv_tests::roles::ops::run_step(&d, &create, deadline()),
+        orkv_tests::roles::ops::run_step(&d, &create, deadline())
     );
     let (a, b) = (a.expect("first attempt"), b.expect("second attempt"));
     assert_ne!(a.key_hash, b.key_hash, "both attempts minted");
@@ -227,7 +227,7 @@ async fn a_lost_put_reply_in_create_secret_keeps_the_stored_successor() {
     // Every PutSecretValue is carried out by moto, and its reply is cut.
     proxy.cut_next("PutSecretValue", 1000);
     let reply =
-        orkv_vending::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline())
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline())
             .await
             .expect("the stored successor is recognised by reading it back");
     proxy.cut_next("PutSecretValue", 0);
@@ -253,11 +253,11 @@ async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_
     let name = provision(&d, &unique("repeat")).await;
     let token = begin(&w, &d, &name).await;
     let create =
-        orkv_vending::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline())
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline())
             .await
             .expect("create");
     let again =
-        orkv_vending::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline())
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::CreateSecret), deadline())
             .await
             .expect("create again");
     assert_eq!(
@@ -269,15 +269,16 @@ async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_
     w.control
         .fault(json!({"op": "get_current_key", "action": "status", "status": 500, "times": 10}))
         .await;
-    let err = orkv_vending::ops::run_step(&d, &step(&name, &token, Step::TestSecret), deadline())
-        .await
-        .expect_err("test fails");
+    let err =
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::TestSecret), deadline())
+            .await
+            .expect_err("test fails");
     assert_eq!(err.kind(), "RotationTestFailed");
     let _ = reqwest::Client::new()
         .delete(format!("{}/_emulator/faults", w.emu.url()))
         .send()
         .await;
-    orkv_vending::ops::run_step(&d, &step(&name, &token, Step::TestSecret), deadline())
+    orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::TestSecret), deadline())
         .await
         .expect("test passes");
     // Crash inside finishSecret right after AWSCURRENT moved (tail not run).
@@ -286,9 +287,10 @@ async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_
         .move_stage(&name, "AWSCURRENT", Some(&cur), Some(&token))
         .await
         .expect("move");
-    let fin = orkv_vending::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
-        .await
-        .expect("finish retry");
+    let fin =
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
+            .await
+            .expect("finish retry");
     assert_eq!(
         fin.outcome,
         orkv_vending::ops::rotate::StepOutcome::AlreadyCurrent
@@ -306,7 +308,7 @@ async fn every_step_repeats_safely_and_a_crash_after_the_label_move_is_finished_
         Step::TestSecret,
         Step::FinishSecret,
     ] {
-        orkv_vending::ops::run_step(&d, &step(&name, &token, s), deadline())
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, s), deadline())
             .await
             .expect("done");
     }
@@ -333,7 +335,7 @@ async fn a_start_after_a_finish_interrupted_past_the_label_move_completes_it() {
         .move_stage(&name, "AWSCURRENT", Some(&cur), Some(&token))
         .await
         .expect("move");
-    let start = orkv_vending::ops::start_rotation(&d, &name, &token)
+    let start = orkv_tests::roles::ops::start_rotation(&d, &name, &token)
         .await
         .expect("start");
     assert_eq!(start, orkv_vending::deps::RotationStart::Completed);
@@ -351,7 +353,7 @@ async fn a_start_after_a_finish_interrupted_past_the_label_move_completes_it() {
             .iter()
             .any(|(k, v)| k == "orkv:generation" && v == "2")
     );
-    let again = orkv_vending::ops::start_rotation(&d, &name, &token)
+    let again = orkv_tests::roles::ops::start_rotation(&d, &name, &token)
         .await
         .expect("again");
     assert_eq!(again, orkv_vending::deps::RotationStart::AlreadyCurrent);
@@ -377,7 +379,7 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .map_or(0, Vec::len);
     let unknown_token = uuid::Uuid::new_v4().to_string();
     // Rotation not enabled on this secret yet.
-    let err = orkv_vending::ops::run_step(
+    let err = orkv_tests::roles::ops::run_step(
         &d,
         &step(&name, &unknown_token, Step::CreateSecret),
         deadline(),
@@ -386,7 +388,7 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
     .expect_err("disabled");
     assert_eq!(err.kind(), "RotationDisabled");
     // Unknown step.
-    let err = orkv_vending::ops::rotation_step(
+    let err = orkv_tests::roles::ops::rotation_step(
         &d,
         &json!({"Step": "rotate", "SecretId": name, "ClientRequestToken": unknown_token}),
         deadline(),
@@ -401,7 +403,7 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .expect("enable");
     let enabled_versions = w.stages(&name).await;
     let enabled_all = all_versions().await;
-    let err = orkv_vending::ops::run_step(
+    let err = orkv_tests::roles::ops::run_step(
         &d,
         &step(&name, &unknown_token, Step::CreateSecret),
         deadline(),
@@ -416,10 +418,13 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .find(|(_, s)| s.contains(&"AWSPREVIOUS".to_owned()))
         .map(|(v, _)| v.clone())
         .expect("previous");
-    let err =
-        orkv_vending::ops::run_step(&d, &step(&name, &previous, Step::FinishSecret), deadline())
-            .await
-            .expect_err("not pending");
+    let err = orkv_tests::roles::ops::run_step(
+        &d,
+        &step(&name, &previous, Step::FinishSecret),
+        deadline(),
+    )
+    .await
+    .expect_err("not pending");
     assert_eq!(err.kind(), "VersionNotPending");
     // A secret this product does not manage, with rotation pointed at the function (by
     // someone else: the functions' roles may not touch an untagged secret, and under the
@@ -431,7 +436,7 @@ async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
         .send()
         .await
         .expect("foreign");
-    let err = orkv_vending::ops::run_step(
+    let err = orkv_tests::roles::ops::run_step(
         &d,
         &step(&foreign, &unknown_token, Step::CreateSecret),
         deadline(),
@@ -473,7 +478,7 @@ async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
     run_steps(&d, &name, &token, &UP_TO_TEST).await;
     let mut req = request(&key_name);
     req["limit"] = json!(75);
-    let updated = orkv_vending::ops::handle(&d, req.clone(), deadline())
+    let updated = orkv_tests::roles::ops::handle(&d, req.clone(), deadline())
         .await
         .expect("update");
     assert_eq!(updated.status, Status::Updated);
@@ -493,7 +498,7 @@ async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
     // The outgoing key is held to its share of the cap (ADR 0010): half of 50 when the
     // successor was minted; a raise never raises it (a lower cap would lower it at once).
     assert_eq!(in_use["limit"], 25.0, "the key in use keeps its share");
-    orkv_vending::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
+    orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::FinishSecret), deadline())
         .await
         .expect("finish");
     let (_, rec) = w.current(&name).await;
@@ -510,7 +515,7 @@ async fn a_cap_update_during_a_rotation_is_carried_to_the_successor() {
     );
     // The same request again is answered unchanged: the same end state as one clean run.
     assert_eq!(
-        orkv_vending::ops::handle(&d, req, deadline())
+        orkv_tests::roles::ops::handle(&d, req, deadline())
             .await
             .expect("repeat")
             .status,
@@ -528,14 +533,14 @@ async fn a_finish_that_died_after_carrying_a_cap_change_to_the_new_key_is_finish
     let token = begin(&w, &d, &name).await;
     let mut created = None;
     for s in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
-        let r = orkv_vending::ops::run_step(&d, &step(&name, &token, s), deadline())
+        let r = orkv_tests::roles::ops::run_step(&d, &step(&name, &token, s), deadline())
             .await
             .expect("step");
         created = created.or(r.key_hash);
     }
     let mut req = request(&key_name);
     req["limit"] = json!(75);
-    orkv_vending::ops::handle(&d, req, deadline())
+    orkv_tests::roles::ops::handle(&d, req, deadline())
         .await
         .expect("update");
     // finishSecret's first act for a change made meanwhile: the new key gets the new cap.

@@ -2,10 +2,10 @@
 //! caps' current periods per workspace, from the listing it already makes (no per-key call),
 //! counts every live generation of a logical key, and warns on the logical key's remainder.
 
+use orkv_tests::roles::ops;
 use orkv_tests::rotating::{deadline, deps, sweep};
 use orkv_tests::unique;
 use orkv_tests::world::World;
-use orkv_vending::ops;
 use serde_json::{Value, json};
 
 async fn spend(w: &World, hash: &str, usd: f64) {

@@ -142,7 +142,7 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
     let r = sweep(&d, "young").await;
     assert_eq!(r.orphans_found, 0, "{r:?}");
     advance(&w, &d, 120).await;
-    let dry = ops::sweep(
+    let dry = orkv_tests::roles::ops::sweep(
         &d,
         &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
         deadline(),
@@ -176,7 +176,7 @@ async fn the_sweep_finds_orphans_warns_on_low_spend_and_a_dry_run_changes_nothin
     // Dry run over a due rotation: reported, nothing written.
     advance(&w, &d, 3600).await;
     let versions = w.stages(&name).await;
-    let dry = ops::sweep(
+    let dry = orkv_tests::roles::ops::sweep(
         &d,
         &SweepInput::parse(&json!({"dry_run": true})).expect("input"),
         deadline(),
@@ -401,7 +401,7 @@ async fn a_current_key_deleted_disabled_or_expired_out_of_band_is_found_and_repl
     let mut names = Vec::new();
     for body in [long("deleted"), long("disabled"), fixed, long("healthy")] {
         names.push(
-            ops::handle(&d, body, deadline())
+            orkv_tests::roles::ops::handle(&d, body, deadline())
                 .await
                 .expect("vended")
                 .secret_name,

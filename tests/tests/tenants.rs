@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use orkv_tests::roles::ops;
 use orkv_tests::runtime_api::function_arn;
 use orkv_tests::unique;
 use orkv_tests::world::{World, call_as};
-use orkv_vending::ops;
 use orkv_vending::{Deps, VendError};
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ struct Tenants {
 impl Tenants {
     async fn start() -> Self {
         let w = World::start().await;
-        let prefix = format!("{}/", unique("t"));
+        let prefix = format!("openrouter/{}/", unique("t"));
         let d = w.rotating_deps(&[
             ("ORKV_POLICY", &policy(&prefix)),
             ("ORKV_SECRET_PREFIX", &prefix),
@@ -361,7 +361,7 @@ async fn a_tenant_takes_only_its_actions_and_the_admin_alias_acts_for_the_owner(
 async fn a_secret_made_before_tenants_belongs_to_its_prefix_owner_and_gets_its_tenant_at_rotation()
 {
     let w = World::start().await;
-    let prefix = format!("{}/", unique("m"));
+    let prefix = format!("openrouter/{}/", unique("m"));
     // Single-policy form first: the default secret name is <prefix><workspace>/<key_name>,
     // under the checkout tenant's default prefix once tenants are configured.
     let single = w.rotating_deps(&[("ORKV_SECRET_PREFIX", &prefix)]);

@@ -42,6 +42,32 @@ const ALL_STEPS: [Step; 4] = [
     Step::FinishSecret,
 ];
 
+/// Who makes a Secrets Manager call the driver makes, for a test harness that evaluates each call
+/// against the policy of the party AWS would evaluate it for ([`party`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// Secrets Manager itself (its bookkeeping around a rotation; no role's policy applies).
+    SecretsManager,
+    /// The rotation function, which Secrets Manager invokes under the rotate role.
+    RotateFunction,
+}
+
+tokio::task_local! {
+    static PARTY: Party;
+}
+
+/// The party the current task's Secrets Manager call is made for, when the driver says; `None`
+/// outside the driver (the caller's own calls, `RotateSecret` included).
+#[must_use]
+pub fn party() -> Option<Party> {
+    PARTY.try_with(|p| *p).ok()
+}
+
+/// Runs `f` as Secrets Manager's own work.
+async fn as_service<T>(f: impl std::future::Future<Output = T>) -> T {
+    PARTY.scope(Party::SecretsManager, f).await
+}
+
 /// The starter factory of a build with the `local-rotation` feature: the driver when
 /// `ORKV_LOCAL_ROTATION_INVOKE_URL` is set, Secrets Manager otherwise.
 ///
@@ -118,13 +144,11 @@ impl LocalDriver {
         token: &str,
         may_resume: bool,
     ) -> Result<RotationStart, VendError> {
-        let desc =
-            deps.store()
-                .describe(secret)
-                .await?
-                .ok_or_else(|| VendError::SecretNotFound {
-                    secret_name: secret.to_owned(),
-                })?;
+        let desc = as_service(deps.store().describe(secret))
+            .await?
+            .ok_or_else(|| VendError::SecretNotFound {
+                secret_name: secret.to_owned(),
+            })?;
         if desc.has(token, AWSCURRENT) {
             if desc.has(token, AWSPENDING) {
                 // finishSecret moved AWSCURRENT and stopped before its end (the sweep's tags
@@ -187,7 +211,7 @@ impl LocalDriver {
     /// here its steps run again under its own token (each is idempotent, so racing a driver
     /// still alive is harmless). `Ok(false)`: it could not be finished now.
     async fn settle(&self, deps: &Deps, secret: &str, token: &str) -> Result<bool, VendError> {
-        let Some(desc) = deps.store().describe(secret).await? else {
+        let Some(desc) = as_service(deps.store().describe(secret)).await? else {
             return Ok(true);
         };
         let Some(p) = desc.version_with(AWSPENDING) else {
@@ -227,7 +251,12 @@ impl LocalDriver {
                 Runner::Invoke { url, client } => invoke(client, url, &event).await?,
                 Runner::InProcess => {
                     let deadline = Instant::now() + Duration::from_secs(60);
-                    Box::pin(ops::run_step(deps, &event, deadline)).await?;
+                    PARTY
+                        .scope(
+                            Party::RotateFunction,
+                            Box::pin(ops::run_step(deps, &event, deadline)),
+                        )
+                        .await?;
                 }
             }
         }
@@ -248,7 +277,7 @@ impl LocalDriver {
 pub async fn enable_rotation(deps: &Deps, secret: &str) -> Result<(), VendError> {
     let _one_at_a_time = LOCAL_LABELS.lock().await;
     let store = deps.store();
-    let Some(desc) = store.describe(secret).await? else {
+    let Some(desc) = as_service(store.describe(secret)).await? else {
         return Ok(());
     };
     if desc.rotation_enabled {
@@ -266,7 +295,7 @@ pub async fn enable_rotation(deps: &Deps, secret: &str) -> Result<(), VendError>
             false,
         )
         .await?;
-    let Some(after) = store.describe(secret).await? else {
+    let Some(after) = as_service(store.describe(secret)).await? else {
         return Ok(());
     };
     let copies: Vec<&String> = after
@@ -276,9 +305,7 @@ pub async fn enable_rotation(deps: &Deps, secret: &str) -> Result<(), VendError>
         .collect();
     let mut give_back = (!after.has(&before, AWSCURRENT)).then_some(before.as_str());
     for copy in copies {
-        store
-            .move_stage(secret, AWSCURRENT, Some(copy), give_back.take())
-            .await?;
+        as_service(store.move_stage(secret, AWSCURRENT, Some(copy), give_back.take())).await?;
     }
     Ok(())
 }
@@ -288,7 +315,7 @@ pub async fn enable_rotation(deps: &Deps, secret: &str) -> Result<(), VendError>
 /// the same id. `false`: another rotation holds `AWSPENDING`.
 async fn label_pending(deps: &Deps, secret: &str, token: &str) -> Result<bool, VendError> {
     let _one_at_a_time = LOCAL_LABELS.lock().await;
-    let Some(desc) = deps.store().describe(secret).await? else {
+    let Some(desc) = as_service(deps.store().describe(secret)).await? else {
         return Err(VendError::SecretNotFound {
             secret_name: secret.to_owned(),
         });
@@ -303,9 +330,7 @@ async fn label_pending(deps: &Deps, secret: &str, token: &str) -> Result<bool, V
         // A finishSecret that died after promoting left AWSPENDING on the current version.
         // AWS's RotateSecret proceeds then (its refusal is only for AWSPENDING on another
         // version: API reference, RotateSecret); moto refuses, so the label goes first.
-        deps.store()
-            .move_stage(secret, AWSPENDING, Some(p), None)
-            .await?;
+        as_service(deps.store().move_stage(secret, AWSPENDING, Some(p), None)).await?;
     }
     match deps
         .store()
