@@ -44,12 +44,19 @@ resource "aws_cloudwatch_event_rule" "rotation_failed" {
   count = local.has_alarm_topic ? 1 : 0
 
   name        = "${var.name}-rotation-failed"
-  description = "Secrets Manager reported a failed rotation (RotationFailed, via CloudTrail)"
+  description = "Secrets Manager reported a failed rotation of a secret under ${var.secret_name_prefix} (RotationFailed, via CloudTrail)"
+  # Only this deployment's secrets: CloudTrail's RotationFailed names the secret's ARN in
+  # additionalEventData.SecretId (Secrets Manager user guide, "Match Secrets Manager events with
+  # EventBridge"); every other secret of the account pages someone else.
   event_pattern = jsonencode({
     source      = ["aws.secretsmanager"]
     detail-type = ["AWS Service Event via CloudTrail"]
     detail = {
-      eventName = ["RotationFailed"]
+      eventSource = ["secretsmanager.amazonaws.com"]
+      eventName   = ["RotationFailed"]
+      additionalEventData = {
+        SecretId = [{ prefix = "arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.secret_name_prefix}" }]
+      }
     }
   })
   tags = local.tags

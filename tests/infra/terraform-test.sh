@@ -80,6 +80,9 @@ python3 tests/infra/check_state.py "$run/state.txt" || fail "resources missing a
 step "the functions accept the environment the module rendered"
 .venv/bin/python tests/infra/check_function_env.py "http://127.0.0.1:$port" "$CARGO_TARGET_DIR/debug" || fail "function environment"
 
+step "the failure rules page for this deployment's secrets only (EventBridge's own matcher)"
+.venv/bin/python tests/infra/check_rules.py "http://127.0.0.1:$port" "openrouter/" || fail "failure rules"
+
 step "second plan shows no changes"
 set +e
 terraform -chdir="$example" plan -detailed-exitcode -no-color -var "package_dir=$package_dir" >"$run/plan.log" 2>&1

@@ -292,6 +292,7 @@ async fn a_refusal_or_a_failed_step_puts_one_failure_event_naming_the_error() {
     assert_eq!(e["step"], Step::CreateSecret.as_str());
     assert_eq!(e["error"]["type"], err.kind());
     assert_eq!(e["secret_arn"], created["secret_arn"]);
+    assert_eq!(e["secret_name"], json!(name));
     assert_eq!(e["request_id"], "00000000-0000-4000-8000-000000000000");
 
     s.assert_no_plaintext();
@@ -320,6 +321,31 @@ async fn a_tenants_events_name_the_tenant_and_a_refusal_reveals_nothing_it_does_
     assert_eq!(
         (kind.as_str(), e["tenant"].clone()),
         (dt::PROVISIONED, json!("checkout"))
+    );
+
+    // A rotation step that fails on that secret (Secrets Manager names it by ARN): its failure
+    // event names the secret and the tenant, so the tenant's subscription sees it.
+    let event = RotationEvent::parse(&json!({"Step": "testSecret",
+        "SecretId": created["secret_arn"], "ClientRequestToken": "00000000-0000-4000-8000-00000000f00d"}))
+    .expect("event");
+    orkv_tests::roles::ops::run_step(&d, &event, deadline())
+        .await
+        .expect_err("unknown token");
+    let (kind, e) = q.one().await;
+    assert_eq!(kind, dt::FAILED);
+    assert_eq!(
+        (
+            e["action"].clone(),
+            e["tenant"].clone(),
+            e["secret_name"].clone(),
+            e["secret_arn"].clone()
+        ),
+        (
+            json!("rotation"),
+            json!("checkout"),
+            created["secret_name"].clone(),
+            created["secret_arn"].clone()
+        )
     );
 
     // Another tenant names that secret: refused; its failure event names the caller only,

@@ -69,7 +69,6 @@ struct StepDone {
     /// The successor was already current when this invocation began.
     repeat: bool,
     reason: Option<String>,
-    secret_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -117,7 +116,13 @@ pub async fn run_step(
     event: &RotationEvent,
     deadline: Instant,
 ) -> Result<StepReply, VendError> {
-    let result = step(deps, event, deadline).await;
+    let (result, known) = match read::describe_existing(deps, &event.secret_id).await {
+        Ok(desc) => (
+            step(deps, &desc, event, deadline).await,
+            Identity::described(&desc),
+        ),
+        Err(e) => (Err(e), Identity::from_secret_id(&event.secret_id)),
+    };
     let mut detail = match &result {
         Ok(done) => match &done.finished {
             Some(record) => {
@@ -130,17 +135,13 @@ pub async fn run_step(
     detail.request_id = Some(event.token.clone());
     detail.trigger = Some("secrets_manager".to_owned());
     detail.step = Some(event.step.as_str());
-    detail.secret_arn = result
-        .as_ref()
-        .ok()
-        .map(|d| d.reply.secret_arn.clone())
-        .or_else(|| {
-            event
-                .secret_id
-                .starts_with("arn:")
-                .then(|| event.secret_id.clone())
-        });
-    detail.secret_name = result.as_ref().ok().and_then(|d| d.secret_name.clone());
+    // Success or failure, the event names the secret and its tenant, so a subscriber
+    // filtering on its tenant sees its own rotation failures.
+    detail.secret_arn = known.arn;
+    detail.secret_name = known.name;
+    if detail.tenant.is_none() {
+        detail.tenant = known.tenant;
+    }
     if let Ok(done) = &result {
         detail.repeat = done.repeat;
         detail.reason.clone_from(&done.reason);
@@ -149,14 +150,60 @@ pub async fn run_step(
     result.map(|d| d.reply)
 }
 
-/// One step, and for a finished rotation the record made current.
+/// Which secret a step's event is about, as far as it is known: from the secret's description,
+/// the tenant only for a managed secret (a foreign secret's tags are not repeated); from the
+/// `SecretId` alone (Secrets Manager sends the ARN) when it could not be described.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Identity {
+    name: Option<String>,
+    arn: Option<String>,
+    tenant: Option<String>,
+}
+
+impl Identity {
+    fn described(desc: &SecretDescription) -> Self {
+        let managed = desc.tag(tags::MANAGED_BY) == Some(MANAGED_BY);
+        Self {
+            name: Some(desc.name.clone()),
+            arn: Some(desc.arn.clone()),
+            tenant: managed
+                .then(|| desc.tag(tags::TENANT).map(str::to_owned))
+                .flatten(),
+        }
+    }
+
+    /// A secret's ARN is `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-`
+    /// followed by six random characters (Secrets Manager user guide, "Secrets Manager ARN").
+    fn from_secret_id(id: &str) -> Self {
+        let Some(rest) = id
+            .strip_prefix("arn:")
+            .and_then(|r| r.split_once(":secret:").map(|(_, n)| n))
+        else {
+            return Self {
+                name: Some(id.to_owned()),
+                ..Self::default()
+            };
+        };
+        let name = rest
+            .rsplit_once('-')
+            .filter(|(_, suffix)| suffix.len() == 6)
+            .map(|(name, _)| name.to_owned());
+        Self {
+            name,
+            arn: Some(id.to_owned()),
+            tenant: None,
+        }
+    }
+}
+
+/// One step on the described secret, and for a finished rotation the record made current.
 #[instrument(skip_all, fields(step = event.step.as_str(), secret = %event.secret_id, token = %event.token))]
 async fn step(
     deps: &Deps,
+    desc: &SecretDescription,
     event: &RotationEvent,
     _deadline: Instant,
 ) -> Result<StepDone, VendError> {
-    let desc = read::describe_existing(deps, &event.secret_id).await?;
     let reason = desc.tag(tags::ROTATION_REASON).map(str::to_owned);
     let checked = match check(&desc, &event.token) {
         Err(e @ (VendError::NotPending { .. } | VendError::UnknownToken { .. }))
@@ -185,34 +232,34 @@ async fn step(
     let mut repeat = false;
     match (event.step, checked) {
         (_, Checked::Merged(merged)) => {
-            let done = finish::finish_tail(deps, &desc, &event.token, &merged, None).await?;
+            let done = finish::finish_tail(deps, desc, &event.token, &merged, None).await?;
             reply.key_hash.clone_from(&done.key_hash);
             reply.generation = Some(done.generation);
             (finished, repeat) = (Some(done), true);
         }
         (Step::FinishSecret, Checked::Current) => {
-            let pending = read_version(deps, &desc, &event.token).await?;
-            let done = finish::finish_tail(deps, &desc, &event.token, &pending, None).await?;
+            let pending = read_version(deps, desc, &event.token).await?;
+            let done = finish::finish_tail(deps, desc, &event.token, &pending, None).await?;
             reply.key_hash.clone_from(&done.key_hash);
             reply.generation = Some(done.generation);
             (finished, repeat) = (Some(done), true);
         }
         (_, Checked::Current) => {}
         (Step::CreateSecret, Checked::Pending) => {
-            let (outcome, record) = create::create_step(deps, &desc, event).await?;
+            let (outcome, record) = create::create_step(deps, desc, event).await?;
             reply.outcome = outcome;
             reply.key_hash = record.key_hash;
             reply.generation = Some(record.generation);
         }
         (Step::SetSecret, Checked::Pending) => reply.outcome = StepOutcome::Done,
         (Step::TestSecret, Checked::Pending) => {
-            let record = test::test_step(deps, &desc, &event.token).await?;
+            let record = test::test_step(deps, desc, &event.token).await?;
             reply.outcome = StepOutcome::Done;
             reply.key_hash = record.key_hash;
             reply.generation = Some(record.generation);
         }
         (Step::FinishSecret, Checked::Pending) => {
-            let record = finish::finish_step(deps, &desc, &event.token).await?;
+            let record = finish::finish_step(deps, desc, &event.token).await?;
             reply.outcome = StepOutcome::Done;
             reply.key_hash.clone_from(&record.key_hash);
             reply.generation = Some(record.generation);
@@ -225,7 +272,6 @@ async fn step(
         finished,
         repeat,
         reason,
-        secret_name: Some(desc.name.clone()),
     })
 }
 
@@ -357,5 +403,25 @@ mod tests {
         let d = secret(&[("old", &[AWSCURRENT]), ("tok", &["AWSPREVIOUS"])]);
         let e = check(&d, "tok").err();
         assert!(matches!(e, Some(VendError::NotPending { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn a_secret_id_names_the_secret_without_the_six_random_characters() {
+        let id = Identity::from_secret_id(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openrouter/checkout/pay-api-AbC123",
+        );
+        assert_eq!(id.name.as_deref(), Some("openrouter/checkout/pay-api"));
+        assert_eq!(
+            id.arn.as_deref(),
+            Some(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openrouter/checkout/pay-api-AbC123"
+            )
+        );
+        assert_eq!(id.tenant, None);
+        let by_name = Identity::from_secret_id("openrouter/checkout/pay");
+        assert_eq!(
+            (by_name.name.as_deref(), by_name.arn),
+            (Some("openrouter/checkout/pay"), None)
+        );
     }
 }
