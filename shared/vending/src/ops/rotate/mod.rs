@@ -205,7 +205,7 @@ async fn step(
     _deadline: Instant,
 ) -> Result<StepDone, VendError> {
     let reason = desc.tag(tags::ROTATION_REASON).map(str::to_owned);
-    let checked = match check(&desc, &event.token) {
+    let checked = match check(desc, &event.token) {
         Err(e @ (VendError::NotPending { .. } | VendError::UnknownToken { .. }))
             if event.step == Step::FinishSecret =>
         {
