@@ -65,11 +65,11 @@ variable "timeout_seconds" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function: a ceiling on what a flood of events can start (and on calls to OpenRouter). Set a value to -1 for no reservation."
+  description = "Reserved concurrency per function: a ceiling on what a flood of events can start (and on calls to OpenRouter). Off (-1) by default: Lambda keeps at least 100 of the account's concurrency unreserved, and a new account's quota can be as low as 10, so any reservation fails the first apply there. Once the account's quota allows, 10 / 10 / 2 bound a flood."
   type = object({
-    provision = optional(number, 10)
-    rotate    = optional(number, 10)
-    sweep     = optional(number, 2)
+    provision = optional(number, -1)
+    rotate    = optional(number, -1)
+    sweep     = optional(number, -1)
   })
   default = {}
 

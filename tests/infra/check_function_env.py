@@ -14,6 +14,12 @@ client = boto3.client("lambda", **kw)
 failed = 0
 for f in ("provision", "rotate", "sweep"):
     conf = client.get_function_configuration(FunctionName=f"orkv-{f}")
+    # No reservation by default: Lambda keeps 100 of the account's concurrency unreserved and a
+    # new account may have a quota of 10, so a default reservation fails the first apply there.
+    reserved = client.get_function_concurrency(FunctionName=f"orkv-{f}").get("ReservedConcurrentExecutions")
+    if reserved is not None:
+        failed += 1
+        print(f"    {f}: reserves {reserved} concurrent executions by default")
     env = dict(conf.get("Environment", {}).get("Variables", {}))
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     out = subprocess.run([os.path.join(bin_dir, f), "--check-config"], env=env, capture_output=True, text=True, timeout=30)
