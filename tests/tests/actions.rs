@@ -645,14 +645,15 @@ async fn an_abandoned_attempt_describe_leaves_out_is_found_among_deprecated_vers
 
 #[tokio::test]
 async fn a_secret_with_every_user_tag_keeps_rotating_within_the_tag_limit() {
-    // 25 user tags (the most a request may add), then rotation after rotation inside the grace
+    // MAX_USER_TAGS user tags (the most a request may add), then rotation after rotation inside the grace
     // period: the product's own tags, one retirement tag per key in grace and the request tags
     // stay within AWS's 50 (the layer refuses a 51st, as AWS does).
     // World::start goes through the AWS behaviour layer.
     let w = World::start().await;
     let d = deps(&w);
     let mut req = request(&unique("tagged"));
-    let user: serde_json::Map<String, serde_json::Value> = (0..25)
+    let user: serde_json::Map<String, serde_json::Value> = (0
+        ..orkv_vending::input::provision::MAX_USER_TAGS)
         .map(|i| (format!("team-tag-{i:02}"), json!("x".repeat(200))))
         .collect();
     req["tags"] = serde_json::Value::Object(user);

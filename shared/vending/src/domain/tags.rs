@@ -53,6 +53,41 @@ pub const ADOPTED: &str = "orkv:adopted";
 /// Superseded keys awaiting retirement per secret (each takes one tag).
 pub const MAX_RETIRING: usize = 10;
 
+/// AWS's limit of tags per secret (API reference, *TagResource*: "Maximum number of tags per
+/// secret: 50"; `aws:` tags do not count).
+pub const AWS_MAX_TAGS: usize = 50;
+/// The tags every managed secret carries.
+pub const ALWAYS: [&str; 11] = [
+    MANAGED_BY,
+    WORKSPACE,
+    WORKSPACE_SLUG,
+    KEY_NAME,
+    TENANT,
+    OPENROUTER_KEY,
+    EXPIRES_AT,
+    ROTATE_AT,
+    GENERATION,
+    LIFETIME,
+    CAP,
+];
+/// The tags a secret keeps once they are written.
+pub const KEPT: [&str; 2] = [BUDGET, ADOPTED];
+/// The tags a request, a rotation or a revocation holds while it runs (counted as if all could
+/// meet, which is the bound, not the usual case).
+pub const TRANSIENT: [&str; 6] = [
+    NEXT,
+    ROTATION_REQUEST,
+    ROTATION_REASON,
+    DEFERRED,
+    ADOPTING,
+    REVOKED,
+];
+/// The most tags the product itself puts on one secret: every tag above and one per key
+/// awaiting retirement.
+pub const PRODUCT_MAX_TAGS: usize = ALWAYS.len() + KEPT.len() + TRANSIENT.len() + MAX_RETIRING;
+/// What is left of AWS's 50 for a request's own tags, or for an adopted secret's tags: 21.
+pub const OTHER_TAGS_ROOM: usize = AWS_MAX_TAGS - PRODUCT_MAX_TAGS;
+
 /// Version labels (staging labels).
 pub mod stage {
     /// The version consumers read.
@@ -396,5 +431,39 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].0, "abc");
         assert_eq!(list[1].1, OffsetDateTime::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn the_tag_budget_counts_every_tag_the_product_writes() {
+        // Every `orkv:` tag constant of this file is in exactly one of the counted sets (the
+        // two prefixes excepted: the retirement tags are counted by MAX_RETIRING).
+        let source = include_str!("tags.rs");
+        let counted: Vec<&str> = ALWAYS
+            .iter()
+            .chain(&KEPT)
+            .chain(&TRANSIENT)
+            .copied()
+            .collect();
+        let mut seen = 0;
+        for line in source.lines() {
+            let Some(rest) = line.strip_prefix("pub const ") else {
+                continue;
+            };
+            let Some(value) = rest.split('"').nth(1).filter(|v| v.starts_with("orkv:")) else {
+                continue;
+            };
+            if value == RESERVED_PREFIX || value == RETIRE_PREFIX {
+                continue;
+            }
+            seen += 1;
+            assert_eq!(
+                counted.iter().filter(|c| **c == value).count(),
+                1,
+                "{value} must be counted once in ALWAYS, KEPT or TRANSIENT"
+            );
+        }
+        assert_eq!(seen, counted.len(), "a counted tag is not a constant here");
+        assert_eq!(PRODUCT_MAX_TAGS, 29);
+        assert_eq!(OTHER_TAGS_ROOM + PRODUCT_MAX_TAGS, AWS_MAX_TAGS);
     }
 }

@@ -20,9 +20,9 @@ const MAX_KEY_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 2048;
 const MAX_KMS: usize = 2048;
 const MAX_IDEMPOTENCY: usize = 128;
-/// AWS allows 50 tags per secret; the product uses up to 15 of its own plus one per key
-/// awaiting retirement (at most 10), so requests may add 25.
-pub const MAX_USER_TAGS: usize = 25;
+/// AWS allows 50 tags per secret; the product may write up to
+/// [`crate::domain::tags::PRODUCT_MAX_TAGS`] (29) of its own, so requests may add 21.
+pub const MAX_USER_TAGS: usize = crate::domain::tags::OTHER_TAGS_ROOM;
 
 /// A validated request (not yet resolved against OpenRouter's workspaces).
 #[derive(Debug, Clone, PartialEq)]

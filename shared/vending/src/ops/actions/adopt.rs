@@ -42,9 +42,9 @@ use crate::ops::actions::rotate_now;
 use crate::ops::guardrail;
 use crate::ops::read;
 
-/// Tags of its own a secret may carry to be adopted: AWS allows 50, and the product writes up
-/// to 16 (12 kept, 4 while a request runs) and one per key awaiting retirement (at most 10).
-pub const MAX_FOREIGN_TAGS: usize = 24;
+/// Tags of its own a secret may carry to be adopted: AWS allows 50, and the product may write
+/// up to [`tags::PRODUCT_MAX_TAGS`] (29) of its own.
+pub const MAX_FOREIGN_TAGS: usize = tags::OTHER_TAGS_ROOM;
 
 /// What the checks established, before any write.
 struct Checked {
@@ -160,7 +160,9 @@ pub async fn adopt_request(
         return Err(VendError::adoption(
             "secret_name",
             format!(
-                "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to 26 of the 50 a secret may carry"
+                "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to {} of the {} a secret may carry",
+                tags::PRODUCT_MAX_TAGS,
+                tags::AWS_MAX_TAGS
             ),
         ));
     }
