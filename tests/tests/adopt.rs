@@ -334,7 +334,45 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
         &own_refs,
     )
     .await;
+    // A secret another function rotates, and one encrypted with a team's KMS key: made in moto
+    // directly (set-up the product's roles could not do).
+    let (direct, _) = orkv_tests::secrets_client(&w.moto).await;
+    let rotated = secret("rotated");
+    create_seed_secret(&w.sm, &rotated, &json!({"api_key": fine}).to_string(), &[]).await;
+    let _ = direct
+        .rotate_secret()
+        .secret_id(&rotated)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:team-rotator")
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await;
+    assert!(
+        w.describe(&rotated).await.rotation_lambda_arn().is_some(),
+        "the seed secret names its rotation function"
+    );
+    let team_key = secret("teamkey");
+    direct
+        .create_secret()
+        .name(&team_key)
+        .secret_string(json!({"api_key": fine}).to_string())
+        .kms_key_id("arn:aws:kms:us-east-1:123456789012:key/team-key")
+        .send()
+        .await
+        .expect("seed with a team key");
     let mut all = cases.clone();
+    all.push((
+        rotated,
+        String::new(),
+        "checkout",
+        "checkout",
+        "another function",
+    ));
+    all.push((team_key, String::new(), "checkout", "checkout", "KMS key"));
     all.push((
         managed.clone(),
         String::new(),

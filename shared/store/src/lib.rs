@@ -245,6 +245,7 @@ impl SecretStore {
                     name: out.name.unwrap_or_default(),
                     rotation_enabled: out.rotation_enabled.unwrap_or(false),
                     rotation_lambda_arn: out.rotation_lambda_arn,
+                    kms_key_id: out.kms_key_id,
                     deleted: out.deleted_date.is_some(),
                     tags: out
                         .tags

@@ -63,6 +63,9 @@ pub struct SecretDescription {
     pub name: String,
     pub rotation_enabled: bool,
     pub rotation_lambda_arn: Option<String>,
+    /// The customer KMS key the secret is encrypted with; `None`: Secrets Manager's own
+    /// (`aws/secretsmanager`).
+    pub kms_key_id: Option<String>,
     pub deleted: bool,
     pub tags: Vec<(String, String)>,
     /// Version id to its staging labels.

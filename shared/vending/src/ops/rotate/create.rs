@@ -278,6 +278,7 @@ mod tests {
             name: "s".into(),
             rotation_enabled: true,
             rotation_lambda_arn: None,
+            kms_key_id: None,
             deleted: false,
             tags: tag_list
                 .iter()

@@ -350,6 +350,7 @@ mod tests {
             name: "s".into(),
             rotation_enabled: true,
             rotation_lambda_arn: None,
+            kms_key_id: None,
             deleted: false,
             tags: vec![(tags::MANAGED_BY.into(), MANAGED_BY.into())],
             versions: labels
