@@ -48,7 +48,8 @@ pub const MAX_FOREIGN_TAGS: usize = tags::OTHER_TAGS_ROOM;
 
 /// Whether the product can keep rotating a secret it adopts, from its description alone,
 /// before any write: no rotation function but the product's (another one, on its schedule,
-/// would overwrite the adopted record), and a KMS key the roles may use (Secrets Manager's own
+/// would overwrite the adopted record), room for the product's tags, and a KMS key the roles
+/// may use (Secrets Manager's own
 /// key, which `DescribeSecret` leaves out, or the deployment's `kms_key_arn`; the roles may use
 /// no other, so every later write of the secret would fail).
 ///
@@ -59,6 +60,21 @@ fn keepable(
     product_rotation: Option<&str>,
     product_kms: Option<&str>,
 ) -> Result<(), VendError> {
+    let foreign = desc
+        .tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with(tags::RESERVED_PREFIX) && !k.starts_with("aws:"))
+        .count();
+    if foreign > MAX_FOREIGN_TAGS {
+        return Err(VendError::adoption(
+            "secret_name",
+            format!(
+                "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to {} of the {} a secret may carry",
+                tags::PRODUCT_MAX_TAGS,
+                tags::AWS_MAX_TAGS
+            ),
+        ));
+    }
     if let Some(function) = desc
         .rotation_lambda_arn
         .as_deref()
@@ -196,21 +212,6 @@ pub async fn adopt_request(
         return adopted_before(deps, &desc, request_id, reply).await;
     }
     scope.check_owner(desc.tag(tags::TENANT))?;
-    let foreign = desc
-        .tags
-        .iter()
-        .filter(|(k, _)| !k.starts_with(tags::RESERVED_PREFIX) && !k.starts_with("aws:"))
-        .count();
-    if foreign > MAX_FOREIGN_TAGS {
-        return Err(VendError::adoption(
-            "secret_name",
-            format!(
-                "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to {} of the {} a secret may carry",
-                tags::PRODUCT_MAX_TAGS,
-                tags::AWS_MAX_TAGS
-            ),
-        ));
-    }
     keepable(
         &desc,
         deps.cfg.rotation_lambda_arn.as_deref(),
