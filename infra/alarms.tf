@@ -36,6 +36,11 @@ data "aws_iam_policy_document" "alarm_key" {
       identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
     }
   }
+  # The services' statement as AWS gives it (SNS developer guide, "Enable compatibility between
+  # event sources from AWS services and encrypted topics"): no condition. A condition on
+  # aws:SourceAccount, which AWS does not document for the KMS requests SNS makes on behalf of
+  # CloudWatch and EventBridge, would refuse them and drop every page. Who may publish is the
+  # topic policy's to say (aws:SourceAccount / aws:SourceArn on the Publish request).
   statement {
     sid       = "AlarmsAndRulesPublish"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
@@ -43,11 +48,6 @@ data "aws_iam_policy_document" "alarm_key" {
     principals {
       type        = "Service"
       identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
     }
   }
 }

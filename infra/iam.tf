@@ -294,6 +294,17 @@ data "aws_iam_policy_document" "scheduler" {
       }
     }
   }
+  dynamic "statement" {
+    # A schedule encrypted with a customer key: Scheduler decrypts its payload with the execution
+    # role's permissions before each invocation (EventBridge Scheduler user guide, "Encryption at
+    # rest": the execution role needs kms:Decrypt on the key). Without it the sweep never runs.
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "DecryptTheSchedule"
+      actions   = ["kms:Decrypt"]
+      resources = [var.kms_key_arn]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "scheduler" {
@@ -308,5 +319,44 @@ data "aws_iam_policy_document" "pipeline_invoke" {
     sid       = "InvokeProvision"
     actions   = ["lambda:InvokeFunction"]
     resources = [aws_lambda_function.function["provision"].arn]
+  }
+}
+
+# The statements a customer key (kms_key_arn) needs in its own key policy, beside the account's
+# default statement that lets IAM policies grant the roles' uses (the roles' statements above go
+# through Secrets Manager and SQS only). Rendered as the output customer_key_policy_statements;
+# the module cannot attach them to a key it does not own.
+data "aws_iam_policy_document" "customer_key" {
+  #checkov:skip=CKV_AWS_111:Key policy statements: Resource "*" is the key they are attached to.
+  #checkov:skip=CKV_AWS_356:Key policy statements: Resource "*" is the key they are attached to.
+  # CloudWatch Logs encrypts the functions' log groups (CloudWatch Logs user guide, "Encrypt log
+  # data in CloudWatch Logs using AWS KMS"): the logs service principal, for these log groups only.
+  statement {
+    sid       = "LogsEncryptTheFunctionLogs"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${var.name}-*"]
+    }
+  }
+  # CloudWatch alarms and the failure rules publish to the encrypted alarm topic (SNS developer
+  # guide, "Enable compatibility between event sources from AWS services and encrypted topics"),
+  # and EventBridge sends undelivered events to the encrypted dead-letter queue (EventBridge user
+  # guide, "Using dead-letter queues": an encrypted queue's key must let events.amazonaws.com
+  # Decrypt and GenerateDataKey).
+  statement {
+    sid       = "AlarmsRulesAndDeadLetters"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    }
   }
 }

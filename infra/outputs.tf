@@ -114,3 +114,8 @@ output "dashboard_name" {
   description = "The CloudWatch dashboard (null when create_dashboard is false)."
   value       = try(aws_cloudwatch_dashboard.main[0].dashboard_name, null)
 }
+
+output "customer_key_policy_statements" {
+  description = "With kms_key_arn: the statements to add to that key's policy (CloudWatch Logs for the function log groups; CloudWatch alarms and EventBridge rules publishing to the encrypted alarm topic, EventBridge dead letters to the encrypted queue). The functions' and the scheduler's own uses are granted by their roles."
+  value       = data.aws_iam_policy_document.customer_key.json
+}

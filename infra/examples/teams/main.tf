@@ -37,6 +37,12 @@ variable "region" {
   default     = "eu-west-1"
 }
 
+variable "kms_key_arn" {
+  description = "A customer KMS key for secrets, queues, the topic, logs and the schedule (null: AWS's keys). Add the module's customer_key_policy_statements output to its key policy."
+  type        = string
+  default     = null
+}
+
 variable "package_dir" {
   description = "Where `make package` wrote <function>/bootstrap.zip."
   type        = string
@@ -102,6 +108,7 @@ module "key_vending" {
 
   name        = "orkv"
   package_dir = var.package_dir
+  kms_key_arn = var.kms_key_arn
 
   # Each team is a tenant: its own workspace, cap and key lifetime; it reaches only its own
   # secrets (openrouter/<team>/...), through its own alias and its own event source.
@@ -192,4 +199,9 @@ output "policy_documents" {
 output "dead_letter_queue_urls" {
   value       = module.key_vending.dead_letter_queue_urls
   description = "Queues to watch."
+}
+
+output "customer_key_policy_statements" {
+  description = "The statements kms_key_arn's key policy needs (see the module's output)."
+  value       = module.key_vending.customer_key_policy_statements
 }
