@@ -307,11 +307,11 @@ pub async fn before(
     };
     // RotateSecret: "If the AWSPENDING staging label is present but not attached to the same
     // version as AWSCURRENT, then any later invocation of RotateSecret assumes that a previous
-    // rotation request is still in progress and returns an error." (moto refuses the opposite
-    // case and lets this one through.)
-    let unfinished = stages.iter().any(|(v, labels)| {
-        has(labels, "AWSPENDING") && !has(labels, "AWSCURRENT") && Some(v.as_str()) != token
-    });
+    // rotation request is still in progress and returns an error." Any later invocation: the
+    // same ClientRequestToken too (moto refuses the opposite case and lets this one through).
+    let unfinished = stages
+        .values()
+        .any(|labels| has(labels, "AWSPENDING") && !has(labels, "AWSCURRENT"));
     if unfinished {
         return Some(aws_error("InvalidRequestException", ROTATION_NOT_COMPLETE));
     }
