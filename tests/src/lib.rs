@@ -24,6 +24,10 @@ use serde_json::{Value, json};
 
 /// The management key the emulator accepts in tests.
 pub const MANAGEMENT_KEY: &str = "sk-or-v1-test-management-key";
+/// The secret holding the management key, named as the module names the one it creates
+/// (`<name>-openrouter-management-key-` and Terraform's unique suffix), so the rendered
+/// policies' `ReadTheManagementKey` statement covers it (`crate::iam`).
+pub const MANAGEMENT_KEY_SECRET: &str = "orkv-openrouter-management-key-20261207000000000000000001";
 
 /// The workspace root (`/work/main` or wherever the clone is).
 #[must_use]

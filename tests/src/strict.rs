@@ -13,7 +13,7 @@ pub const ROTATION_NOT_COMPLETE: &str =
     "A previous rotation isn't complete. That rotation will be reattempted.";
 /// Secrets the product's roles may read although they carry no product tag (the management key,
 /// which a resource policy opens to them).
-pub const IAM_EXEMPT: &[&str] = &["openrouter/management-key"];
+pub const IAM_EXEMPT: &[&str] = &[crate::MANAGEMENT_KEY_SECRET];
 /// Operations the tag-scoped roles may call on a secret only when it exists and carries
 /// `orkv:managed-by` (IAM evaluates `secretsmanager:ResourceTag/...` on the secret).
 const TAG_SCOPED: &[&str] = &[

@@ -84,7 +84,7 @@ pub fn function_env(
 
 /// The environment of a function deployed as the module deploys it: moto (or a proxy) at
 /// `sm_url`, the emulator at `emulator_url`, the management key read from its secret
-/// (`openrouter/management-key`), and `extra` added (or replacing the defaults).
+/// ([`crate::MANAGEMENT_KEY_SECRET`]), and `extra` added (or replacing the defaults).
 #[must_use]
 pub fn deployed_env(
     sm_url: &str,
@@ -98,7 +98,7 @@ pub fn deployed_env(
         ("OPENROUTER_BASE_URL", format!("{emulator_url}/api/v1")),
         (
             "OPENROUTER_MANAGEMENT_KEY_SECRET_ID",
-            "openrouter/management-key".into(),
+            crate::MANAGEMENT_KEY_SECRET.into(),
         ),
         ("ORKV_POLICY", POLICY.into()),
     ];

@@ -507,7 +507,7 @@ async fn the_management_key_is_read_from_secrets_manager_once_per_container() {
     let w = World::start().await;
     // The name the module's resource policy opens to the functions' roles (the layer lets them
     // read it untagged, as IAM would).
-    let secret_id = "openrouter/management-key".to_owned();
+    let secret_id = orkv_tests::MANAGEMENT_KEY_SECRET.to_owned();
     w.sm.create_secret()
         .name(&secret_id)
         .secret_string(json!({"management_key": MANAGEMENT_KEY}).to_string())

@@ -169,7 +169,7 @@ impl Soak {
         let (sm, _) = secrets_client(&moto).await;
         let _ = sm
             .create_secret()
-            .name("openrouter/management-key")
+            .name(crate::MANAGEMENT_KEY_SECRET)
             .secret_string(json!({ "management_key": MANAGEMENT_KEY }).to_string())
             .send()
             .await;

@@ -91,7 +91,7 @@ pub(crate) async fn world() -> World {
     let (sm, _) = secrets_client(&moto).await;
     let _ = sm
         .create_secret()
-        .name("openrouter/management-key")
+        .name(orkv_tests::MANAGEMENT_KEY_SECRET)
         .secret_string(json!({ "management_key": MANAGEMENT_KEY }).to_string())
         .send()
         .await;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The second AWS (part of `make test`): LocalStack's community core in host mode (no Docker),
+# pinned in tools/requirements-localstack.txt, as the Secrets Manager, EventBridge and SQS of the
+# suites listed below, with the AWS behaviour layer and the deployed-role oracle still in front.
+# Where LocalStack and moto disagree, a suite that passes on one fails on the other:
+# docs/aws-fidelity.md ("A second AWS") lists what was found and what was done about it.
+# Usage: tests/localstack/run.sh [cargo test filter args...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orkv-target}"
+py=$(tools/setup-localstack.sh)
+run=$(mktemp -d "${TMPDIR:-/tmp}/orkv-localstack.XXXXXX")
+port=$(python3 tools/free-port.py)
+ls_pid=
+cleanup() {
+  [ -n "$ls_pid" ] && kill "$ls_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ -n "${ORKV_KEEP_RUN:-}" ]; then echo "kept $run"; else rm -rf "$run"; fi
+}
+trap cleanup EXIT
+GATEWAY_LISTEN="127.0.0.1:$port" LOCALSTACK_HOST="127.0.0.1:$port" \
+  SERVICES=secretsmanager,events,sqs,sts,kms DNS_ADDRESS=0 FILESYSTEM_ROOT="$run/root" \
+  SKIP_INFRA_DOWNLOADS=1 DISABLE_EVENTS=1 \
+  "$py" -m localstack.runtime.main >"$run/localstack.log" 2>&1 &
+ls_pid=$!
+for _ in $(seq 120); do
+  curl -fs "http://127.0.0.1:$port/_localstack/health" >/dev/null 2>&1 && break
+  kill -0 "$ls_pid" 2>/dev/null || { tail -40 "$run/localstack.log"; echo "LocalStack exited" >&2; exit 1; }
+  sleep 0.5
+done
+curl -fs "http://127.0.0.1:$port/_localstack/health" >/dev/null || { tail -40 "$run/localstack.log"; echo "LocalStack did not start" >&2; exit 1; }
+echo "LocalStack $("$py" -c 'import importlib.metadata as m; print(m.version("localstack-core"))') on 127.0.0.1:$port"
+ORKV_MOTO_URL="http://127.0.0.1:$port" cargo test -p orkv-tests --no-fail-fast \
+  ${ORKV_LOCALSTACK_TESTS:---test provision --test actions --test rotation_steps --test result_events --test adopt} "$@"
