@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orkv-target
 export CARGO_TERM_COLOR ?= never
 export CHECKPOINT_DISABLE = 1
 
-.PHONY: demo test venv build lint docs-check unit clean package package-check infra-test supply-chain bench fuzz soak
+.PHONY: demo test venv build lint docs-check unit clean package package-check infra-test localstack-test supply-chain bench fuzz soak
 
 ## Lambda architecture of `make package`: x86_64 (default) or arm64 (needs the
 ## aarch64-unknown-linux-gnu Rust target: rustup target add aarch64-unknown-linux-gnu).
@@ -47,9 +47,15 @@ infra-test: venv build package
 test: venv build lint docs-check
 	rm -rf "$(CARGO_TARGET_DIR)/orkv-iam"
 	cargo test --workspace --no-fail-fast $(LOCAL_ROTATION)
+	$(MAKE) --no-print-directory localstack-test
 	$(MAKE) --no-print-directory supply-chain
 	$(MAKE) --no-print-directory infra-test
 	$(MAKE) --no-print-directory package-check
+
+## The second AWS: the suites that need no rotation stand-in (provision, store, the provision
+## binary) against LocalStack (host mode, pinned; its virtualenv is kept outside the checkout).
+localstack-test: build
+	tests/localstack/run.sh
 
 ## README, CONTRIBUTING and docs/: every link resolves, every document is reachable from the
 ## README, every test a document cites exists.

@@ -30,5 +30,5 @@ for _ in $(seq 120); do
 done
 curl -fs "http://127.0.0.1:$port/_localstack/health" >/dev/null || { tail -40 "$run/localstack.log"; echo "LocalStack did not start" >&2; exit 1; }
 echo "LocalStack $("$py" -c 'import importlib.metadata as m; print(m.version("localstack-core"))') on 127.0.0.1:$port"
-ORKV_MOTO_URL="http://127.0.0.1:$port" cargo test -p orkv-tests --no-fail-fast \
-  ${ORKV_LOCALSTACK_TESTS:---test provision --test actions --test rotation_steps --test result_events --test adopt} "$@"
+ORKV_MOTO_URL="http://127.0.0.1:$port" ORKV_AWS_ACCOUNT=000000000000 cargo test -p orkv-tests --no-fail-fast \
+  ${ORKV_LOCALSTACK_TESTS:---test provision --test store --test lambda_binary} "$@"

@@ -21,8 +21,12 @@ use serde_json::Value;
 
 /// The region and account the suites' moto answers for.
 pub const REGION: &str = "us-east-1";
-/// moto's default account.
-pub const ACCOUNT: &str = "123456789012";
+/// moto's default account; `ORKV_AWS_ACCOUNT` names another (LocalStack answers for
+/// `000000000000`).
+#[must_use]
+pub fn account() -> String {
+    std::env::var("ORKV_AWS_ACCOUNT").unwrap_or_else(|_| "123456789012".to_owned())
+}
 /// The header naming the role a call is made under.
 pub const CALLER_HEADER: &str = "x-orkv-caller";
 /// The access key id prefix of a function binary signing as its role (`orkv-role-rotate`).
@@ -76,7 +80,7 @@ pub fn policies() -> &'static BTreeMap<String, Value> {
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
             .replace("${Region}", REGION)
-            .replace("${Account}", ACCOUNT);
+            .replace("${Account}", &account());
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     })
 }
@@ -237,7 +241,7 @@ pub fn secret_arn(id: &str, described: Option<&str>) -> String {
     if id.starts_with("arn:") {
         return id.to_owned();
     }
-    format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{id}")
+    format!("arn:aws:secretsmanager:{REGION}:{}:secret:{id}", account())
 }
 
 /// The condition keys of a Secrets Manager request `req` on a secret described by `desc`.
@@ -361,8 +365,11 @@ pub fn authorize(role: &str, ctx: &RequestContext) -> Option<String> {
     record(role, ctx, &decision);
     (!decision.allowed()).then(|| {
         format!(
-            "User: arn:aws:sts::{ACCOUNT}:assumed-role/orkv-{role}/orkv-{role} is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
-            ctx.action, ctx.resource, ctx.action
+            "User: arn:aws:sts::{}:assumed-role/orkv-{role}/orkv-{role} is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
+            account(),
+            ctx.action,
+            ctx.resource,
+            ctx.action
         )
     })
 }
