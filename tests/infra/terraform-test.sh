@@ -91,13 +91,9 @@ set -e
 [ "$code" = 0 ] || { cat "$run/plan.log"; fail "second plan exit code $code (2 = changes pending)"; }
 echo "    No changes."
 
-step "with a customer key: the scheduler decrypts the schedule; the key policy statements the module renders"
-kms_key="arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-00000000c0de"
-terraform -chdir="$example" plan -no-color -out "$run/kms.plan" -var "package_dir=$package_dir" -var "kms_key_arn=$kms_key" >"$run/kms-plan.log" 2>&1 \
-  || { tail -40 "$run/kms-plan.log"; fail "plan with kms_key_arn"; }
-terraform -chdir="$example" show -json "$run/kms.plan" >"$run/kms-plan.json"
+step "a customer key's policy: the statements the module renders for it"
 terraform -chdir="$example" output -json >"$run/outputs-kms.json"
-python3 tests/infra/check_kms.py "$run/kms-plan.json" "$run/outputs-kms.json" "$kms_key" || fail "customer key"
+python3 tests/infra/check_kms.py "$run/outputs-kms.json" || fail "customer key"
 
 step "policy documents: each role allows only its own actions"
 terraform -chdir="$example" output -json policy_documents >"$run/policies.json"
