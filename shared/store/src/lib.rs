@@ -435,6 +435,28 @@ impl SecretStore {
         self.list_page(filters, next).await
     }
 
+    /// One page (up to 100) of the secrets carrying a tag whose key is `key` (`ListSecrets`'
+    /// `tag-key` filter matches prefixes, so the page is filtered again for the exact key);
+    /// the token of the next page.
+    ///
+    /// # Errors
+    /// [`StoreError`] of `ListSecrets`.
+    pub async fn list_tag_key_page(
+        &self,
+        key: &str,
+        next: Option<String>,
+    ) -> Result<(Vec<SecretSummary>, Option<String>), StoreError> {
+        let filters = vec![
+            Filter::builder()
+                .key(FilterNameStringType::TagKey)
+                .values(key)
+                .build(),
+        ];
+        let (mut page, next) = self.list_page(filters, next).await?;
+        page.retain(|s| s.tags.iter().any(|(k, _)| k == key));
+        Ok((page, next))
+    }
+
     /// One page of the secrets whose name starts with `prefix` (`ListSecrets` with the `name`
     /// filter, which matches prefixes; the page is filtered again case-sensitively), with their
     /// tags; the token of the next page.

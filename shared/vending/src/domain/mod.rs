@@ -6,6 +6,7 @@ pub mod action;
 pub mod budget;
 pub mod lifetime;
 pub mod names;
+pub mod ownership;
 pub mod policy;
 pub mod record;
 pub mod scope;

@@ -79,6 +79,7 @@ impl SecretRecord {
             parent_version: None,
             lease_until: None,
             claim: None,
+            adopted_key_hash: None,
         }
     }
 }
@@ -136,6 +137,12 @@ pub struct SecretRecord {
     /// Pending records only: a nonce that makes each claim's value unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
+    /// The hash of the key an adoption took over, carried by every later generation: the
+    /// one key of this secret whose OpenRouter name does not say so (every key the product
+    /// mints is named for its secret, ADR 0003), so the one it may retire by hash alone
+    /// ([`crate::domain::ownership`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_key_hash: Option<String>,
 }
 
 /// A key's public facts, never its plaintext: what replies and result events tell of it.
@@ -308,6 +315,7 @@ mod tests {
             parent_version: None,
             lease_until: None,
             claim: None,
+            adopted_key_hash: None,
         }
     }
 

@@ -240,6 +240,54 @@ pub fn owner_matches(mine: Option<&str>, recorded: Option<&str>) -> Result<(), V
     }
 }
 
+/// The check every key's terms pass at the moment the product sets them, whatever computed
+/// them (a successor's settings may come from tags, which others can write): the secret is
+/// under a tenant's prefix (the tenant a record names must be that one), the workspace
+/// (`workspace_id`, a UUID; `resolved` as in [`Scope::entry_for`]) is one of that tenant's,
+/// and `limit` is at most its `max_limit` there.
+///
+/// # Errors
+/// `PolicyViolation` naming `secret_name`, `workspace` or `limit` and the rule;
+/// `TenantScopeViolation` when the record names another tenant.
+pub fn check_key_terms(
+    policy: &Policy,
+    resolved: &HashMap<String, Option<String>>,
+    secret_name: &str,
+    recorded_tenant: Option<&str>,
+    workspace_id: &str,
+    limit: f64,
+) -> Result<(), VendError> {
+    let owner = policy
+        .owner_of_name(secret_name)
+        .ok_or_else(|| VendError::policy("secret_name", "is under no tenant's prefix"))?;
+    owner_matches(owner.name.as_deref(), recorded_tenant)?;
+    let scope = Scope {
+        tenant: owner,
+        admin: false,
+    };
+    let entry = scope.entry_for(resolved, workspace_id).ok_or_else(|| {
+        VendError::policy(
+            "workspace",
+            format!(
+                "workspace {workspace_id} is not one of tenant {}'s workspaces",
+                owner.label()
+            ),
+        )
+    })?;
+    if limit > entry.max_limit + 1e-9 {
+        return Err(VendError::policy(
+            "limit",
+            format!(
+                "{limit} USD exceeds tenant {}'s maximum cap of {} USD in workspace {}",
+                owner.label(),
+                entry.max_limit,
+                entry.workspace
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// How an identifier matched the workspace listing.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WorkspaceMatch<'a> {
@@ -285,6 +333,42 @@ mod tests {
         "checkout":{"workspaces":[{"workspace":"checkout","max_limit":100}],"event_sources":["com.example.checkout"]},
         "search":{"workspaces":[{"workspace":"search","max_limit":20}],"actions":["provision"]}},
         "admin_alias":"platform-admin"}"#;
+
+    #[test]
+    fn a_key_s_terms_are_its_prefix_owner_s_workspace_and_cap() {
+        let p = Policy::from_json(TWO).expect("policy");
+        let resolved: HashMap<String, Option<String>> = [
+            ("checkout".to_owned(), Some("ws-c".to_owned())),
+            ("search".to_owned(), Some("ws-s".to_owned())),
+        ]
+        .into();
+        let ok = check_key_terms(&p, &resolved, "openrouter/checkout/a", None, "ws-c", 100.0);
+        assert!(ok.is_ok(), "{ok:?}");
+        let field = |r: Result<(), VendError>| match r {
+            Err(VendError::Policy { field, .. }) => field,
+            other => panic!("expected a policy refusal, got {other:?}"),
+        };
+        // Another tenant's workspace, and a cap above the owner's maximum.
+        let other = check_key_terms(&p, &resolved, "openrouter/checkout/a", None, "ws-s", 1.0);
+        assert_eq!(field(other), "workspace");
+        let above = check_key_terms(&p, &resolved, "openrouter/search/a", None, "ws-s", 99_990.0);
+        assert_eq!(field(above), "limit");
+        let nowhere = check_key_terms(&p, &resolved, "elsewhere/a", None, "ws-s", 1.0);
+        assert_eq!(field(nowhere), "secret_name");
+        // A record naming another tenant than the prefix's owner.
+        let forged = check_key_terms(
+            &p,
+            &resolved,
+            "openrouter/search/a",
+            Some("checkout"),
+            "ws-s",
+            1.0,
+        );
+        assert!(
+            matches!(forged, Err(VendError::TenantScope { .. })),
+            "{forged:?}"
+        );
+    }
 
     #[test]
     fn the_qualifier_is_the_alias_of_the_invoked_arn() {

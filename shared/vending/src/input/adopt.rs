@@ -213,6 +213,25 @@ const FIELDS: &[&str] = &[
     "idempotency_id",
 ];
 
+/// A secret adopted must be one the product could have created: its every generation's key
+/// name (`orkv:<secret name>:r<12 hex digits>`) must fit OpenRouter's, or it could never rotate.
+///
+/// # Errors
+/// `AdoptionRefused` naming `secret_name`.
+pub fn adoptable_name(secret_name: &str) -> Result<(), VendError> {
+    use crate::domain::names::{MAX_KEY_NAME, MAX_MANAGED_SECRET_NAME};
+    if secret_name.len() > MAX_MANAGED_SECRET_NAME {
+        return Err(VendError::adoption(
+            "secret_name",
+            format!(
+                "is {} characters: at most {MAX_MANAGED_SECRET_NAME}, as provision allows, so that every generation's OpenRouter key name fits {MAX_KEY_NAME}",
+                secret_name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl AdoptRequest {
     /// Validates an adopt body; `prefix` is the managed secret-name prefix.
     ///
@@ -259,6 +278,19 @@ impl AdoptRequest {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_name_provision_would_refuse_cannot_be_adopted() {
+        let longest = format!("openrouter/{}", "s".repeat(237 - "openrouter/".len()));
+        assert!(adoptable_name(&longest).is_ok());
+        match adoptable_name(&format!("{longest}x")) {
+            Err(VendError::AdoptionRefused { field, rule }) => {
+                assert_eq!(field, "secret_name");
+                assert!(rule.contains("at most 237"), "{rule}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn a_bulk_adoption_names_each_bad_field() {

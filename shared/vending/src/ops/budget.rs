@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::budget::{EPSILON, Ledger, committed, outgoing_limit, period_of};
+use crate::domain::ownership::{NOT_OWNED, Owner};
 use crate::domain::tags;
 use crate::error::VendError;
 
@@ -130,12 +131,13 @@ pub(crate) async fn fit_within(
     Ok(key)
 }
 
-/// A cap lowered below what the superseded keys still live have committed: each is
-/// lowered to what it spent (one `GET` and one `PATCH` each), so the lowered cap holds for
-/// the logical key, not only its current key. Nothing when they fit.
+/// A cap lowered below what the superseded keys still live have committed: each of
+/// `owner`'s own is lowered to what it spent (one `GET` and one `PATCH` each), so the
+/// lowered cap holds for the logical key, not only its current key. Nothing when they fit.
 pub(crate) async fn squeeze_superseded(
     deps: &Deps,
     desc: &SecretDescription,
+    owner: Owner<'_>,
     current: &str,
     cap: Cap,
 ) -> Result<(), VendError> {
@@ -154,6 +156,11 @@ pub(crate) async fn squeeze_superseded(
             continue;
         }
         match client.get_key(&hash).await {
+            // A retire tag the product did not write names another secret's key: it is
+            // not this logical key's to lower.
+            Ok(key) if !owner.owns(&key) => {
+                warn!(key_hash = %hash, "{NOT_OWNED}: left alone");
+            }
             Ok(key) => {
                 client
                     .update_key(&hash, &limit_patch(&key, key.period_spend()))

@@ -15,7 +15,8 @@
 //! Shared steps (named collaborators, imported where used):
 //! `mint` (after `POST /keys`: assign, store, read back, clean up), `promote` (the
 //! compare-and-set of every write to `AWSCURRENT`), `confirm` (the read-back behind every
-//! claim), `retire` (disable and delete a key), `read` (reads as the product's), `budget`
+//! claim), `retire` (disable and delete a key), `owned` (which of the keys a tag names are the
+//! secret's own), `read` (reads as the product's), `budget`
 //! (one cap across a logical key's generations: ADR 0010), `guardrail` (ADR 0011),
 //! [`announce`] (result events) and `start`.
 
@@ -27,6 +28,7 @@ pub mod dispatch;
 mod guardrail;
 pub mod inventory;
 mod mint;
+mod owned;
 mod promote;
 pub mod provision;
 mod read;

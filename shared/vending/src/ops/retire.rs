@@ -5,7 +5,9 @@ use orkv_openrouter::{ErrorKind, KeyPatch};
 use tracing::warn;
 
 use crate::deps::Deps;
+use crate::domain::ownership::Owner;
 use crate::error::VendError;
+use crate::ops::owned;
 
 /// How a retirement ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,21 +18,24 @@ pub(crate) enum Retired {
     StillListed,
 }
 
-/// Disables every key in `hashes` at once (a suspected leak): each stops working now and
-/// is deleted by the sweep when its retirement is due. A key already gone is skipped.
+/// Disables every key in `hashes` that is `owner`'s own at once (a suspected leak): each
+/// stops working now and is deleted by the sweep when its retirement is due. A key already
+/// gone is skipped, and so is one that is not the secret's (one `GET` each first).
 /// Answers the keys it disabled, each read back as disabled from the PATCH reply.
 pub(crate) async fn disable_now(
     deps: &Deps,
-    secret_name: &str,
+    owner: Owner<'_>,
     hashes: &[String],
 ) -> Result<Vec<String>, VendError> {
+    let secret_name = owner.secret();
+    let ours = owned::sort_owned(deps, owner, hashes).await?.ours;
     let client = deps.openrouter().await?;
     let disable = KeyPatch {
         disabled: Some(true),
         ..KeyPatch::default()
     };
     let mut disabled = Vec::new();
-    for hash in hashes {
+    for hash in &ours {
         match client.update_key(hash, &disable).await {
             Ok(k) if k.disabled => {
                 warn!(key_hash = %hash, "suspected leaked key disabled");

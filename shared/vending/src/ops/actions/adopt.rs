@@ -31,81 +31,17 @@ use crate::domain::record::{MANAGED_BY, RecordState, RecordTerms, SecretRecord};
 use crate::domain::scope::{Scope, WorkspaceMatch, match_workspace};
 use crate::domain::tags::{self, Reason, stage};
 use crate::error::VendError;
-use crate::input::adopt::{AdoptRequest, NonConforming};
+use crate::input::adopt::{AdoptRequest, NonConforming, adoptable_name};
 use crate::input::invocation::{Action, Trigger, request_digest};
 use crate::input::provision::{lifetime_within, rotate_before_within};
 use crate::ops::confirm::{self, Claim, Confirmation};
 use crate::ops::promote::{self, Promoted};
 
+use super::adoptable::{held_elsewhere, keepable, key_adoptable, starts_clean};
 use super::{ActionReply, ActionStatus};
 use crate::ops::actions::rotate_now;
 use crate::ops::guardrail;
 use crate::ops::read;
-
-/// Tags of its own a secret may carry to be adopted: AWS allows 50, and the product may write
-/// up to [`tags::PRODUCT_MAX_TAGS`] (29) of its own.
-pub const MAX_FOREIGN_TAGS: usize = tags::OTHER_TAGS_ROOM;
-
-/// Whether the product can keep rotating a secret it adopts, from its description alone,
-/// before any write: no rotation function but the product's (another one, on its schedule,
-/// would overwrite the adopted record), room for the product's tags, and a KMS key the roles
-/// may use (Secrets Manager's own
-/// key, which `DescribeSecret` leaves out, or the deployment's `kms_key_arn`; the roles may use
-/// no other, so every later write of the secret would fail).
-///
-/// # Errors
-/// `AdoptionRefused` naming `secret_name` and the rule.
-fn keepable(
-    desc: &SecretDescription,
-    product_rotation: Option<&str>,
-    product_kms: Option<&str>,
-) -> Result<(), VendError> {
-    let foreign = desc
-        .tags
-        .iter()
-        .filter(|(k, _)| !k.starts_with(tags::RESERVED_PREFIX) && !k.starts_with("aws:"))
-        .count();
-    if foreign > MAX_FOREIGN_TAGS {
-        return Err(VendError::adoption(
-            "secret_name",
-            format!(
-                "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to {} of the {} a secret may carry",
-                tags::PRODUCT_MAX_TAGS,
-                tags::AWS_MAX_TAGS
-            ),
-        ));
-    }
-    if let Some(function) = desc
-        .rotation_lambda_arn
-        .as_deref()
-        .filter(|f| !f.is_empty())
-    {
-        let ours = product_rotation
-            .is_some_and(|p| function == p || function.starts_with(&format!("{p}:")));
-        if !ours {
-            return Err(VendError::adoption(
-                "secret_name",
-                format!(
-                    "the secret is rotated by another function ({function}), whose rotations would overwrite the adopted record: turn its rotation off (CancelRotateSecret) or remove the function first"
-                ),
-            ));
-        }
-    }
-    if let Some(key) = desc.kms_key_id.as_deref().filter(|k| !k.is_empty()) {
-        let same = |a: &str, b: &str| a == b || a.ends_with(&format!("/{b}"));
-        let usable = key == "alias/aws/secretsmanager"
-            || product_kms.is_some_and(|p| same(p, key) || same(key, p));
-        if !usable {
-            return Err(VendError::adoption(
-                "secret_name",
-                format!(
-                    "the secret is encrypted with KMS key {key}, which the product's roles may not use (only Secrets Manager's own key or the deployment's kms_key_arn): re-encrypt it (UpdateSecret KmsKeyId) first"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// What the checks established, before any write.
 struct Checked {
@@ -212,6 +148,7 @@ pub async fn adopt_request(
         return adopted_before(deps, &desc, request_id, reply).await;
     }
     scope.check_owner(desc.tag(tags::TENANT))?;
+    starts_clean(&desc, mine)?;
     keepable(
         &desc,
         deps.cfg.rotation_lambda_arn.as_deref(),
@@ -282,6 +219,7 @@ pub(crate) async fn inspect_adoption(
         ));
     }
     scope.check_owner(desc.tag(tags::TENANT))?;
+    starts_clean(&desc, false)?;
     let version = deps
         .store
         .get(&desc.arn, stage::AWSCURRENT)
@@ -300,6 +238,7 @@ pub(crate) async fn adoption_terms(
 ) -> Result<Terms, VendError> {
     scope.require(Permission::Adopt)?;
     scope.check_name(&req.secret_name)?;
+    adoptable_name(&req.secret_name)?;
     let (workspace, max_limit, bounds) = adoptable_workspace(deps, scope, &req.workspace).await?;
     let ttl = req.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
     let lifetime = Lifetime::TtlSeconds(ttl);
@@ -330,9 +269,16 @@ async fn checked(
         ));
     }
     let listed = key_in_workspace(deps, &key, &t.workspace, t.max_limit).await?;
+    let now = deps.clock.now();
+    key_adoptable(&listed, now)?;
+    if held_elsewhere(deps, &desc.arn, &listed).await? {
+        return Err(VendError::adoption(
+            "secret_name",
+            "the secret's key is held by another managed secret: a key belongs to one secret",
+        ));
+    }
     // The guardrail the workspace's policy names is checked before any write.
     let guardrail = guardrail::guardrail_for(deps, &desc.name, &t.workspace.id).await?;
-    let now = deps.clock.now();
     let conforming = listed.expires_at.is_some_and(|e| {
         let left = (e - now).whole_seconds();
         left > i64::try_from(t.rotate_before_seconds).unwrap_or(i64::MAX)
@@ -471,6 +417,7 @@ async fn write_adopted(
     let record = SecretRecord {
         api_key: Some(c.key.clone()),
         key_hash: Some(k.hash.clone()),
+        adopted_key_hash: Some(k.hash.clone()),
         ..SecretRecord::new(RecordState::Active, terms)
     };
     let mut tag_list = vec![
@@ -578,70 +525,4 @@ async fn adopted_before(
     reply.generation = Some(record.generation);
     reply.facts = Some(record.facts());
     Ok(reply)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn desc(rotation: Option<&str>, kms: Option<&str>) -> SecretDescription {
-        SecretDescription {
-            arn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openrouter/a-AbCdEf".into(),
-            name: "openrouter/a".into(),
-            rotation_enabled: rotation.is_some(),
-            rotation_lambda_arn: rotation.map(str::to_owned),
-            kms_key_id: kms.map(str::to_owned),
-            deleted: false,
-            tags: Vec::new(),
-            versions: std::collections::BTreeMap::new(),
-        }
-    }
-
-    const OURS: &str = "arn:aws:lambda:eu-west-1:123456789012:function:orkv-rotate";
-    const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-
-    #[test]
-    fn a_secret_another_function_rotates_is_refused_and_the_products_own_is_kept() {
-        let other = desc(
-            Some("arn:aws:lambda:eu-west-1:123456789012:function:team-rotator"),
-            None,
-        );
-        let e = keepable(&other, Some(OURS), None).expect_err("foreign rotation");
-        assert_eq!(e.kind(), "AdoptionRefused");
-        assert!(e.to_string().contains("team-rotator"), "{e}");
-        assert!(keepable(&desc(Some(OURS), None), Some(OURS), None).is_ok());
-        assert!(keepable(&desc(Some(&format!("{OURS}:live")), None), Some(OURS), None).is_ok());
-        assert!(keepable(&desc(None, None), Some(OURS), None).is_ok());
-        // Without the product's function configured, any function is foreign.
-        assert!(keepable(&desc(Some(OURS), None), None, None).is_err());
-    }
-
-    #[test]
-    fn a_kms_key_the_roles_cannot_use_is_refused() {
-        let team = desc(
-            None,
-            Some("arn:aws:kms:eu-west-1:123456789012:key/team-key"),
-        );
-        let e = keepable(&team, Some(OURS), Some(KEY)).expect_err("team key");
-        assert!(e.to_string().contains("team-key"), "{e}");
-        assert!(keepable(&team, Some(OURS), None).is_err());
-        assert!(keepable(&desc(None, Some(KEY)), Some(OURS), Some(KEY)).is_ok());
-        assert!(
-            keepable(
-                &desc(None, Some("1234abcd-12ab-34cd-56ef-1234567890ab")),
-                Some(OURS),
-                Some(KEY)
-            )
-            .is_ok(),
-            "the key id of the deployment's key"
-        );
-        assert!(
-            keepable(
-                &desc(None, Some("alias/aws/secretsmanager")),
-                Some(OURS),
-                None
-            )
-            .is_ok()
-        );
-    }
 }

@@ -5,6 +5,7 @@
 
 mod adopt;
 pub mod adopt_bulk;
+mod adoptable;
 mod revoke;
 mod rotate_now;
 mod unfinished;

@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::{KeyName, token};
+use crate::domain::ownership::Owner;
 use crate::domain::policy::Permission;
 use crate::domain::record::{RecordState, SecretRecord};
 use crate::domain::scope::Scope;
@@ -19,6 +20,7 @@ use crate::domain::tags::{
 use crate::error::VendError;
 use crate::input::action::RevokeRequest;
 use crate::input::invocation::{Action, Trigger};
+use crate::ops::owned;
 use crate::ops::promote::{self, Promoted};
 use crate::ops::retire::{self, Retired};
 
@@ -206,15 +208,18 @@ async fn fence(
     )
 }
 
-/// Every key hash the secret references (sorted, once each), and the current record.
-/// Keys of unfinished attempts, which no record names by hash, are deleted by name here.
+/// Every key hash the secret references (sorted, once each): the records' own, and of the
+/// keys its retire tags name, only the secret's own (`owned`: a tag is not the product's
+/// word, one `GET` each). Keys of unfinished attempts, which no record names by hash, are
+/// deleted by name here.
 async fn referenced_keys(
     deps: &Deps,
     desc: &SecretDescription,
     current: Option<&SecretVersion>,
     pending: Option<&SecretVersion>,
 ) -> Result<Vec<String>, VendError> {
-    let mut hashes: Vec<String> = retiring(&desc.tags).into_iter().map(|(h, _)| h).collect();
+    let mut tagged: Vec<String> = retiring(&desc.tags).into_iter().map(|(h, _)| h).collect();
+    let mut hashes = Vec::new();
     let mut current_record = None;
     for (stage, v) in [(AWSCURRENT, current), (AWSPENDING, pending)] {
         let Some(v) = v else { continue };
@@ -237,6 +242,9 @@ async fn referenced_keys(
         // An unfinished rotation: its successor carries the token's name.
         read::delete_named(deps, &r.workspace_id, &KeyName::successor(&desc.name, p)).await?;
     }
+    tagged.retain(|h| !hashes.contains(h));
+    let owner = Owner::new(&desc.name, current_record.as_ref());
+    hashes.extend(owned::sort_owned(deps, owner, &tagged).await?.ours);
     hashes.sort();
     hashes.dedup();
     Ok(hashes)

@@ -7,6 +7,7 @@ use orkv_store::SecretDescription;
 
 use crate::deps::{Deps, RotationStart};
 use crate::domain::names::rotation_token;
+use crate::domain::ownership::Owner;
 use crate::domain::policy::Permission;
 use crate::domain::record::SecretRecord;
 use crate::domain::scope::Scope;
@@ -134,7 +135,7 @@ async fn disable_superseded(
         .map(|(h, _)| h)
         .collect();
     older.retain(|h| Some(h.as_str()) != record.key_hash.as_deref());
-    retire::disable_now(deps, name, &older).await?;
+    retire::disable_now(deps, Owner::new(name, Some(record)), &older).await?;
     Ok(())
 }
 

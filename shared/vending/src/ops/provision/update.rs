@@ -6,6 +6,7 @@ use tracing::info;
 
 use crate::deps::Deps;
 use crate::domain::names::token;
+use crate::domain::ownership::Owner;
 use crate::domain::record::SecretRecord;
 use crate::domain::tags::{self, NextSettings, Reason, stage};
 use crate::error::VendError;
@@ -101,7 +102,7 @@ async fn update_in_place(
         .as_ref()
         .is_some_and(|d| d.tag(tags::DEFERRED).is_some());
     if !same_cap {
-        apply_cap(deps, desc.as_ref(), &hash, d.cap, rotating).await?;
+        apply_cap(deps, desc.as_ref(), &record, &hash, d.cap, rotating).await?;
     }
     if rotating {
         return defer_into_rotation(deps, d, version, record).await;
@@ -165,6 +166,7 @@ async fn update_in_place(
 async fn apply_cap(
     deps: &Deps,
     desc: Option<&orkv_store::SecretDescription>,
+    record: &SecretRecord,
     hash: &str,
     cap: orkv_openrouter::Cap,
     rotating: bool,
@@ -179,7 +181,8 @@ async fn apply_cap(
         let limit = key.limit.map_or(cap.limit, |l| l.min(cap.limit));
         return budget::fit_within(deps, hash, cap, limit).await.map(|_| ());
     }
-    budget::squeeze_superseded(deps, desc, hash, cap).await?;
+    let owner = Owner::new(&desc.name, Some(record));
+    budget::squeeze_superseded(deps, desc, owner, hash, cap).await?;
     budget::fit_current(deps, desc, hash, cap, None)
         .await
         .map(|_| ())

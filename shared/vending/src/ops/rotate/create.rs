@@ -14,6 +14,7 @@ use orkv_openrouter::Cap;
 
 use crate::domain::lifetime::Lifetime;
 use crate::domain::record::{RecordState, RecordTerms, SecretRecord};
+use crate::domain::scope::check_key_terms;
 use crate::domain::tags::{
     self, Next,
     stage::{AWSCURRENT, AWSPENDING},
@@ -136,6 +137,16 @@ async fn successor_record(
         cap,
         rotate_before_seconds,
     } = successor_settings(desc, &parent);
+    // The settings may come from tags, which others can write: the key is minted only
+    // within the policy of the tenant whose prefix the secret is under.
+    check_key_terms(
+        &deps.cfg.policy,
+        deps.policy_workspaces().await?,
+        &desc.name,
+        parent.tenant.as_deref(),
+        &workspace_id,
+        cap.limit,
+    )?;
     let workspace_slug = if workspace_id == parent.workspace_id {
         parent.workspace_slug.clone()
     } else {
@@ -172,6 +183,7 @@ async fn successor_record(
     let record = SecretRecord {
         rotation_request: desc.tag(tags::ROTATION_REQUEST).map(str::to_owned),
         parent_version: Some(current.version_id.clone()),
+        adopted_key_hash: parent.adopted_key_hash.clone(),
         ..SecretRecord::new(RecordState::Active, terms)
     };
     Ok((record, parent.key_hash.clone()))

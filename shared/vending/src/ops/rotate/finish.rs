@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::{self, KeyName};
+use crate::domain::ownership::Owner;
 use crate::domain::record::{RecordState, SecretRecord};
 use crate::domain::tags::{
     self, Deferred, MAX_RETIRING, Reason, retire_tag, retiring,
@@ -283,7 +284,7 @@ async fn disable_suspects(
     suspects.retain(|h| Some(h.as_str()) != promoted.key_hash.as_deref());
     suspects.sort();
     suspects.dedup();
-    retire::disable_now(deps, &desc.name, &suspects).await?;
+    retire::disable_now(deps, Owner::new(&desc.name, Some(promoted)), &suspects).await?;
     Ok(())
 }
 

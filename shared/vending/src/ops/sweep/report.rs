@@ -88,7 +88,9 @@ pub(super) enum Done {
 pub struct SweepReport {
     pub run_id: String,
     pub dry_run: bool,
-    /// Every page was scanned and every due item handled.
+    /// Every page was listed and every due item visited within the run's time, so the key
+    /// scan ran. A secret whose work failed does not make the run incomplete: it is counted
+    /// (`rotation_failures`, `retirements_blocked`) and every other secret's work goes on.
     pub complete: bool,
     pub secrets_scanned: u64,
     pub list_calls: u32,
@@ -265,8 +267,9 @@ impl SweepReport {
                     self.keys_near_expiry += 1;
                     warn!(event = "KeyNearExpiry", secret = %name, reason = "rotation failed", "key close to expiry");
                 }
+                // One secret's failure is its own: it is reported (and alarmed), and every
+                // other secret's work and the key scan still run.
                 self.note(SweepAction::RotationFailed, &name, e.kind().to_owned());
-                *complete = false;
             }
             Done::Retired {
                 name,
@@ -284,8 +287,8 @@ impl SweepReport {
                 }
                 if let Some(e) = error {
                     warn!(event = "RetirementFailed", secret = %name, error_type = e.kind(), error = %e, "retirement failed; the next run retries");
+                    self.retirements_blocked += 1;
                     self.note(SweepAction::RetirementFailed, &name, e.kind().to_owned());
-                    *complete = false;
                 }
             }
             Done::WouldRotate(name) => self.note(SweepAction::WouldRotate, &name, String::new()),

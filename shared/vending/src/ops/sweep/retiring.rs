@@ -1,4 +1,5 @@
-//! Retiring one secret's due superseded keys: never one a label still references; each key's
+//! Retiring one secret's due superseded keys: only the secret's own (`owned`), never one a
+//! label still references; each key's
 //! spend carried into the budget before it is deleted (ADR 0010), its guardrail assignment
 //! removed, and the current key given back what the retired keys left unspent.
 
@@ -7,6 +8,7 @@ use tracing::info;
 
 use crate::deps::Deps;
 use crate::domain::budget::Ledger;
+use crate::domain::ownership::{NOT_OWNED, Owner};
 use crate::domain::record::{RecordState, SecretRecord};
 use crate::domain::tags::{
     retire_tag,
@@ -15,6 +17,7 @@ use crate::domain::tags::{
 use crate::error::VendError;
 use crate::ops::budget;
 use crate::ops::guardrail;
+use crate::ops::owned;
 use crate::ops::retire::{self, Retired};
 
 /// What a retirement needs of the secret besides its labels.
@@ -49,9 +52,18 @@ pub(super) async fn retire_due(
         _ => false,
     };
     deps.openrouter().await?;
+    // Only the secret's own keys: a retire tag is not the product's word (`owned`).
+    let record = current
+        .as_ref()
+        .and_then(|v| SecretRecord::from_secret(&v.value))
+        .and_then(Result::ok);
+    let sorted = owned::sort_owned(deps, Owner::new(name, record.as_ref()), hashes).await?;
+    for hash in sorted.foreign {
+        blocked.push((hash, NOT_OWNED.into()));
+    }
     let mut ctx = retiring_context(deps, name, arn, current.as_ref()).await?;
     let mut carried = false;
-    for hash in hashes {
+    for hash in &sorted.ours {
         if protected.contains(hash) {
             if in_progress {
                 blocked.push((hash.clone(), "referenced by AWSPENDING".into()));

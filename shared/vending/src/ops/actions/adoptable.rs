@@ -1,0 +1,317 @@
+//! What a secret and its key must be for an adoption to start clean, checked before any
+//! write (issue 29: tags are trusted by nothing, so an adoption must not inherit any):
+//!
+//! - the secret carries no `orkv:` tag the adoption did not write itself ([`starts_clean`]),
+//!   room for the product's tags, no rotation function but the product's, and a KMS key the
+//!   roles may use ([`keepable`]);
+//! - its name is one provision could have created (`crate::input::adopt::adoptable_name`);
+//! - the key is not expired, not named by the product for a secret (a key the product
+//!   minted is that secret's), and held by no other managed secret, as current key or in
+//!   grace ([`held_elsewhere`]: found by tags, answered without naming the other secret).
+
+use orkv_openrouter::Key;
+use orkv_store::SecretDescription;
+use time::OffsetDateTime;
+
+use crate::deps::Deps;
+use crate::domain::names::is_product_key_name;
+use crate::domain::record::{MANAGED_BY, SecretRecord};
+use crate::domain::tags::{self, stage};
+use crate::error::VendError;
+
+/// Tags of its own a secret may carry to be adopted: AWS allows 50, and the product may write
+/// up to [`tags::PRODUCT_MAX_TAGS`] (29) of its own.
+pub const MAX_FOREIGN_TAGS: usize = tags::OTHER_TAGS_ROOM;
+
+/// Whether the product can keep rotating a secret it adopts, from its description alone,
+/// before any write: no rotation function but the product's (another one, on its schedule,
+/// would overwrite the adopted record), room for the product's tags, and a KMS key the roles
+/// may use (Secrets Manager's own
+/// key, which `DescribeSecret` leaves out, or the deployment's `kms_key_arn`; the roles may use
+/// no other, so every later write of the secret would fail).
+///
+/// # Errors
+/// `AdoptionRefused` naming `secret_name` and the rule.
+pub(super) fn keepable(
+    desc: &SecretDescription,
+    product_rotation: Option<&str>,
+    product_kms: Option<&str>,
+) -> Result<(), VendError> {
+    let foreign = desc
+        .tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with(tags::RESERVED_PREFIX) && !k.starts_with("aws:"))
+        .count();
+    if foreign > MAX_FOREIGN_TAGS {
+        return Err(VendError::adoption(
+            "secret_name",
+            format!(
+                "the secret carries {foreign} tags of its own: at most {MAX_FOREIGN_TAGS}, as the product needs up to {} of the {} a secret may carry",
+                tags::PRODUCT_MAX_TAGS,
+                tags::AWS_MAX_TAGS
+            ),
+        ));
+    }
+    if let Some(function) = desc
+        .rotation_lambda_arn
+        .as_deref()
+        .filter(|f| !f.is_empty())
+    {
+        let ours = product_rotation
+            .is_some_and(|p| function == p || function.starts_with(&format!("{p}:")));
+        if !ours {
+            return Err(VendError::adoption(
+                "secret_name",
+                format!(
+                    "the secret is rotated by another function ({function}), whose rotations would overwrite the adopted record: turn its rotation off (CancelRotateSecret) or remove the function first"
+                ),
+            ));
+        }
+    }
+    if let Some(key) = desc.kms_key_id.as_deref().filter(|k| !k.is_empty()) {
+        let same = |a: &str, b: &str| a == b || a.ends_with(&format!("/{b}"));
+        let usable = key == "alias/aws/secretsmanager"
+            || product_kms.is_some_and(|p| same(p, key) || same(key, p));
+        if !usable {
+            return Err(VendError::adoption(
+                "secret_name",
+                format!(
+                    "the secret is encrypted with KMS key {key}, which the product's roles may not use (only Secrets Manager's own key or the deployment's kms_key_arn): re-encrypt it (UpdateSecret KmsKeyId) first"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `orkv:` tags an adoption writes itself (a retry of the same adoption finds them).
+const ADOPTION_WRITES: [&str; 13] = [
+    tags::MANAGED_BY,
+    tags::WORKSPACE,
+    tags::WORKSPACE_SLUG,
+    tags::KEY_NAME,
+    tags::TENANT,
+    tags::OPENROUTER_KEY,
+    tags::EXPIRES_AT,
+    tags::ROTATE_AT,
+    tags::GENERATION,
+    tags::LIFETIME,
+    tags::CAP,
+    tags::ADOPTING,
+    tags::ADOPTED,
+];
+
+/// The secret carries no tag of the product's (`orkv:`) that this adoption did not write:
+/// none at all before it starts (`mine`: false), only [`ADOPTION_WRITES`] on its retry.
+/// Every path that acts on keys reads tags, so an adopted secret must not bring its own.
+///
+/// # Errors
+/// `AdoptionRefused` naming `secret_name` and the tags.
+pub(super) fn starts_clean(desc: &SecretDescription, mine: bool) -> Result<(), VendError> {
+    let mut reserved: Vec<&str> = desc
+        .tags
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with(tags::RESERVED_PREFIX))
+        .filter(|k| !(mine && ADOPTION_WRITES.contains(k)))
+        .collect();
+    if reserved.is_empty() {
+        return Ok(());
+    }
+    reserved.sort_unstable();
+    Err(VendError::adoption(
+        "secret_name",
+        format!(
+            "the secret carries tags reserved for the product ({}): only the product writes orkv: tags; remove them (UntagResource) first",
+            reserved.join(", ")
+        ),
+    ))
+}
+
+/// The key itself, as OpenRouter lists it, before any write: not expired (an expired key
+/// cannot be served), and not one the product minted (named `orkv:<secret>:…`: it belongs
+/// to the secret it was minted for).
+///
+/// # Errors
+/// `AdoptionRefused` naming `secret_name`.
+pub(super) fn key_adoptable(key: &Key, now: OffsetDateTime) -> Result<(), VendError> {
+    if let Some(at) = key.expires_at.filter(|at| *at <= now) {
+        return Err(VendError::adoption(
+            "secret_name",
+            format!(
+                "the secret's key expired at {}: an expired key cannot be adopted; store a working key first",
+                tags::time_value(at)
+            ),
+        ));
+    }
+    if is_product_key_name(&key.name) {
+        return Err(VendError::adoption(
+            "secret_name",
+            "the secret's key was minted by this product for a managed secret, which holds it: a key belongs to one secret",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a managed secret other than `secret_arn` holds `key`: as its current key (its
+/// `orkv:openrouter-key-name` tag names the key, and its record holds the hash: one
+/// `ListSecrets` page, and one `GetSecretValue` per secret whose tag matches) or in grace
+/// (an `orkv:retire:<hash>` tag: one `ListSecrets` page). `ListSecrets` lags writes by up to
+/// minutes, so two adoptions of one key at once can both pass: each is still this tenant's
+/// own secret, and the sweep's ownership check keeps either from acting on the other's keys.
+pub(super) async fn held_elsewhere(
+    deps: &Deps,
+    secret_arn: &str,
+    key: &Key,
+) -> Result<bool, VendError> {
+    let others = |s: &orkv_store::SecretSummary| {
+        s.arn != secret_arn
+            && s.tags
+                .iter()
+                .any(|(k, v)| k == tags::MANAGED_BY && v == MANAGED_BY)
+    };
+    let (retiring, _) = deps
+        .store
+        .list_tag_key_page(&tags::retire_tag(&key.hash), None)
+        .await?;
+    if retiring.iter().any(others) {
+        return Ok(true);
+    }
+    let name_tag = tags::tag_safe(&key.name);
+    let mut next = None;
+    loop {
+        let (named, token) = deps
+            .store
+            .list_tagged_page(tags::OPENROUTER_KEY, &name_tag, next.take())
+            .await?;
+        for s in named.iter().filter(|s| others(s)) {
+            if s.tags
+                .iter()
+                .any(|(k, v)| k == tags::OPENROUTER_KEY && *v == name_tag)
+                && let Some(v) = deps.store.get(&s.arn, stage::AWSCURRENT).await?
+                && SecretRecord::hash_in(&v.value).as_deref() == Some(key.hash.as_str())
+            {
+                return Ok(true);
+            }
+        }
+        match token {
+            Some(t) => next = Some(t),
+            None => return Ok(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(rotation: Option<&str>, kms: Option<&str>) -> SecretDescription {
+        SecretDescription {
+            arn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openrouter/a-AbCdEf".into(),
+            name: "openrouter/a".into(),
+            rotation_enabled: rotation.is_some(),
+            rotation_lambda_arn: rotation.map(str::to_owned),
+            kms_key_id: kms.map(str::to_owned),
+            deleted: false,
+            tags: Vec::new(),
+            versions: std::collections::BTreeMap::new(),
+        }
+    }
+
+    const OURS: &str = "arn:aws:lambda:eu-west-1:123456789012:function:orkv-rotate";
+    const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn an_adoption_inherits_no_tag_of_the_products() {
+        let mut d = desc(None, None);
+        d.tags = vec![("team".into(), "payments".into())];
+        assert!(starts_clean(&d, false).is_ok());
+        d.tags.push((
+            "orkv:retire:victimhash".into(),
+            "2026-01-01T00:00:00Z".into(),
+        ));
+        d.tags.push(("orkv:next".into(), "workspace=ws-9".into()));
+        let e = starts_clean(&d, false).expect_err("forged tags");
+        assert_eq!(e.kind(), "AdoptionRefused");
+        assert!(
+            e.to_string().contains("orkv:next, orkv:retire:victimhash"),
+            "{e}"
+        );
+        // Its own retry finds the tags it wrote, and nothing else passes.
+        let mut retry = desc(None, None);
+        retry.tags = vec![
+            (tags::MANAGED_BY.into(), MANAGED_BY.into()),
+            (tags::ADOPTING.into(), "digest".into()),
+            (tags::CAP.into(), "5".into()),
+        ];
+        assert!(starts_clean(&retry, true).is_ok());
+        assert!(starts_clean(&retry, false).is_err());
+        retry.tags.push((tags::BUDGET.into(), "x".into()));
+        assert!(starts_clean(&retry, true).is_err());
+    }
+
+    #[test]
+    fn an_expired_key_or_one_the_product_minted_is_not_adoptable() {
+        let now = time::macros::datetime!(2026-12-07 12:00 UTC);
+        let key = |name: &str, expires: &str| -> Key {
+            serde_json::from_value(serde_json::json!({
+                "hash": "h", "name": name, "limit": 5.0, "workspace_id": "ws",
+                "created_at": "2026-12-01T00:00:00Z", "expires_at": expires
+            }))
+            .expect("key")
+        };
+        assert!(key_adoptable(&key("prod", "2026-12-08T00:00:00Z"), now).is_ok());
+        let expired = key_adoptable(&key("prod", "2026-12-07T11:59:59Z"), now);
+        assert!(expired.is_err_and(|e| e.to_string().contains("expired at 2026-12-07T11:59:59Z")));
+        let minted = key_adoptable(
+            &key("orkv:openrouter/b/x:r0123456789ab", "2027-01-01T00:00:00Z"),
+            now,
+        );
+        assert!(minted.is_err_and(|e| e.to_string().contains("minted by this product")));
+    }
+
+    #[test]
+    fn a_secret_another_function_rotates_is_refused_and_the_products_own_is_kept() {
+        let other = desc(
+            Some("arn:aws:lambda:eu-west-1:123456789012:function:team-rotator"),
+            None,
+        );
+        let e = keepable(&other, Some(OURS), None).expect_err("foreign rotation");
+        assert_eq!(e.kind(), "AdoptionRefused");
+        assert!(e.to_string().contains("team-rotator"), "{e}");
+        assert!(keepable(&desc(Some(OURS), None), Some(OURS), None).is_ok());
+        assert!(keepable(&desc(Some(&format!("{OURS}:live")), None), Some(OURS), None).is_ok());
+        assert!(keepable(&desc(None, None), Some(OURS), None).is_ok());
+        // Without the product's function configured, any function is foreign.
+        assert!(keepable(&desc(Some(OURS), None), None, None).is_err());
+    }
+
+    #[test]
+    fn a_kms_key_the_roles_cannot_use_is_refused() {
+        let team = desc(
+            None,
+            Some("arn:aws:kms:eu-west-1:123456789012:key/team-key"),
+        );
+        let e = keepable(&team, Some(OURS), Some(KEY)).expect_err("team key");
+        assert!(e.to_string().contains("team-key"), "{e}");
+        assert!(keepable(&team, Some(OURS), None).is_err());
+        assert!(keepable(&desc(None, Some(KEY)), Some(OURS), Some(KEY)).is_ok());
+        assert!(
+            keepable(
+                &desc(None, Some("1234abcd-12ab-34cd-56ef-1234567890ab")),
+                Some(OURS),
+                Some(KEY)
+            )
+            .is_ok(),
+            "the key id of the deployment's key"
+        );
+        assert!(
+            keepable(
+                &desc(None, Some("alias/aws/secretsmanager")),
+                Some(OURS),
+                None
+            )
+            .is_ok()
+        );
+    }
+}
