@@ -114,11 +114,13 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = contains(["sweep", "provision"], each.key) ? [1] : []
+    for_each = contains(["sweep", "provision", "rotate"], each.key) ? [1] : []
     content {
       sid = "ListManagedSecrets"
       # ListSecrets has no resource-level permissions (it returns names and tags, never values);
-      # the sweep and the provision function's inventory filter by the managed-by tag.
+      # the sweep and the provision function's inventory filter by the managed-by tag, and
+      # every function asks whether another managed secret holds a key before it acts on a key
+      # a record says was adopted (ops/owned.rs held_elsewhere).
       actions   = ["secretsmanager:ListSecrets"]
       resources = ["*"]
     }

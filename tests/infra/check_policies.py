@@ -12,7 +12,9 @@ LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 #              rotate (rotate-now and revoke actions),
 #              and RotateSecret makes Secrets Manager invoke the rotate function as the caller.
 #              The inventory action lists managed secrets (ListSecrets; names and tags only).
-#   rotate:    describe, get, put, move_stage, tag, untag (the four steps).
+#   rotate:    describe, get, put, move_stage, tag, untag (the four steps); list_tag_key_page and
+#              list_tagged_page (ListSecrets): a leak's finishSecret disables an adopted key in
+#              grace only once no other managed secret holds it (ops/owned.rs held_elsewhere).
 #   sweep:     list_tagged_page, describe, version_stages (ListSecretVersionIds), get, untag
 #              (retire), tag (retire: the orkv:budget ledger, ops/budget.rs carry_retiring),
 #              rotate (+ invoke). provision's rotate-now also lists version ids.
@@ -24,7 +26,7 @@ EXPECTED = {
         "lambda:InvokeFunction", "sqs:SendMessage", "events:PutEvents", *LOGS,
     },
     "rotate": {
-        *(SM + a for a in ["DescribeSecret", "GetSecretValue", "PutSecretValue", "TagResource", "UntagResource",
+        *(SM + a for a in ["DescribeSecret", "GetSecretValue", "ListSecrets", "PutSecretValue", "TagResource", "UntagResource",
                            "UpdateSecretVersionStage"]),
         "sqs:SendMessage", "events:PutEvents", *LOGS,
     },
@@ -81,7 +83,7 @@ def main() -> int:
                           f"{role}: {a} without the managed-by tag condition")
                     check(all(":secret:" in r and r.endswith("/*") for r in resources), f"{role}: {a} on {resources}")
                 if a == SM + "ListSecrets":
-                    check(role in ("sweep", "provision"), f"{role}: ListSecrets")
+                    check(role in ("sweep", "provision", "rotate"), f"{role}: ListSecrets")
                 if a in (SM + "CreateSecret",):
                     cond = st.get("Condition", {}).get("StringEquals", {})
                     check(cond.get(f"aws:RequestTag/{MANAGED_TAG}") == MANAGED_VALUE, f"{role}: CreateSecret untagged")

@@ -8,7 +8,9 @@
 //!   names keys, and it names each for the secret it mints it for, so the name says which
 //!   secret, and through the secret's prefix which tenant, the key belongs to; or
 //! - it is the key this secret adopted (the record's `adopted_key_hash`, written by the
-//!   adoption that checked it and carried by every later generation).
+//!   adoption that checked it and carried by every later generation), and no other managed
+//!   secret holds it (checked by the caller, `crate::ops::owned`: a record is a value, and a
+//!   principal able to create a secret under the prefix can write one).
 
 use orkv_openrouter::Key;
 
@@ -38,12 +40,29 @@ impl<'a> Owner<'a> {
         self.secret
     }
 
-    /// Whether `key` is this secret's: named for it, or the key it adopted.
+    /// Why `key` may be this secret's.
     #[must_use]
-    pub fn owns(&self, key: &Key) -> bool {
-        KeyName::parse(&key.name).is_some_and(|n| n.secret() == self.secret)
-            || self.adopted == Some(key.hash.as_str())
+    pub fn claim(&self, key: &Key) -> Claim {
+        if KeyName::parse(&key.name).is_some_and(|n| n.secret() == self.secret) {
+            Claim::Named
+        } else if self.adopted == Some(key.hash.as_str()) {
+            Claim::Adopted
+        } else {
+            Claim::None
+        }
     }
+}
+
+/// What ties a key to a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Its OpenRouter name is the secret's: the product minted it for this secret.
+    Named,
+    /// It is the key the record says the secret adopted: the secret's once no other managed
+    /// secret holds it.
+    Adopted,
+    /// Nothing: another secret's key, or no managed key at all.
+    None,
 }
 
 /// Why a key was not acted on (what a report or a log line says).
@@ -67,14 +86,17 @@ mod tests {
         let owner = Owner::new("openrouter/team-a/api", None);
         let minted = KeyName::successor("openrouter/team-a/api", &rotation_token("x", 1));
         let first = KeyName::attempt("openrouter/team-a/api", &claim_nonce());
-        assert!(owner.owns(&key("h1", &minted)));
-        assert!(owner.owns(&key("h2", &first)));
+        assert_eq!(owner.claim(&key("h1", &minted)), Claim::Named);
+        assert_eq!(owner.claim(&key("h2", &first)), Claim::Named);
         let other = KeyName::attempt("openrouter/team-b/api", &claim_nonce());
-        assert!(!owner.owns(&key("h3", &other)));
+        assert_eq!(owner.claim(&key("h3", &other)), Claim::None);
         // A prefix of the name is not the name.
         let longer = KeyName::attempt("openrouter/team-a/api-2", &claim_nonce());
-        assert!(!owner.owns(&key("h4", &longer)));
-        assert!(!owner.owns(&key("h5", "prod key made in the dashboard")));
+        assert_eq!(owner.claim(&key("h4", &longer)), Claim::None);
+        assert_eq!(
+            owner.claim(&key("h5", "prod key made in the dashboard")),
+            Claim::None
+        );
     }
 
     #[test]
@@ -90,8 +112,14 @@ mod tests {
         .unwrap_or_else(|e| panic!("record: {e}"));
         record.adopted_key_hash = Some("adopted".into());
         let owner = Owner::new("openrouter/team-a/api", Some(&record));
-        assert!(owner.owns(&key("adopted", "dashboard name")));
-        assert!(!owner.owns(&key("another", "dashboard name")));
-        assert!(!Owner::new("openrouter/team-a/api", None).owns(&key("adopted", "x")));
+        assert_eq!(
+            owner.claim(&key("adopted", "dashboard name")),
+            Claim::Adopted
+        );
+        assert_eq!(owner.claim(&key("another", "dashboard name")), Claim::None);
+        assert_eq!(
+            Owner::new("openrouter/team-a/api", None).claim(&key("adopted", "x")),
+            Claim::None
+        );
     }
 }

@@ -10,9 +10,10 @@ use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::budget::{EPSILON, Ledger, committed, outgoing_limit, period_of};
-use crate::domain::ownership::{NOT_OWNED, Owner};
+use crate::domain::ownership::Owner;
 use crate::domain::tags;
 use crate::error::VendError;
+use crate::ops::owned;
 
 /// The ledger of a secret whose tags are `tag_list`, in the period `cap` is in now.
 pub(crate) fn ledger(deps: &Deps, tag_list: &[(String, String)], cap: Cap) -> Ledger {
@@ -150,17 +151,17 @@ pub(crate) async fn squeeze_superseded(
     if ledger.carried + others <= cap.limit + EPSILON {
         return Ok(());
     }
+    // A retire tag the product did not write may name another secret's key: only this
+    // logical key's own are lowered (`owned`: one more `GET` each, on this rare path).
+    let tagged: Vec<String> = retiring
+        .into_iter()
+        .map(|(h, _)| h)
+        .filter(|h| h != current)
+        .collect();
+    let ours = owned::sort_owned(deps, owner, &tagged).await?.ours;
     let client = deps.openrouter().await?;
-    for (hash, _) in retiring {
-        if hash == current {
-            continue;
-        }
+    for hash in ours {
         match client.get_key(&hash).await {
-            // A retire tag the product did not write names another secret's key: it is
-            // not this logical key's to lower.
-            Ok(key) if !owner.owns(&key) => {
-                warn!(key_hash = %hash, "{NOT_OWNED}: left alone");
-            }
             Ok(key) => {
                 client
                     .update_key(&hash, &limit_patch(&key, key.period_spend()))

@@ -37,10 +37,11 @@ use crate::input::provision::{lifetime_within, rotate_before_within};
 use crate::ops::confirm::{self, Claim, Confirmation};
 use crate::ops::promote::{self, Promoted};
 
-use super::adoptable::{held_elsewhere, keepable, key_adoptable, starts_clean};
+use super::adoptable::{keepable, key_adoptable, starts_clean};
 use super::{ActionReply, ActionStatus};
 use crate::ops::actions::rotate_now;
 use crate::ops::guardrail;
+use crate::ops::owned::held_elsewhere;
 use crate::ops::read;
 
 /// What the checks established, before any write.
@@ -271,7 +272,7 @@ async fn checked(
     let listed = key_in_workspace(deps, &key, &t.workspace, t.max_limit).await?;
     let now = deps.clock.now();
     key_adoptable(&listed, now)?;
-    if held_elsewhere(deps, &desc.arn, &listed).await? {
+    if held_elsewhere(deps, &desc.name, &listed).await? {
         return Err(VendError::adoption(
             "secret_name",
             "the secret's key is held by another managed secret: a key belongs to one secret",

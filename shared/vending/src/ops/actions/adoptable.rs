@@ -7,16 +7,15 @@
 //! - its name is one provision could have created (`crate::input::adopt::adoptable_name`);
 //! - the key is not expired, not named by the product for a secret (a key the product
 //!   minted is that secret's), and held by no other managed secret, as current key or in
-//!   grace ([`held_elsewhere`]: found by tags, answered without naming the other secret).
+//!   grace (`crate::ops::owned::held_elsewhere`: found by tags, answered without naming the
+//!   other secret).
 
 use orkv_openrouter::Key;
 use orkv_store::SecretDescription;
 use time::OffsetDateTime;
 
-use crate::deps::Deps;
 use crate::domain::names::is_product_key_name;
-use crate::domain::record::{MANAGED_BY, SecretRecord};
-use crate::domain::tags::{self, stage};
+use crate::domain::tags;
 use crate::error::VendError;
 
 /// Tags of its own a secret may carry to be adopted: AWS allows 50, and the product may write
@@ -153,57 +152,10 @@ pub(super) fn key_adoptable(key: &Key, now: OffsetDateTime) -> Result<(), VendEr
     Ok(())
 }
 
-/// Whether a managed secret other than `secret_arn` holds `key`: as its current key (its
-/// `orkv:openrouter-key-name` tag names the key, and its record holds the hash: one
-/// `ListSecrets` page, and one `GetSecretValue` per secret whose tag matches) or in grace
-/// (an `orkv:retire:<hash>` tag: one `ListSecrets` page). `ListSecrets` lags writes by up to
-/// minutes, so two adoptions of one key at once can both pass: each is still this tenant's
-/// own secret, and the sweep's ownership check keeps either from acting on the other's keys.
-pub(super) async fn held_elsewhere(
-    deps: &Deps,
-    secret_arn: &str,
-    key: &Key,
-) -> Result<bool, VendError> {
-    let others = |s: &orkv_store::SecretSummary| {
-        s.arn != secret_arn
-            && s.tags
-                .iter()
-                .any(|(k, v)| k == tags::MANAGED_BY && v == MANAGED_BY)
-    };
-    let (retiring, _) = deps
-        .store
-        .list_tag_key_page(&tags::retire_tag(&key.hash), None)
-        .await?;
-    if retiring.iter().any(others) {
-        return Ok(true);
-    }
-    let name_tag = tags::tag_safe(&key.name);
-    let mut next = None;
-    loop {
-        let (named, token) = deps
-            .store
-            .list_tagged_page(tags::OPENROUTER_KEY, &name_tag, next.take())
-            .await?;
-        for s in named.iter().filter(|s| others(s)) {
-            if s.tags
-                .iter()
-                .any(|(k, v)| k == tags::OPENROUTER_KEY && *v == name_tag)
-                && let Some(v) = deps.store.get(&s.arn, stage::AWSCURRENT).await?
-                && SecretRecord::hash_in(&v.value).as_deref() == Some(key.hash.as_str())
-            {
-                return Ok(true);
-            }
-        }
-        match token {
-            Some(t) => next = Some(t),
-            None => return Ok(false),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::record::MANAGED_BY;
 
     fn desc(rotation: Option<&str>, kms: Option<&str>) -> SecretDescription {
         SecretDescription {
