@@ -227,6 +227,9 @@ pub async fn before(
     if op == "CreateSecret" {
         return tag_limits(&req, &[]);
     }
+    if op == "ListSecrets" {
+        return filter_values(&req);
+    }
     if !TAG_SCOPED.contains(&op) {
         return None;
     }
@@ -485,6 +488,30 @@ fn without_deprecated_in_listing(request: &Bytes, body: Bytes) -> Bytes {
             .is_some_and(|a| !a.is_empty())
     });
     Bytes::from(reply.to_string())
+}
+
+/// `ListSecrets` filter values (API reference, *Filter*: `Values` holds 1-10 strings of at
+/// most 512 characters matching `^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$`). moto accepts any
+/// value, so a tag value with a letter outside ASCII would pass here and fail on AWS.
+fn filter_values(req: &Value) -> Option<Response> {
+    let allowed = |i: usize, c: char| {
+        c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c) || (i == 0 && c == '!')
+    };
+    for f in req.get("Filters").and_then(Value::as_array)? {
+        let values = f.get("Values").and_then(Value::as_array);
+        let count = values.map_or(0, Vec::len);
+        let bad = values.into_iter().flatten().any(|v| {
+            let v = v.as_str().unwrap_or_default();
+            v.chars().count() > 512 || !v.chars().enumerate().all(|(i, c)| allowed(i, c))
+        });
+        if bad || !(1..=10).contains(&count) {
+            return Some(aws_error(
+                "ValidationException",
+                "1 validation error detected: Value at 'filters.member.values' failed to satisfy constraint: Member must satisfy regular expression pattern: ^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$",
+            ));
+        }
+    }
+    None
 }
 
 /// The most tags a secret may carry (`aws:` tags do not count).

@@ -191,9 +191,10 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     let adopted = orkv_tests::roles::ops::handle_request(&d, convert, deadline())
         .await
         .expect("converted");
-    // Describe, read, tag, write, label move, untag, read-back; GET /keys/{hash}, GET /key
-    // (the workspace listing is once per container).
-    assert_eq!(w.sm_calls.get(), 7, "Secrets Manager calls");
+    // Describe, read, two listings (is the key held by another managed secret, as current
+    // key or in grace: issue 29), tag, write, label move, untag, read-back; GET /keys/{hash},
+    // GET /key (the workspace listing is once per container).
+    assert_eq!(w.sm_calls.get(), 9, "Secrets Manager calls");
     let calls = w.control.calls().await["calls"].clone();
     assert_eq!(
         (calls["get_key"].clone(), calls["get_current_key"].clone()),

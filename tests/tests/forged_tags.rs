@@ -6,7 +6,7 @@
 //! disabled, cut to 0) or minted above the policy before the fix.
 
 use orkv_openrouter::{Cap, Key};
-use orkv_tests::rotating::{begin, deadline, deps_with, step, sweep};
+use orkv_tests::rotating::{GRACE, advance, begin, deadline, deps_with, step, sweep};
 use orkv_tests::unique;
 use orkv_tests::world::{World, call_as, create_seed_secret};
 use orkv_tests::{CHECKOUT_WORKSPACE_ID as CHECKOUT, SEARCH_WORKSPACE_ID as SEARCH};
@@ -335,4 +335,50 @@ async fn an_adoption_starts_clean_or_changes_nothing() {
         assert!(!err.contains("sk-or-") && !err.contains(&first), "{err}");
         assert_eq!(state_of(&w, name).await, before, "{name}: nothing changed");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_a_secret_adopted_stays_its_own_to_disable_and_retire() {
+    let (w, d) = two_tenants().await;
+    let (plaintext, adopted) = w
+        .outside_key("checkout legacy", CHECKOUT, Some(5.0), Some(30))
+        .await;
+    let name = format!("openrouter/checkout/{}", unique("legacy"));
+    create_seed_secret(&w.sm, &name, &json!({"api_key": plaintext}).to_string(), &[]).await;
+    call_as(
+        &d,
+        "checkout",
+        json!({"action": "adopt", "secret_name": name, "workspace": "checkout"}),
+    )
+    .await
+    .expect("adopted");
+    // A routine rotation: the adopted key goes into grace and keeps working.
+    call_as(
+        &d,
+        "checkout",
+        json!({"action": "rotate", "secret_name": name}),
+    )
+    .await
+    .expect("rotated");
+    assert!(w.works(&plaintext).await, "in grace, the adopted key works");
+    assert_eq!(
+        w.current(&name).await.1["adopted_key_hash"],
+        json!(adopted),
+        "every generation's record names the key the secret adopted"
+    );
+    // A leak rotation disables every key in grace, the adopted one included (the rotate
+    // function asks whether another managed secret holds it first).
+    call_as(
+        &d,
+        "checkout",
+        json!({"action": "rotate", "secret_name": name, "reason": "leak"}),
+    )
+    .await
+    .expect("leak rotation");
+    assert!(!w.works(&plaintext).await, "the adopted key is disabled at once");
+    // And the sweep deletes it once its grace is over.
+    advance(&w, &d, GRACE + 60).await;
+    let r = sweep(&d, &unique("legacy")).await;
+    assert_eq!(r.retirements_blocked, 0, "{r:?}");
+    assert!(key(&w, &adopted).await.is_none(), "the adopted key is deleted");
 }

@@ -51,6 +51,18 @@ pub(crate) async fn sort_owned(
     Ok(sorted)
 }
 
+/// The longest prefix of `value` a `ListSecrets` filter accepts: filter values match
+/// `^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$` and match tag values by prefix, case-sensitively
+/// (API reference, *Filter*), while a tag value may hold any letter; a leading `!` negates.
+/// Every page is filtered again for the exact value.
+fn filter_prefix(value: &str) -> &str {
+    let end = value
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_alphanumeric() || " :_@/+=.-".contains(*c) || (*c == '!' && *i > 0)))
+        .map_or(value.len(), |(i, _)| i);
+    value.get(..end).unwrap_or_default()
+}
+
 /// Whether a managed secret other than `secret_name` holds `key`: as its current key (its
 /// `orkv:openrouter-key-name` tag names the key, and its record holds the hash: one
 /// `ListSecrets` call per 100 such secrets, and one `GetSecretValue` per secret whose tag
@@ -78,10 +90,20 @@ pub(crate) async fn held_elsewhere(
     let name_tag = tags::tag_safe(&key.name);
     let mut next = None;
     loop {
-        let (named, token) = deps
-            .store
-            .list_tagged_page(tags::OPENROUTER_KEY, &name_tag, next.take())
-            .await?;
+        let (named, token) = match filter_prefix(&name_tag) {
+            // Nothing a filter can say (a name starting with a letter outside ASCII): every
+            // secret with the tag, filtered here.
+            "" => {
+                deps.store
+                    .list_tag_key_page(tags::OPENROUTER_KEY, next.take())
+                    .await?
+            }
+            prefix => {
+                deps.store
+                    .list_tagged_page(tags::OPENROUTER_KEY, prefix, next.take())
+                    .await?
+            }
+        };
         for s in named.iter().filter(|s| other(s)) {
             if s.tags
                 .iter()
@@ -96,5 +118,18 @@ pub(crate) async fn held_elsewhere(
             Some(t) => next = Some(t),
             None => return Ok(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_prefix;
+
+    #[test]
+    fn a_filter_value_is_the_longest_prefix_the_api_accepts() {
+        assert_eq!(filter_prefix("checkout prod-1"), "checkout prod-1");
+        assert_eq!(filter_prefix("café prod"), "caf");
+        assert_eq!(filter_prefix("!negated"), "");
+        assert_eq!(filter_prefix("orkv:openrouter/a:r0123"), "orkv:openrouter/a:r0123");
     }
 }
