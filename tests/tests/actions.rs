@@ -88,6 +88,33 @@ async fn a_changed_lifetime_becomes_a_rotation_and_its_repeat_is_unchanged() {
     assert_eq!(w.live_for(&name).await.len(), 2);
 }
 
+/// A changed workspace is a rotation into it; the tags the inventory and the sweep read
+/// follow the key (issue 29: they kept the old workspace).
+#[tokio::test]
+async fn a_rehomed_key_takes_its_workspace_tags_along() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let key_name = unique("home");
+    let name = provision(&d, &key_name).await;
+    let mut req = request(&key_name);
+    req["secret_name"] = json!(name);
+    req["workspace"] = json!("search");
+    req["limit"] = json!(15);
+    let r = orkv_tests::roles::ops::handle(&d, req, deadline())
+        .await
+        .expect("re-homed");
+    assert_eq!(r.status, Status::Rotated);
+    let (_, rec) = w.current(&name).await;
+    assert_eq!(rec["workspace_id"], json!(orkv_tests::SEARCH_WORKSPACE_ID));
+    let tag_list = w.tags(&name).await;
+    let tag = |k: &str| tag_list.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone());
+    assert_eq!(
+        tag("orkv:workspace").as_deref(),
+        Some(orkv_tests::SEARCH_WORKSPACE_ID)
+    );
+    assert_eq!(tag("orkv:workspace-slug").as_deref(), Some("search"));
+}
+
 #[tokio::test]
 async fn a_leak_rotation_disables_the_old_key_at_once_and_revoke_removes_everything() {
     let w = World::start().await;

@@ -212,6 +212,14 @@ async fn within_one_month(
     let k4 = rotate_now(d, w, name, "leak").await;
     check(w, name, book, "leak").await;
     assert_eq!(spend(w, book, &k3, 0.1).await, 401, "leaked key disabled");
+    // All of it at once (ADR 0010): the leaked key was held to its spend before the successor
+    // was minted, not to half of what was left.
+    let room = may_spend(w, name).await;
+    assert!(
+        (room - (book.cap - book.this_month())).abs() < 0.011,
+        "the successor has all the room: {room} of {}",
+        book.cap - book.this_month()
+    );
     assert_eq!(spend(w, book, &k4, 0.5).await, 200);
     sweep(d, &unique("leak-retire")).await;
     check(w, name, book, "leak retired").await;

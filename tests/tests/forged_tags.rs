@@ -73,8 +73,15 @@ async fn untouched(w: &World, hash: &str, plaintext: &str, limit: f64, after: &s
         .await
         .unwrap_or_else(|| panic!("{after}: the other tenant's key was deleted"));
     assert!(!k.disabled, "{after}: the other tenant's key was disabled");
-    assert_eq!(k.limit, Some(limit), "{after}: the other tenant's cap changed");
-    assert!(w.works(plaintext).await, "{after}: the other tenant's key stopped working");
+    assert_eq!(
+        k.limit,
+        Some(limit),
+        "{after}: the other tenant's cap changed"
+    );
+    assert!(
+        w.works(plaintext).await,
+        "{after}: the other tenant's key stopped working"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +127,10 @@ async fn retire_tags_naming_another_tenants_key_make_no_path_act_on_it() {
 
     // The sweep retires every due key the tags list.
     let r = sweep(&d, &unique("forged")).await;
-    assert!(r.retirements_blocked >= 1, "the forged retirement is reported: {r:?}");
+    assert!(
+        r.retirements_blocked >= 1,
+        "the forged retirement is reported: {r:?}"
+    );
     assert!(r.complete, "{r:?}");
     untouched(&w, &victim, &victim_key, 5.0, "the sweep").await;
 
@@ -238,7 +248,12 @@ async fn forged_next_settings_mint_nothing_outside_the_owners_policy() {
         cap: huge,
         rotate_before_seconds: 3600,
     };
-    forge(&w, &mine, &[(tags::DEFERRED.to_owned(), deferred.tag_value())]).await;
+    forge(
+        &w,
+        &mine,
+        &[(tags::DEFERRED.to_owned(), deferred.tag_value())],
+    )
+    .await;
     let e = create_fails(&d, &mine, &token).await;
     assert!(e.contains("`limit`"), "{e}");
     assert!(!e.contains("sk-or-"), "{e}");
@@ -301,7 +316,10 @@ async fn an_adoption_starts_clean_or_changes_nothing() {
         &w.sm,
         &next,
         &api(&fresh),
-        &[(tags::DEFERRED, "limit=99990 reset=none byok=false before=3600")],
+        &[(
+            tags::DEFERRED,
+            "limit=99990 reset=none byok=false before=3600",
+        )],
     )
     .await;
     let second = secret("second");
@@ -331,7 +349,10 @@ async fn an_adoption_starts_clean_or_changes_nothing() {
         .await
         .expect_err("refused")
         .to_string();
-        assert!(err.contains("`secret_name`") && err.contains(rule), "{name}: {err}");
+        assert!(
+            err.contains("`secret_name`") && err.contains(rule),
+            "{name}: {err}"
+        );
         assert!(!err.contains("sk-or-") && !err.contains(&first), "{err}");
         assert_eq!(state_of(&w, name).await, before, "{name}: nothing changed");
     }
@@ -344,7 +365,13 @@ async fn the_key_a_secret_adopted_stays_its_own_to_disable_and_retire() {
         .outside_key("checkout legacy", CHECKOUT, Some(5.0), Some(30))
         .await;
     let name = format!("openrouter/checkout/{}", unique("legacy"));
-    create_seed_secret(&w.sm, &name, &json!({"api_key": plaintext}).to_string(), &[]).await;
+    create_seed_secret(
+        &w.sm,
+        &name,
+        &json!({"api_key": plaintext}).to_string(),
+        &[],
+    )
+    .await;
     call_as(
         &d,
         "checkout",
@@ -375,10 +402,16 @@ async fn the_key_a_secret_adopted_stays_its_own_to_disable_and_retire() {
     )
     .await
     .expect("leak rotation");
-    assert!(!w.works(&plaintext).await, "the adopted key is disabled at once");
+    assert!(
+        !w.works(&plaintext).await,
+        "the adopted key is disabled at once"
+    );
     // And the sweep deletes it once its grace is over.
     advance(&w, &d, GRACE + 60).await;
     let r = sweep(&d, &unique("legacy")).await;
     assert_eq!(r.retirements_blocked, 0, "{r:?}");
-    assert!(key(&w, &adopted).await.is_none(), "the adopted key is deleted");
+    assert!(
+        key(&w, &adopted).await.is_none(),
+        "the adopted key is deleted"
+    );
 }

@@ -141,12 +141,13 @@ impl Ledger {
 }
 
 /// The limit the outgoing key keeps when a successor is minted: what it spent this period
-/// plus half of what the logical key has left (a disabled key keeps only its spend); never
-/// above its limit now, never below its spend. The successor gets the rest.
+/// plus half of what the logical key has left (a disabled key, or a suspected leak's, which
+/// `finishSecret` disables, keeps only its spend); never above its limit now, never below its
+/// spend. The successor gets the rest.
 #[must_use]
-pub fn outgoing_limit(remaining: f64, key: &Key) -> f64 {
+pub fn outgoing_limit(remaining: f64, key: &Key, leaked: bool) -> f64 {
     let spent = key.period_spend();
-    let share = if key.disabled {
+    let share = if key.disabled || leaked {
         0.0
     } else {
         remaining.max(0.0) / 2.0
@@ -214,20 +215,25 @@ mod tests {
                 "created_at": "2026-12-01T00:00:00Z", "workspace_id": "w"}))
             .expect("key")
         };
-        assert_eq!(outgoing_limit(1.0, &key(Some(10.0), 9.0, false)), 9.5);
         assert_eq!(
-            outgoing_limit(4.0, &key(Some(5.0), 4.0, false)),
+            outgoing_limit(1.0, &key(Some(10.0), 9.0, false), false),
+            9.5
+        );
+        assert_eq!(
+            outgoing_limit(4.0, &key(Some(5.0), 4.0, false), false),
             5.0,
             "never raised"
         );
-        assert_eq!(outgoing_limit(6.0, &key(Some(10.0), 4.0, true)), 4.0);
+        assert_eq!(outgoing_limit(6.0, &key(Some(10.0), 4.0, true), false), 4.0);
+        // A suspected leak's key keeps only its spend: the successor gets all the room.
+        assert_eq!(outgoing_limit(6.0, &key(Some(10.0), 4.0, false), true), 4.0);
         assert_eq!(
-            outgoing_limit(0.0, &key(Some(3.0), 7.0, false)),
+            outgoing_limit(0.0, &key(Some(3.0), 7.0, false), false),
             7.0,
             "never below spend"
         );
         assert_eq!(
-            outgoing_limit(8.0, &key(None, 2.0, false)),
+            outgoing_limit(8.0, &key(None, 2.0, false), false),
             6.0,
             "an unlimited key gets one"
         );

@@ -153,10 +153,13 @@ pub fn tag_safe(v: &str) -> String {
     format!("h:{}", hex.get(..40).unwrap_or(&hex))
 }
 
-/// The tags that describe a record's key (the sweep reads these).
+/// The tags that describe a record's key (the sweep reads these), its workspace included:
+/// every write of a new key rewrites them, so a rotation that re-homed the key moves them.
 #[must_use]
 pub fn record_tags(record: &SecretRecord) -> Vec<(String, String)> {
     let mut tags = vec![
+        (WORKSPACE.into(), record.workspace_id.clone()),
+        (WORKSPACE_SLUG.into(), record.workspace_slug.clone()),
         (OPENROUTER_KEY.into(), tag_safe(&record.openrouter_key_name)),
         (EXPIRES_AT.into(), time_value(record.expires_at)),
         (ROTATE_AT.into(), time_value(record.rotate_at())),

@@ -199,7 +199,18 @@ fn bulk_terms(v: &Value, secret_prefix: &str, prefix: &str) -> Result<AdoptReque
         );
         o.insert("key_name".into(), Value::String("x".into()));
     }
-    AdoptRequest::parse(&one, prefix)
+    // The placeholder's name is the prefix's: a refusal of it is one of `secret_prefix`.
+    AdoptRequest::parse(&one, prefix).map_err(|e| match e {
+        VendError::Invalid { field, .. } | VendError::Policy { field, .. }
+            if field == "secret_name" =>
+        {
+            VendError::invalid(
+                "secret_prefix",
+                "leaves no room for a secret's name: at most 255 characters",
+            )
+        }
+        other => other,
+    })
 }
 
 const FIELDS: &[&str] = &[
@@ -278,6 +289,17 @@ impl AdoptRequest {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_bulk_prefix_too_long_for_any_name_is_refused_as_the_prefix() {
+        let long = format!("openrouter/{}", "p".repeat(256 - "openrouter/".len()));
+        let err = BulkAdoptRequest::parse(
+            &json!({"secret_prefix": long, "workspace": "search"}),
+            "openrouter/",
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("`secret_prefix`"), "{err}");
+    }
 
     #[test]
     fn a_name_provision_would_refuse_cannot_be_adopted() {

@@ -38,8 +38,20 @@ impl SweepInput {
                     detail_type: t.as_str().unwrap_or("").chars().take(128).collect(),
                 });
             }
-            let id = obj.get("id").and_then(Value::as_str).map(str::to_owned);
-            return Ok(Self::fresh(id, false));
+            let id = match obj.get("id") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(run_id(v, "id")?),
+            };
+            // A rule's input may carry `dry_run` in the detail, as the scheduler's does.
+            let detail = obj.get("detail").cloned().unwrap_or(Value::Null);
+            let dry_run = match &detail {
+                Value::Object(_) => fields::opt_bool(&detail, "dry_run", "must be true or false")
+                    .map_err(|_| {
+                    VendError::invalid("detail.dry_run", "must be true or false")
+                })?,
+                _ => None,
+            };
+            return Ok(Self::fresh(id, dry_run.unwrap_or(false)));
         }
         fields::reject_unknown(
             obj,
@@ -48,13 +60,7 @@ impl SweepInput {
         )?;
         let run_id = match obj.get("execution_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
-            Some(_) => {
-                return Err(VendError::invalid(
-                    "execution_id",
-                    "must be a string of 1-128 characters",
-                ));
-            }
+            Some(v) => Some(run_id(v, "execution_id")?),
         };
         match obj.get("scheduled_time") {
             None | Some(Value::Null) => {}
@@ -75,6 +81,22 @@ impl SweepInput {
             run_id: run_id.unwrap_or_else(|| format!("run-{}", uuid::Uuid::new_v4())),
             dry_run,
         }
+    }
+}
+
+/// A run's identity, as logged on every line of the run: 1-128 characters, none of them a
+/// control character (a newline in it would forge a log line).
+fn run_id(v: &Value, field: &str) -> Result<String, VendError> {
+    match v {
+        Value::String(s)
+            if !s.is_empty() && s.chars().count() <= 128 && !s.chars().any(char::is_control) =>
+        {
+            Ok(s.clone())
+        }
+        _ => Err(VendError::invalid(
+            field,
+            "must be a string of 1-128 characters, none of them a control character",
+        )),
     }
 }
 
@@ -106,5 +128,29 @@ mod tests {
         }
         let env = SweepInput::parse(&json!({"id": "ev-9", "detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}})).expect("envelope");
         assert_eq!(env.run_id, "ev-9");
+        assert!(!env.dry_run);
+        let dry = SweepInput::parse(
+            &json!({"id": "ev-10", "detail-type": "Scheduled Event", "detail": {"dry_run": true}}),
+        )
+        .expect("envelope");
+        assert!(dry.dry_run, "an envelope's dry_run is honoured");
+        for (v, field) in [
+            (
+                json!({"execution_id": "run\n2026-12-07 INFO forged line"}),
+                "execution_id",
+            ),
+            (json!({"execution_id": "a\u{0}b"}), "execution_id"),
+            (
+                json!({"id": "ev\r1", "detail-type": "Scheduled Event", "detail": {}}),
+                "id",
+            ),
+            (
+                json!({"id": "ev-1", "detail-type": "Scheduled Event", "detail": {"dry_run": "yes"}}),
+                "detail.dry_run",
+            ),
+        ] {
+            let err = SweepInput::parse(&v).expect_err("refused");
+            assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
+        }
     }
 }

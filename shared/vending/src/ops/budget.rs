@@ -55,14 +55,16 @@ pub(crate) async fn committed_by_superseded(
 }
 
 /// Before a successor is minted under `cap`: the outgoing key `parent` is lowered to its
-/// spend plus half of what the logical key has left (one `GET /keys/{hash}`, and a
-/// `PATCH` when that changes its limit: a retry finds it lowered and changes nothing).
-/// Answers the successor's allowance: the rest.
+/// spend plus half of what the logical key has left, or to its spend alone for a suspected
+/// leak (`leaked`: `finishSecret` disables it) (one `GET /keys/{hash}`, and a `PATCH` when
+/// that changes its limit: a retry finds it lowered and changes nothing). Answers the
+/// successor's allowance: the rest.
 pub(crate) async fn hold_for_successor(
     deps: &Deps,
     desc: &SecretDescription,
     parent: Option<&str>,
     cap: Cap,
+    leaked: bool,
 ) -> Result<f64, VendError> {
     let ledger = ledger(deps, &desc.tags, cap);
     let except: Vec<&str> = parent.into_iter().collect();
@@ -73,7 +75,7 @@ pub(crate) async fn hold_for_successor(
         match client.get_key(parent).await {
             Ok(key) => {
                 let remaining = cap.limit - ledger.carried - others - key.period_spend();
-                let target = outgoing_limit(remaining, &key);
+                let target = outgoing_limit(remaining, &key, leaked);
                 held = if key.limit.is_some_and(|l| (l - target).abs() < EPSILON) {
                     committed(&key)
                 } else {

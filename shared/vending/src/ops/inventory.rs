@@ -40,14 +40,13 @@ impl Viewer<'_> {
         match *self {
             Self::All => true,
             Self::Tenant { name: None, prefix } => s.name.starts_with(prefix),
+            // The prefix decides, as for every action (anyone who may tag a secret can write
+            // `orkv:tenant`); a tag naming another tenant is a record of another tenant's.
+            // Made before tenants (no tag): its prefix owner's.
             Self::Tenant {
                 name: Some(me),
                 prefix,
-            } => match s.tag(tags::TENANT) {
-                Some(owner) => owner == me,
-                // Made before tenants: its prefix owner's, as every other action treats it.
-                None => s.name.starts_with(prefix),
-            },
+            } => s.name.starts_with(prefix) && s.tag(tags::TENANT).is_none_or(|t| t == me),
         }
     }
 }
@@ -237,4 +236,34 @@ pub async fn inventory(
         next_token: next,
         list_calls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str, tenant: Option<&str>) -> SecretSummary {
+        SecretSummary {
+            arn: format!("arn:{name}"),
+            name: name.to_owned(),
+            tags: tenant
+                .map(|t| vec![(tags::TENANT.to_owned(), t.to_owned())])
+                .unwrap_or_default(),
+            current_version: None,
+            rotation_enabled: false,
+        }
+    }
+
+    #[test]
+    fn a_tenant_sees_what_is_under_its_prefix_whatever_a_tag_says() {
+        let me = Viewer::Tenant {
+            name: Some("checkout"),
+            prefix: "openrouter/checkout/",
+        };
+        assert!(me.sees(&summary("openrouter/checkout/a", Some("checkout"))));
+        assert!(me.sees(&summary("openrouter/checkout/old", None)));
+        // Another tenant's secret tagged with this tenant's name by hand.
+        assert!(!me.sees(&summary("openrouter/search/a", Some("checkout"))));
+        assert!(!me.sees(&summary("openrouter/checkout/b", Some("search"))));
+    }
 }

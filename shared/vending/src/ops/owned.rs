@@ -58,7 +58,9 @@ pub(crate) async fn sort_owned(
 fn filter_prefix(value: &str) -> &str {
     let end = value
         .char_indices()
-        .find(|(i, c)| !(c.is_ascii_alphanumeric() || " :_@/+=.-".contains(*c) || (*c == '!' && *i > 0)))
+        .find(|(i, c)| {
+            !(c.is_ascii_alphanumeric() || " :_@/+=.-".contains(*c) || (*c == '!' && *i > 0))
+        })
         .map_or(value.len(), |(i, _)| i);
     value.get(..end).unwrap_or_default()
 }
@@ -130,6 +132,9 @@ mod tests {
         assert_eq!(filter_prefix("checkout prod-1"), "checkout prod-1");
         assert_eq!(filter_prefix("café prod"), "caf");
         assert_eq!(filter_prefix("!negated"), "");
-        assert_eq!(filter_prefix("orkv:openrouter/a:r0123"), "orkv:openrouter/a:r0123");
+        assert_eq!(
+            filter_prefix("orkv:openrouter/a:r0123"),
+            "orkv:openrouter/a:r0123"
+        );
     }
 }

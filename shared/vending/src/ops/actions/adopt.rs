@@ -423,8 +423,6 @@ async fn write_adopted(
     };
     let mut tag_list = vec![
         (tags::MANAGED_BY.to_owned(), MANAGED_BY.to_owned()),
-        (tags::WORKSPACE.to_owned(), c.workspace.id.clone()),
-        (tags::WORKSPACE_SLUG.to_owned(), c.workspace.slug.clone()),
         (tags::KEY_NAME.to_owned(), record.key_name.clone()),
         (tags::ADOPTING.to_owned(), digest.to_owned()),
         (tags::ADOPTED.to_owned(), digest.to_owned()),

@@ -217,8 +217,6 @@ async fn resolve(
     let guardrail = guardrail::guardrail_for(deps, &secret_name, &workspace.id).await?;
     let mut tag_list: Vec<(String, String)> = req.tags.into_iter().collect();
     tag_list.push((tags::MANAGED_BY.into(), MANAGED_BY.into()));
-    tag_list.push((tags::WORKSPACE.into(), workspace.id.clone()));
-    tag_list.push((tags::WORKSPACE_SLUG.into(), workspace.slug.clone()));
     tag_list.push((tags::KEY_NAME.into(), req.key_name.clone()));
     let tenant = scope.tenant_name().map(str::to_owned);
     Ok(Desired {

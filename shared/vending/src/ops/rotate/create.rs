@@ -40,8 +40,11 @@ pub(super) async fn create_step(
     // A guardrail the policy names is checked before any side effect.
     let guardrail = guardrail::guardrail_for(deps, &desc.name, &record.workspace_id).await?;
     // The budget first: the outgoing key is held to its share before the successor exists.
+    // A suspected leak's key keeps only its spend, so the successor gets all the room.
+    let leaked = tags::Reason::is_leak(desc.tag(tags::ROTATION_REASON));
     let allowance =
-        budget::hold_for_successor(deps, desc, parent_hash.as_deref(), record.cap()).await?;
+        budget::hold_for_successor(deps, desc, parent_hash.as_deref(), record.cap(), leaked)
+            .await?;
     // Keys an earlier or concurrent attempt with this token minted are not deleted here:
     // one of them may be about to be stored (a Lambda retry overlapping a slow first
     // run). `finishSecret` deletes every key of this name but the promoted one, once no
