@@ -107,7 +107,12 @@ async fn a_rehomed_key_takes_its_workspace_tags_along() {
     let (_, rec) = w.current(&name).await;
     assert_eq!(rec["workspace_id"], json!(orkv_tests::SEARCH_WORKSPACE_ID));
     let tag_list = w.tags(&name).await;
-    let tag = |k: &str| tag_list.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone());
+    let tag = |k: &str| {
+        tag_list
+            .iter()
+            .find(|(t, _)| t == k)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(
         tag("orkv:workspace").as_deref(),
         Some(orkv_tests::SEARCH_WORKSPACE_ID)

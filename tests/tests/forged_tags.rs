@@ -415,3 +415,29 @@ async fn the_key_a_secret_adopted_stays_its_own_to_disable_and_retire() {
         "the adopted key is deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_cap_tag_never_raises_a_key_past_its_record() {
+    let (w, d) = two_tenants().await;
+    let (mine, hash, _) = vend(&w, &d, "checkout", 10.0).await;
+    // The listing's `orkv:cap` tag is what the sweep's refill finds candidates by.
+    let huge = Cap {
+        limit: 99_990.0,
+        limit_reset: None,
+        include_byok_in_limit: false,
+    };
+    forge(
+        &w,
+        &mine,
+        &[(tags::CAP.to_owned(), tags::cap_tag_value(huge))],
+    )
+    .await;
+    let r = sweep(&d, &unique("cap-tag")).await;
+    assert_eq!(r.budgets_refilled, 0, "{r:?}");
+    let k = key(&w, &hash).await.expect("listed");
+    assert!(
+        k.limit.is_some_and(|l| l <= 10.0),
+        "the key's limit follows its record, not a tag: {:?}",
+        k.limit
+    );
+}

@@ -163,14 +163,26 @@ impl Soak {
                     record["generation"], record["key_hash"]
                 ));
             }
-            let mine = live
+            let theirs: Vec<&Value> = live
                 .iter()
                 .filter(|k| {
                     k["name"]
                         .as_str()
                         .is_some_and(|n| n.contains(&format!("{secret}:")))
                 })
-                .count() as u64;
+                .collect();
+            let may: f64 = theirs
+                .iter()
+                .map(|k| k["limit_remaining"].as_f64().unwrap_or(f64::INFINITY))
+                .sum();
+            let cap = record["limit"].as_f64().unwrap_or_default();
+            if may > cap + 0.01 {
+                figures.secrets_whose_live_keys_may_spend_past_their_cap += 1;
+                figures.details.push(format!(
+                    "{secret}: its live keys may spend {may} USD, the cap is {cap}"
+                ));
+            }
+            let mine = theirs.len() as u64;
             figures.duplicate_live_keys_for_one_secret += mine.saturating_sub(1);
             if mine > 1 {
                 let versions = self.versions(&secret).await;
@@ -184,7 +196,21 @@ impl Soak {
     }
 
     /// A live key that is not current: superseded when its secret exists, else an orphan.
+    /// And no live key has a limit above the policy's maximum for its workspace.
     async fn check_live_keys(&self, live: &[Value], seen: &Seen, figures: &mut SoakFigures) {
+        let policy: Value = serde_json::from_str(crate::POLICY).unwrap_or_default();
+        let max_limit = policy["workspaces"][0]["max_limit"]
+            .as_f64()
+            .unwrap_or_default();
+        for k in live {
+            if k["limit"].as_f64().is_none_or(|l| l > max_limit + 1e-9) {
+                figures.live_keys_above_the_tenants_max_limit += 1;
+                figures.details.push(format!(
+                    "live key {} with limit {} above the policy's {max_limit}",
+                    k["name"], k["limit"]
+                ));
+            }
+        }
         for k in live {
             let hash = k["hash"].as_str().unwrap_or_default();
             if seen.current_hashes.contains(hash) {

@@ -76,6 +76,12 @@ pub struct SoakFigures {
     pub consumer_reads_of_a_current_record_without_a_working_key: u64,
     /// Live keys of a secret whose revoke was answered `revoked`. Must be 0.
     pub keys_live_after_a_revoke_answered: u64,
+    /// Live keys without a limit, or with one above the tenant's `max_limit` for their
+    /// workspace (issue 29: every limit the product sets is checked against the policy).
+    pub live_keys_above_the_tenants_max_limit: u64,
+    /// Active secrets whose live keys may together spend more than the record's cap
+    /// (OpenRouter's `limit_remaining`, summed over every live generation: ADR 0010).
+    pub secrets_whose_live_keys_may_spend_past_their_cap: u64,
     /// Reads the consumer made during the chaos.
     pub consumer_reads: u64,
     /// The longest time one rotation held `AWSPENDING` on a version that was not current.
@@ -102,6 +108,8 @@ impl SoakFigures {
             + self.rotations_left_pending
             + self.consumer_reads_of_a_current_record_without_a_working_key
             + self.keys_live_after_a_revoke_answered
+            + self.live_keys_above_the_tenants_max_limit
+            + self.secrets_whose_live_keys_may_spend_past_their_cap
     }
 }
 

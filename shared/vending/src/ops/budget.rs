@@ -11,9 +11,13 @@ use tracing::{info, warn};
 use crate::deps::Deps;
 use crate::domain::budget::{EPSILON, Ledger, committed, outgoing_limit, period_of};
 use crate::domain::ownership::Owner;
+use crate::domain::record::{RecordState, SecretRecord};
+use crate::domain::scope::check_key_terms;
 use crate::domain::tags;
+use crate::domain::tags::stage;
 use crate::error::VendError;
 use crate::ops::owned;
+use crate::ops::read;
 
 /// The ledger of a secret whose tags are `tag_list`, in the period `cap` is in now.
 pub(crate) fn ledger(deps: &Deps, tag_list: &[(String, String)], cap: Cap) -> Ledger {
@@ -109,6 +113,48 @@ pub(crate) async fn fit_current(
     let others = committed_by_superseded(deps, desc, &[hash], superseded).await?;
     let allowance = ledger(deps, &desc.tags, cap).allowance(cap.limit, others);
     fit_within(deps, hash, cap, allowance).await
+}
+
+/// A raise the sweep makes to the current key `hash` of secret `name` (a retirement's
+/// give-back, a refill, a drift repair), decided from what the secret says *now*, never from
+/// the run's earlier reads: one `DescribeSecret` and one `GetSecretValue` right before the
+/// `PATCH`. Nothing is raised while a rotation runs (it holds the outgoing key's share for
+/// the successor) or a cap change waits in `orkv:deferred-change`, when the current key is
+/// no longer `hash`, or when the record's cap is outside its prefix owner's policy (a limit
+/// the product sets is checked against the policy when it is set). The cap is the record's,
+/// never a tag's. Answers the key as patched, or `None` when nothing was raised.
+pub(crate) async fn raise_current(
+    deps: &Deps,
+    name: &str,
+    hash: &str,
+) -> Result<Option<Key>, VendError> {
+    let Some(desc) = read::describe_ours(deps, name).await? else {
+        return Ok(None);
+    };
+    let rotating = desc
+        .version_with(stage::AWSPENDING)
+        .is_some_and(|p| !desc.has(p, stage::AWSCURRENT));
+    if rotating || desc.tag(tags::DEFERRED).is_some() || desc.tag(tags::REVOKED).is_some() {
+        return Ok(None);
+    }
+    let Some(record) = read::get_ours(deps, name, stage::AWSCURRENT)
+        .await?
+        .and_then(|v| SecretRecord::from_secret(&v.value))
+        .and_then(Result::ok)
+        .filter(|r| r.state == RecordState::Active && r.key_hash.as_deref() == Some(hash))
+    else {
+        return Ok(None);
+    };
+    let cap = record.cap();
+    check_key_terms(
+        &deps.cfg.policy,
+        deps.policy_workspaces().await?,
+        name,
+        record.tenant.as_deref(),
+        &record.workspace_id,
+        cap.limit,
+    )?;
+    fit_current(deps, &desc, hash, cap, None).await.map(Some)
 }
 
 /// Gives key `hash` the cap `cap` with the limit `allowance` (one `PATCH`; a second when

@@ -134,8 +134,13 @@ async fn check_drift(
     }
     // Put back within the budget: the recorded reset and BYOK flag, and the limit the
     // logical key's cap leaves the current key (never the whole cap when a superseded key
-    // is still live).
-    budget::fit_current(deps, &desc, &d.hash, want, None).await?;
+    // is still live), from the record as it is now.
+    if budget::raise_current(deps, &d.secret, &d.hash)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
     // The claim "repaired" rests on reading the key back.
     let now_key = deps.openrouter().await?.get_key(&d.hash).await?;
     if within_cap(now_key.cap(), want) {

@@ -1,26 +1,22 @@
 //! Budget refills (ADR 0010): a current key whose limit is below what its logical key's cap
 //! allows it now (a reset period began, or superseded keys were retired and their unspent
 //! share came back) is raised to its allowance. Found from the listing (no per-key call for a
-//! key that fits); each raise is one `DescribeSecret` (never during a rotation: the running
-//! rotation holds the outgoing key's share for the successor), a `GET` per superseded key
-//! still live, and one `PATCH`.
+//! key that fits); each raise is `budget::raise_current`: one `DescribeSecret` (never during a
+//! rotation: the running rotation holds the outgoing key's share for the successor), one
+//! `GetSecretValue` (the record's cap, never the tag's), a `GET` per superseded key still
+//! live, and one `PATCH`.
 
 use std::time::Instant;
 
 use tracing::{info, warn};
 
 use crate::deps::Deps;
-use crate::domain::tags::{
-    self,
-    stage::{AWSCURRENT, AWSPENDING},
-};
 use crate::error::VendError;
 
 use super::DEADLINE_MARGIN;
 use super::report::{SweepAction, SweepReport};
 use super::spend::Refill;
 use crate::ops::budget;
-use crate::ops::read;
 
 /// Raises each key in `refills`; one that cannot be raised never stops the others (the
 /// next run repeats it).
@@ -50,20 +46,11 @@ pub(super) async fn refill_budgets(
 }
 
 async fn refill(deps: &Deps, r: &Refill, report: &mut SweepReport) -> Result<(), VendError> {
-    let Some(desc) = read::describe_ours(deps, &r.secret).await? else {
+    // The cap is the record's, read now: the listing's `orkv:cap` tag found the candidate,
+    // and anyone who may tag the secret can write it.
+    let Some(key) = budget::raise_current(deps, &r.secret, &r.hash).await? else {
         return Ok(());
     };
-    let rotating = desc
-        .version_with(AWSPENDING)
-        .is_some_and(|p| !desc.has(p, AWSCURRENT));
-    if rotating || desc.tag(tags::DEFERRED).is_some() || desc.tag(tags::REVOKED).is_some() {
-        return Ok(());
-    }
-    let cap = desc
-        .tag(tags::CAP)
-        .and_then(tags::parse_cap_tag)
-        .unwrap_or(r.cap);
-    let key = budget::fit_current(deps, &desc, &r.hash, cap, None).await?;
     let limit = key.limit.unwrap_or_default();
     if limit > r.listed {
         report.budgets_refilled += 1;

@@ -3,7 +3,7 @@
 //! spend carried into the budget before it is deleted (ADR 0010), its guardrail assignment
 //! removed, and the current key given back what the retired keys left unspent.
 
-use orkv_store::{SecretDescription, SecretVersion};
+use orkv_store::SecretVersion;
 use tracing::info;
 
 use crate::deps::Deps;
@@ -24,7 +24,6 @@ use crate::ops::retire::{self, Retired};
 struct Context {
     /// The active current record, if any.
     current: Option<SecretRecord>,
-    desc: Option<SecretDescription>,
     ledger: Option<Ledger>,
     guardrail: Option<String>,
 }
@@ -95,7 +94,7 @@ pub(super) async fn retire_due(
         }
     }
     if carried && !in_progress {
-        return_unspent(deps, arn, ctx).await?;
+        return_unspent(deps, name, ctx).await?;
     }
     Ok(())
 }
@@ -115,7 +114,6 @@ async fn retiring_context(
     let Some(record) = &current else {
         return Ok(Context {
             current: None,
-            desc: None,
             ledger: None,
             guardrail: None,
         });
@@ -127,22 +125,23 @@ async fn retiring_context(
     let guardrail = guardrail::guardrail_for(deps, name, &record.workspace_id).await?;
     Ok(Context {
         current,
-        desc,
         ledger,
         guardrail,
     })
 }
 
-/// The current key gets what the retired keys left unspent: the retire tags just removed
-/// are read again (one `DescribeSecret`), so the keys retired count no more.
-async fn return_unspent(deps: &Deps, arn: &str, ctx: Context) -> Result<(), VendError> {
-    let (Some(record), Some(desc)) = (ctx.current, ctx.desc) else {
+/// The current key gets what the retired keys left unspent, decided from the secret as it
+/// is now (`budget::raise_current`): the record and `AWSPENDING` are read again after the
+/// five OpenRouter calls of the retirement, so a rotation started or a cap lowered meanwhile
+/// is never overwritten by a raise computed from the run's first read (issue 29: $12 spent
+/// against a $10 cap, and a cap lowered to $4 raised back to 7).
+async fn return_unspent(deps: &Deps, name: &str, ctx: Context) -> Result<(), VendError> {
+    let Some(record) = ctx.current else {
         return Ok(());
     };
     let Some(hash) = record.key_hash.as_deref() else {
         return Ok(());
     };
-    let desc = deps.store.describe(arn).await?.unwrap_or(desc);
-    budget::fit_current(deps, &desc, hash, record.cap(), None).await?;
+    budget::raise_current(deps, name, hash).await?;
     Ok(())
 }

@@ -55,7 +55,6 @@ pub(super) struct LogicalKey<'a, I> {
 pub(super) struct Refill {
     pub secret: String,
     pub hash: String,
-    pub cap: Cap,
     pub listed: f64,
     pub allowance: f64,
 }
@@ -158,7 +157,6 @@ impl SpendBook {
                 (allowance - listed >= REFILL_MIN_USD).then(|| Refill {
                     secret: l.secret.to_string(),
                     hash: hash.to_string(),
-                    cap,
                     listed: *listed,
                     allowance,
                 })
