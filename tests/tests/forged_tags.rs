@@ -441,3 +441,18 @@ async fn a_forged_cap_tag_never_raises_a_key_past_its_record() {
         k.limit
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_adoption_refusal_names_the_field_the_request_sent() {
+    let (_w, d) = two_tenants().await;
+    let err = call_as(
+        &d,
+        "checkout",
+        json!({"action": "adopt", "secret_prefix": "openrouter/search/legacy/",
+               "workspace": "checkout"}),
+    )
+    .await
+    .expect_err("another tenant's prefix")
+    .to_string();
+    assert!(err.contains("`secret_prefix`"), "{err}");
+}

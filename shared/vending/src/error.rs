@@ -168,6 +168,32 @@ impl VendError {
         }
     }
 
+    /// The same refusal naming field `to` where it named `from` (a bulk request's checks run
+    /// on a placeholder name that stands for its `secret_prefix`).
+    #[must_use]
+    pub fn with_field_renamed(self, from: &str, to: &str) -> Self {
+        let rename = |field: String| if field == from { to.to_owned() } else { field };
+        match self {
+            Self::Invalid { field, rule } => Self::Invalid {
+                field: rename(field),
+                rule,
+            },
+            Self::Policy { field, rule } => Self::Policy {
+                field: rename(field),
+                rule,
+            },
+            Self::AdoptionRefused { field, rule } => Self::AdoptionRefused {
+                field: rename(field),
+                rule,
+            },
+            Self::TenantScope { field, rule } => Self::TenantScope {
+                field: rename(field),
+                rule,
+            },
+            other => other,
+        }
+    }
+
     /// Shorthand for a policy failure (anything key-shaped in it is redacted).
     pub fn policy(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Self::Policy {

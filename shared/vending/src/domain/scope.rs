@@ -181,13 +181,26 @@ impl<'p> Scope<'p> {
     /// `TenantScopeViolation` on `secret_name` when the name is outside the tenant's prefix
     /// (decided from the name alone, before any read).
     pub fn check_name(&self, secret_name: &str) -> Result<(), VendError> {
-        if secret_name.starts_with(self.tenant.secret_prefix.as_str()) {
+        self.check_under_prefix(secret_name, "secret_name")
+    }
+
+    /// As [`Scope::check_name`], for a bulk adoption's `secret_prefix`: the refusal names
+    /// that field.
+    ///
+    /// # Errors
+    /// As [`Scope::check_name`], naming `secret_prefix`.
+    pub fn check_prefix(&self, secret_prefix: &str) -> Result<(), VendError> {
+        self.check_under_prefix(secret_prefix, "secret_prefix")
+    }
+
+    fn check_under_prefix(&self, name: &str, field: &str) -> Result<(), VendError> {
+        if name.starts_with(self.tenant.secret_prefix.as_str()) {
             return Ok(());
         }
         if self.tenant.name.is_none() {
             // The single-policy form: the managed prefix, as before tenants.
             return Err(VendError::policy(
-                "secret_name",
+                field,
                 format!(
                     "must start with the managed prefix {:?}",
                     self.tenant.secret_prefix
@@ -195,7 +208,7 @@ impl<'p> Scope<'p> {
             ));
         }
         Err(VendError::scope(
-            "secret_name",
+            field,
             format!(
                 "must start with this tenant's prefix {:?}",
                 self.tenant.secret_prefix

@@ -200,17 +200,8 @@ fn bulk_terms(v: &Value, secret_prefix: &str, prefix: &str) -> Result<AdoptReque
         o.insert("key_name".into(), Value::String("x".into()));
     }
     // The placeholder's name is the prefix's: a refusal of it is one of `secret_prefix`.
-    AdoptRequest::parse(&one, prefix).map_err(|e| match e {
-        VendError::Invalid { field, .. } | VendError::Policy { field, .. }
-            if field == "secret_name" =>
-        {
-            VendError::invalid(
-                "secret_prefix",
-                "leaves no room for a secret's name: at most 255 characters",
-            )
-        }
-        other => other,
-    })
+    AdoptRequest::parse(&one, prefix)
+        .map_err(|e| e.with_field_renamed("secret_name", "secret_prefix"))
 }
 
 const FIELDS: &[&str] = &[

@@ -123,8 +123,12 @@ pub async fn adopt_bulk(
     deadline: Instant,
 ) -> Result<BulkReply, VendError> {
     scope.require(Permission::Adopt)?;
-    scope.check_name(&req.secret_prefix)?;
-    super::adopt::adoption_terms(deps, &req.terms, scope).await?;
+    scope.check_prefix(&req.secret_prefix)?;
+    // The terms are checked on a placeholder name under the prefix: a refusal of it is one of
+    // `secret_prefix`.
+    super::adopt::adoption_terms(deps, &req.terms, scope)
+        .await
+        .map_err(|e| e.with_field_renamed("secret_name", "secret_prefix"))?;
     let mut reply = BulkReply {
         action: Action::Adopt,
         status: if req.dry_run { "planned" } else { "adopted" },
