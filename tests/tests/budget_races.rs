@@ -71,7 +71,7 @@ async fn sweep_racing<F: std::future::Future<Output = ()>>(w: &World, d: &Deps, 
     let deletes = |c: Value| c["calls"]["delete_key"].as_u64().unwrap_or(0);
     let before = deletes(w.control.calls().await);
     w.control
-        .fault(json!({"op": "delete_key", "action": "delay", "ms": 3000}))
+        .fault(json!({"op": "delete_key", "action": "delay", "ms": 1200}))
         .await;
     let input = SweepInput::parse(&json!({"execution_id": unique("race")})).expect("input");
     // Boxed: the in-process functions' futures are large for a test thread's stack.
@@ -125,4 +125,58 @@ async fn a_cap_lowered_during_a_retirement_is_never_raised_back() {
         "spent 1 + may spend {may} > the $4 cap: the give-back used the cap it read first"
     );
     assert_eq!(w.current(&name).await.1["limit"], json!(4.0));
+}
+
+/// The narrower race: the cap update lands while the give-back's own `PATCH` is in flight
+/// (after the sweep read the secret, before its raise arrives). The raise is held this time;
+/// the sweep must see the cap change the update announced (its `orkv:cap` tag goes first)
+/// and fit the key again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_lowered_while_the_give_back_patch_is_in_flight_is_fitted_again() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let (name, mut req) = retirement_due(&w, &d).await;
+    let calls = |c: Value, op: &str| c["calls"][op].as_u64().unwrap_or(0);
+    let deletes = calls(w.control.calls().await, "delete_key");
+    w.control
+        .fault(json!({"op": "delete_key", "action": "delay", "ms": 1200}))
+        .await;
+    let input = SweepInput::parse(&json!({"execution_id": unique("race")})).expect("input");
+    let sweep = Box::pin(orkv_tests::roles::ops::sweep(&d, &input, deadline()));
+    req["limit"] = json!(4);
+    let race = Box::pin(async {
+        // Waits for events (the delete, then the raise, have arrived), bounded.
+        let mut patches = None;
+        for _ in 0..800 {
+            let c = w.control.calls().await;
+            match patches {
+                None if calls(c.clone(), "delete_key") > deletes => {
+                    // The retirement's next PATCH is the give-back: hold it.
+                    w.control
+                        .fault(json!({"op": "update_key", "action": "delay", "ms": 1200}))
+                        .await;
+                    patches = Some(calls(c, "update_key"));
+                }
+                Some(before) if calls(c, "update_key") > before => {
+                    let reply =
+                        Box::pin(orkv_tests::roles::ops::handle(&d, req.clone(), deadline()))
+                            .await
+                            .expect("cap lowered");
+                    assert_eq!(reply.status, Status::Updated);
+                    return;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the sweep's give-back never arrived");
+    });
+    let (report, ()) = tokio::join!(sweep, race);
+    let report = report.expect("sweep");
+    assert_eq!(report.keys_retired, 1, "{report:?}");
+    let may = may_spend(&w, &name).await;
+    assert!(
+        1.0 + may <= 4.0 + 1e-6,
+        "spent 1 + may spend {may} > the $4 cap: the raise landed over the cap update"
+    );
 }

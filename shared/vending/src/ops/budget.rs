@@ -119,10 +119,12 @@ pub(crate) async fn fit_current(
 /// give-back, a refill, a drift repair), decided from what the secret says *now*, never from
 /// the run's earlier reads: one `DescribeSecret` and one `GetSecretValue` right before the
 /// `PATCH`. Nothing is raised while a rotation runs (it holds the outgoing key's share for
-/// the successor) or a cap change waits in `orkv:deferred-change`, when the current key is
-/// no longer `hash`, or when the record's cap is outside its prefix owner's policy (a limit
-/// the product sets is checked against the policy when it is set). The cap is the record's,
-/// never a tag's. Answers the key as patched, or `None` when nothing was raised.
+/// the successor), a cap change waits in `orkv:deferred-change` or is on its way (the
+/// `orkv:cap` tag, which a cap update writes before it patches the key, is not the record's
+/// cap), when the current key is no longer `hash`, or when the record's cap is outside its
+/// prefix owner's policy (a limit the product sets is checked against the policy when it is
+/// set). The cap is the record's, never a tag's. After the `PATCH` the secret is described
+/// again ([`undo_if_raced`]). Answers the key as patched, or `None` when nothing was raised.
 pub(crate) async fn raise_current(
     deps: &Deps,
     name: &str,
@@ -131,10 +133,7 @@ pub(crate) async fn raise_current(
     let Some(desc) = read::describe_ours(deps, name).await? else {
         return Ok(None);
     };
-    let rotating = desc
-        .version_with(stage::AWSPENDING)
-        .is_some_and(|p| !desc.has(p, stage::AWSCURRENT));
-    if rotating || desc.tag(tags::DEFERRED).is_some() || desc.tag(tags::REVOKED).is_some() {
+    if busy(&desc) {
         return Ok(None);
     }
     let Some(record) = read::get_ours(deps, name, stage::AWSCURRENT)
@@ -146,6 +145,9 @@ pub(crate) async fn raise_current(
         return Ok(None);
     };
     let cap = record.cap();
+    if tag_cap(&desc).is_some_and(|t| t != cap) {
+        return Ok(None);
+    }
     check_key_terms(
         &deps.cfg.policy,
         deps.policy_workspaces().await?,
@@ -154,7 +156,77 @@ pub(crate) async fn raise_current(
         &record.workspace_id,
         cap.limit,
     )?;
-    fit_current(deps, &desc, hash, cap, None).await.map(Some)
+    let raised = fit_current(deps, &desc, hash, cap, None).await?;
+    undo_if_raced(deps, &desc, hash, cap, raised)
+        .await
+        .map(Some)
+}
+
+/// Whether a rotation runs, a change is deferred into one, or the secret was revoked.
+fn busy(desc: &SecretDescription) -> bool {
+    let rotating = desc
+        .version_with(stage::AWSPENDING)
+        .is_some_and(|p| !desc.has(p, stage::AWSCURRENT));
+    rotating || desc.tag(tags::DEFERRED).is_some() || desc.tag(tags::REVOKED).is_some()
+}
+
+/// The cap the `orkv:cap` tag states, if it parses.
+fn tag_cap(desc: &SecretDescription) -> Option<Cap> {
+    desc.tag(tags::CAP).and_then(tags::parse_cap_tag)
+}
+
+/// After a raise: one more `DescribeSecret`. OpenRouter has no conditional update, so a
+/// writer that lowered the key between the sweep's read and its `PATCH` may have been raised
+/// over. Every lowering writer shows itself first (a rotation's `AWSPENDING` exists before
+/// `createSecret` holds the outgoing key; a cap update writes the `orkv:cap` tag before it
+/// patches), so whatever changed since `desc` is seen here, and answered by one more `PATCH`:
+/// - a new cap: the key is fitted to it again (the cap update's own rule, so either `PATCH`
+///   may land last);
+/// - a rotation running: the rotation's hold is made again ([`hold_for_successor`], its own
+///   rule on the same figures);
+/// - the key superseded meanwhile (one `GetSecretValue` tells): it is fitted as a key in
+///   grace, to what the cap leaves besides the new current key and the other keys in grace;
+/// - anything else (the same key, the same cap: a change of `rotate_before_seconds`): the
+///   raise stands.
+async fn undo_if_raced(
+    deps: &Deps,
+    desc: &SecretDescription,
+    hash: &str,
+    cap: Cap,
+    raised: Key,
+) -> Result<Key, VendError> {
+    let Some(now) = read::describe_ours(deps, &desc.name).await? else {
+        return Ok(raised);
+    };
+    let current = |d: &SecretDescription| d.version_with(stage::AWSCURRENT).map(str::to_owned);
+    let new_cap = tag_cap(&now).filter(|t| *t != cap);
+    let moved = current(&now) != current(desc);
+    if !busy(&now) && !moved && new_cap.is_none() {
+        return Ok(raised);
+    }
+    if let (Some(new_cap), false) = (new_cap, busy(&now)) {
+        warn!(key_hash = %hash, "the cap changed while the sweep raised the key: fitted to the new cap");
+        return fit_current(deps, &now, hash, new_cap, None).await;
+    }
+    let rotating = now
+        .version_with(stage::AWSPENDING)
+        .is_some_and(|p| !now.has(p, stage::AWSCURRENT));
+    if rotating {
+        warn!(key_hash = %hash, "a rotation began while the sweep raised the key: its hold is made again");
+        let leaked = tags::Reason::is_leak(now.tag(tags::ROTATION_REASON));
+        hold_for_successor(deps, &now, Some(hash), cap, leaked).await?;
+        return Ok(deps.openrouter().await?.get_key(hash).await?);
+    }
+    let successor = read::get_ours(deps, &desc.name, stage::AWSCURRENT)
+        .await?
+        .and_then(|v| SecretRecord::hash_in(&v.value));
+    let Some(successor) = successor.filter(|h| h != hash) else {
+        return Ok(raised);
+    };
+    warn!(key_hash = %hash, "the key was superseded while the sweep raised it: fitted as a key in grace");
+    let others = committed_by_superseded(deps, &now, &[hash], Some(&successor)).await?;
+    let allowance = ledger(deps, &now.tags, cap).allowance(cap.limit, others);
+    fit_within(deps, hash, cap, allowance).await
 }
 
 /// Gives key `hash` the cap `cap` with the limit `allowance` (one `PATCH`; a second when

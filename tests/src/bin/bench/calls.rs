@@ -179,7 +179,7 @@ pub(crate) async fn provision_calls(
         "cap update",
         sm,
         or,
-        "9 (read, describe: a rotation running defers the change, PATCH, write, label move, cap tag, read-back: GetSecretValue, GET /key; PutEvents)",
+        "9 (read, describe: a rotation running defers the change, cap tag before the PATCH (a sweep raising the key meanwhile sees the change coming), PATCH, write, label move, read-back: GetSecretValue, GET /key; PutEvents)",
         true,
     );
 

@@ -101,16 +101,25 @@ async fn update_in_place(
     let stale_deferral = desc
         .as_ref()
         .is_some_and(|d| d.tag(tags::DEFERRED).is_some());
+    let mut updated = record.clone();
+    updated.set_cap(d.cap);
+    let rotate_changed = updated.rotate_before_seconds != d.rotate_before_seconds;
+    updated.rotate_before_seconds = d.rotate_before_seconds;
+    if !rotating && (rotate_changed || !same_cap) {
+        // The tags the sweep and the inventory read (rotate-at and the cap), written before
+        // the key is patched: a sweep raising this key meanwhile sees the cap change coming
+        // and fits the key to it (`budget::raise_current`), so neither `PATCH` can leave the
+        // key above the new cap, whichever lands last.
+        deps.store
+            .tag(&d.secret_name, &tags::record_tags(&updated))
+            .await?;
+    }
     if !same_cap {
         apply_cap(deps, desc.as_ref(), &record, &hash, d.cap, rotating).await?;
     }
     if rotating {
         return defer_into_rotation(deps, d, version, record).await;
     }
-    let mut updated = record;
-    updated.set_cap(d.cap);
-    let rotate_changed = updated.rotate_before_seconds != d.rotate_before_seconds;
-    updated.rotate_before_seconds = d.rotate_before_seconds;
     // The same change from concurrent duplicates writes the same version (same token).
     let fingerprint = format!(
         "update:{}:{:?}:{}:{}",
@@ -134,12 +143,6 @@ async fn update_in_place(
             return Ok(None);
         }
     };
-    if rotate_changed || !same_cap {
-        // The tags the sweep and the inventory read: rotate-at and the cap.
-        deps.store
-            .tag(&d.secret_name, &tags::record_tags(&updated))
-            .await?;
-    }
     if stale_deferral {
         // A change deferred into a rotation that finished without it: this write applied
         // the request's change; the next rotation must not apply the older one.
