@@ -456,3 +456,45 @@ async fn a_bulk_adoption_refusal_names_the_field_the_request_sent() {
     .to_string();
     assert!(err.contains("`secret_prefix`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_secret_that_cannot_rotate_leaves_every_other_tenants_checks_running() {
+    let (w, d) = two_tenants().await;
+    // Checkout's secret comes due, and its rotation cannot succeed (a forged `orkv:next`
+    // outside its policy makes createSecret refuse).
+    let (stuck, _, _) = vend(&w, &d, "checkout", 10.0).await;
+    advance(&w, &d, 3660).await;
+    let next = NextSettings {
+        workspace_id: SEARCH,
+        lifetime: Lifetime::TtlSeconds(7200),
+        cap: Cap {
+            limit: 5.0,
+            limit_reset: None,
+            include_byok_in_limit: false,
+        },
+        rotate_before_seconds: 3600,
+    };
+    forge(&w, &stuck, &[(tags::NEXT.to_owned(), next.tag_value())]).await;
+    // Search's current key, not due, is deleted behind the product's back.
+    let (theirs, hash, _) = vend(&w, &d, "search", 5.0).await;
+    w.management_client()
+        .delete_key(&hash)
+        .await
+        .expect("deleted in the dashboard");
+    let r = sweep(&d, &unique("isolated")).await;
+    assert!(
+        r.rotation_failures >= 1,
+        "the stuck secret is reported: {r:?}"
+    );
+    assert!(
+        r.complete,
+        "one secret's failure does not make the run incomplete: {r:?}"
+    );
+    assert_eq!(
+        (r.current_keys_broken, r.current_keys_repaired),
+        (1, 1),
+        "the other tenant's broken key is found and replaced in the same run: {r:?}"
+    );
+    let (_, rec) = w.current(&theirs).await;
+    assert!(w.works(rec["api_key"].as_str().expect("key")).await);
+}
