@@ -342,7 +342,11 @@ fn record(role: &str, ctx: &RequestContext, decision: &Decision) {
         .append(true)
         .open(path)
     {
-        let _ = writeln!(f, "{line}");
+        // One write per line, under a lock: `writeln!` may split a line into several writes,
+        // and two threads appending at once then interleave them (a torn line).
+        static LOG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _held = LOG.lock();
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
 }
 
