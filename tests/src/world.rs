@@ -340,6 +340,35 @@ impl World {
             .is_ok_and(|r| r.status().is_success())
     }
 
+    /// What a refusal must leave as it was: the secret's current version id, value and
+    /// tags, and every key the emulator holds.
+    ///
+    /// # Panics
+    /// When the secret cannot be read.
+    pub async fn state_of(
+        &self,
+        name: &str,
+    ) -> (
+        String,
+        serde_json::Value,
+        Vec<(String, String)>,
+        serde_json::Value,
+    ) {
+        let v = self
+            .sm
+            .get_secret_value()
+            .secret_id(name)
+            .send()
+            .await
+            .expect("read");
+        (
+            v.version_id().unwrap_or_default().to_owned(),
+            serde_json::json!(v.secret_string()),
+            self.tags(name).await,
+            self.control.state().await["keys"].clone(),
+        )
+    }
+
     /// Live keys the product named for `secret`.
     pub async fn live_for(&self, secret: &str) -> Vec<Value> {
         self.control.live_keys(&format!("orkv:{secret}:")).await

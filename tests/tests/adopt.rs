@@ -209,22 +209,6 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     }
 }
 
-/// What a refusal must leave as it was: the secret's value, version and tags, and the keys.
-async fn state_of(w: &World, name: &str) -> (String, Value, Vec<(String, String)>, Value) {
-    let v =
-        w.sm.get_secret_value()
-            .secret_id(name)
-            .send()
-            .await
-            .expect("read");
-    (
-        v.version_id().unwrap_or_default().to_owned(),
-        json!(v.secret_string()),
-        w.tags(name).await,
-        w.control.state().await["keys"].clone(),
-    )
-}
-
 #[tokio::test]
 async fn every_refused_adoption_changes_nothing_and_names_the_field() {
     let w = World::adoptable().await;
@@ -389,7 +373,7 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
         "`secret_name`",
     ));
     for (name, _, workspace, alias, field) in all {
-        let before = state_of(&w, &name).await;
+        let before = w.state_of(&name).await;
         let err = call_as(
             &d,
             alias,
@@ -399,7 +383,7 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
         .expect_err("refused");
         assert!(err.to_string().contains(field), "{name}: {err}");
         assert!(!err.to_string().contains("sk-or-"), "{err}");
-        assert_eq!(state_of(&w, &name).await, before, "{name}: nothing changed");
+        assert_eq!(w.state_of(&name).await, before, "{name}: nothing changed");
     }
 }
 

@@ -266,22 +266,6 @@ async fn forged_next_settings_mint_nothing_outside_the_owners_policy() {
     assert_eq!(minted.len(), 1, "only the current key lives: {minted:?}");
 }
 
-/// The secret's value, version and tags, and every key: what a refusal leaves as it was.
-async fn state_of(w: &World, name: &str) -> (String, Value, Vec<(String, String)>, Value) {
-    let v =
-        w.sm.get_secret_value()
-            .secret_id(name)
-            .send()
-            .await
-            .expect("read");
-    (
-        v.version_id().unwrap_or_default().to_owned(),
-        json!(v.secret_string()),
-        w.tags(name).await,
-        w.control.state().await["keys"].clone(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adoption_starts_clean_or_changes_nothing() {
     let (w, d) = two_tenants().await;
@@ -340,7 +324,7 @@ async fn an_adoption_starts_clean_or_changes_nothing() {
         (&old, "expired at"),
         (&long, "at most 237"),
     ] {
-        let before = state_of(&w, name).await;
+        let before = w.state_of(name).await;
         let err = call_as(
             &d,
             "checkout",
@@ -354,7 +338,7 @@ async fn an_adoption_starts_clean_or_changes_nothing() {
             "{name}: {err}"
         );
         assert!(!err.contains("sk-or-") && !err.contains(&first), "{err}");
-        assert_eq!(state_of(&w, name).await, before, "{name}: nothing changed");
+        assert_eq!(w.state_of(name).await, before, "{name}: nothing changed");
     }
 }
 
