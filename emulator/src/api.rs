@@ -444,7 +444,7 @@ async fn delete_key(
             Err(r) => r,
             Ok(_) => {
                 s.keys.remove(&hash);
-                s.assignments.remove(&hash);
+                // The assignment row stays, dead (see `guardrails::assignments_page`).
                 s.deleted.push(hash);
                 Json(json!({"deleted": true})).into_response()
             }

@@ -45,15 +45,19 @@ async fn state_view(Ax(state): Ax<Shared>) -> Json<Value> {
         })
         .collect();
     let workspaces: Vec<Value> = s.workspaces.iter().map(workspace_json).collect();
+    // Live keys' assignments; the rows deleted keys left behind are counted apart.
     let assignments: serde_json::Map<String, Value> = s
         .assignments
         .iter()
+        .filter(|(h, _)| s.keys.contains_key(*h))
         .map(|(h, a)| (h.clone(), a.guardrail_id.clone().into()))
         .collect();
+    let dead_rows = s.assignments.len() - assignments.len();
     Json(
         json!({"keys": keys, "deleted": s.deleted, "workspaces": workspaces,
         "clock_offset_seconds": s.clock_offset_s, "pending_faults": s.faults.len(),
-        "assignments": assignments, "ever_assigned": s.ever_assigned}),
+        "assignments": assignments, "dead_assignment_rows": dead_rows,
+        "ever_assigned": s.ever_assigned}),
     )
 }
 

@@ -347,19 +347,24 @@ async fn assign_keys(
             Ok(h) => h,
             Err(r) => return r,
         };
-        // All or nothing: every key must exist and be in the guardrail's workspace.
-        for h in &hashes {
-            match s.keys.get(h).filter(|k| !k.is_management_key) {
-                None => return error(StatusCode::NOT_FOUND, "Key not found"),
-                Some(k) if k.workspace_id != workspace => {
-                    return bad("A guardrail can only be assigned to keys in its workspace");
-                }
-                Some(_) => {}
-            }
+        // A key of another workspace refuses the whole request; a hash that names no key
+        // (unknown, deleted, or a management key) is skipped and not counted; assigning a
+        // key again is an upsert that counts (CONTRACT.md, "Assigning": OpenRouter's
+        // provider, `guardrailkeyassignment_resource.go`: "The API skips hashes that match no
+        // key and still returns 200").
+        let live: Vec<String> = hashes
+            .into_iter()
+            .filter(|h| s.keys.get(h).is_some_and(|k| !k.is_management_key))
+            .collect();
+        if live
+            .iter()
+            .any(|h| s.keys.get(h).is_some_and(|k| k.workspace_id != workspace))
+        {
+            return bad("Some keys do not belong to the same workspace as the guardrail");
         }
         let now = s.now();
         let mut assigned = 0;
-        for h in hashes {
+        for h in live {
             s.ever_assigned.insert(h.clone());
             let same = s.assignments.get(&h).is_some_and(|a| a.guardrail_id == id);
             if !same {
@@ -394,9 +399,13 @@ async fn unassign_keys(
             Ok(h) => h,
             Err(r) => return r,
         };
+        // A key that is gone answers 0 and its row stays (the provider's `Delete`: "A key
+        // that is gone or no longer assigned here returns 200 with a count of zero").
         let mut unassigned = 0;
         for h in hashes {
-            if s.assignments.get(&h).is_some_and(|a| a.guardrail_id == id) {
+            if s.keys.contains_key(&h)
+                && s.assignments.get(&h).is_some_and(|a| a.guardrail_id == id)
+            {
                 s.assignments.remove(&h);
                 unassigned += 1;
             }
@@ -417,10 +426,15 @@ fn assignments_page(s: &State, q: &HashMap<String, String>, id: Option<&str>) ->
         .filter(|(_, a)| id.is_none_or(|id| a.guardrail_id == id))
         .collect();
     all.sort_by(|a, b| (a.1.created_at, a.0).cmp(&(b.1.created_at, b.0)));
+    // OpenRouter keeps the rows of deleted keys, cuts the page over every row, and only then
+    // drops the dead ones: a page can be short or empty before the end, and `total_count`
+    // counts every row (CONTRACT.md, "Guardrail assignment listings page past deleted keys":
+    // the provider's `keyAssigned` and `TestStubGuardrailKeyAssignmentPagesPastDeletedKeys`).
     let data: Vec<Value> = all
         .iter()
         .skip(offset)
         .take(limit)
+        .filter(|(h, _)| s.keys.contains_key(*h))
         .map(|(h, a)| assignment_json(s, h, a))
         .collect();
     Json(json!({"data": data, "total_count": all.len()})).into_response()
@@ -457,19 +471,22 @@ async fn list_all_assignments(
     .await
 }
 
-/// Books a spend of key `hash` to its guardrail's budget.
+/// Books a spend of key `hash` to its guardrail's budget, as that key's own.
 pub fn book(s: &mut State, hash: &str, spend: Spend) {
     let Some(id) = s.assignments.get(hash).map(|a| a.guardrail_id.clone()) else {
         return;
     };
     if let Some(g) = s.guardrails.get_mut(&id) {
-        g.spends.push(spend);
+        g.spends.push((hash.to_owned(), spend));
     }
 }
 
-/// The refusal of a spend of `usd` with key `hash` that would take its guardrail past its
-/// budget in the budget's current period (every key assigned to it counted), as OpenRouter
-/// answers it: 403 "Budget limit exceeded" with `metadata.limit_source`.
+/// The refusal of a spend of `usd` with key `hash` that would take the key past its
+/// guardrail's budget in the budget's current period, as OpenRouter answers it: 403 "Budget
+/// limit exceeded" with `metadata.limit_source`. The budget binds each key alone: "Budget
+/// Enforcement: ... enforced per-user and per-key, not shared across all users with that
+/// guardrail" (OpenRouter's documentation, `guides/features/guardrails.mdx`; CONTRACT.md), so
+/// only this key's spend while it carried the guardrail counts.
 pub fn budget_refusal(
     s: &State,
     hash: &str,
@@ -486,8 +503,10 @@ pub fn budget_refusal(
     let spent: f64 = g
         .spends
         .iter()
-        .filter(|sp| (g.include_byok_in_budgets || !sp.byok) && from.is_none_or(|f| sp.at >= f))
-        .map(|sp| sp.usd)
+        .filter(|(h, sp)| {
+            h == hash && (g.include_byok_in_budgets || !sp.byok) && from.is_none_or(|f| sp.at >= f)
+        })
+        .map(|(_, sp)| sp.usd)
         .sum();
     if spent + usd <= limit + 1e-9 {
         return None;

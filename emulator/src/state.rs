@@ -198,8 +198,8 @@ pub struct Guardrail {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
-    /// Spend made by keys while assigned to it (kept when a key is deleted, as a budget is).
-    pub spends: Vec<Spend>,
+    /// Spend made by each key (by hash) while assigned to it; the budget binds each key alone.
+    pub spends: Vec<(String, Spend)>,
 }
 
 /// A key's assignment to a guardrail.

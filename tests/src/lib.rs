@@ -201,6 +201,45 @@ impl Control {
             .to_owned()
     }
 
+    /// `n` keys of `workspace_id` assigned guardrail `guardrail` and then deleted through the
+    /// management API, as a dashboard user would (no unassign): `n` dead assignment rows,
+    /// which OpenRouter keeps, ahead of any later assignment (CONTRACT.md).
+    ///
+    /// # Panics
+    /// When the emulator refuses a step.
+    pub async fn leave_dead_assignment_rows(&self, guardrail: &str, workspace_id: &str, n: usize) {
+        let mut hashes = Vec::with_capacity(n);
+        for i in 0..n {
+            let (_, h) = self
+                .add_key(json!({"name": format!("dashboard-{i}"), "workspace_id": workspace_id}))
+                .await;
+            hashes.push(h);
+        }
+        let api = format!("{}/api/v1", self.base);
+        let resp = self
+            .http
+            .post(format!("{api}/guardrails/{guardrail}/assignments/keys"))
+            .bearer_auth(MANAGEMENT_KEY)
+            .json(&json!({ "key_hashes": hashes }))
+            .send()
+            .await
+            .expect("assign");
+        assert!(resp.status().is_success(), "assign: {}", resp.status());
+        let body: Value = resp.json().await.expect("assigned");
+        assert_eq!(body["assigned_count"], json!(n), "{body}");
+        for h in &hashes {
+            let status = self
+                .http
+                .delete(format!("{api}/keys/{h}"))
+                .bearer_auth(MANAGEMENT_KEY)
+                .send()
+                .await
+                .expect("delete")
+                .status();
+            assert!(status.is_success(), "delete: {status}");
+        }
+    }
+
     async fn post(&self, path: &str, body: Value) -> Value {
         let resp = self
             .http

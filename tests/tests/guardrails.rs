@@ -3,6 +3,7 @@
 //! the policy, every key the product mints carries it before it is stored, through rotation,
 //! and loses it at retirement; a guardrail that does not exist or lives in another workspace is
 //! refused before any side effect, and an assignment OpenRouter refuses leaves no usable key.
+//! Issue 26: budgets bind each key alone, and listings page past the rows of deleted keys.
 
 use orkv_tests::roles::ops;
 use orkv_tests::rotating::{GRACE, advance, deadline, deps_with, sweep};
@@ -133,16 +134,37 @@ async fn the_emulator_serves_guardrails_and_key_assignments_and_enforces_the_bud
     want.sort();
     assert_eq!(both, want);
 
-    // The budget counts every assigned key: 3 + 2 fit in 5, 0.5 more does not.
+    // The budget binds each key alone ("enforced per-user and per-key, not shared across all
+    // users with that guardrail": OpenRouter's guardrails guide; CONTRACT.md): 3 + 2 + 0.5
+    // across two keys passes a budget of 5, which pooled spend would refuse; a key's own
+    // spend past 5 is refused.
     assert_eq!(spend(&w, &key_a, 3.0).await.0, 200);
     assert_eq!(spend(&w, &key_b, 2.0).await.0, 200);
-    let (status, refused) = spend(&w, &key_b, 0.5).await;
-    assert_eq!(status, 403);
+    assert_eq!(spend(&w, &key_b, 0.5).await.0, 200, "per key, not pooled");
+    let (status, refused) = spend(&w, &key_a, 2.5).await;
+    assert_eq!(status, 403, "key a alone would reach 5.5");
     assert_eq!(refused["error"]["message"], "Budget limit exceeded");
     assert_eq!(
         refused["error"]["metadata"]["limit_source"],
         "openrouter_guardrail_budget"
     );
+    assert_eq!(
+        spend(&w, &key_b, 2.5).await.0,
+        200,
+        "key b reaches 5.0 exactly"
+    );
+    let (status, _) = spend(&w, &key_b, 0.5).await;
+    assert_eq!(status, 403);
+
+    // A hash that names no key is skipped, not refused: 200 with the count of the rest.
+    let (status, r) = call(
+        &w,
+        post.clone(),
+        &path,
+        Some(json!({"key_hashes": [a, "0".repeat(64)]})),
+    )
+    .await;
+    assert_eq!((status, r["assigned_count"].clone()), (200, json!(1)));
 
     // Unassigned, a key is no longer bound by it.
     let (status, r) = call(
@@ -155,6 +177,89 @@ async fn the_emulator_serves_guardrails_and_key_assignments_and_enforces_the_bud
     assert_eq!((status, r["unassigned_count"].clone()), (200, json!(1)));
     assert_eq!(assigned(&w, &id).await, vec![a]);
     assert_eq!(spend(&w, &key_b, 0.5).await.0, 200);
+}
+
+async fn dead_row_count(w: &World) -> u64 {
+    w.control.state().await["dead_assignment_rows"]
+        .as_u64()
+        .expect("dead_assignment_rows")
+}
+
+/// Issue 26, item 1. OpenRouter keeps the assignment rows of deleted keys and drops them after
+/// it cuts each page, so a guardrail whose first page is all dead rows answers an empty page
+/// with `total_count` past it (CONTRACT.md; OpenRouter's Terraform provider steps by the page
+/// size asked for and stops only at `total_count`, with its own test of 120 dead rows ahead of
+/// the key it looks for). Stepping by the rows returned and stopping at an empty page, the
+/// product read "no key carries it": `testSecret` refused every successor, a read-back after a
+/// lost assign reply deleted a guarded key, and the sweep reported every key. And the product
+/// deletes no guarded key without removing its assignment first.
+#[tokio::test]
+async fn guardrail_listings_page_past_the_rows_of_deleted_keys() {
+    let w = World::start().await;
+    let id = guardrail(&w, CHECKOUT_WORKSPACE_ID, 1000.0).await;
+    w.control
+        .leave_dead_assignment_rows(&id, CHECKOUT_WORKSPACE_ID, 120)
+        .await;
+    let policy = policy(&id);
+    let d = deps_with(
+        &w,
+        &[("ORKV_POLICY", policy.as_str()), ("ORKV_DRIFT", "report")],
+    );
+    let vended = ops::handle(&d, body(&unique("past")), deadline())
+        .await
+        .expect("vended");
+    // What OpenRouter answers: the first page is empty, and the listing is not over.
+    let (status, first) = call(
+        &w,
+        reqwest::Method::GET,
+        &format!("/guardrails/{id}/assignments/keys?offset=0&limit=100"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(first["data"], json!([]), "all dead rows");
+    assert_eq!(first["total_count"], json!(121));
+    assert_eq!(dead_row_count(&w).await, 120);
+
+    // testSecret finds the successor past the dead rows: the rotation completes.
+    let rotated = ops::handle_request(
+        &d,
+        json!({"action": "rotate", "secret_name": vended.secret_name, "idempotency_id": unique("r")}),
+        deadline(),
+    )
+    .await
+    .expect("rotated past dead rows");
+    assert_eq!(rotated["status"], "rotated", "{rotated}");
+    // The sweep sees both live keys carry it.
+    let r = sweep(&d, &unique("check")).await;
+    assert_eq!(r.keys_missing_guardrail, 0, "{r:?}");
+
+    // An assignment whose replies are all lost is read back, past the dead rows, and kept.
+    w.control
+        .fault(json!({"op": "assign_guardrail_keys", "action": "error_after_commit", "times": 20}))
+        .await;
+    let kept = ops::handle(&d, body(&unique("readback")), deadline()).await;
+    w.control.clear_faults().await;
+    let kept = kept.expect("the read-back finds the key past the dead rows");
+    assert_eq!(w.live_for(&kept.secret_name).await.len(), 1);
+
+    // Retirement and revoke remove each key's assignment before deleting it: no new dead row.
+    advance(&w, &d, GRACE + 60).await;
+    assert_eq!(sweep(&d, &unique("retire")).await.keys_retired, 1);
+    for name in [&vended.secret_name, &kept.secret_name] {
+        ops::handle_request(
+            &d,
+            json!({"action": "revoke", "secret_name": name, "idempotency_id": unique("v")}),
+            deadline(),
+        )
+        .await
+        .expect("revoked");
+    }
+    assert_eq!(
+        dead_row_count(&w).await,
+        120,
+        "the product left no dead row"
+    );
 }
 
 #[tokio::test]

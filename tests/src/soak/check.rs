@@ -62,6 +62,7 @@ impl Soak {
             .extend(obs.details.lock().await.iter().cloned());
         let live = self.live_keys().await;
         self.check_guardrails(&live, &mut figures).await;
+        self.check_guardrail_report(final_sweep, &mut figures).await;
         let seen = self.check_secrets(&live, &revoked, &mut figures).await;
         self.check_live_keys(&live, &seen, &mut figures).await;
         let mut everything = self.seen.lock().await.clone();
@@ -79,6 +80,32 @@ impl Soak {
             .details
             .extend(c.last_errors.lock().await.iter().cloned());
         figures
+    }
+
+    /// One more sweep, its report read: every key it says lacks the guardrail must really
+    /// lack it (the live keys without it, counted by [`Self::check_guardrails`] just before).
+    async fn check_guardrail_report(&self, final_sweep: &Pool, figures: &mut SoakFigures) {
+        let payload = json!({"execution_id": "final-guardrail-report"});
+        let reply = final_sweep
+            .invoke(payload, std::time::Duration::from_secs(20))
+            .await;
+        let Some(Ok(report)) = reply else {
+            figures.unfinished_operations += 1;
+            figures
+                .details
+                .push(format!("the guardrail-report sweep failed: {reply:?}"));
+            return;
+        };
+        let reported = report["keys_missing_guardrail"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        let false_positives = reported.saturating_sub(figures.keys_without_their_guardrail);
+        if false_positives > 0 {
+            figures.sweep_reports_of_a_missing_guardrail_that_is_there = false_positives;
+            figures.details.push(format!(
+                "the sweep reported {reported} keys without their guardrail: {report}"
+            ));
+        }
     }
 
     /// Every live key carries the guardrail, and every key a consumer read as current had

@@ -27,8 +27,9 @@ struct Unassigned {
 #[derive(Deserialize)]
 struct AssignmentPage {
     data: Vec<Assignment>,
-    #[serde(default)]
-    total_count: Option<usize>,
+    /// Required by OpenRouter's OpenAPI document (`ListKeyAssignmentsResponse`), and the only
+    /// way to know the listing ended: pages can be short or empty before the end.
+    total_count: usize,
 }
 
 #[derive(Deserialize)]
@@ -100,7 +101,13 @@ impl Client {
     }
 
     /// Every key hash assigned to guardrail `id`: `GET /guardrails/{id}/assignments/keys`,
-    /// pages of 100 until `total_count` (one call per hundred keys).
+    /// pages of 100 until `total_count` (one call per hundred assignment rows).
+    ///
+    /// OpenRouter keeps the rows of deleted keys and drops them after it cuts each page, so a
+    /// page can come back short, or empty, before the end, while `total_count` counts every
+    /// row. As OpenRouter's own Terraform provider does (`guardrailkeyassignment_resource.go`,
+    /// `keyAssigned`), `offset` steps by the page size asked for, never by the rows returned,
+    /// and only `offset >= total_count` ends the listing.
     ///
     /// # Errors
     /// Typed [`Error`]s; 404 for an unknown guardrail.
@@ -123,14 +130,9 @@ impl Client {
                     "GET /guardrails/{id}/assignments/keys",
                 )
                 .await?;
-            let len = page.data.len();
-            offset += len;
             all.extend(page.data.into_iter().map(|a| a.key_hash));
-            let done = match page.total_count {
-                Some(total) => offset >= total,
-                None => len < ASSIGNMENTS_PAGE,
-            };
-            if done || len == 0 {
+            offset += ASSIGNMENTS_PAGE;
+            if offset >= page.total_count {
                 return Ok(all);
             }
         }

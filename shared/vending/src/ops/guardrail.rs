@@ -3,14 +3,15 @@
 //! key of that entry (it must exist and live in the entry's workspace: a configuration error naming the field
 //! otherwise, before any side effect). A new key is assigned before it is stored as usable, an
 //! assignment whose outcome is unknown is read back, and a key OpenRouter refuses to assign is
-//! deleted, never stored. `testSecret` verifies the successor carries it; a retired key's
-//! assignment is removed; the sweep reports (and, with `ORKV_DRIFT=repair`, repairs) current
+//! deleted, never stored. `testSecret` verifies the successor carries it; every key deleted
+//! loses its assignment first ([`release`]); the sweep reports (and, with `ORKV_DRIFT=repair`, repairs) current
 //! keys without it.
 
 use orkv_openrouter::ErrorKind;
 use tracing::{info, warn};
 
 use crate::deps::Deps;
+use crate::domain::names::KeyName;
 use crate::error::VendError;
 
 /// Checks the guardrail `id` an entry of `tenant` for workspace `w` (resolved to
@@ -102,6 +103,8 @@ pub(crate) async fn assign_new_key(
         }
         Err(e) => {
             warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "the new key does not carry its guardrail: deleted, never stored");
+            // An assignment whose outcome was unknown may have landed.
+            unassign(deps, hash, guardrail).await;
             let deleted = match deps.openrouter().await {
                 Ok(c) => c.delete_key(hash).await.map_err(VendError::from),
                 Err(e) => Err(e),
@@ -159,8 +162,27 @@ pub(crate) async fn carries(deps: &Deps, hash: &str, guardrail: &str) -> Result<
         .contains(hash))
 }
 
-/// Removes a retiring key's assignment (best effort: deleting the key ends it anyway).
-pub(crate) async fn unassign_retiring(deps: &Deps, hash: &str, guardrail: &str) {
+/// Before key `hash` (named `key_name`, in `workspace_id`) is deleted: removes its
+/// assignment to the guardrail its owner's policy names for that workspace, if any (one
+/// `POST /guardrails/{id}/assignments/keys/remove`; none without a guardrail). OpenRouter
+/// keeps the assignment row of a deleted key (CONTRACT.md, "Guardrail assignment listings page
+/// past deleted keys"), so every delete of a guarded key goes through here. Best effort: a
+/// row left behind is skipped by the listing ([`orkv_openrouter::Client::guardrail_key_hashes`]).
+pub(crate) async fn release(deps: &Deps, key_name: &str, workspace_id: &str, hash: &str) {
+    let Some(secret) = KeyName::parse(key_name).map(|k| k.secret().to_owned()) else {
+        return;
+    };
+    match guardrail_for(deps, &secret, workspace_id).await {
+        Ok(Some(g)) => unassign(deps, hash, &g).await,
+        Ok(None) => {}
+        Err(e) => {
+            warn!(key_hash = %hash, error = %e, "could not tell which guardrail the key carries; deleting it without removing the assignment");
+        }
+    }
+}
+
+/// Removes key `hash`'s assignment to `guardrail` (best effort: logged when it fails).
+pub(crate) async fn unassign(deps: &Deps, hash: &str, guardrail: &str) {
     let result = match deps.openrouter().await {
         Ok(c) => c
             .unassign_keys(guardrail, &[hash])
@@ -171,6 +193,6 @@ pub(crate) async fn unassign_retiring(deps: &Deps, hash: &str, guardrail: &str) 
     if let Err(e) = result
         && !matches!(&e, VendError::OpenRouter(o) if o.kind() == ErrorKind::NotFound)
     {
-        warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "could not remove the retired key's guardrail assignment");
+        warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "could not remove the key's guardrail assignment");
     }
 }

@@ -99,11 +99,11 @@ pub(crate) enum Kept {
     Refused(StoreError),
 }
 
-/// Writes the new key `hash` with `write` (same token every time), retrying transient
+/// Writes the new key `minted` holds with `write` (same token every time), retrying transient
 /// failures, then reading back with `read_back`.
 pub(crate) async fn keep_minted<W, WF, R, RF>(
     deps: &Deps,
-    hash: &str,
+    minted: &SecretRecord,
     mut write: W,
     read_back: R,
 ) -> Kept
@@ -113,6 +113,7 @@ where
     R: FnOnce() -> RF,
     RF: Future<Output = Result<Option<SecretVersion>, StoreError>>,
 {
+    let hash = minted.key_hash.as_deref().unwrap_or_default();
     let mut attempt = 0;
     let error = loop {
         match write().await {
@@ -124,7 +125,7 @@ where
             }
             Err(e) if e.is_transient() => break e,
             Err(e) => {
-                delete_unstored(deps, hash).await;
+                delete_unstored(deps, minted, hash).await;
                 return Kept::Refused(e);
             }
         }
@@ -140,7 +141,14 @@ where
 }
 
 /// Deletes a key this attempt minted and could not store (best effort).
-async fn delete_unstored(deps: &Deps, hash: &str) {
+async fn delete_unstored(deps: &Deps, minted: &SecretRecord, hash: &str) {
+    guardrail::release(
+        deps,
+        &minted.openrouter_key_name,
+        &minted.workspace_id,
+        hash,
+    )
+    .await;
     let result = match deps.openrouter().await {
         Ok(client) => client
             .delete_key(hash)

@@ -9,6 +9,7 @@ use crate::deps::Deps;
 use crate::domain::record::{MANAGED_BY, RecordState, SecretRecord};
 use crate::domain::tags::{self, stage::AWSCURRENT};
 use crate::error::VendError;
+use crate::ops::guardrail;
 
 /// Under the functions' tag-scoped roles AWS answers AccessDenied, not "not found", for a
 /// secret that is missing or not the product's: for a named secret, both mean "none of ours".
@@ -112,6 +113,7 @@ pub(crate) async fn delete_named(
     let found = keys_named(deps, workspace_id, name).await?;
     let client = deps.openrouter().await?;
     for hash in &found {
+        guardrail::release(deps, name, workspace_id, hash).await;
         match client.delete_key(hash).await {
             Ok(_) => warn!(key_hash = %hash, "deleted a key of an unfinished attempt"),
             Err(e) if e.kind() == ErrorKind::NotFound => {}

@@ -7,7 +7,7 @@ use tracing::warn;
 use crate::deps::Deps;
 use crate::domain::ownership::Owner;
 use crate::error::VendError;
-use crate::ops::owned;
+use crate::ops::{guardrail, owned};
 
 /// How a retirement ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,8 @@ pub(crate) async fn disable_now(
     Ok(disabled)
 }
 
-/// Disables, deletes and reads back the key `hash`. Safe to repeat.
+/// Disables the key `hash`, removes its guardrail assignment ([`guardrail::release`]),
+/// deletes it and reads it back. Safe to repeat.
 pub(crate) async fn retire_key(deps: &Deps, hash: &str) -> Result<Retired, VendError> {
     let client = deps.openrouter().await?;
     let disable = KeyPatch {
@@ -62,7 +63,7 @@ pub(crate) async fn retire_key(deps: &Deps, hash: &str) -> Result<Retired, VendE
         ..KeyPatch::default()
     };
     match client.update_key(hash, &disable).await {
-        Ok(_) => {}
+        Ok(key) => guardrail::release(deps, &key.name, &key.workspace_id, hash).await,
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }

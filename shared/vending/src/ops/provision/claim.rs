@@ -227,7 +227,7 @@ async fn store_active(
     let hash = active.key_hash.clone().unwrap_or_default();
     let kept = mint::keep_minted(
         deps,
-        &hash,
+        active,
         || {
             deps.store
                 .put(name, &value, &put_token, &[stage::AWSCURRENT])

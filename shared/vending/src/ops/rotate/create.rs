@@ -203,7 +203,7 @@ async fn store_successor(
     let value = record.to_secret();
     let kept = mint::keep_minted(
         deps,
-        &hash,
+        &record,
         || {
             deps.store.put_rotation(
                 &desc.arn,

@@ -20,6 +20,7 @@ use crate::domain::tags::{
 use crate::error::VendError;
 use crate::ops::budget;
 use crate::ops::confirm::{self, Claim, Confirmation};
+use crate::ops::guardrail;
 use crate::ops::promote::{self, Promoted};
 use crate::ops::read;
 use crate::ops::retire;
@@ -317,6 +318,7 @@ async fn delete_other_attempts(
     };
     let client = deps.openrouter().await?;
     for hash in others.iter().filter(|h| **h != stored) {
+        guardrail::release(deps, name.as_str(), &promoted.workspace_id, hash).await;
         match client.delete_key(hash).await {
             Ok(_) => {
                 warn!(key_hash = %hash, "deleted a key another attempt of this rotation minted");

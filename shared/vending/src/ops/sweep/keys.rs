@@ -24,6 +24,7 @@ use super::drift::{Drifted, within_cap};
 use super::report::{SweepAction, SweepReport};
 use super::spend::SpendBook;
 use super::{Current, DEADLINE_MARGIN, Listed, h64};
+use crate::ops::guardrail;
 use crate::ops::read;
 use crate::ops::sweep::guardrails;
 use crate::ops::sweep::refill;
@@ -88,7 +89,7 @@ pub(super) async fn scan_keys(
                 return Ok(());
             }
             // One candidate that cannot be checked never stops the scan.
-            if let Err(e) = handle_candidate(deps, &name, hash, dry_run, report).await {
+            if let Err(e) = handle_candidate(deps, &ws, &name, hash, dry_run, report).await {
                 warn!(openrouter_key_name = %name, error_type = e.kind(), error = %e, "could not check a candidate orphan; the next run repeats it");
             }
         }
@@ -209,6 +210,7 @@ async fn list_workspace(
 /// Confirms an orphan by reading the secret it names, then reports or deletes it.
 async fn handle_candidate(
     deps: &Deps,
+    workspace_id: &str,
     name: &str,
     hash: String,
     dry_run: bool,
@@ -223,6 +225,7 @@ async fn handle_candidate(
         report.note(SweepAction::OrphanReported, name, hash);
         return Ok(());
     }
+    guardrail::release(deps, name, workspace_id, &hash).await;
     match deps.openrouter().await?.delete_key(&hash).await {
         Ok(_) => {
             report.orphans_deleted += 1;

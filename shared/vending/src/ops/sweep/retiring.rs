@@ -16,7 +16,6 @@ use crate::domain::tags::{
 };
 use crate::error::VendError;
 use crate::ops::budget;
-use crate::ops::guardrail;
 use crate::ops::owned;
 use crate::ops::retire::{self, Retired};
 
@@ -25,7 +24,6 @@ struct Context {
     /// The active current record, if any.
     current: Option<SecretRecord>,
     ledger: Option<Ledger>,
-    guardrail: Option<String>,
 }
 
 /// Retires the due superseded keys of one secret, never one a label still references.
@@ -60,7 +58,7 @@ pub(super) async fn retire_due(
     for hash in sorted.foreign {
         blocked.push((hash, NOT_OWNED.into()));
     }
-    let mut ctx = retiring_context(deps, name, arn, current.as_ref()).await?;
+    let mut ctx = retiring_context(deps, arn, current.as_ref()).await?;
     let mut carried = false;
     for hash in &sorted.ours {
         if protected.contains(hash) {
@@ -76,9 +74,6 @@ pub(super) async fn retire_due(
         if let Some(ledger) = ctx.ledger.as_mut() {
             budget::carry_retiring(deps, arn, ledger, hash).await?;
             carried = true;
-        }
-        if let Some(g) = &ctx.guardrail {
-            guardrail::unassign_retiring(deps, hash, g).await;
         }
         match retire::retire_key(deps, hash).await? {
             Retired::StillListed => {
@@ -99,11 +94,9 @@ pub(super) async fn retire_due(
     Ok(())
 }
 
-/// The current record, and with it the budget's ledger (one `DescribeSecret`) and the
-/// guardrail its workspace's keys carry.
+/// The current record, and with it the budget's ledger (one `DescribeSecret`).
 async fn retiring_context(
     deps: &Deps,
-    name: &str,
     arn: &str,
     current: Option<&SecretVersion>,
 ) -> Result<Context, VendError> {
@@ -115,19 +108,13 @@ async fn retiring_context(
         return Ok(Context {
             current: None,
             ledger: None,
-            guardrail: None,
         });
     };
     let desc = deps.store.describe(arn).await?;
     let ledger = desc
         .as_ref()
         .map(|d| budget::ledger(deps, &d.tags, record.cap()));
-    let guardrail = guardrail::guardrail_for(deps, name, &record.workspace_id).await?;
-    Ok(Context {
-        current,
-        ledger,
-        guardrail,
-    })
+    Ok(Context { current, ledger })
 }
 
 /// The current key gets what the retired keys left unspent, decided from the secret as it
