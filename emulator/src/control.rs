@@ -135,6 +135,10 @@ struct AddKey {
     limit: Option<f64>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
+    /// Any spelling, unchecked: a key as OpenRouter may describe it in a later version (its
+    /// SDKs decode enums as open values: CONTRACT.md).
+    #[serde(default)]
+    limit_reset: Option<String>,
 }
 
 /// Adds a key without an API call (an inference key for 403 tests, a second management key,
@@ -152,6 +156,7 @@ async fn add_key(Ax(state): Ax<Shared>, Json(a): Json<AddKey>) -> Response {
     record.is_management_key = a.management;
     record.limit = a.limit;
     record.expires_at = a.expires_at;
+    record.limit_reset = a.limit_reset;
     let hash = record.hash.clone();
     s.keys.insert(hash.clone(), record);
     Json(json!({"key": plaintext, "hash": hash})).into_response()
@@ -165,6 +170,7 @@ async fn add_workspace(Ax(state): Ax<Shared>, Json(w): Json<SeedWorkspace>) -> R
         return error(StatusCode::CONFLICT, "a workspace with this id exists");
     }
     let body = workspace_json(&w);
+    s.add_default_guardrail(&w.id);
     s.workspaces.push(w);
     (StatusCode::CREATED, Json(body)).into_response()
 }

@@ -347,6 +347,11 @@ async fn assign_keys(
             Ok(h) => h,
             Err(r) => return r,
         };
+        // A workspace's default guardrail applies to every key without an assignment and
+        // cannot be assigned (CONTRACT.md, "Assigning"; the provider's resource description).
+        if s.is_default_guardrail(&id) {
+            return bad("A workspace's default guardrail cannot be assigned to keys");
+        }
         // A key of another workspace refuses the whole request; a hash that names no key
         // (unknown, deleted, or a management key) is skipped and not counted; assigning a
         // key again is an upsert that counts (CONTRACT.md, "Assigning": OpenRouter's

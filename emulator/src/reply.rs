@@ -43,15 +43,10 @@ pub fn key_json(k: &KeyRecord, now: OffsetDateTime) -> Value {
 }
 
 pub fn workspace_json(w: &SeedWorkspace) -> Value {
-    // The document requires a UUID here (`Workspace.default_guardrail_id`, type string): one
-    // derived from the workspace, stable across runs.
-    let guardrail = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_URL,
-        format!("orkv-emulator:guardrail:{}", w.id).as_bytes(),
-    );
+    let guardrail = crate::state::default_guardrail_id(&w.id);
     json!({
         "id": w.id, "name": w.name, "slug": w.slug, "description": null,
-        "default_guardrail_id": guardrail.to_string(), "default_text_model": null, "default_image_model": null,
+        "default_guardrail_id": guardrail, "default_text_model": null, "default_image_model": null,
         "default_provider_sort": null, "include_byok_in_budgets": false,
         "io_logging_api_key_ids": null, "io_logging_sampling_rate": 1,
         "is_data_discount_logging_enabled": true, "is_observability_broadcast_enabled": false,

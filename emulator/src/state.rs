@@ -202,6 +202,17 @@ pub struct Guardrail {
     pub spends: Vec<(String, Spend)>,
 }
 
+/// The id of workspace `workspace_id`'s default guardrail: a UUID derived from the workspace
+/// (the document requires a UUID), stable across runs.
+#[must_use]
+pub fn default_guardrail_id(workspace_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("orkv-emulator:guardrail:{workspace_id}").as_bytes(),
+    )
+    .to_string()
+}
+
 /// A key's assignment to a guardrail.
 #[derive(Debug, Clone, Serialize)]
 pub struct Assignment {
@@ -255,7 +266,41 @@ impl State {
             ever_assigned: std::collections::HashSet::new(),
         };
         state.insert_management_key(&cfg.management_key);
+        for w in state.workspaces.clone() {
+            state.add_default_guardrail(&w.id);
+        }
         state
+    }
+
+    /// Workspace `workspace_id`'s default guardrail, as OpenRouter keeps one per workspace
+    /// (`Workspace.default_guardrail_id`): no budget, applied to every key without an
+    /// assignment, never assignable.
+    pub fn add_default_guardrail(&mut self, workspace_id: &str) {
+        let id = default_guardrail_id(workspace_id);
+        let created_at = self.now();
+        self.guardrails.insert(
+            id.clone(),
+            Guardrail {
+                id,
+                name: "Default guardrail".into(),
+                description: None,
+                workspace_id: workspace_id.to_owned(),
+                limit_usd: None,
+                reset_interval: None,
+                include_byok_in_budgets: false,
+                created_at,
+                updated_at: None,
+                spends: Vec::new(),
+            },
+        );
+    }
+
+    /// Whether `id` is some workspace's default guardrail.
+    #[must_use]
+    pub fn is_default_guardrail(&self, id: &str) -> bool {
+        self.workspaces
+            .iter()
+            .any(|w| default_guardrail_id(&w.id) == id)
     }
 
     pub fn now(&self) -> OffsetDateTime {

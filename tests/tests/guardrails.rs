@@ -340,7 +340,24 @@ async fn a_guardrail_that_does_not_exist_or_lives_elsewhere_is_refused_before_an
     let w = World::start().await;
     let elsewhere = guardrail(&w, SEARCH_WORKSPACE_ID, 10.0).await;
     let missing = uuid::Uuid::new_v4().to_string();
-    for (id, says) in [(missing, "no guardrail"), (elsewhere, "is in workspace")] {
+    // The workspace's default guardrail cannot be assigned (CONTRACT.md; issue 26, item 3):
+    // refused when the policy is checked, not by deleting every new key at assignment.
+    let (_, workspace) = call(
+        &w,
+        reqwest::Method::GET,
+        &format!("/workspaces/{CHECKOUT_WORKSPACE_ID}"),
+        None,
+    )
+    .await;
+    let default = workspace["data"]["default_guardrail_id"]
+        .as_str()
+        .expect("default guardrail")
+        .to_owned();
+    for (id, says) in [
+        (missing, "no guardrail"),
+        (elsewhere, "is in workspace"),
+        (default, "default guardrail"),
+    ] {
         let policy = policy(&id);
         let d = deps_with(&w, &[("ORKV_POLICY", policy.as_str())]);
         let key_name = unique("refused");

@@ -14,6 +14,15 @@ pub enum ErrorKind {
     /// The account is out of credit (402 without the key's limit in question): every key of
     /// the account is refused, whatever its own cap.
     CreditsExhausted,
+    /// A guardrail's budget refused the key's spend (`limit_source`
+    /// `openrouter_guardrail_budget`): the key is valid.
+    GuardrailBudgetExceeded,
+    /// The workspace's budget refused the spend (`openrouter_workspace_budget`): the key is
+    /// valid.
+    WorkspaceBudgetExceeded,
+    /// Spend already in flight holds the budget (`openrouter_in_flight_budget`): transient,
+    /// with `Retry-After`.
+    InFlightBudget,
     NotFound,
     RateLimited,
     Server,
@@ -35,6 +44,9 @@ impl ErrorKind {
             Self::Forbidden => "OpenRouterForbidden",
             Self::KeyLimitExceeded => "OpenRouterKeyLimitExceeded",
             Self::CreditsExhausted => "OpenRouterCreditsExhausted",
+            Self::GuardrailBudgetExceeded => "OpenRouterGuardrailBudgetExceeded",
+            Self::WorkspaceBudgetExceeded => "OpenRouterWorkspaceBudgetExceeded",
+            Self::InFlightBudget => "OpenRouterInFlightBudget",
             Self::NotFound => "OpenRouterNotFound",
             Self::RateLimited => "OpenRouterRateLimited",
             Self::Server => "OpenRouterServerError",
@@ -59,11 +71,21 @@ pub enum Error {
     Forbidden { message: String },
     #[error("the key is over its own spend cap ({status}): {message}")]
     KeyLimitExceeded { status: u16, message: String },
-    #[error("the account is out of credit (402): {message}")]
-    CreditsExhausted { message: String },
+    #[error("the account is out of credit ({status}): {message}")]
+    CreditsExhausted { status: u16, message: String },
+    #[error("a guardrail's budget refused the spend ({status}): {message}")]
+    GuardrailBudgetExceeded { status: u16, message: String },
+    #[error("the workspace's budget refused the spend ({status}): {message}")]
+    WorkspaceBudgetExceeded { status: u16, message: String },
+    #[error("spend in flight holds the budget ({status}; retry after {retry_after:?}): {message}")]
+    InFlightBudget {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     #[error("OpenRouter has no such resource (404): {message}")]
     NotFound { message: String },
-    #[error("OpenRouter rate-limited the call (429): {message}")]
+    #[error("OpenRouter rate-limited the call (429; retry after {retry_after:?}): {message}")]
     RateLimited {
         message: String,
         retry_after: Option<Duration>,
@@ -99,6 +121,9 @@ impl Error {
             Self::Forbidden { .. } => ErrorKind::Forbidden,
             Self::KeyLimitExceeded { .. } => ErrorKind::KeyLimitExceeded,
             Self::CreditsExhausted { .. } => ErrorKind::CreditsExhausted,
+            Self::GuardrailBudgetExceeded { .. } => ErrorKind::GuardrailBudgetExceeded,
+            Self::WorkspaceBudgetExceeded { .. } => ErrorKind::WorkspaceBudgetExceeded,
+            Self::InFlightBudget { .. } => ErrorKind::InFlightBudget,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Server { .. } => ErrorKind::Server,
@@ -118,6 +143,7 @@ impl Error {
         matches!(
             self.kind(),
             ErrorKind::RateLimited
+                | ErrorKind::InFlightBudget
                 | ErrorKind::Server
                 | ErrorKind::Timeout
                 | ErrorKind::Connection
@@ -129,29 +155,59 @@ impl Error {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } | Self::Server { retry_after, .. } => {
-                *retry_after
-            }
+            Self::RateLimited { retry_after, .. }
+            | Self::Server { retry_after, .. }
+            | Self::InFlightBudget { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
 
-    pub(crate) fn from_status(status: u16, message: String, retry_after: Option<Duration>) -> Self {
+    /// The error an answer of `status` means, classified as OpenRouter documents it: first by
+    /// `error.metadata.limit_source` (`limit_source`), then by status, and only last by the
+    /// message's text (OpenRouter's *Errors and debugging* and *Limits* pages; CONTRACT.md,
+    /// "Spend refusals carry `error.metadata.limit_source`").
+    pub(crate) fn from_reply(
+        status: u16,
+        message: String,
+        limit_source: Option<&str>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        match limit_source {
+            Some("openrouter_key_limit") => return Self::KeyLimitExceeded { status, message },
+            Some("openrouter_guardrail_budget") => {
+                return Self::GuardrailBudgetExceeded { status, message };
+            }
+            Some("openrouter_workspace_budget") => {
+                return Self::WorkspaceBudgetExceeded { status, message };
+            }
+            Some("openrouter_credits") => return Self::CreditsExhausted { status, message },
+            Some("openrouter_in_flight_budget") => {
+                return Self::InFlightBudget {
+                    status,
+                    message,
+                    retry_after,
+                };
+            }
+            _ => {}
+        }
+        let text = message.to_ascii_lowercase();
         match status {
             400 => Self::BadRequest { message },
             401 => Self::Unauthorized { message },
-            // 402 names the key when its own limit is spent; otherwise the account is out of
-            // credit.
-            402 if message.to_ascii_lowercase().contains("key") => {
+            // Without a source, 402 is the key's own limit only when the text says so ("key
+            // limit", "... for this key"); the account out of credit reads "Insufficient
+            // credits. ... Make sure your key is on the correct account or org", which names
+            // a key without being about one.
+            402 if text.contains("key limit") || text.contains("for this key") => {
                 Self::KeyLimitExceeded { status, message }
             }
-            402 => Self::CreditsExhausted { message },
+            402 => Self::CreditsExhausted { status, message },
             // Older material answers a key over its cap with 403 and this text, newer material
             // "Budget limit exceeded" (a key limit or a guardrail budget); any other 403 (an
             // inference key on a management endpoint) stays Forbidden.
             403 if ["key limit exceeded", "budget limit exceeded"]
                 .iter()
-                .any(|m| message.to_ascii_lowercase().contains(m)) =>
+                .any(|m| text.contains(m)) =>
             {
                 Self::KeyLimitExceeded { status, message }
             }
@@ -161,7 +217,8 @@ impl Error {
                 message,
                 retry_after,
             },
-            500..=599 => Self::Server {
+            // 408 Request Timeout: the request did not arrive whole; transient like a 5xx.
+            408 | 500..=599 => Self::Server {
                 status,
                 message,
                 retry_after,
@@ -175,26 +232,83 @@ impl Error {
 mod tests {
     use super::*;
 
+    fn kind(status: u16, message: &str, source: Option<&str>) -> ErrorKind {
+        Error::from_reply(status, message.to_owned(), source, None).kind()
+    }
+
     #[test]
     fn a_key_over_its_cap_is_recognised_in_both_documented_forms() {
         for (status, message) in [
             (402, "Insufficient credits for this key"),
             (403, "Key limit exceeded"),
+            (403, "Key limit exceeded (daily limit)"),
         ] {
-            let e = Error::from_status(status, message.to_owned(), None);
-            assert_eq!(e.kind(), ErrorKind::KeyLimitExceeded, "{status}");
-            assert!(!e.is_transient());
+            assert_eq!(kind(status, message, None), ErrorKind::KeyLimitExceeded);
+            assert!(!Error::from_reply(status, message.into(), None, None).is_transient());
         }
-        let other = Error::from_status(403, "Only management keys can do this".into(), None);
-        assert_eq!(other.kind(), ErrorKind::Forbidden);
-        let budget = Error::from_status(403, "Budget limit exceeded".into(), None);
-        assert_eq!(budget.kind(), ErrorKind::KeyLimitExceeded);
-        let credits = Error::from_status(402, "Insufficient credits. Add more".into(), None);
         assert_eq!(
-            credits.kind(),
-            ErrorKind::CreditsExhausted,
-            "the account, not the key"
+            kind(403, "Only management keys can do this", None),
+            ErrorKind::Forbidden
         );
-        assert!(!credits.is_transient());
+        assert_eq!(
+            kind(403, "Budget limit exceeded", None),
+            ErrorKind::KeyLimitExceeded
+        );
+    }
+
+    /// OpenRouter's *Errors and debugging* page: the account out of credit answers 402
+    /// "Insufficient credits. ... Make sure your key is on the correct account or org", which
+    /// names a key; before, any 402 whose text held "key" was the key's own limit.
+    #[test]
+    fn the_account_out_of_credit_is_not_the_keys_limit_though_its_text_names_a_key() {
+        let text = "Insufficient credits. This account never purchased credits. Make sure your key is on the correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits";
+        assert_eq!(kind(402, text, None), ErrorKind::CreditsExhausted);
+        assert_eq!(
+            kind(402, text, Some("openrouter_credits")),
+            ErrorKind::CreditsExhausted
+        );
+    }
+
+    /// `error.metadata.limit_source` decides before the status and the text (OpenRouter's
+    /// *Limits* page and *Errors and debugging* page; CONTRACT.md).
+    #[test]
+    fn the_limit_source_decides_before_the_status_and_the_text() {
+        let budget = "Budget limit exceeded";
+        assert_eq!(
+            kind(403, budget, Some("openrouter_guardrail_budget")),
+            ErrorKind::GuardrailBudgetExceeded
+        );
+        assert_eq!(
+            kind(403, budget, Some("openrouter_workspace_budget")),
+            ErrorKind::WorkspaceBudgetExceeded
+        );
+        assert_eq!(
+            kind(403, budget, Some("openrouter_key_limit")),
+            ErrorKind::KeyLimitExceeded
+        );
+        assert_eq!(
+            kind(402, "Insufficient credits", Some("openrouter_key_limit")),
+            ErrorKind::KeyLimitExceeded
+        );
+        let in_flight = Error::from_reply(
+            402,
+            "Request would exceed the budget with spend in flight".into(),
+            Some("openrouter_in_flight_budget"),
+            Some(Duration::from_secs(2)),
+        );
+        assert_eq!(in_flight.kind(), ErrorKind::InFlightBudget);
+        assert!(in_flight.is_transient(), "in-flight spend clears");
+        assert_eq!(in_flight.retry_after(), Some(Duration::from_secs(2)));
+        // An unknown source falls back to the status and the text.
+        assert_eq!(
+            kind(403, "Key limit exceeded", Some("openrouter_something_new")),
+            ErrorKind::KeyLimitExceeded
+        );
+    }
+
+    #[test]
+    fn a_request_timeout_is_transient() {
+        let e = Error::from_reply(408, "Request Timeout".into(), None, None);
+        assert!(e.is_transient());
     }
 }

@@ -9,7 +9,7 @@ mod error;
 mod secret;
 mod types;
 
-pub use client::{Client, ClientConfig, DEFAULT_BASE_URL};
+pub use client::{Client, ClientConfig, DEFAULT_BASE_URL, KeyPage};
 pub use error::{Error, ErrorKind};
 pub use secret::{ApiKey, ManagementKey, key_hash};
 pub use types::{

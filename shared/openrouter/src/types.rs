@@ -27,6 +27,25 @@ impl LimitReset {
     }
 }
 
+/// A key's `limit_reset` as an open value, as OpenRouter's own SDKs decode their enums
+/// (CONTRACT.md, "Enums are open"): a spelling this client does not know reads as no reset
+/// (a warning names it) instead of failing the key, and with it a whole listing page.
+fn open_limit_reset<'de, D>(d: D) -> Result<Option<LimitReset>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: Option<String> = Option::deserialize(d)?;
+    Ok(raw.and_then(|v| match v.as_str() {
+        "daily" => Some(LimitReset::Daily),
+        "weekly" => Some(LimitReset::Weekly),
+        "monthly" => Some(LimitReset::Monthly),
+        other => {
+            tracing::warn!(limit_reset = %other, "a key's limit_reset is not one this client knows; read as none");
+            None
+        }
+    }))
+}
+
 /// A key's spend cap: the three mutable cap settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Cap {
@@ -48,7 +67,8 @@ pub struct Key {
     pub limit: Option<f64>,
     #[serde(default)]
     pub limit_remaining: Option<f64>,
-    #[serde(default)]
+    /// Decoded as an open value ([`open_limit_reset`]).
+    #[serde(default, deserialize_with = "open_limit_reset")]
     pub limit_reset: Option<LimitReset>,
     #[serde(default)]
     pub include_byok_in_limit: bool,
@@ -117,7 +137,8 @@ pub struct CurrentKey {
     pub limit: Option<f64>,
     #[serde(default)]
     pub limit_remaining: Option<f64>,
-    #[serde(default)]
+    /// Decoded as an open value ([`open_limit_reset`]).
+    #[serde(default, deserialize_with = "open_limit_reset")]
     pub limit_reset: Option<LimitReset>,
     #[serde(default)]
     pub include_byok_in_limit: bool,
@@ -141,6 +162,10 @@ pub struct Workspace {
     pub slug: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// The guardrail OpenRouter applies to every key of the workspace without an assignment;
+    /// it cannot be assigned (CONTRACT.md, "Assigning").
+    #[serde(default)]
+    pub default_guardrail_id: Option<String>,
 }
 
 /// A guardrail, as far as the product reads one: its workspace (`None`: a legacy guardrail
@@ -238,6 +263,10 @@ mod tests {
             "workspace_id":"w","last_used_at":"2025-08-24T10:30:00Z","external_user":"x"}"#;
         let key: Key = serde_json::from_str(json).expect("parses");
         assert_eq!(key.limit_reset, Some(LimitReset::Monthly));
+        // An enum value OpenRouter may add later reads as no reset, not as a broken key.
+        let newer = json.replace("\"monthly\"", "\"yearly\"");
+        let key: Key = serde_json::from_str(&newer).expect("an open value");
+        assert_eq!(key.limit_reset, None);
         assert_eq!(key.expires_at.map(|t| t.year()), Some(2027));
         assert_eq!(key.cap().map(|c| c.limit), Some(5.0));
     }

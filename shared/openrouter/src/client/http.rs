@@ -62,7 +62,7 @@ impl Client {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self
             .cfg
             .backoff_base
@@ -99,9 +99,10 @@ impl Client {
             // it is never passed on.
             return serde_json::from_slice(&bytes).map_err(|_| Error::Decode { what });
         }
-        Err(Error::from_status(
+        Err(Error::from_reply(
             status.as_u16(),
             error_message(status, &bytes),
+            limit_source(&bytes).as_deref(),
             retry_after,
         ))
     }
@@ -144,6 +145,15 @@ impl WithoutUrl for reqwest::Error {
     }
 }
 
+/// `error.metadata.limit_source` of an error body, if any.
+fn limit_source(bytes: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(bytes)
+        .ok()?
+        .error
+        .metadata?
+        .limit_source
+}
+
 pub(super) fn error_message(status: StatusCode, bytes: &[u8]) -> String {
     let message = serde_json::from_slice::<ErrorBody>(bytes)
         .map(|b| b.error.message)
@@ -155,9 +165,25 @@ pub(super) fn error_message(status: StatusCode, bytes: &[u8]) -> String {
     message
 }
 
+/// `Retry-After` as seconds (whole or fractional) or as an HTTP date (RFC 9110, section
+/// 10.2.3: `delay-seconds` or `HTTP-date`), at most an hour; a date in the past is no wait.
 pub(super) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let secs: f64 = value.trim().parse().ok()?;
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let secs: f64 = match value.parse::<f64>() {
+        Ok(secs) => secs,
+        Err(_) => {
+            let at =
+                time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822)
+                    .ok()?;
+            (at - time::OffsetDateTime::now_utc())
+                .as_seconds_f64()
+                .max(0.0)
+        }
+    };
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
@@ -177,6 +203,23 @@ mod tests {
             "soon".parse().expect("header"),
         );
         assert_eq!(parse_retry_after(&h), None);
+        // An HTTP date: the wait until then; one in the past is no wait.
+        let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(30);
+        let date = soon
+            .format(&time::format_description::well_known::Rfc2822)
+            .expect("date")
+            .replace("+0000", "GMT");
+        h.insert(reqwest::header::RETRY_AFTER, date.parse().expect("header"));
+        let wait = parse_retry_after(&h).expect("a date is a wait");
+        assert!(
+            (Duration::from_secs(28)..=Duration::from_secs(30)).contains(&wait),
+            "{wait:?} from {date}"
+        );
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().expect("header"),
+        );
+        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
     }
 
     #[test]

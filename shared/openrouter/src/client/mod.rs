@@ -76,6 +76,15 @@ struct Data<T> {
     data: T,
 }
 
+/// One page of `GET /keys`: the keys that decoded, how many rows the page held, and how
+/// many of them were skipped.
+#[derive(Debug, Clone)]
+pub struct KeyPage {
+    pub keys: Vec<Key>,
+    pub rows: usize,
+    pub skipped: usize,
+}
+
 #[derive(Deserialize)]
 struct WorkspacePage {
     data: Vec<Workspace>,
@@ -92,6 +101,15 @@ struct ErrorBody {
 struct ErrorDetail {
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    metadata: Option<ErrorMetadata>,
+}
+
+/// The part of `error.metadata` the client reads: which limit refused a spend.
+#[derive(Deserialize)]
+struct ErrorMetadata {
+    #[serde(default)]
+    limit_source: Option<String>,
 }
 
 /// Whether a call may be sent again after a failure whose outcome is unknown.
@@ -172,7 +190,9 @@ impl Client {
         Ok(data.data)
     }
 
-    /// One page of `GET /keys` for a workspace (the default workspace when `None`).
+    /// One page of `GET /keys` for a workspace (the default workspace when `None`). A row
+    /// that does not decode as a key is skipped and reported (a warning with its hash, when
+    /// it has one), so one odd key never fails the page.
     ///
     /// # Errors
     /// Typed [`Error`]s.
@@ -181,7 +201,7 @@ impl Client {
         workspace_id: Option<&str>,
         offset: usize,
         include_disabled: bool,
-    ) -> Result<Vec<Key>, Error> {
+    ) -> Result<KeyPage, Error> {
         let mut query = vec![
             ("offset", offset.to_string()),
             ("include_disabled", include_disabled.to_string()),
@@ -189,7 +209,7 @@ impl Client {
         if let Some(ws) = workspace_id {
             query.push(("workspace_id", ws.to_owned()));
         }
-        let page: Data<Vec<Key>> = self
+        let page: Data<Vec<serde_json::Value>> = self
             .call_managed(
                 Method::GET,
                 "/keys",
@@ -199,11 +219,35 @@ impl Client {
                 "GET /keys",
             )
             .await?;
-        Ok(page.data)
+        let rows = page.data.len();
+        let mut keys = Vec::with_capacity(rows);
+        let mut skipped = 0;
+        for row in page.data {
+            let hash = row
+                .get("hash")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            match serde_json::from_value::<Key>(row) {
+                Ok(k) => keys.push(k),
+                Err(_) => {
+                    skipped += 1;
+                    tracing::warn!(
+                        event = "UndecodableKey",
+                        key_hash = hash.as_deref().unwrap_or("(none)"),
+                        "a listed key does not decode; skipped"
+                    );
+                }
+            }
+        }
+        Ok(KeyPage {
+            keys,
+            rows,
+            skipped,
+        })
     }
 
-    /// Every key of a workspace, page by page (100 each) until a short page.
-    /// `visit` sees each page; return `false` from it to stop early.
+    /// Every key of a workspace, page by page (100 rows each) until a short page.
+    /// `visit` sees each page's keys; return `false` from it to stop early.
     ///
     /// # Errors
     /// Typed [`Error`]s from any page.
@@ -221,11 +265,10 @@ impl Client {
             let page = self
                 .list_keys_page(workspace_id, offset, include_disabled)
                 .await?;
-            let len = page.len();
-            if !visit(page) || len < KEYS_PAGE {
+            if !visit(page.keys) || page.rows < KEYS_PAGE {
                 return Ok(());
             }
-            offset += len;
+            offset += page.rows;
         }
     }
 
@@ -272,7 +315,8 @@ impl Client {
     /// [`Error::CreateOutcomeUnknown`]: the caller must reconcile by listing for `req.name`.
     ///
     /// # Errors
-    /// Definite refusals (400, 401, 403, 404, 429) mean nothing was created.
+    /// Definite refusals (400, 401, 403, 404, and a 429 still refused after its waits) mean
+    /// nothing was created.
     pub async fn create_key_once(&self, req: &CreateKeyRequest) -> Result<CreatedKey, Error> {
         let body = serde_json::to_value(req).map_err(|_| Error::Decode {
             what: "create key request",
@@ -281,16 +325,32 @@ impl Client {
             name: req.name.clone(),
             cause,
         };
-        let result: Result<CreatedKey, Error> = self
-            .call_managed(
-                Method::POST,
-                "/keys",
-                &[],
-                Some(&body),
-                Repeat::Never,
-                "POST /keys",
-            )
-            .await;
+        let mut attempt = 0;
+        let result: Result<CreatedKey, Error> = loop {
+            let result = self
+                .call_managed(
+                    Method::POST,
+                    "/keys",
+                    &[],
+                    Some(&body),
+                    Repeat::Never,
+                    "POST /keys",
+                )
+                .await;
+            // A 429 is a definite refusal (nothing was created), so it is sent again after
+            // the wait OpenRouter asks for, when that wait fits ([`ClientConfig::max_backoff`]).
+            match &result {
+                Err(e @ Error::RateLimited { .. }) if attempt < self.cfg.max_retries => {
+                    match e.retry_after() {
+                        Some(after) if after > self.cfg.max_backoff => break result,
+                        Some(after) => tokio::time::sleep(after).await,
+                        None => tokio::time::sleep(self.backoff(attempt)).await,
+                    }
+                    attempt += 1;
+                }
+                _ => break result,
+            }
+        };
         match result {
             Ok(created) => Ok(created),
             Err(e @ (Error::Timeout(_) | Error::Connection(_) | Error::Decode { .. })) => {
@@ -401,6 +461,13 @@ impl Client {
 }
 /// A path segment must be a plain id: no slashes, dots-only or control characters.
 fn path_segment(id: &str) -> Result<&str, Error> {
+    // A key's plaintext is never sent as an identifier (paths reach access logs); the
+    // message does not repeat it.
+    if id.starts_with("sk-or-") {
+        return Err(Error::BadRequest {
+            message: "a key's plaintext (sk-or-...) was given where its hash belongs".to_owned(),
+        });
+    }
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -424,6 +491,12 @@ mod tests {
         assert!(path_segment("../admin").is_err());
         assert!(path_segment("").is_err());
         assert!(path_segment("f01d5260").is_ok());
+    }
+
+    #[test]
+    fn a_plaintext_key_is_never_a_path_segment() {
+        let err = path_segment("sk-or-v1-0123456789abcdef").expect_err("refused");
+        assert!(!err.to_string().contains("0123456789abcdef"), "{err}");
     }
 
     #[test]

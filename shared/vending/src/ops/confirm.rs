@@ -124,11 +124,15 @@ fn refuses_the_key(kind: ErrorKind) -> bool {
     )
 }
 
-/// A refusal of a key's spend, not of the key: over its own cap, or the account out of
-/// credit. The key is valid; it is reported as such wherever a key is tested.
+/// A refusal of a key's spend, not of the key: over its own cap, a guardrail's or the
+/// workspace's budget, or the account out of credit. The key is valid; it is reported as
+/// such wherever a key is tested.
 pub(crate) fn spent_but_valid(kind: ErrorKind) -> bool {
     matches!(
         kind,
-        ErrorKind::KeyLimitExceeded | ErrorKind::CreditsExhausted
+        ErrorKind::KeyLimitExceeded
+            | ErrorKind::CreditsExhausted
+            | ErrorKind::GuardrailBudgetExceeded
+            | ErrorKind::WorkspaceBudgetExceeded
     )
 }

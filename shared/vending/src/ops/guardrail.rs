@@ -7,12 +7,39 @@
 //! loses its assignment first ([`release`]); the sweep reports (and, with `ORKV_DRIFT=repair`, repairs) current
 //! keys without it.
 
-use orkv_openrouter::ErrorKind;
+use orkv_openrouter::{ErrorKind, Guardrail};
 use tracing::{info, warn};
 
 use crate::deps::Deps;
 use crate::domain::names::KeyName;
 use crate::error::VendError;
+
+/// Whether guardrail `g` can be assigned to the keys of workspace `workspace_id` (the
+/// policy's `entry`), whose default guardrail is `default`, as OpenRouter decides it
+/// (CONTRACT.md, "Assigning"): a guardrail of another workspace is refused; a workspace's
+/// default guardrail cannot be assigned (it already applies to every key without one); a
+/// legacy guardrail, predating workspaces, accepts keys of any workspace.
+fn guardrail_fits(
+    g: &Guardrail,
+    entry: &str,
+    workspace_id: &str,
+    default: Option<&str>,
+) -> Result<(), String> {
+    if default == Some(g.id.as_str()) {
+        return Err(format!(
+            "guardrail {} is workspace {entry:?}'s default guardrail, which OpenRouter applies to every key without an assignment and refuses to assign; leave guardrail_id out to rely on it",
+            g.id
+        ));
+    }
+    match g.workspace_id.as_deref() {
+        None => Ok(()),
+        Some(w) if w == workspace_id => Ok(()),
+        Some(w) => Err(format!(
+            "guardrail {} is in workspace {w}, not {entry:?}; a key can only carry a guardrail of its own workspace",
+            g.id
+        )),
+    }
+}
 
 /// Checks the guardrail `id` an entry of `tenant` for workspace `w` (resolved to
 /// `workspace_id`) names, once per container.
@@ -39,11 +66,14 @@ async fn check_guardrail_entry(
         }
         Err(e) => return Err(e.into()),
     };
-    if g.workspace_id.as_deref() != Some(workspace_id) {
-        return Err(VendError::Config(format!(
-            "ORKV_POLICY: {field}: guardrail {id} is in workspace {}, not {entry:?}; a key can only carry a guardrail of its own workspace",
-            g.workspace_id.as_deref().unwrap_or("(none)"),
-        )));
+    let default = deps
+        .workspaces()
+        .await?
+        .iter()
+        .find(|w| w.id == workspace_id)
+        .and_then(|w| w.default_guardrail_id.clone());
+    if let Err(why) = guardrail_fits(&g, entry, workspace_id, default.as_deref()) {
+        return Err(VendError::Config(format!("ORKV_POLICY: {field}: {why}")));
     }
     if let Ok(mut c) = deps.checked_guardrails.lock() {
         c.insert(id.to_owned());
@@ -138,7 +168,15 @@ pub(crate) async fn assign(
     };
     match client.assign_keys(guardrail, &[hash]).await {
         Ok(1) => Ok(()),
-        Ok(n) => Err(refused(format!("OpenRouter assigned {n} keys, not 1"))),
+        // A count OpenRouter was not expected to answer (it skips hashes it cannot see): the
+        // assignment is read back before the key is given up.
+        Ok(n) => match client.guardrail_key_hashes(guardrail).await {
+            Ok(set) if set.contains(hash) => Ok(()),
+            Ok(_) => Err(refused(format!(
+                "OpenRouter assigned {n} keys, not 1, and the read-back does not show the key"
+            ))),
+            Err(read) => Err(read.into()),
+        },
         Err(e) if e.is_transient() => match client.guardrail_key_hashes(guardrail).await {
             Ok(set) if set.contains(hash) => Ok(()),
             Ok(_) => Err(refused("the read-back does not show the key".into())),
@@ -194,5 +232,31 @@ pub(crate) async fn unassign(deps: &Deps, hash: &str, guardrail: &str) {
         && !matches!(&e, VendError::OpenRouter(o) if o.kind() == ErrorKind::NotFound)
     {
         warn!(key_hash = %hash, guardrail_id = %guardrail, error = %e, "could not remove the key's guardrail assignment");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(id: &str, workspace: Option<&str>) -> Guardrail {
+        serde_json::from_value(
+            serde_json::json!({"id": id, "name": "g", "workspace_id": workspace}),
+        )
+        .expect("guardrail")
+    }
+
+    #[test]
+    fn a_guardrail_fits_its_own_workspace_and_a_legacy_one_fits_any() {
+        assert!(guardrail_fits(&g("a", Some("w1")), "checkout", "w1", Some("d")).is_ok());
+        assert!(guardrail_fits(&g("a", None), "checkout", "w1", Some("d")).is_ok());
+        let other = guardrail_fits(&g("a", Some("w2")), "checkout", "w1", None).expect_err("no");
+        assert!(other.contains("is in workspace w2"), "{other}");
+    }
+
+    #[test]
+    fn a_workspaces_default_guardrail_is_refused_by_name() {
+        let why = guardrail_fits(&g("d", Some("w1")), "checkout", "w1", Some("d")).expect_err("no");
+        assert!(why.contains("default guardrail"), "{why}");
     }
 }
