@@ -7,7 +7,7 @@
 locals {
   ns = "OpenRouterKeyVending"
   # One metric line: [namespace, name, dim, value, {label}] in CloudWatch's dashboard syntax.
-  sweep_metric  = { for m in ["RotationsStarted", "RotationFailures", "KeysNearExpiry", "LowSpendKeys", "OrphansFound", "CurrentKeysBroken", "CurrentKeysRepaired", "KeysDrifted", "KeysDriftRepaired", "SecretValuesReplaced", "UnmanagedKeys", "RetirementsBlocked", "KeysRetired", "SweepIncomplete"] : m => [local.ns, m, "Function", "sweep", { label = m }] }
+  sweep_metric  = { for m in ["RotationsStarted", "RotationFailures", "KeysNearExpiry", "LowSpendKeys", "OrphansFound", "CurrentKeysBroken", "CurrentKeysRepaired", "KeysDrifted", "KeysDriftRepaired", "SecretValuesReplaced", "UnmanagedKeys", "RetirementsBlocked", "KeysRetired", "SweepIncomplete", "IdleKeys", "KeysWithoutExpiry", "WorkspacesLoggingKeysById"] : m => [local.ns, m, "Function", "sweep", { label = m }] }
   rotate_metric = { for m in ["RotationsCompleted", "RotationStepFailures"] : m => [local.ns, m, "Function", "rotate", { label = m }] }
 
   dashboard_widgets = [
@@ -25,8 +25,8 @@ locals {
     {
       type = "metric", x = 12, y = 2, width = 12, height = 6
       properties = {
-        title   = "Keys near expiry and low on spend headroom", region = local.region, stat = "Maximum", period = 3600, view = "timeSeries"
-        metrics = [local.sweep_metric["KeysNearExpiry"], local.sweep_metric["LowSpendKeys"]]
+        title   = "Keys near expiry, low on spend headroom, idle, never expiring; workspaces logging keys by id", region = local.region, stat = "Maximum", period = 3600, view = "timeSeries"
+        metrics = [local.sweep_metric["KeysNearExpiry"], local.sweep_metric["LowSpendKeys"], local.sweep_metric["IdleKeys"], local.sweep_metric["KeysWithoutExpiry"], local.sweep_metric["WorkspacesLoggingKeysById"]]
       }
     },
     {

@@ -21,12 +21,15 @@ locals {
 
   tenanted    = length(var.tenants) > 0
   admin_alias = "platform-admin"
-  lifetime_policy = {
+  lifetime_policy = merge({
     min_ttl_seconds               = var.key_lifetime.min_seconds
     max_ttl_seconds               = var.key_lifetime.max_seconds
     default_ttl_seconds           = var.key_lifetime.default_seconds
     default_rotate_before_seconds = var.key_lifetime.rotate_before_seconds
-  }
+    }, {
+    # Rendered only when set: the policy shares the 4 KB environment with every tenant.
+    for k, v in { org_max_key_lifetime_seconds = var.key_lifetime.org_max_seconds } : k => v if v != null
+  })
   # Two renderings, one chosen (a conditional over objects of different shapes does not type).
   tenant_policy = jsonencode(merge(local.lifetime_policy, {
     admin_alias = local.admin_alias
@@ -66,6 +69,7 @@ locals {
       ORKV_ORPHAN_MIN_AGE_SECONDS = tostring(var.sweep.orphan_min_age_seconds)
       ORKV_LOW_SPEND_FRACTION     = tostring(var.sweep.low_spend_fraction)
       ORKV_EXPIRY_WARNING_SECONDS = tostring(var.sweep.expiry_warning_seconds)
+      ORKV_IDLE_KEY_SECONDS       = tostring(var.sweep.idle_key_seconds)
       ORKV_REVOKE_SECRET          = var.revoke_secret
       ORKV_RECOVERY_WINDOW_DAYS   = tostring(var.recovery_window_days)
       # A pending record must outlive the provision function's timeout (see the README).

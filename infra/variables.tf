@@ -184,12 +184,15 @@ variable "workspaces" {
 }
 
 variable "key_lifetime" {
-  description = "Bounds of a key's lifetime (seconds) and when rotation starts before expiry. Requests outside min/max are refused."
+  description = "Bounds of a key's lifetime (seconds), when rotation starts before expiry, and the organisation's maximum key lifetime if an OpenRouter admin set one. Requests outside min/max are refused."
   type = object({
     min_seconds           = optional(number, 3600)
     max_seconds           = optional(number, 7776000)
     default_seconds       = optional(number, 2592000)
     rotate_before_seconds = optional(number, 604800)
+    # The organisation's maximum key lifetime (OpenRouter's security settings; no API shows it):
+    # OpenRouter rejects every request from a key without an expiry or outliving it.
+    org_max_seconds = optional(number)
   })
   default = {}
 
@@ -204,6 +207,10 @@ variable "key_lifetime" {
   validation {
     condition     = var.key_lifetime.rotate_before_seconds >= 1
     error_message = "key_lifetime: rotate_before_seconds must be at least 1."
+  }
+  validation {
+    condition     = var.key_lifetime.org_max_seconds == null ? true : var.key_lifetime.org_max_seconds >= var.key_lifetime.max_seconds
+    error_message = "key_lifetime: max_seconds must not exceed org_max_seconds, the organisation's maximum key lifetime (OpenRouter rejects every request from a key that outlives it)."
   }
 }
 
@@ -282,6 +289,8 @@ variable "sweep" {
     orphan_min_age_seconds = optional(number, 900)
     low_spend_fraction     = optional(number, 0.1)
     expiry_warning_seconds = optional(number, 86400)
+    # Report a current key unused for this long (0: never).
+    idle_key_seconds = optional(number, 2592000)
   })
   default = {}
 
@@ -302,8 +311,8 @@ variable "sweep" {
     error_message = "sweep.low_spend_fraction: within 0-1."
   }
   validation {
-    condition     = var.sweep.orphan_min_age_seconds >= 0 && var.sweep.expiry_warning_seconds >= 0
-    error_message = "sweep: orphan_min_age_seconds and expiry_warning_seconds must not be negative."
+    condition     = var.sweep.orphan_min_age_seconds >= 0 && var.sweep.expiry_warning_seconds >= 0 && var.sweep.idle_key_seconds >= 0
+    error_message = "sweep: orphan_min_age_seconds, expiry_warning_seconds and idle_key_seconds must not be negative."
   }
 }
 

@@ -27,6 +27,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_emulator/usage", post(set_usage))
         .route("/_emulator/spend", post(spend))
         .route("/_emulator/workspaces", post(add_workspace))
+        .route("/_emulator/workspace-logging", post(set_workspace_logging))
         .with_state(state)
 }
 
@@ -173,6 +174,25 @@ async fn add_workspace(Ax(state): Ax<Shared>, Json(w): Json<SeedWorkspace>) -> R
     s.add_default_guardrail(&w.id);
     s.workspaces.push(w);
     (StatusCode::CREATED, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct WorkspaceLogging {
+    id: String,
+    io_logging_api_key_ids: Option<Vec<u64>>,
+}
+
+/// Sets which keys (by integer id) a workspace logs the I/O of, as the dashboard's workspace
+/// settings do.
+async fn set_workspace_logging(Ax(state): Ax<Shared>, Json(w): Json<WorkspaceLogging>) -> Response {
+    let mut s = state.lock().await;
+    match s.workspaces.iter_mut().find(|x| x.id == w.id) {
+        Some(x) => {
+            x.io_logging_api_key_ids = w.io_logging_api_key_ids;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "unknown workspace"),
+    }
 }
 
 #[derive(Deserialize)]

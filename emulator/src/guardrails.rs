@@ -373,12 +373,15 @@ async fn assign_keys(
             s.ever_assigned.insert(h.clone());
             let same = s.assignments.get(&h).is_some_and(|a| a.guardrail_id == id);
             if !same {
+                s.seq += 1;
+                let seq = s.seq;
                 s.assignments.insert(
                     h,
                     Assignment {
                         id: uuid::Uuid::new_v4().to_string(),
                         guardrail_id: id.clone(),
                         created_at: now,
+                        seq,
                     },
                 );
             }
@@ -430,7 +433,7 @@ fn assignments_page(s: &State, q: &HashMap<String, String>, id: Option<&str>) ->
         .iter()
         .filter(|(_, a)| id.is_none_or(|id| a.guardrail_id == id))
         .collect();
-    all.sort_by(|a, b| (a.1.created_at, a.0).cmp(&(b.1.created_at, b.0)));
+    all.sort_by_key(|(_, a)| (a.created_at, a.seq));
     // OpenRouter keeps the rows of deleted keys, cuts the page over every row, and only then
     // drops the dead ones: a page can be short or empty before the end, and `total_count`
     // counts every row (CONTRACT.md, "Guardrail assignment listings page past deleted keys":

@@ -39,6 +39,8 @@ pub fn key_json(k: &KeyRecord, now: OffsetDateTime) -> Value {
         "created_at": ts(k.created_at), "updated_at": k.updated_at.map_or(Value::Null, ts),
         "expires_at": k.expires_at.map_or(Value::Null, ts),
         "creator_user_id": k.creator_user_id, "workspace_id": k.workspace_id,
+        // The last spend made with the key: OpenRouter's `last_used_at` (key audit cookbook).
+        "last_used_at": k.spends.iter().map(|s| s.at).max().map_or(Value::Null, ts),
     })
 }
 
@@ -48,7 +50,7 @@ pub fn workspace_json(w: &SeedWorkspace) -> Value {
         "id": w.id, "name": w.name, "slug": w.slug, "description": null,
         "default_guardrail_id": guardrail, "default_text_model": null, "default_image_model": null,
         "default_provider_sort": null, "include_byok_in_budgets": false,
-        "io_logging_api_key_ids": null, "io_logging_sampling_rate": 1,
+        "io_logging_api_key_ids": w.io_logging_api_key_ids, "io_logging_sampling_rate": 1,
         "is_data_discount_logging_enabled": true, "is_observability_broadcast_enabled": false,
         "is_observability_io_logging_enabled": false, "created_by": null,
         "created_at": "2025-08-24T10:30:00Z", "updated_at": "2025-08-24T10:30:00Z",

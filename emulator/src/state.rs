@@ -18,6 +18,9 @@ pub struct SeedWorkspace {
     pub id: String,
     pub name: String,
     pub slug: String,
+    /// The keys whose I/O the workspace logs, by OpenRouter's integer key id.
+    #[serde(default)]
+    pub io_logging_api_key_ids: Option<Vec<u64>>,
 }
 
 impl SeedWorkspace {
@@ -29,11 +32,13 @@ impl SeedWorkspace {
                 id: "5b1e0c52-8f0a-4c8e-9d61-2f3a7c1e9a01".into(),
                 name: "Checkout Team".into(),
                 slug: "checkout".into(),
+                io_logging_api_key_ids: None,
             },
             Self {
                 id: "9d4f7a10-3b2c-4e5d-8f60-7a8b9c0d1e02".into(),
                 name: "Search Team".into(),
                 slug: "search".into(),
+                io_logging_api_key_ids: None,
             },
         ]
     }
@@ -220,6 +225,8 @@ pub struct Assignment {
     pub guardrail_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Insertion order: rows made in the same second list in the order they were made.
+    pub seq: u64,
 }
 
 #[derive(Debug)]
@@ -249,6 +256,7 @@ impl State {
             id: DEFAULT_WORKSPACE_ID.into(),
             name: "Default Workspace".into(),
             slug: "default".into(),
+            io_logging_api_key_ids: None,
         }];
         workspaces.extend(cfg.workspaces.iter().cloned());
         let mut state = Self {

@@ -212,11 +212,13 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
 #[tokio::test]
 async fn every_refused_adoption_changes_nothing_and_names_the_field() {
     let w = World::adoptable().await;
+    // With the organisation's maximum key lifetime set (90 days, the policy's own maximum).
     let policy = json!({
         "tenants": {
             "checkout": {"workspaces": [{"workspace": "checkout", "max_limit": 100}]},
             "search": {"workspaces": [{"workspace": "search", "max_limit": 20}]}
-        }
+        },
+        "org_max_key_lifetime_seconds": 7_776_000
     })
     .to_string();
     let d = w.rotating_deps(&[("ORKV_POLICY", &policy)]);
@@ -237,6 +239,9 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
     let (over_cap, _) = w.outside_key("big", CHECKOUT, Some(150.0), Some(30)).await;
     let (no_cap, _) = w.outside_key("uncapped", CHECKOUT, None, Some(30)).await;
     let (fine, _) = w.outside_key("fine", CHECKOUT, Some(5.0), Some(30)).await;
+    // OpenRouter rejects every request from a key that never expires once an admin sets the
+    // organisation's maximum key lifetime (issue 26, item 5; CONTRACT.md).
+    let (forever, _) = w.outside_key("forever", CHECKOUT, Some(5.0), None).await;
     let cases: Vec<(String, String, &str, &str, &str)> = vec![
         // (secret, value, workspace, alias, the error's field)
         (
@@ -280,6 +285,13 @@ async fn every_refused_adoption_changes_nothing_and_names_the_field() {
             "checkout",
             "checkout",
             "`secret_name`",
+        ),
+        (
+            secret("forever"),
+            json!({"api_key": forever}).to_string(),
+            "checkout",
+            "checkout",
+            "org_max_key_lifetime_seconds",
         ),
         (
             secret("bare"),

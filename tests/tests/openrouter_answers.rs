@@ -1,4 +1,4 @@
-//! Issue 26, item 4: the product reads OpenRouter's answers as OpenRouter documents them. A
+//! Issue 26, items 4 and 5: the product reads OpenRouter's answers as OpenRouter documents them. A
 //! 429 on `POST /keys` is a definite refusal, sent again after the wait OpenRouter asks for; a
 //! key described in a spelling this client does not know (OpenRouter's SDKs decode enums as
 //! open values) never stops a listing. Sources: docs/openrouter-fidelity.md.
@@ -67,4 +67,104 @@ async fn a_key_in_a_spelling_this_client_does_not_know_never_stops_a_listing() {
         "the product's key was seen: {r:?}"
     );
     assert_eq!(w.live_for(&vended.secret_name).await.len(), 1);
+}
+
+/// Issue 26, item 5. OpenRouter hides expired keys from `GET /keys` unless asked
+/// (`include_expired`: CONTRACT.md, "Listing keys"), so an expired key the product named, whose
+/// secret is gone, was never listed and never cleaned up.
+#[tokio::test]
+async fn an_expired_key_the_product_named_is_listed_and_cleaned_up_as_an_orphan() {
+    let w = World::start().await;
+    let d = deps_with(
+        &w,
+        &[
+            ("ORKV_ORPHANS", "delete"),
+            ("ORKV_ORPHAN_MIN_AGE_SECONDS", "0"),
+        ],
+    );
+    let (_, expired) = w
+        .control
+        .add_key(
+            json!({"name": format!("orkv:openrouter/checkout/{}:c0ffee", unique("gone")),
+                        "workspace_id": CHECKOUT_WORKSPACE_ID, "limit": 5,
+                        "expires_at": "2026-01-01T00:00:00Z"}),
+        )
+        .await;
+    let r = sweep(&d, &unique("orphans")).await;
+    assert!(
+        r.actions
+            .iter()
+            .any(|a| a.action == SweepAction::OrphanDeleted && a.detail == expired),
+        "{r:?}"
+    );
+    let state = w.control.state().await;
+    assert!(
+        !state["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["hash"] == json!(expired)),
+        "deleted"
+    );
+}
+
+/// Issue 26, item 5: a current key nobody has used for `ORKV_IDLE_KEY_SECONDS` is reported
+/// from the listing's `last_used_at` (no call of its own); one never used says nothing.
+#[tokio::test]
+async fn a_current_key_nobody_has_used_for_a_while_is_reported_idle() {
+    let w = World::start().await;
+    let d = deps_with(&w, &[("ORKV_IDLE_KEY_SECONDS", "3600")]);
+    let used = ops::handle(&d, body(&unique("used")), deadline())
+        .await
+        .expect("vended");
+    let never = ops::handle(&d, body(&unique("never")), deadline())
+        .await
+        .expect("vended");
+    let (_, record) = w.current(&used.secret_name).await;
+    let plaintext = record["api_key"].as_str().expect("plaintext");
+    let spent = reqwest::Client::new()
+        .post(format!("{}/_emulator/spend", w.emu.url()))
+        .json(&json!({"key": plaintext, "usd": 0.01}))
+        .send()
+        .await
+        .expect("spend")
+        .status();
+    assert!(spent.is_success());
+    let r = sweep(&d, &unique("fresh")).await;
+    assert_eq!(r.idle_keys, 0, "just used: {r:?}");
+    orkv_tests::rotating::advance(&w, &d, 7200).await;
+    let r = sweep(&d, &unique("idle")).await;
+    let idle: Vec<&str> = r
+        .actions
+        .iter()
+        .filter(|a| a.action == SweepAction::IdleKey)
+        .map(|a| a.secret.as_str())
+        .collect();
+    assert_eq!(idle, vec![used.secret_name.as_str()], "{r:?}");
+    assert_eq!(r.idle_keys, 1);
+    assert!(!idle.contains(&never.secret_name.as_str()));
+}
+
+/// Issue 26, item 5: a workspace's `io_logging_api_key_ids` names keys by an integer id the
+/// documented key object does not carry, so rotation (which replaces keys) silently ends a
+/// listed key's logging; the sweep says so, per workspace.
+#[tokio::test]
+async fn a_workspace_that_logs_keys_by_id_is_reported() {
+    let w = World::start().await;
+    let status = reqwest::Client::new()
+        .post(format!("{}/_emulator/workspace-logging", w.emu.url()))
+        .json(&json!({"id": CHECKOUT_WORKSPACE_ID, "io_logging_api_key_ids": [7, 9]}))
+        .send()
+        .await
+        .expect("settings")
+        .status();
+    assert!(status.is_success());
+    let d = deps_with(&w, &[]);
+    let r = sweep(&d, &unique("logging")).await;
+    assert_eq!(r.workspaces_logging_keys_by_id, 1, "{r:?}");
+    assert!(
+        r.actions
+            .iter()
+            .any(|a| a.action == SweepAction::WorkspaceLogsKeysById && a.secret == "checkout")
+    );
 }

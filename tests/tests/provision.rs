@@ -472,13 +472,17 @@ async fn openrouter_refusals_surface_typed_and_leave_nothing() {
         .await
         .expect("warm-up");
     let name = unique("limited");
+    // A wait longer than the client waits (OpenRouter's documentation shows 60 s): refused,
+    // the wait named. A short one is waited and the create sent again
+    // (`openrouter_answers.rs::a_rate_limited_create_is_sent_again_after_its_wait_and_mints_one_key`).
     w.control
-        .fault(json!({"op": "create_key", "action": "rate_limit", "retry_after": 3}))
+        .fault(json!({"op": "create_key", "action": "rate_limit", "retry_after": 60}))
         .await;
     let err = orkv_tests::roles::ops::handle(&d, request(&name), deadline())
         .await
         .expect_err("429");
     assert_eq!(err.kind(), "OpenRouterRateLimited");
+    assert!(err.to_string().contains("retry after 60 s"), "{err}");
     assert!(
         !secret_exists(&w, &format!("openrouter/checkout/{name}")).await,
         "no secret left"

@@ -77,7 +77,7 @@ pub enum Error {
     GuardrailBudgetExceeded { status: u16, message: String },
     #[error("the workspace's budget refused the spend ({status}): {message}")]
     WorkspaceBudgetExceeded { status: u16, message: String },
-    #[error("spend in flight holds the budget ({status}; retry after {retry_after:?}): {message}")]
+    #[error("spend in flight holds the budget ({status}{}): {message}", wait_text(.retry_after))]
     InFlightBudget {
         status: u16,
         message: String,
@@ -85,7 +85,7 @@ pub enum Error {
     },
     #[error("OpenRouter has no such resource (404): {message}")]
     NotFound { message: String },
-    #[error("OpenRouter rate-limited the call (429; retry after {retry_after:?}): {message}")]
+    #[error("OpenRouter rate-limited the call (429{}): {message}", wait_text(.retry_after))]
     RateLimited {
         message: String,
         retry_after: Option<Duration>,
@@ -109,6 +109,14 @@ pub enum Error {
     CreateOutcomeUnknown { name: String, cause: String },
     #[error("invalid OpenRouter client configuration: {0}")]
     Config(String),
+}
+
+/// `; retry after N s` when the server asked for a wait (a wait longer than the client's
+/// longest is not waited, so the caller sees it).
+fn wait_text(wait: &Option<Duration>) -> String {
+    wait.map_or_else(String::new, |w| {
+        format!("; OpenRouter asks to retry after {} s", w.as_secs_f64())
+    })
 }
 
 impl Error {

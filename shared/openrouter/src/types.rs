@@ -98,6 +98,10 @@ pub struct Key {
     #[serde(default)]
     pub creator_user_id: Option<String>,
     pub workspace_id: String,
+    /// When the key was last used (OpenRouter's key audit cookbook; null also for a key last
+    /// used before the field existed, end of 2025).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl Key {
@@ -166,6 +170,10 @@ pub struct Workspace {
     /// it cannot be assigned (CONTRACT.md, "Assigning").
     #[serde(default)]
     pub default_guardrail_id: Option<String>,
+    /// The keys whose I/O this workspace logs, by OpenRouter's integer key id (which the
+    /// documented key object does not carry, so the product cannot map its keys to them).
+    #[serde(default)]
+    pub io_logging_api_key_ids: Option<Vec<serde_json::Value>>,
 }
 
 /// A guardrail, as far as the product reads one: its workspace (`None`: a legacy guardrail

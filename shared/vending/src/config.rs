@@ -82,6 +82,9 @@ pub struct Config {
     /// `ORKV_EXPIRY_WARNING_SECONDS` (86400): warn when a key expires within this long and
     /// has not been rotated.
     pub expiry_warning: Duration,
+    /// `ORKV_IDLE_KEY_SECONDS` (2592000, 30 days; 0 turns it off): the sweep reports a current
+    /// key whose `last_used_at` is older than this (`IdleKey`).
+    pub idle_key_after: Option<Duration>,
     /// `ORKV_REVOKE_SECRET` (`mark` or `delete`): revoke deletes the secret (with Secrets
     /// Manager's recovery window) rather than keep it marked revoked.
     pub revoke_deletes_secret: bool,
@@ -303,6 +306,8 @@ impl Config {
             retire_grace: vars.seconds("ORKV_RETIRE_GRACE_SECONDS", 7200)?,
             orphan_min_age: vars.seconds("ORKV_ORPHAN_MIN_AGE_SECONDS", 900)?,
             expiry_warning: vars.seconds("ORKV_EXPIRY_WARNING_SECONDS", 86_400)?,
+            idle_key_after: Some(vars.seconds("ORKV_IDLE_KEY_SECONDS", 2_592_000)?)
+                .filter(|d| !d.is_zero()),
             openrouter_base_url: vars
                 .text("OPENROUTER_BASE_URL")
                 .unwrap_or_else(|| orkv_openrouter::DEFAULT_BASE_URL.to_owned()),

@@ -190,7 +190,9 @@ impl Client {
         Ok(data.data)
     }
 
-    /// One page of `GET /keys` for a workspace (the default workspace when `None`). A row
+    /// One page of `GET /keys` for a workspace (the default workspace when `None`), with
+    /// `include_inactive` its disabled and expired keys too (OpenRouter hides both unless
+    /// asked: `include_disabled`, `include_expired`; CONTRACT.md, "Listing keys"). A row
     /// that does not decode as a key is skipped and reported (a warning with its hash, when
     /// it has one), so one odd key never fails the page.
     ///
@@ -200,11 +202,12 @@ impl Client {
         &self,
         workspace_id: Option<&str>,
         offset: usize,
-        include_disabled: bool,
+        include_inactive: bool,
     ) -> Result<KeyPage, Error> {
         let mut query = vec![
             ("offset", offset.to_string()),
-            ("include_disabled", include_disabled.to_string()),
+            ("include_disabled", include_inactive.to_string()),
+            ("include_expired", include_inactive.to_string()),
         ];
         if let Some(ws) = workspace_id {
             query.push(("workspace_id", ws.to_owned()));
@@ -254,7 +257,7 @@ impl Client {
     pub async fn for_each_key_page<F>(
         &self,
         workspace_id: Option<&str>,
-        include_disabled: bool,
+        include_inactive: bool,
         mut visit: F,
     ) -> Result<(), Error>
     where
@@ -263,7 +266,7 @@ impl Client {
         let mut offset = 0;
         loop {
             let page = self
-                .list_keys_page(workspace_id, offset, include_disabled)
+                .list_keys_page(workspace_id, offset, include_inactive)
                 .await?;
             if !visit(page.keys) || page.rows < KEYS_PAGE {
                 return Ok(());
@@ -279,10 +282,10 @@ impl Client {
     pub async fn list_keys(
         &self,
         workspace_id: Option<&str>,
-        include_disabled: bool,
+        include_inactive: bool,
     ) -> Result<Vec<Key>, Error> {
         let mut all = Vec::new();
-        self.for_each_key_page(workspace_id, include_disabled, |page| {
+        self.for_each_key_page(workspace_id, include_inactive, |page| {
             all.extend(page);
             true
         })

@@ -153,6 +153,8 @@ struct PolicyFile {
     default_ttl_seconds: u64,
     #[serde(default = "default_rotate_before")]
     default_rotate_before_seconds: u64,
+    #[serde(default)]
+    org_max_key_lifetime_seconds: Option<u64>,
 }
 
 fn default_min_ttl() -> u64 {
@@ -182,6 +184,11 @@ pub struct Policy {
     pub admin_alias: Option<String>,
     /// The policy-wide lifetime bounds.
     pub bounds: Bounds,
+    /// The organisation's maximum key lifetime, an OpenRouter admin setting no API shows:
+    /// OpenRouter rejects every request from a key that never expires or outlives it, existing
+    /// keys included (its security-settings guide; CONTRACT.md). Set at deploy time; every key
+    /// lifetime the policy allows must fit within it.
+    pub org_max_key_lifetime_seconds: Option<u64>,
 }
 
 /// A tenant name (and the admin alias): a Lambda alias name that can never be a version
@@ -217,6 +224,7 @@ impl Policy {
             default_rotate_before_seconds: file.default_rotate_before_seconds,
         };
         check_bounds("", &bounds)?;
+        check_org_lifetime(&bounds, file.org_max_key_lifetime_seconds)?;
         if bounds.default_rotate_before_seconds == 0 {
             return Err("default_rotate_before_seconds must be at least 1".into());
         }
@@ -266,6 +274,7 @@ impl Policy {
             tenanted,
             admin_alias: file.admin_alias,
             bounds,
+            org_max_key_lifetime_seconds: file.org_max_key_lifetime_seconds,
         })
     }
 
@@ -344,6 +353,20 @@ fn tenant(name: String, t: TenantFile, prefix: &str) -> Result<Tenant, String> {
         actions,
         event_sources: t.event_sources,
     })
+}
+
+/// Every lifetime the policy allows fits the organisation's maximum key lifetime (each
+/// workspace's own bounds lie within the policy's, so the policy's maximum is enough).
+fn check_org_lifetime(b: &Bounds, org_max: Option<u64>) -> Result<(), String> {
+    match org_max {
+        None => Ok(()),
+        Some(0) => Err("org_max_key_lifetime_seconds must be at least 1".into()),
+        Some(m) if b.max_ttl_seconds > m => Err(format!(
+            "max_ttl_seconds ({}) exceeds org_max_key_lifetime_seconds ({m}): OpenRouter rejects every request from a key that outlives the organisation's maximum key lifetime",
+            b.max_ttl_seconds
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 fn check_bounds(at: &str, b: &Bounds) -> Result<(), String> {
@@ -571,5 +594,22 @@ mod tests {
             let err = Policy::from_json(text).expect_err(text);
             assert!(err.contains(field), "{field}: {err}");
         }
+    }
+
+    #[test]
+    fn every_lifetime_the_policy_allows_fits_the_organisations_maximum() {
+        let base = r#"{"workspaces":[{"workspace":"w","max_limit":1}],"max_ttl_seconds":86400,"default_ttl_seconds":3600"#;
+        let fits = Policy::from_json(&format!("{base},\"org_max_key_lifetime_seconds\":86400}}"))
+            .expect("fits");
+        assert_eq!(fits.org_max_key_lifetime_seconds, Some(86_400));
+        let e = Policy::from_json(&format!("{base},\"org_max_key_lifetime_seconds\":3600}}"))
+            .expect_err("outlives");
+        assert!(
+            e.contains("max_ttl_seconds (86400) exceeds org_max_key_lifetime_seconds (3600)"),
+            "{e}"
+        );
+        assert!(
+            Policy::from_json(&format!("{base},\"org_max_key_lifetime_seconds\":0}}")).is_err()
+        );
     }
 }

@@ -95,8 +95,18 @@ pub(crate) async fn confirm_current(
                 error_type = e.kind().as_str(),
                 "the current key does not answer GET /key"
             );
+            // A 403 to a key just made with the management key is rarely about the key: the
+            // organisation's IP allowlist answers 403 to every call from an unlisted address
+            // (OpenRouter's security settings; CONTRACT.md). Said so, with OpenRouter's text.
+            let hint = if e.kind() == ErrorKind::Forbidden {
+                format!(
+                    ": {e}; if the organisation has an IP allowlist, it must list this function's egress addresses"
+                )
+            } else {
+                String::new()
+            };
             return Err(fail(format!(
-                "the current key does not answer GET /key ({})",
+                "the current key does not answer GET /key ({}){hint}",
                 e.kind().as_str()
             )));
         }

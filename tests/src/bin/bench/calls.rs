@@ -216,11 +216,8 @@ pub(crate) async fn guardrail_calls(
     )
     .await;
     w.reset_counts().await;
-    invoke(
-        &api,
-        provision_request(&format!("openrouter/checkout/{}", unique("bench-gr")), 10.0),
-    )
-    .await;
+    let secret = format!("openrouter/checkout/{}", unique("bench-gr"));
+    invoke(&api, provision_request(&secret, 10.0)).await;
     let (_, or) = w.counts().await;
     let n = or_total(&or);
     report.row(
@@ -233,6 +230,26 @@ pub(crate) async fn guardrail_calls(
     report
         .json
         .insert("guardrail_new_key_openrouter_calls".into(), json!(or));
+    // Its revoke: OpenRouter keeps a deleted key's assignment row, so every delete of a
+    // guarded key removes the assignment first (issue 26): one call more than without one.
+    w.reset_counts().await;
+    invoke(
+        &api,
+        json!({"action": "revoke", "secret_name": secret, "idempotency_id": unique("bench-rv")}),
+    )
+    .await;
+    let (_, or) = w.counts().await;
+    let n = or_total(&or);
+    report.row(
+        "OpenRouter calls: revoke of a key with a guardrail".to_owned(),
+        Some(Report::count(n as f64)),
+        "calls",
+        "4 (PATCH disabled, assignment removed, DELETE, GET read-back)",
+        Some(n <= 4),
+    );
+    report
+        .json
+        .insert("guardrail_revoke_openrouter_calls".into(), json!(or));
 }
 
 /// Scenario 3, rotation: a full rotation's calls; answers their number.

@@ -271,7 +271,7 @@ async fn checked(
     }
     let listed = key_in_workspace(deps, &key, &t.workspace, t.max_limit).await?;
     let now = deps.clock.now();
-    key_adoptable(&listed, now)?;
+    key_adoptable(&listed, now, deps.cfg.policy.org_max_key_lifetime_seconds)?;
     if held_elsewhere(deps, &desc.name, &listed).await? {
         return Err(VendError::adoption(
             "secret_name",

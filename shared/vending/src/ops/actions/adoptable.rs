@@ -128,12 +128,36 @@ pub(super) fn starts_clean(desc: &SecretDescription, mine: bool) -> Result<(), V
 }
 
 /// The key itself, as OpenRouter lists it, before any write: not expired (an expired key
-/// cannot be served), and not one the product minted (named `orkv:<secret>:…`: it belongs
-/// to the secret it was minted for).
+/// cannot be served), within the organisation's maximum key lifetime `org_max` (seconds) when
+/// one is set (OpenRouter rejects every request from a key without an expiry or outliving it),
+/// and not one the product minted (named `orkv:<secret>:…`: it belongs to the secret it was
+/// minted for).
 ///
 /// # Errors
 /// `AdoptionRefused` naming `secret_name`.
-pub(super) fn key_adoptable(key: &Key, now: OffsetDateTime) -> Result<(), VendError> {
+pub(super) fn key_adoptable(
+    key: &Key,
+    now: OffsetDateTime,
+    org_max: Option<u64>,
+) -> Result<(), VendError> {
+    if let Some(max) = org_max {
+        let lifetime = key
+            .expires_at
+            .map(|at| (at - key.created_at).whole_seconds());
+        let within = lifetime.is_some_and(|l| u64::try_from(l).is_ok_and(|l| l <= max));
+        if !within {
+            return Err(VendError::adoption(
+                "secret_name",
+                format!(
+                    "the secret's key {}, beyond the organisation's maximum key lifetime of {max} seconds (org_max_key_lifetime_seconds): OpenRouter rejects every request from it",
+                    lifetime.map_or_else(
+                        || "never expires".to_owned(),
+                        |l| format!("lives {l} seconds")
+                    )
+                ),
+            ));
+        }
+    }
     if let Some(at) = key.expires_at.filter(|at| *at <= now) {
         return Err(VendError::adoption(
             "secret_name",
@@ -212,14 +236,36 @@ mod tests {
             }))
             .expect("key")
         };
-        assert!(key_adoptable(&key("prod", "2026-12-08T00:00:00Z"), now).is_ok());
-        let expired = key_adoptable(&key("prod", "2026-12-07T11:59:59Z"), now);
+        assert!(key_adoptable(&key("prod", "2026-12-08T00:00:00Z"), now, None).is_ok());
+        let expired = key_adoptable(&key("prod", "2026-12-07T11:59:59Z"), now, None);
         assert!(expired.is_err_and(|e| e.to_string().contains("expired at 2026-12-07T11:59:59Z")));
         let minted = key_adoptable(
             &key("orkv:openrouter/b/x:r0123456789ab", "2027-01-01T00:00:00Z"),
             now,
+            None,
         );
         assert!(minted.is_err_and(|e| e.to_string().contains("minted by this product")));
+    }
+
+    /// OpenRouter's security settings: with a maximum key lifetime set, a key without an
+    /// expiry, or one outliving it, is rejected on every request (CONTRACT.md).
+    #[test]
+    fn a_key_outliving_the_organisations_maximum_lifetime_is_not_adoptable() {
+        let now = time::macros::datetime!(2026-12-07 12:00 UTC);
+        let key = |expires: serde_json::Value| -> Key {
+            serde_json::from_value(serde_json::json!({
+                "hash": "h", "name": "prod", "limit": 5.0, "workspace_id": "ws",
+                "created_at": "2026-12-01T00:00:00Z", "expires_at": expires
+            }))
+            .expect("key")
+        };
+        let week = Some(7 * 86_400);
+        assert!(key_adoptable(&key("2026-12-08T00:00:00Z".into()), now, week).is_ok());
+        let long = key_adoptable(&key("2026-12-09T00:00:00Z".into()), now, week);
+        assert!(long.is_err_and(|e| e.to_string().contains("lives 691200 seconds")));
+        let never = key_adoptable(&key(serde_json::Value::Null), now, week);
+        assert!(never.is_err_and(|e| e.to_string().contains("never expires")));
+        assert!(key_adoptable(&key(serde_json::Value::Null), now, None).is_ok());
     }
 
     #[test]

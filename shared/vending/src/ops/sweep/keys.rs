@@ -21,6 +21,7 @@ use crate::error::VendError;
 
 use super::broken::Suspect;
 use super::drift::{Drifted, within_cap};
+use super::hygiene;
 use super::report::{SweepAction, SweepReport};
 use super::spend::SpendBook;
 use super::{Current, DEADLINE_MARGIN, Listed, h64};
@@ -42,6 +43,10 @@ struct Found {
     unmanaged: Vec<(String, String)>,
     /// (secret, hash) of current keys that work, when the policy names guardrails.
     working: Vec<(String, String)>,
+    /// (secret, hash, last used) of current keys unused for `ORKV_IDLE_KEY_SECONDS`.
+    idle: Vec<(String, String, OffsetDateTime)>,
+    /// (secret, hash) of current keys that never expire.
+    without_expiry: Vec<(String, String)>,
 }
 
 /// Lists the known workspaces' keys: orphans, low remaining spend, and current keys that
@@ -71,6 +76,7 @@ pub(super) async fn scan_keys(
     workspaces.sort();
     workspaces.dedup();
     let listed: HashSet<u64> = workspaces.iter().map(|w| h64(w)).collect();
+    hygiene::report_logging_workspaces(deps, &workspaces, report).await?;
     let mut suspects = Vec::new();
     let mut drifted = Vec::new();
     let mut working = Vec::new();
@@ -79,6 +85,12 @@ pub(super) async fn scan_keys(
         suspects.extend(found.broken);
         drifted.extend(found.drifted);
         working.extend(found.working.into_iter().map(|(s, h)| (s, h, ws.clone())));
+        hygiene::report_idle(found.idle, report);
+        hygiene::report_without_expiry(
+            found.without_expiry,
+            deps.cfg.policy.org_max_key_lifetime_seconds,
+            report,
+        );
         for (name, hash) in found.unmanaged {
             report.unmanaged_keys += 1;
             info!(event = "UnmanagedKey", workspace_id = %ws, key_hash = %hash, key_name = %name, "a key in a known workspace that no managed secret references and the product did not name (report only)");
@@ -113,6 +125,59 @@ pub(super) async fn scan_keys(
     Ok(())
 }
 
+impl Found {
+    /// Sorts the listed current key `k` of `secret` (its cap tag `cap`): broken (disabled or
+    /// expired), or working, and then also idle, never expiring, or off its cap. `guarded`:
+    /// the policy names guardrails; `idle_after`: `ORKV_IDLE_KEY_SECONDS`.
+    fn current(
+        &mut self,
+        secret: Box<str>,
+        cap: Option<orkv_openrouter::Cap>,
+        k: &orkv_openrouter::Key,
+        name_h: u64,
+        now: OffsetDateTime,
+        (guarded, idle_after): (bool, Option<std::time::Duration>),
+    ) {
+        let why = if k.disabled {
+            Some("disabled")
+        } else if k.expires_at.is_some_and(|e| e <= now) {
+            Some("expired")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.broken.push(Suspect {
+                secret: secret.into_string(),
+                name_h,
+                listed: Some((k.hash.clone(), why)),
+            });
+            return;
+        }
+        if guarded {
+            self.working.push((secret.to_string(), k.hash.clone()));
+        }
+        if let Some(at) = k.last_used_at
+            && hygiene::is_idle(Some(at), now, idle_after)
+        {
+            self.idle.push((secret.to_string(), k.hash.clone(), at));
+        }
+        if k.expires_at.is_none() {
+            self.without_expiry
+                .push((secret.to_string(), k.hash.clone()));
+        }
+        if let Some(tagged) = cap
+            && !within_cap(k.cap(), tagged)
+        {
+            self.drifted.push(Drifted {
+                secret: secret.into_string(),
+                hash: k.hash.clone(),
+                listed: k.cap(),
+                updated_at: k.updated_at,
+            });
+        }
+    }
+}
+
 /// One listing of a workspace's keys (two, rarely, when a referenced name is carried by
 /// more than one key: an attempt whose key was never stored left one behind).
 async fn list_workspace(
@@ -130,6 +195,7 @@ async fn list_workspace(
     let mut seen_names: HashSet<u64> = HashSet::new();
     let mut dup_names: HashSet<u64> = HashSet::new();
     let guarded = deps.cfg.policy.has_guardrails();
+    let idle_after = deps.cfg.idle_key_after;
     client
         .for_each_key_page(Some(ws), true, |page| {
             for k in page {
@@ -140,34 +206,7 @@ async fn list_workspace(
                 // An adopted key keeps its own name: a current key is checked whatever
                 // it is called.
                 if let Some((secret, _, cap)) = current.remove(&name_h) {
-                    let why = if k.disabled {
-                        Some("disabled")
-                    } else if k.expires_at.is_some_and(|e| e <= now) {
-                        Some("expired")
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
-                        found.broken.push(Suspect {
-                            secret: secret.into_string(),
-                            name_h,
-                            listed: Some((k.hash.clone(), why)),
-                        });
-                    } else {
-                        if guarded {
-                            found.working.push((secret.to_string(), k.hash.clone()));
-                        }
-                        if let Some(tagged) = cap
-                            && !within_cap(k.cap(), tagged)
-                        {
-                            found.drifted.push(Drifted {
-                                secret: secret.into_string(),
-                                hash: k.hash.clone(),
-                                listed: k.cap(),
-                                updated_at: k.updated_at,
-                            });
-                        }
-                    }
+                    found.current(secret, cap, &k, name_h, now, (guarded, idle_after));
                 }
                 if !is_product_key_name(&k.name) {
                     // A key the product never saw (the dashboard's, another tool's):

@@ -23,6 +23,7 @@
 mod broken;
 mod drift;
 mod guardrails;
+mod hygiene;
 mod keys;
 mod plan;
 mod refill;

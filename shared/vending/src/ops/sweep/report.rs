@@ -54,6 +54,12 @@ pub enum SweepAction {
     GuardrailMissing,
     /// ... and was assigned it (`ORKV_DRIFT=repair`), read back.
     GuardrailRepaired,
+    /// A current key nobody has used for `ORKV_IDLE_KEY_SECONDS`.
+    IdleKey,
+    /// A current key that never expires (an adopted one).
+    KeyWithoutExpiry,
+    /// A workspace logs the I/O of keys it lists by id, which rotation replaces.
+    WorkspaceLogsKeysById,
 }
 
 /// One thing the sweep did or would do.
@@ -132,6 +138,13 @@ pub struct SweepReport {
     /// Current keys without the guardrail the policy names, and those assigned it.
     pub keys_missing_guardrail: u64,
     pub guardrails_repaired: u64,
+    /// Current keys whose `last_used_at` is older than `ORKV_IDLE_KEY_SECONDS`.
+    pub idle_keys: u64,
+    /// Current keys without an expiry (only adopted keys can be).
+    pub keys_without_expiry: u64,
+    /// Workspaces whose I/O logging lists keys by id (each listed key's logging stops at its
+    /// first rotation).
+    pub workspaces_logging_keys_by_id: u64,
     /// Per tenant: what the listing shows it owns (the inventory action's fields, summed).
     pub inventory: InventorySummary,
     /// Per tenant and workspace: spend in the caps' current periods, caps, headroom.
@@ -222,6 +235,12 @@ impl SweepReport {
             ("KeysMissingGuardrail", self.keys_missing_guardrail),
             ("GuardrailsRepaired", self.guardrails_repaired),
             ("LowSpendKeys", self.low_spend_keys),
+            ("IdleKeys", self.idle_keys),
+            ("KeysWithoutExpiry", self.keys_without_expiry),
+            (
+                "WorkspacesLoggingKeysById",
+                self.workspaces_logging_keys_by_id,
+            ),
             ("SweepIncomplete", u64::from(!self.complete)),
         ];
         let mut doc = json!({
