@@ -207,10 +207,15 @@ pub(crate) async fn carries(deps: &Deps, hash: &str, guardrail: &str) -> Result<
 /// past deleted keys"), so every delete of a guarded key goes through here. Best effort: a
 /// row left behind is skipped by the listing ([`orkv_openrouter::Client::guardrail_key_hashes`]).
 pub(crate) async fn release(deps: &Deps, key_name: &str, workspace_id: &str, hash: &str) {
-    let Some(secret) = KeyName::parse(key_name).map(|k| k.secret().to_owned()) else {
-        return;
-    };
-    match guardrail_for(deps, &secret, workspace_id).await {
+    if let Some(secret) = KeyName::parse(key_name).map(|k| k.secret().to_owned()) {
+        release_for(deps, &secret, workspace_id, hash).await;
+    }
+}
+
+/// As [`release`], for a key of secret `secret_name` whatever its name (an adopted key keeps
+/// its own).
+pub(crate) async fn release_for(deps: &Deps, secret_name: &str, workspace_id: &str, hash: &str) {
+    match guardrail_for(deps, secret_name, workspace_id).await {
         Ok(Some(g)) => unassign(deps, hash, &g).await,
         Ok(None) => {}
         Err(e) => {

@@ -54,16 +54,20 @@ pub(crate) async fn disable_now(
     Ok(disabled)
 }
 
-/// Disables the key `hash`, removes its guardrail assignment ([`guardrail::release`]),
-/// deletes it and reads it back. Safe to repeat.
-pub(crate) async fn retire_key(deps: &Deps, hash: &str) -> Result<Retired, VendError> {
+/// Disables the key `hash` of secret `secret_name`, removes its guardrail assignment
+/// ([`guardrail::release_for`]), deletes it and reads it back. Safe to repeat.
+pub(crate) async fn retire_key(
+    deps: &Deps,
+    secret_name: &str,
+    hash: &str,
+) -> Result<Retired, VendError> {
     let client = deps.openrouter().await?;
     let disable = KeyPatch {
         disabled: Some(true),
         ..KeyPatch::default()
     };
     match client.update_key(hash, &disable).await {
-        Ok(key) => guardrail::release(deps, &key.name, &key.workspace_id, hash).await,
+        Ok(key) => guardrail::release_for(deps, secret_name, &key.workspace_id, hash).await,
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }

@@ -134,7 +134,7 @@ async fn retire_referenced(
     let hashes = referenced_keys(deps, desc, current, pending).await?;
     let mut revoked = Vec::with_capacity(hashes.len());
     for hash in hashes {
-        match retire::retire_key(deps, &hash).await? {
+        match retire::retire_key(deps, &desc.name, &hash).await? {
             Retired::Gone { .. } => revoked.push(hash),
             Retired::StillListed => {
                 warn!(key_hash = %hash, "key still listed after delete");

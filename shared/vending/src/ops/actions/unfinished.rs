@@ -96,7 +96,7 @@ async fn abandon(deps: &Deps, desc: &SecretDescription, token: &str) -> Result<(
         && let Some(hash) = SecretRecord::hash_in(&v.value)
         && Some(hash.as_str()) != current.key_hash.as_deref()
     {
-        retire::retire_key(deps, &hash).await?;
+        retire::retire_key(deps, &desc.name, &hash).await?;
     }
     let successor = KeyName::successor(&desc.name, token);
     if current.openrouter_key_name != successor {

@@ -172,7 +172,7 @@ pub(super) async fn mint(deps: &Deps, d: &Desired, owned: Owned) -> Result<MintO
 /// key can never be stored, so it is retired at once and the revoke is answered as such.
 async fn discard_fenced(deps: &Deps, d: &Desired, hash: &str) -> Result<MintOutcome, VendError> {
     warn!(key_hash = %hash, "the secret was revoked while minting: deleting the new key");
-    if retire::retire_key(deps, hash).await? == Retired::StillListed {
+    if retire::retire_key(deps, &d.secret_name, hash).await? == Retired::StillListed {
         warn!(key_hash = %hash, "key still listed after delete; the sweep deletes it");
     }
     Err(VendError::Revoked {

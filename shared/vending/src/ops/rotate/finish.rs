@@ -107,7 +107,7 @@ async fn refuse_revoked(
 ) -> VendError {
     warn!("the secret was revoked during the rotation: retiring the successor");
     if let Some(hash) = pending.key_hash.as_deref()
-        && let Err(e) = retire::retire_key(deps, hash).await
+        && let Err(e) = retire::retire_key(deps, &desc.name, hash).await
     {
         return e;
     }

@@ -75,7 +75,7 @@ pub(super) async fn retire_due(
             budget::carry_retiring(deps, arn, ledger, hash).await?;
             carried = true;
         }
-        match retire::retire_key(deps, hash).await? {
+        match retire::retire_key(deps, name, hash).await? {
             Retired::StillListed => {
                 blocked.push((hash.clone(), "still listed after delete".into()));
             }
