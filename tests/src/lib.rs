@@ -264,13 +264,21 @@ impl Control {
             .expect("state json")
     }
 
-    /// Live (not disabled, not expired) keys, optionally only those whose name contains `part`.
-    pub async fn live_keys(&self, part: &str) -> Vec<Value> {
-        let state = self.state().await;
-        state["keys"]
+    /// Every key the emulator holds, disabled and expired ones included.
+    ///
+    /// # Panics
+    /// When the state lists no keys array.
+    pub async fn all_keys(&self) -> Vec<Value> {
+        self.state().await["keys"]
             .as_array()
             .cloned()
-            .unwrap_or_default()
+            .expect("the emulator's state lists its keys")
+    }
+
+    /// Live (not disabled, not expired) keys, optionally only those whose name contains `part`.
+    pub async fn live_keys(&self, part: &str) -> Vec<Value> {
+        self.all_keys()
+            .await
             .into_iter()
             .filter(|k| k["disabled"] == json!(false) && k["expired"] == json!(false))
             .filter(|k| k["name"].as_str().is_some_and(|n| n.contains(part)))

@@ -370,11 +370,10 @@ async fn a_guardrail_that_does_not_exist_or_lives_elsewhere_is_refused_before_an
             text.contains("workspaces[0].guardrail_id") && text.contains(says),
             "{text}"
         );
-        let state = w.control.state().await;
         assert!(
-            !state["keys"]
-                .as_array()
-                .expect("keys")
+            !w.control
+                .all_keys()
+                .await
                 .iter()
                 .any(|k| k["name"].as_str().is_some_and(|n| n.contains(&key_name))),
             "no key"

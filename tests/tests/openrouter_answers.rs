@@ -97,11 +97,10 @@ async fn an_expired_key_the_product_named_is_listed_and_cleaned_up_as_an_orphan(
             .any(|a| a.action == SweepAction::OrphanDeleted && a.detail == expired),
         "{r:?}"
     );
-    let state = w.control.state().await;
     assert!(
-        !state["keys"]
-            .as_array()
-            .expect("keys")
+        !w.control
+            .all_keys()
+            .await
             .iter()
             .any(|k| k["hash"] == json!(expired)),
         "deleted"
