@@ -24,6 +24,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets $(LOCAL_ROTATION) -- -D warnings
 	cargo clippy -p provision -p rotate -p sweep -- -D warnings
+	cargo clippy -p orkv-tests --test on_localstack -- -D warnings
 
 ## Release builds of every function as <PACKAGE_DIR>/<function>/bootstrap.zip (cargo-lambda + zig,
 ## linked for Amazon Linux 2023's glibc).
@@ -54,7 +55,7 @@ test: venv build lint docs-check
 
 ## The second AWS: the suites that need no rotation stand-in (provision, store, the provision
 ## binary) against LocalStack (host mode, pinned; its virtualenv is kept outside the checkout).
-localstack-test: build
+localstack-test: build package
 	tests/localstack/run.sh
 
 ## README, CONTRIBUTING and docs/: every link resolves, every document is reachable from the

@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod iam;
+pub mod lambda_api;
 pub mod proxy;
 pub mod roles;
 pub mod rotating;

@@ -318,6 +318,21 @@ pub async fn before(
     if unfinished {
         return Some(aws_error("InvalidRequestException", ROTATION_NOT_COMPLETE));
     }
+    // A token that already names a version of the secret: AWS uses it "to prevent the
+    // accidental creation of duplicate versions if there are failures and retries" and never
+    // changes a version once made (API reference, RotateSecret and PutSecretValue,
+    // ClientRequestToken): a retried request whose rotation has ended makes nothing new.
+    // moto and LocalStack relabel that version `AWSPENDING` (LocalStack also drops its value),
+    // which would take `AWSCURRENT`'s key away from a rotation that has finished.
+    if let Some(t) = token.filter(|t| stages.contains_key(*t)) {
+        let reply = json!({"ARN": desc.get("ARN"), "Name": desc.get("Name"), "VersionId": t});
+        let mut resp = (StatusCode::OK, reply.to_string()).into_response();
+        resp.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        return Some(resp);
+    }
     // AWSPENDING on the current version (a finishSecret that died after promoting): AWS
     // proceeds and moves the label to the new version; moto refuses. The label goes first.
     for (v, labels) in stages {

@@ -1,7 +1,7 @@
 //! The short chaos soak (the long one is `make soak`): the real function binaries under faults
 //! and kills, then every invariant must be zero.
 
-use orkv_tests::soak::{SoakConfig, run};
+use orkv_tests::soak::{SoakConfig, SoakRotation, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_short_chaos_soak_keeps_every_promise() {
@@ -17,6 +17,7 @@ async fn a_short_chaos_soak_keeps_every_promise() {
         bin_dir,
         throttle_per_mille: 30,
         reset_per_mille: 15,
+        rotation: SoakRotation::LocalDriver,
     })
     .await;
     println!(

@@ -4,7 +4,7 @@
 //! Environment: `ORKV_SOAK_OPERATIONS` (10000), `ORKV_SOAK_KILLS` (500), `ORKV_SOAK_SECRETS`
 //! (100), `ORKV_SOAK_CONCURRENCY` (8), `ORKV_SOAK_BIN_DIR` (the release binaries).
 
-use orkv_tests::soak::{SoakConfig, run};
+use orkv_tests::soak::{SoakConfig, SoakRotation, run};
 
 fn num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -36,6 +36,7 @@ async fn main() {
         bin_dir,
         throttle_per_mille: num("ORKV_SOAK_THROTTLE_PER_MILLE", 30),
         reset_per_mille: num("ORKV_SOAK_RESET_PER_MILLE", 15),
+        rotation: SoakRotation::LocalDriver,
     };
     let figures = run(&cfg).await;
     let text = serde_json::to_string_pretty(&figures).unwrap_or_default();

@@ -44,6 +44,22 @@ pub struct SoakConfig {
     /// Fault rates at the Secrets Manager proxy, per mille.
     pub throttle_per_mille: u64,
     pub reset_per_mille: u64,
+    /// Who runs a rotation's four steps.
+    pub rotation: SoakRotation,
+}
+
+/// Who runs a rotation's four steps in a soak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SoakRotation {
+    /// The local driver plays Secrets Manager's part (moto cannot invoke a Lambda): the
+    /// functions call the rotate pool through `ORKV_LOCAL_ROTATION_INVOKE_URL`.
+    #[default]
+    LocalDriver,
+    /// The production path: the functions (packaged, without the local driver) call
+    /// `RotateSecret` naming the rotate function, and the AWS at `ORKV_MOTO_URL` (LocalStack,
+    /// started by `tests/localstack/run.sh`) invokes its steps through its own Lambda API,
+    /// bridged to the rotate pool (`crate::lambda_api`).
+    SecretsManager,
 }
 
 /// What a run did, and the invariants (all must be zero).
@@ -132,7 +148,8 @@ struct Soak {
     provision: Arc<Pool>,
     rotate: Arc<Pool>,
     sweep: Arc<Pool>,
-    invoke_url: String,
+    /// How the provision and sweep functions start a rotation (their environment).
+    starter_env: Vec<(&'static str, String)>,
     prefix: String,
     counters: Arc<Counters>,
     seen: Arc<Mutex<String>>,
@@ -201,17 +218,34 @@ impl Soak {
         let env = base_env(&proxy.url, &emulator.url(), vec![]);
         let rotate = Pool::start(cfg.bin_dir.join("rotate"), 2, env).await;
         let invoke_url = invoke_front(rotate.clone()).await;
-        let local = || vec![("ORKV_LOCAL_ROTATION_INVOKE_URL", invoke_url.clone())];
+        let starter_env = match cfg.rotation {
+            SoakRotation::LocalDriver => vec![("ORKV_LOCAL_ROTATION_INVOKE_URL", invoke_url)],
+            SoakRotation::SecretsManager => {
+                let bridge = invoke_url
+                    .split("/2015-03-31/")
+                    .next()
+                    .unwrap_or(&invoke_url)
+                    .to_owned();
+                let arn = crate::lambda_api::bridge_rotate_function(&moto.url, &bridge).await;
+                // The sweep signs as its role too: its RotateSecret is its own call here (the
+                // local driver's calls are Secrets Manager's work, so it signs as none).
+                vec![("ORKV_ROTATION_LAMBDA_ARN", arn)]
+            }
+        };
         let provision = Pool::start(
             cfg.bin_dir.join("provision"),
             3,
-            base_env(&proxy.url, &emulator.url(), local()),
+            base_env(&proxy.url, &emulator.url(), starter_env.clone()),
         )
         .await;
         let sweep = Pool::start(
             cfg.bin_dir.join("sweep"),
             1,
-            base_env(&proxy.url, &emulator.url(), local()),
+            base_env(
+                &proxy.url,
+                &emulator.url(),
+                sweep_env(cfg.rotation, &starter_env),
+            ),
         )
         .await;
         Self {
@@ -227,7 +261,7 @@ impl Soak {
             provision,
             rotate,
             sweep,
-            invoke_url,
+            starter_env,
             prefix: unique("soak"),
             guardrail,
             counters: Arc::new(Counters::default()),
@@ -250,7 +284,9 @@ impl Soak {
         for i in 0..self.cfg.secrets {
             let secret = secret_name(&self.prefix, i);
             let payload = provision_payload(&secret, 10, &format!("p-{i}"));
-            if call(&self.provision, payload, &self.counters, &self.seen, 60).await {
+            if call(&self.provision, payload, &self.counters, &self.seen, 60).await
+                && self.cfg.rotation == SoakRotation::LocalDriver
+            {
                 let _ = orkv_local_rotation::enable_rotation(&driver, &secret).await;
             }
         }
@@ -286,13 +322,31 @@ impl Soak {
                 continue;
             }
             resumed += 1;
-            let payload = json!({"action": "rotate", "secret_name": secret, "reason": "manual",
-                "idempotency_id": format!("resume-{i}")});
-            if !call(&self.provision, payload, &self.counters, &self.seen, 60).await {
+            if !self.resume(i, &secret).await {
                 failures += 1;
             }
         }
         (failures, resumed)
+    }
+
+    /// Resumes the rotation a driver gave up on. Under the local driver, a rotate request does
+    /// it (the driver finishes the pending token first). Under the production path nothing in
+    /// the product may: AWS refuses `RotateSecret` while the rotation is pending, and Secrets
+    /// Manager itself retries the rotation, which LocalStack does not; its `RotateSecret`
+    /// with no token re-runs the pending rotation's four steps under that rotation's own
+    /// token, which is that retry (LOCALSTACK.md), so the soak calls it directly.
+    async fn resume(&self, i: usize, secret: &str) -> bool {
+        match self.cfg.rotation {
+            SoakRotation::LocalDriver => {
+                let payload = json!({"action": "rotate", "secret_name": secret, "reason": "manual",
+                    "idempotency_id": format!("resume-{i}")});
+                call(&self.provision, payload, &self.counters, &self.seen, 60).await
+            }
+            SoakRotation::SecretsManager => {
+                let retried = self.sm.rotate_secret().secret_id(secret).send().await;
+                retried.is_ok() && !dangling_pending(&self.sm, secret).await
+            }
+        }
     }
 
     /// The final sweeps: every operation has ended, so no step is in flight and the orphan
@@ -303,14 +357,11 @@ impl Soak {
         let final_sweep = Pool::start(
             self.cfg.bin_dir.join("sweep"),
             1,
-            base_env(
-                &self.proxy.url,
-                &self.emulator.url(),
-                vec![
-                    ("ORKV_LOCAL_ROTATION_INVOKE_URL", self.invoke_url.clone()),
-                    ("ORKV_ORPHAN_MIN_AGE_SECONDS", "0".into()),
-                ],
-            ),
+            base_env(&self.proxy.url, &self.emulator.url(), {
+                let mut env = sweep_env(self.cfg.rotation, &self.starter_env);
+                env.push(("ORKV_ORPHAN_MIN_AGE_SECONDS", "0".into()));
+                env
+            }),
         )
         .await;
         for run in 0..2 {
@@ -332,6 +383,22 @@ impl Soak {
             let _ = std::fs::write(format!("{dir}/pool{n}.log"), pool.all_output().await);
         }
     }
+}
+
+/// The sweep's environment for `rotation`: how it starts rotations, and under the production
+/// path its role's access key (`crate::iam`), since its `RotateSecret` is then its own call.
+fn sweep_env(
+    rotation: SoakRotation,
+    starter_env: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut env = starter_env.to_vec();
+    if rotation == SoakRotation::SecretsManager {
+        env.push((
+            "AWS_ACCESS_KEY_ID",
+            format!("{}sweep", crate::iam::ROLE_KEY_PREFIX),
+        ));
+    }
+    env
 }
 
 /// The functions' environment: moto through the proxy, the management key from its secret,

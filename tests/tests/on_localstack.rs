@@ -1,0 +1,256 @@
+//! The production rotation path on a second AWS. `tests/localstack/run.sh` (part of `make
+//! test`) runs this target against LocalStack, started with its Lambda execution layer bridged
+//! to the test (`tests/localstack/launch.py`); a plain `cargo test` does not build it
+//! (`test = false` in Cargo.toml), since moto cannot invoke a Lambda.
+//!
+//! Nothing here plays Secrets Manager's part: the product calls `RotateSecret` naming the rotate
+//! function (the production starter, `ORKV_ROTATION_LAMBDA_ARN`), LocalStack checks the
+//! function with its own Lambda API, labels the pending version and invokes the four steps,
+//! and each step runs in the packaged rotate binary (`make package`: no local stand-in)
+//! under the Lambda Runtime API. The strict layer and the deployed-role oracle stay in front.
+//! LocalStack runs the steps inside `RotateSecret` (AWS starts them asynchronously) and does
+//! not retry a failed rotation (AWS does): docs/aws-fidelity.md, "A second AWS".
+
+use std::time::Duration;
+
+use orkv_tests::lambda_api::{bridge_rotate_function, release_bin_dir};
+use orkv_tests::rotating::{advance, deadline, request, sweep};
+use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi};
+use orkv_tests::soak::{SoakConfig, SoakRotation, run};
+use orkv_tests::world::World;
+use orkv_tests::{secrets_client, unique};
+use orkv_vending::Deps;
+use orkv_vending::ops::sweep::report::{SweepAction, SweepReport};
+use serde_json::{Value, json};
+
+/// The packaged rotate binary, two processes under one Runtime API, registered with
+/// LocalStack's Lambda API as the module's rotate function.
+struct RotateFunction {
+    _api: RuntimeApi,
+    _processes: Vec<FunctionProcess>,
+    arn: String,
+}
+
+async fn rotate_function(w: &World) -> RotateFunction {
+    let api = RuntimeApi::start(Duration::from_secs(30)).await;
+    let bin = release_bin_dir().join("rotate");
+    let env = w.function_env(&[]);
+    let processes = (0..2)
+        .map(|_| FunctionProcess::spawn(&bin, &api, &env))
+        .collect();
+    let arn = bridge_rotate_function(&w.moto.url, &format!("http://{}", api.addr)).await;
+    RotateFunction {
+        _api: api,
+        _processes: processes,
+        arn,
+    }
+}
+
+/// In-process provision and sweep with the production starter (`Deps::new`'s), naming `arn`.
+fn production_deps(w: &World, arn: &str) -> Deps {
+    w.deps(&[
+        ("ORKV_ROTATION_LAMBDA_ARN", arn),
+        ("ORKV_RETIRE_GRACE_SECONDS", "0"),
+        ("ORKV_ORPHAN_MIN_AGE_SECONDS", "60"),
+    ])
+}
+
+async fn call(d: &Deps, payload: Value) -> Value {
+    orkv_tests::roles::ops::handle_request(d, payload, deadline())
+        .await
+        .expect("the request succeeds")
+}
+
+async fn provision(d: &Deps, key_name: &str) -> String {
+    let reply = call(d, request(key_name)).await;
+    assert_eq!(reply["status"], "created", "{reply}");
+    reply["secret_name"].as_str().expect("name").to_owned()
+}
+
+fn rotate(secret: &str, reason: &str, id: &str) -> Value {
+    json!({"action": "rotate", "secret_name": secret, "reason": reason, "idempotency_id": id})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotate_now_a_repeat_a_leak_and_a_revoke_through_secrets_managers_own_invocations() {
+    let w = World::start().await;
+    let f = rotate_function(&w).await;
+    let d = production_deps(&w, &f.arn);
+    let name = provision(&d, &unique("lsrot")).await;
+    let (v1, first) = w.current(&name).await;
+    let first_key = first["api_key"].as_str().expect("key").to_owned();
+
+    let reply = call(&d, rotate(&name, "manual", "r-1")).await;
+    assert!(
+        !w.pending_dangling(&name).await,
+        "{:?}",
+        w.stages(&name).await
+    );
+    let (v2, second) = w.current(&name).await;
+    assert_ne!(v1, v2, "{reply}");
+    assert_eq!(second["generation"], 2, "{reply}");
+    let second_key = second["api_key"].as_str().expect("key").to_owned();
+    assert!(w.works(&second_key).await);
+    assert!(
+        w.works(&first_key).await,
+        "a routine rotation keeps the old key"
+    );
+    // RotateSecret configured rotation as the product asked: its function and its schedule.
+    let desc = w.describe(&name).await;
+    assert_eq!(desc.rotation_enabled(), Some(true));
+    assert_eq!(desc.rotation_lambda_arn(), Some(f.arn.as_str()));
+    assert!(
+        desc.rotation_rules()
+            .and_then(|r| r.automatically_after_days())
+            .is_some(),
+        "{desc:?}"
+    );
+
+    // The same request again: no third generation, no second successor.
+    call(&d, rotate(&name, "manual", "r-1")).await;
+    assert_eq!(w.current(&name).await.1["generation"], 2);
+    assert_eq!(w.live_for(&name).await.len(), 2);
+
+    // A leak: the leaked key stops working when the rotation ends.
+    call(&d, rotate(&name, "leak", "r-2")).await;
+    let (_, third) = w.current(&name).await;
+    assert_eq!(third["generation"], 3);
+    assert!(!w.works(&second_key).await, "the leaked key is disabled");
+    assert!(w.works(third["api_key"].as_str().expect("key")).await);
+
+    // The sweep retires what grace (0 here) no longer protects.
+    let r = sweep(&d, "ls-retire").await;
+    assert!(r.keys_retired >= 1, "{r:?}");
+    assert!(!w.works(&first_key).await);
+    assert_eq!(w.live_for(&name).await.len(), 1, "{r:?}");
+
+    // Revoke: no live key, rotation off, nothing pending.
+    let reply = call(
+        &d,
+        json!({"action": "revoke", "secret_name": name, "idempotency_id": "x-1"}),
+    )
+    .await;
+    assert_eq!(reply["status"], "revoked", "{reply}");
+    assert!(w.live_for(&name).await.is_empty());
+    let desc = w.describe(&name).await;
+    assert_ne!(desc.rotation_enabled(), Some(true), "{desc:?}");
+    assert!(!w.pending_dangling(&name).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_step_leaves_the_rotation_pending_and_secrets_managers_retry_finishes_it() {
+    let w = World::start().await;
+    let f = rotate_function(&w).await;
+    let d = production_deps(&w, &f.arn);
+    let name = provision(&d, &unique("lsfail")).await;
+    let (v1, _) = w.current(&name).await;
+
+    // OpenRouter refuses every create: createSecret fails, LocalStack keeps AWSPENDING.
+    w.control
+        .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 50}))
+        .await;
+    let reply = call(&d, rotate(&name, "manual", "f-1")).await;
+    assert!(w.pending_dangling(&name).await, "{reply}");
+    assert_eq!(w.current(&name).await.0, v1, "the current key stays");
+
+    // A second start meets the unfinished rotation: answered, not failed, and nothing new.
+    let again = call(&d, rotate(&name, "manual", "f-2")).await;
+    assert_eq!(w.current(&name).await.0, v1, "{again}");
+
+    // Secrets Manager retries the rotation under its own token (LocalStack: RotateSecret
+    // with no token re-runs the pending rotation).
+    reqwest::Client::new()
+        .delete(format!("{}/_emulator/faults", w.emu.url()))
+        .send()
+        .await
+        .expect("clear faults");
+    let (direct, _) = secrets_client(&w.moto).await;
+    direct
+        .rotate_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .expect("the retry");
+    assert!(
+        !w.pending_dangling(&name).await,
+        "{:?}",
+        w.stages(&name).await
+    );
+    let (v2, after) = w.current(&name).await;
+    assert_ne!(v1, v2);
+    assert_eq!(after["generation"], 2);
+    assert!(w.works(after["api_key"].as_str().expect("key")).await);
+    assert_eq!(
+        w.live_for(&name).await.len(),
+        2,
+        "one successor, the old key in grace"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_due_secret_is_rotated_by_the_sweep_through_secrets_manager() {
+    let w = World::start().await;
+    let f = rotate_function(&w).await;
+    // LocalStack is shared by this target's tests: a budget that the others' secrets (which
+    // this sweep sees too) cannot use up.
+    let d = w.deps(&[
+        ("ORKV_ROTATION_LAMBDA_ARN", f.arn.as_str()),
+        ("ORKV_SWEEP_MAX_ROTATIONS", "500"),
+    ]);
+    let mut names = Vec::new();
+    for i in 0..3 {
+        names.push(provision(&d, &unique(&format!("lsdue{i}"))).await);
+    }
+    let before: Vec<String> = futures_util::future::join_all(names.iter().map(|n| w.current(n)))
+        .await
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    // Due: an hour before the two-hour lifetime ends (the in-process sweep's clock and
+    // OpenRouter's move; the rotate binary keeps the real time, so its keys are an hour younger).
+    advance(&w, &d, 3601).await;
+    // Count this test's secrets only.
+    let started = |r: &SweepReport| {
+        r.actions
+            .iter()
+            .filter(|a| a.action == SweepAction::Rotate && names.contains(&a.secret))
+            .count()
+    };
+    let r = sweep(&d, "ls-due").await;
+    assert_eq!(started(&r), 3, "{r:?}");
+    for (name, v1) in names.iter().zip(before) {
+        assert!(!w.pending_dangling(name).await, "{name}: {r:?}");
+        let (v2, now) = w.current(name).await;
+        assert_ne!(v1, v2, "{name}: {r:?}");
+        assert_eq!(now["generation"], 2, "{name}");
+        assert!(w.works(now["api_key"].as_str().expect("key")).await);
+    }
+    // (A repeated delivery is not tried here: the successors' lifetimes run on the rotate
+    // binary's real clock, an hour behind the sweep's, so they are due again at once. The
+    // moto suites show it: sweep.rs, concurrent_sweeps_and_repeated_deliveries_rotate_each_secret_once.)
+}
+
+/// The chaos soak with the production path: the packaged provision, rotate and sweep binaries,
+/// rotations started by `RotateSecret` and run by LocalStack, kills and faults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_short_chaos_soak_on_the_production_rotation_path_keeps_every_promise() {
+    let figures = run(&SoakConfig {
+        operations: 200,
+        kills: 15,
+        secrets: 12,
+        concurrency: 4,
+        bin_dir: release_bin_dir(),
+        throttle_per_mille: 30,
+        reset_per_mille: 15,
+        rotation: SoakRotation::SecretsManager,
+    })
+    .await;
+    println!(
+        "soak on LocalStack: {}",
+        serde_json::to_string_pretty(&figures).expect("figures")
+    );
+    assert!(figures.kills >= 5, "kills were injected: {figures:?}");
+    assert!(figures.requests_served >= 200, "{figures:?}");
+    assert!(figures.consumer_reads > 0, "{figures:?}");
+    assert_eq!(figures.violations(), 0, "invariants: {figures:?}");
+}
