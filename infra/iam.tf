@@ -64,7 +64,8 @@ locals {
     ]
   }
   # Functions that start rotations (RotateSecret makes Secrets Manager invoke the rotate function
-  # on the caller's behalf, which needs lambda:InvokeFunction on it).
+  # on the caller's behalf, which needs lambda:InvokeFunction on it). The sweep also invokes it
+  # directly, to run the steps of a rotation that stalled (ORKV_ROTATION_STALL_SECONDS).
   starts_rotations = toset(["provision", "sweep"])
 }
 

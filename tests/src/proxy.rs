@@ -320,6 +320,15 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     {
         crate::strict::abandon(&inner.http, &inner.upstream, &parts.headers, rotation).await;
     }
+    if strict && !status.is_success() && op == "RotateSecret" {
+        crate::strict::undo_refused_rotation(
+            &inner.http,
+            &inner.upstream,
+            &parts.headers,
+            &sent_body,
+        )
+        .await;
+    }
     if strict && status.is_success() {
         inner.strict_state.after(&op, &sent_body);
     }

@@ -350,6 +350,64 @@ pub async fn before(
     None
 }
 
+/// After a refused `RotateSecret` that only configures rotation (`RotateImmediately=false`):
+/// AWS's configuration test creates a temporary `AWSPENDING` version and removes it (API
+/// reference, RotateSecret, `RotateImmediately`), and [`before`] refuses a call while a rotation
+/// is unfinished, so any `AWSPENDING` on a version that is not current now is the refused
+/// call's own. moto labels that version and only then looks the function up and answers not
+/// found (its `rotate_secret`), leaving it. The label comes off again. (A refused immediate
+/// rotation keeps moto's label: the local driver relies on it to stand in for Secrets
+/// Manager's, `orkv-local-rotation`.)
+pub async fn undo_refused_rotation(
+    http: &reqwest::Client,
+    upstream: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return;
+    };
+    if req.get("RotateImmediately").and_then(Value::as_bool) != Some(false) {
+        return;
+    }
+    let Some(id) = req
+        .get("SecretId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let Some(desc) = call_upstream(
+        http,
+        upstream,
+        headers,
+        "secretsmanager.DescribeSecret",
+        &json!({ "SecretId": id }),
+    )
+    .await
+    else {
+        return;
+    };
+    let labelled = |labels: &Value, l: &str| {
+        labels
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l)))
+    };
+    let stages = desc.get("VersionIdsToStages").and_then(Value::as_object);
+    for (v, labels) in stages.into_iter().flatten() {
+        if labelled(labels, "AWSPENDING") && !labelled(labels, "AWSCURRENT") {
+            call_upstream(
+                http,
+                upstream,
+                headers,
+                "secretsmanager.UpdateSecretVersionStage",
+                &json!({"SecretId": id, "VersionStage": "AWSPENDING", "RemoveFromVersionId": v}),
+            )
+            .await;
+        }
+    }
+}
+
 /// Before forwarding a `PutSecretValue`: the rotation it abandons, if any, as (secret, the
 /// version holding `AWSPENDING`). AWS abandons a rotation when a new version of the secret is
 /// created while it runs: it removes `AWSPENDING` and logs `RotationAbandoned` (user guide,

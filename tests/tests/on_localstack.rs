@@ -77,7 +77,20 @@ async fn rotate_now_a_repeat_a_leak_and_a_revoke_through_secrets_managers_own_in
     let f = rotate_function(&w).await;
     let d = production_deps(&w, &f.arn);
     let name = provision(&d, &unique("lsrot")).await;
+    // Configured at creation: rotation on, with the function and the schedule, and no
+    // rotation run (AWS Config's secretsmanager-rotation-enabled-check passes from birth).
+    let desc = w.describe(&name).await;
+    assert_eq!(desc.rotation_enabled(), Some(true), "{desc:?}");
+    assert_eq!(desc.rotation_lambda_arn(), Some(f.arn.as_str()));
+    assert!(
+        desc.rotation_rules()
+            .and_then(|r| r.automatically_after_days())
+            .is_some(),
+        "{desc:?}"
+    );
+    assert!(!w.pending_dangling(&name).await);
     let (v1, first) = w.current(&name).await;
+    assert_eq!(first["generation"], 1);
     let first_key = first["api_key"].as_str().expect("key").to_owned();
 
     let reply = call(&d, rotate(&name, "manual", "r-1")).await;
@@ -95,7 +108,7 @@ async fn rotate_now_a_repeat_a_leak_and_a_revoke_through_secrets_managers_own_in
         w.works(&first_key).await,
         "a routine rotation keeps the old key"
     );
-    // RotateSecret configured rotation as the product asked: its function and its schedule.
+    // Still configured as the product asked: its function and its schedule.
     let desc = w.describe(&name).await;
     assert_eq!(desc.rotation_enabled(), Some(true));
     assert_eq!(desc.rotation_lambda_arn(), Some(f.arn.as_str()));
@@ -253,4 +266,114 @@ async fn a_short_chaos_soak_on_the_production_rotation_path_keeps_every_promise(
     assert!(figures.requests_served >= 200, "{figures:?}");
     assert!(figures.consumer_reads > 0, "{figures:?}");
     assert_eq!(figures.violations(), 0, "invariants: {figures:?}");
+}
+
+/// A rotation that failed and stayed pending past `ORKV_ROTATION_STALL_SECONDS` (0 here) is
+/// resumed by the packaged sweep binary, which invokes the rotate function's four steps
+/// through LocalStack's Lambda API (`lambda:InvokeFunction`, which its role holds for
+/// `RotateSecret`), and reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_rotation_is_resumed_by_the_packaged_sweep_through_the_rotate_function() {
+    let w = World::start().await;
+    let f = rotate_function(&w).await;
+    let d = production_deps(&w, &f.arn);
+    let name = provision(&d, &unique("lsstall")).await;
+    let (v1, _) = w.current(&name).await;
+    w.control
+        .fault(json!({"op": "create_key", "action": "status", "status": 400, "times": 50}))
+        .await;
+    call(&d, rotate(&name, "manual", "s-1")).await;
+    assert!(w.pending_dangling(&name).await);
+    reqwest::Client::new()
+        .delete(format!("{}/_emulator/faults", w.emu.url()))
+        .send()
+        .await
+        .expect("clear faults");
+
+    let api = RuntimeApi::start(Duration::from_secs(60)).await;
+    let env = w.function_env(&[
+        ("ORKV_ROTATION_LAMBDA_ARN", f.arn.clone()),
+        ("ORKV_ROTATION_STALL_SECONDS", "0".into()),
+        ("ORKV_SWEEP_MAX_ROTATIONS", "500".into()),
+        (
+            "AWS_ACCESS_KEY_ID",
+            format!("{}sweep", orkv_tests::iam::ROLE_KEY_PREFIX),
+        ),
+    ]);
+    let _sweep = FunctionProcess::spawn(&release_bin_dir().join("sweep"), &api, &env);
+    let report = api
+        .invoke(json!({"execution_id": unique("ls-stall")}))
+        .await
+        .expect("the sweep answers");
+    let ours = |action: &str| {
+        report["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["action"] == action && a["secret"] == name.as_str())
+            .count()
+    };
+    assert_eq!(
+        (ours("rotation_stalled"), ours("rotation_resumed")),
+        (1, 1),
+        "{report}"
+    );
+    assert!(!w.pending_dangling(&name).await);
+    let (v2, after) = w.current(&name).await;
+    assert_ne!(v1, v2);
+    assert_eq!(after["generation"], 2);
+    assert!(w.works(after["api_key"].as_str().expect("key")).await);
+}
+
+/// An application reading the secret as applications do (`GetSecretValue` without a stage,
+/// straight from LocalStack) through 20 rotations run by Secrets Manager's own invocations:
+/// every read it makes holds a key that works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_reading_through_20_production_rotations_never_holds_a_dead_key() {
+    let w = World::start().await;
+    let f = rotate_function(&w).await;
+    let d = production_deps(&w, &f.arn);
+    let name = provision(&d, &unique("lsread")).await;
+    let (direct, _) = secrets_client(&w.moto).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = {
+        let (stop, name) = (stop.clone(), name.clone());
+        let key_url = format!("{}/key", w.emu.api_url());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut reads, mut failures) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok(v) = direct.get_secret_value().secret_id(&name).send().await else {
+                    failures.push("read failed".to_owned());
+                    continue;
+                };
+                let record: Value =
+                    serde_json::from_str(v.secret_string().unwrap_or("{}")).unwrap_or_default();
+                let key = record["api_key"].as_str().unwrap_or("").to_owned();
+                reads += 1;
+                let works = http
+                    .get(&key_url)
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if !works {
+                    failures.push(format!("generation {}", record["generation"]));
+                }
+            }
+            (reads, failures)
+        })
+    };
+    for i in 0..20 {
+        call(&d, rotate(&name, "manual", &format!("c-{i}"))).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (reads, failures) = consumer.await.expect("consumer");
+    assert_eq!(w.current(&name).await.1["generation"], 21);
+    assert!(reads >= 20, "{reads} reads");
+    assert!(
+        failures.is_empty(),
+        "{} of {reads}: {failures:?}",
+        failures.len()
+    );
 }

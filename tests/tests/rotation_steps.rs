@@ -365,7 +365,9 @@ async fn a_start_after_a_finish_interrupted_past_the_label_move_completes_it() {
 async fn bad_rotation_input_fails_the_step_and_changes_nothing() {
     let w = World::start().await;
     let d = deps(&w);
-    let name = provision(&d, &unique("bad")).await;
+    // Created where no rotation function is configured: rotation stays off (every other
+    // creation configures it).
+    let name = provision(&w.deps(&[]), &unique("bad")).await;
     // Every version, deprecated (label-less) ones included: DescribeSecret omits those.
     let all_versions = || async {
         d.store()
@@ -563,4 +565,42 @@ async fn a_finish_that_died_after_carrying_a_cap_change_to_the_new_key_is_finish
     assert_eq!(rec["key_hash"].as_str(), Some(hash.as_str()));
     assert!(w.works(rec["api_key"].as_str().expect("key")).await);
     assert_clean_end(&w, &d, &name).await;
+}
+
+/// `RotateSecret` with `RotateImmediately=false` (how a new secret's rotation is configured)
+/// tests the configuration: Secrets Manager runs only `testSecret`, against a temporary
+/// `AWSPENDING` version that may hold a copy of the current value, then removes it (API
+/// reference, RotateSecret; moto's `rotate_secret` copies the value the same way). Neither moto
+/// nor LocalStack can invoke the function then, so the test plays that version here: the step
+/// passes, and nothing changes.
+#[tokio::test]
+async fn test_secret_passes_on_the_copy_a_configuration_test_makes() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("cfgtest")).await;
+    let (v1, current) = w.current(&name).await;
+    let token = uuid::Uuid::new_v4().to_string();
+    w.sm.put_secret_value()
+        .secret_id(&name)
+        .client_request_token(&token)
+        .secret_string(current.to_string())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("the configuration test's version");
+    let reply =
+        orkv_tests::roles::ops::run_step(&d, &step(&name, &token, Step::TestSecret), deadline())
+            .await;
+    assert!(reply.is_ok(), "{reply:?}");
+    w.sm.update_secret_version_stage()
+        .secret_id(&name)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&token)
+        .send()
+        .await
+        .expect("removed, as Secrets Manager removes it");
+    let (v2, after) = w.current(&name).await;
+    assert_eq!((v1, &current), (v2, &after));
+    assert_eq!(w.live_for(&name).await.len(), 1);
+    assert!(w.works(after["api_key"].as_str().expect("key")).await);
 }

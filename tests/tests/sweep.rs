@@ -472,3 +472,96 @@ async fn a_current_key_deleted_disabled_or_expired_out_of_band_is_found_and_repl
         "only the fixed expiry is left: {r:?}"
     );
 }
+
+/// Rotation is configured when a secret is created, so AWS Config's
+/// `secretsmanager-rotation-enabled-check` (Security Hub SecretsManager.1) passes from the
+/// start; an active secret found without it (a crash between the creation and the
+/// configuration, or a container with no rotation function to name) is configured by the next
+/// sweep, and a revoked one is left off.
+#[tokio::test]
+async fn a_new_secret_has_rotation_configured_and_the_sweep_configures_one_that_missed_it() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = provision(&d, &unique("cfg")).await;
+    assert_eq!(w.describe(&name).await.rotation_enabled(), Some(true));
+
+    let bare = w.deps(&[]);
+    let missed = provision(&bare, &unique("cfgmiss")).await;
+    assert_ne!(w.describe(&missed).await.rotation_enabled(), Some(true));
+    let (v1, before) = w.current(&missed).await;
+    let revoked = provision(&bare, &unique("cfgrev")).await;
+    orkv_tests::roles::ops::handle_request(
+        &d,
+        json!({"action": "revoke", "secret_name": revoked, "idempotency_id": "x"}),
+        deadline(),
+    )
+    .await
+    .expect("revoked");
+
+    let dry = sweep_input(&unique("cfgdry"), true);
+    let r = orkv_tests::roles::ops::sweep(&d, &dry, deadline())
+        .await
+        .expect("dry run");
+    assert_eq!(
+        (r.rotations_not_configured, r.rotations_configured),
+        (1, 0),
+        "{r:?}"
+    );
+    assert_ne!(w.describe(&missed).await.rotation_enabled(), Some(true));
+
+    let r = sweep(&d, &unique("cfg")).await;
+    assert_eq!(
+        (r.rotations_not_configured, r.rotations_configured),
+        (1, 1),
+        "{r:?}"
+    );
+    assert_eq!(w.describe(&missed).await.rotation_enabled(), Some(true));
+    assert_ne!(w.describe(&revoked).await.rotation_enabled(), Some(true));
+    // Configuring rotated nothing: the same version and key are current, and it works.
+    let (v2, after) = w.current(&missed).await;
+    assert_eq!((v1, &before["key_hash"]), (v2, &after["key_hash"]));
+    assert!(w.works(after["api_key"].as_str().expect("key")).await);
+    assert!(!w.pending_dangling(&missed).await);
+    let r = sweep(&d, &unique("cfg-again")).await;
+    assert_eq!(r.rotations_not_configured, 0, "{r:?}");
+}
+
+fn sweep_input(run: &str, dry_run: bool) -> SweepInput {
+    SweepInput::parse(&json!({"execution_id": run, "dry_run": dry_run})).expect("input")
+}
+
+/// A rotation left pending (its steps never ran: Secrets Manager's retries spent, an
+/// invocation lost) blocks every later `RotateSecret`, the product's own token included (API
+/// reference, RotateSecret), so the key would expire. Past `ORKV_ROTATION_STALL_SECONDS` the
+/// sweep reports it and runs its four steps again under its own token, as Secrets Manager's
+/// retry would; within it, or in a dry run, it only looks.
+#[tokio::test]
+async fn a_rotation_left_pending_past_its_time_is_reported_and_resumed_by_the_sweep() {
+    let w = World::start().await;
+    let patient = deps(&w);
+    let name = provision(&patient, &unique("stall")).await;
+    let (v1, _) = w.current(&name).await;
+    let token = begin(&w, &patient, &name).await;
+
+    // Within its time (moto dates every version at the moment it is listed): nothing.
+    let r = sweep(&patient, &unique("stall-early")).await;
+    assert_eq!((r.rotations_stalled, r.rotations_resumed), (0, 0), "{r:?}");
+    assert!(w.pending_dangling(&name).await);
+
+    let d = deps_with(&w, &[("ORKV_ROTATION_STALL_SECONDS", "0")]);
+    let dry = SweepInput::parse(&json!({"execution_id": unique("stall-dry"), "dry_run": true}))
+        .expect("input");
+    let r = orkv_tests::roles::ops::sweep(&d, &dry, deadline())
+        .await
+        .expect("dry run");
+    assert_eq!((r.rotations_stalled, r.rotations_resumed), (1, 0), "{r:?}");
+    assert!(w.pending_dangling(&name).await);
+
+    let r = sweep(&d, &unique("stall")).await;
+    assert_eq!((r.rotations_stalled, r.rotations_resumed), (1, 1), "{r:?}");
+    let (v2, after) = w.current(&name).await;
+    assert_ne!(v1, v2);
+    assert_eq!(v2, token, "finished under its own token");
+    assert_eq!(after["generation"], 2);
+    assert_clean_end(&w, &d, &name).await;
+}

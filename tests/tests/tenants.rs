@@ -248,30 +248,42 @@ async fn every_cross_tenant_operation_is_refused_changes_nothing_and_reveals_not
 }
 
 #[tokio::test]
-async fn a_tenant_vends_through_its_alias_and_events_at_five_calls_and_one_for_a_repeat() {
+async fn a_tenant_vends_through_its_alias_and_events_at_six_calls_and_one_for_a_repeat() {
     let t = Tenants::start().await;
+    // The production starter, counted as deployed (the local driver's moto workarounds for
+    // configuring rotation are not the product's calls).
+    let policy = policy(&t.prefix);
+    let d = t.w.deps(&[
+        ("ORKV_POLICY", &policy),
+        ("ORKV_SECRET_PREFIX", &t.prefix),
+        (
+            "ORKV_ROTATION_LAMBDA_ARN",
+            "arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate",
+        ),
+    ]);
     // Warm the container (management key, workspace listing).
-    t.call("search", provision("search", &unique("warm"), 1.0))
+    call_as(&d, "search", provision("search", &unique("warm"), 1.0))
         .await
         .expect("warm-up");
     let key = unique("ranker");
     t.w.control.reset_calls().await;
     t.w.sm_calls.reset();
     let body = provision("search", &key, 10.0);
-    let created = t
-        .call("search", event("com.example.search", body.clone()))
+    let created = call_as(&d, "search", event("com.example.search", body.clone()))
         .await
         .expect("created");
     assert_eq!(created["status"], "created");
-    // Three writes and the two read-backs of `created` (GetSecretValue, GET /key).
+    // Three writes, the two read-backs of `created` (GetSecretValue, GET /key), and the
+    // RotateSecret configuring rotation (moto has no such function and refuses it; the
+    // product's call is made all the same).
     assert_eq!(
         t.w.control.total_calls().await + t.w.sm_calls.get(),
-        5,
+        6,
         "a new key"
     );
     t.w.control.reset_calls().await;
     t.w.sm_calls.reset();
-    let again = t.call("search", body).await.expect("repeat");
+    let again = call_as(&d, "search", body).await.expect("repeat");
     assert_eq!(again["status"], "unchanged");
     assert_eq!(
         t.w.control.total_calls().await + t.w.sm_calls.get(),

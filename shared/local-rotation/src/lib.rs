@@ -73,10 +73,13 @@ async fn as_service<T>(f: impl std::future::Future<Output = T>) -> T {
 ///
 /// # Errors
 /// A [`VendError::Config`] when the client cannot be built.
-pub fn starter(cfg: &Config) -> Result<Arc<dyn RotationStarter>, VendError> {
+pub fn starter(
+    cfg: &Config,
+    aws: Option<&aws_types::SdkConfig>,
+) -> Result<Arc<dyn RotationStarter>, VendError> {
     match &cfg.local_rotation_invoke_url {
         Some(url) => Ok(Arc::new(LocalDriver::invoke(url)?)),
-        None => production_starter(cfg),
+        None => production_starter(cfg, aws),
     }
 }
 
@@ -126,6 +129,29 @@ impl LocalDriver {
 }
 
 impl RotationStarter for LocalDriver {
+    fn resume<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VendError>> {
+        Box::pin(async move {
+            self.run_steps(deps, secret, token, &ALL_STEPS).await?;
+            Ok(true)
+        })
+    }
+
+    fn configure<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VendError>> {
+        Box::pin(async move {
+            enable_rotation(deps, secret).await?;
+            Ok(true)
+        })
+    }
+
     fn start<'a>(
         &'a self,
         deps: &'a Deps,

@@ -227,6 +227,43 @@ impl SecretStore {
         }
     }
 
+    /// When version `version` of the secret was created (`ListSecretVersionIds`'s
+    /// `CreatedDate`); `None` when the secret has no such version or the date is missing.
+    ///
+    /// # Errors
+    /// [`StoreError`]s, not-found included.
+    pub async fn version_created(
+        &self,
+        id: &str,
+        version: &str,
+    ) -> Result<Option<time::OffsetDateTime>, StoreError> {
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(id)
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("ListSecretVersionIds", e))?;
+            if let Some(v) = out
+                .versions()
+                .iter()
+                .find(|v| v.version_id() == Some(version))
+            {
+                return Ok(v
+                    .created_date()
+                    .and_then(|d| time::OffsetDateTime::from_unix_timestamp(d.secs()).ok()));
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => return Ok(None),
+            }
+        }
+    }
+
     /// The secret's metadata: rotation settings, tags and which version holds which label.
     /// `None` when it does not exist.
     ///
@@ -316,6 +353,36 @@ impl SecretStore {
             .set_rotation_lambda_arn(lambda_arn.map(str::to_owned))
             .set_rotation_rules(rules)
             .rotate_immediately(immediately)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("RotateSecret", e))?;
+        Ok(())
+    }
+
+    /// Configures rotation without starting one (`RotateSecret` with `RotateImmediately=false`
+    /// and no token): Secrets Manager records the function and the schedule, and tests the
+    /// configuration by running the function's `testSecret` step against a temporary
+    /// `AWSPENDING` version, which it then removes (API reference, RotateSecret,
+    /// `RotateImmediately`).
+    ///
+    /// # Errors
+    /// [`StoreError`]s; a rotation in progress is `InvalidRequest`.
+    pub async fn configure_rotation(
+        &self,
+        id: &str,
+        lambda_arn: &str,
+        rotate_after_days: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .rotate_secret()
+            .secret_id(id)
+            .rotation_lambda_arn(lambda_arn)
+            .rotation_rules(
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .automatically_after_days(rotate_after_days)
+                    .build(),
+            )
+            .rotate_immediately(false)
             .send()
             .await
             .map_err(|e| StoreError::from_sdk("RotateSecret", e))?;
@@ -501,6 +568,14 @@ impl SecretStore {
                 current_version: s.secret_versions_to_stages.as_ref().and_then(|m| {
                     m.iter()
                         .find(|(_, stages)| stages.iter().any(|l| l == "AWSCURRENT"))
+                        .map(|(v, _)| v.clone())
+                }),
+                pending_version: s.secret_versions_to_stages.as_ref().and_then(|m| {
+                    m.iter()
+                        .find(|(_, stages)| {
+                            stages.iter().any(|l| l == "AWSPENDING")
+                                && !stages.iter().any(|l| l == "AWSCURRENT")
+                        })
                         .map(|(v, _)| v.clone())
                 }),
                 arn: s.arn.unwrap_or_default(),

@@ -43,6 +43,8 @@ pub struct SecretSummary {
     pub rotation_enabled: bool,
     /// The version `AWSCURRENT` is on, as the listing shows it (`SecretVersionsToStages`).
     pub current_version: Option<String>,
+    /// A version holding `AWSPENDING` without `AWSCURRENT`: a rotation not finished.
+    pub pending_version: Option<String>,
 }
 
 impl SecretSummary {

@@ -82,6 +82,10 @@ pub struct Config {
     /// `ORKV_EXPIRY_WARNING_SECONDS` (86400): warn when a key expires within this long and
     /// has not been rotated.
     pub expiry_warning: Duration,
+    /// `ORKV_ROTATION_STALL_SECONDS` (3600): a rotation whose `AWSPENDING` version is older
+    /// than this has stalled (four steps at the longest timeout Lambda allows, 900 s each, fit
+    /// in it); the sweep reports it and runs its steps again.
+    pub rotation_stall_after: Duration,
     /// `ORKV_IDLE_KEY_SECONDS` (2592000, 30 days; 0 turns it off): the sweep reports a current
     /// key whose `last_used_at` is older than this (`IdleKey`).
     pub idle_key_after: Option<Duration>,
@@ -306,6 +310,7 @@ impl Config {
             retire_grace: vars.seconds("ORKV_RETIRE_GRACE_SECONDS", 7200)?,
             orphan_min_age: vars.seconds("ORKV_ORPHAN_MIN_AGE_SECONDS", 900)?,
             expiry_warning: vars.seconds("ORKV_EXPIRY_WARNING_SECONDS", 86_400)?,
+            rotation_stall_after: vars.seconds("ORKV_ROTATION_STALL_SECONDS", 3600)?,
             idle_key_after: Some(vars.seconds("ORKV_IDLE_KEY_SECONDS", 2_592_000)?)
                 .filter(|d| !d.is_zero()),
             openrouter_base_url: vars

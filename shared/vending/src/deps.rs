@@ -17,6 +17,7 @@ use crate::config::{Config, ManagementKeySource};
 use crate::domain::scope::{WorkspaceMatch, match_workspace};
 use crate::domain::tags::stage::{AWSCURRENT, AWSPENDING};
 use crate::error::VendError;
+use crate::input::rotation::Step;
 
 /// Everything a container keeps between invocations.
 #[derive(Debug)]
@@ -61,14 +62,120 @@ pub trait RotationStarter: Send + Sync + std::fmt::Debug {
         secret: &'a str,
         token: &'a str,
     ) -> BoxFuture<'a, Result<RotationStart, VendError>>;
+
+    /// Runs the four steps of the rotation that `token` left unfinished on `secret` again, in
+    /// order, as Secrets Manager's retry of a failed rotation does (each step is idempotent).
+    /// `Ok(false)`: this starter has no way to run them.
+    fn resume<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VendError>>;
+
+    /// Turns rotation on for `secret` without starting one, so a new secret is compliant
+    /// (rotation enabled, with its function and schedule) from its creation. `Ok(false)`: this
+    /// starter has nothing to configure it with.
+    fn configure<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VendError>>;
 }
 
 /// `RotateSecret` with the rotation function's ARN: Secrets Manager labels the new version
-/// `AWSPENDING` and invokes the rotation function's four steps.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SecretsManagerStarter;
+/// `AWSPENDING` and invokes the rotation function's four steps. With a Lambda client, a
+/// rotation left unfinished is resumed by invoking the same function's steps directly.
+#[derive(Debug, Clone, Default)]
+pub struct SecretsManagerStarter {
+    steps: Option<aws_sdk_lambda::Client>,
+}
+
+impl SecretsManagerStarter {
+    /// A starter that can also resume an unfinished rotation, invoking the rotation function
+    /// through `lambda` (the roles that start rotations may invoke it: `RotateSecret` needs
+    /// that already).
+    #[must_use]
+    pub fn with_lambda(lambda: aws_sdk_lambda::Client) -> Self {
+        Self {
+            steps: Some(lambda),
+        }
+    }
+}
+
+/// The event Secrets Manager sends the rotation function for `step`.
+fn step_event(step: Step, secret: &str, token: &str) -> serde_json::Value {
+    serde_json::json!({"Step": step.as_str(), "SecretId": secret, "ClientRequestToken": token})
+}
 
 impl RotationStarter for SecretsManagerStarter {
+    fn resume<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VendError>> {
+        Box::pin(async move {
+            let (Some(lambda), Some(arn)) =
+                (self.steps.as_ref(), deps.cfg.rotation_lambda_arn.as_deref())
+            else {
+                return Ok(false);
+            };
+            for step in Step::ALL {
+                let payload = step_event(step, secret, token).to_string();
+                let out = lambda
+                    .invoke()
+                    .function_name(arn)
+                    .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+                    .send()
+                    .await
+                    .map_err(|e| VendError::RotationTestFailed {
+                        secret_name: secret.to_owned(),
+                        check: format!(
+                            "{} could not be invoked: {}",
+                            step.as_str(),
+                            aws_sdk_lambda::error::DisplayErrorContext(&e)
+                        ),
+                    })?;
+                if let Some(kind) = out.function_error() {
+                    let body = out
+                        .payload()
+                        .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
+                        .unwrap_or_default();
+                    let error_type = serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| {
+                            v.get("errorType")
+                                .and_then(|t| t.as_str())
+                                .map(str::to_owned)
+                        })
+                        .unwrap_or_else(|| kind.to_owned());
+                    return Err(VendError::RotationTestFailed {
+                        secret_name: secret.to_owned(),
+                        check: format!("{} failed: {error_type}", step.as_str()),
+                    });
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    fn configure<'a>(
+        &'a self,
+        deps: &'a Deps,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VendError>> {
+        Box::pin(async move {
+            let Some(lambda_arn) = deps.cfg.rotation_lambda_arn.as_deref() else {
+                return Ok(false);
+            };
+            deps.store
+                .configure_rotation(secret, lambda_arn, deps.cfg.rotation_after_days)
+                .await?;
+            Ok(true)
+        })
+    }
+
     fn start<'a>(
         &'a self,
         deps: &'a Deps,
@@ -115,13 +222,20 @@ impl RotationStarter for SecretsManagerStarter {
 ///
 /// # Errors
 /// [`VendError::Config`] naming `ORKV_LOCAL_ROTATION_INVOKE_URL` when it is set.
-pub fn production_starter(cfg: &Config) -> Result<Arc<dyn RotationStarter>, VendError> {
+pub fn production_starter(
+    cfg: &Config,
+    aws: Option<&aws_types::SdkConfig>,
+) -> Result<Arc<dyn RotationStarter>, VendError> {
     if cfg.local_rotation_invoke_url.is_some() {
         return Err(VendError::Config(
             "ORKV_LOCAL_ROTATION_INVOKE_URL is set, but this build has no local rotation driver: release packages rotate only through Secrets Manager (unset the variable, or build with the local-rotation feature for local runs)".into(),
         ));
     }
-    Ok(Arc::new(SecretsManagerStarter))
+    Ok(Arc::new(
+        aws.map_or_else(SecretsManagerStarter::default, |aws| {
+            SecretsManagerStarter::with_lambda(aws_sdk_lambda::Client::new(aws))
+        }),
+    ))
 }
 
 impl Deps {
@@ -137,7 +251,7 @@ impl Deps {
             checked_guardrails: Mutex::new(HashSet::new()),
             known_secrets: Mutex::new(HashSet::new()),
             clock: Clock::default(),
-            starter: Arc::new(SecretsManagerStarter),
+            starter: Arc::new(SecretsManagerStarter::default()),
             events: None,
         }
     }

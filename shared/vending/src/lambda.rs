@@ -36,7 +36,10 @@ macro_rules! function_main {
 
 /// Builds the rotation starter from the configuration: [`crate::deps::production_starter`]
 /// in a release build; the local driver's in a build with the `local-rotation` feature.
-pub type StarterFactory = fn(&Config) -> Result<Arc<dyn RotationStarter>, VendError>;
+/// Given the AWS configuration (`None` when only the configuration is checked), so the
+/// production starter can invoke the rotation function to resume an unfinished rotation.
+pub type StarterFactory =
+    fn(&Config, Option<&aws_types::SdkConfig>) -> Result<Arc<dyn RotationStarter>, VendError>;
 
 impl From<VendError> for Diagnostic {
     fn from(e: VendError) -> Self {
@@ -60,13 +63,14 @@ where
     lambda_runtime::tracing::init_default_subscriber();
     exit_on_shutdown_signal();
     let cfg = Config::from_env()?;
-    let starter = starter(&cfg)?;
+    starter(&cfg, None)?;
     if std::env::args().nth(1).as_deref() == Some("--check-config") {
         // Operators and the infrastructure test: is this environment a valid configuration?
         println!("configuration ok");
         return Ok(());
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let starter = starter(&cfg, Some(&aws))?;
     let store = orkv_store::SecretStore::from_shared_config(&aws);
     let events = cfg
         .event_bus

@@ -18,6 +18,14 @@ pub enum Step {
 }
 
 impl Step {
+    /// The four steps, in the order Secrets Manager invokes them.
+    pub const ALL: [Self; 4] = [
+        Self::CreateSecret,
+        Self::SetSecret,
+        Self::TestSecret,
+        Self::FinishSecret,
+    ];
+
     /// Accepts `createSecret` and `create_secret` spellings.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {

@@ -250,6 +250,7 @@ mod tests {
                 .map(|t| vec![(tags::TENANT.to_owned(), t.to_owned())])
                 .unwrap_or_default(),
             current_version: None,
+            pending_version: None,
             rotation_enabled: false,
         }
     }

@@ -282,6 +282,7 @@ mod tests {
                 .collect(),
             rotation_enabled: false,
             current_version: None,
+            pending_version: None,
         }
     }
 

@@ -36,6 +36,7 @@ use crate::ops::announce::{CapDetail, Origin, ResultDetail};
 
 use crate::ops::guardrail;
 use crate::ops::read;
+use crate::ops::start;
 use claim::{MintOutcome, Owned};
 
 /// Rounds of observe-and-act before giving up with `ProvisionInProgress`.
@@ -315,7 +316,12 @@ async fn ensure(deps: &Deps, d: &Desired, deadline: Instant) -> Result<Provision
             }
         };
         match outcome {
-            Some(MintOutcome::Done(reply)) => return Ok(reply),
+            Some(MintOutcome::Done(reply)) => {
+                if reply.status == Status::Created {
+                    start::configure_new(deps, &d.secret_name).await;
+                }
+                return Ok(reply);
+            }
             Some(MintOutcome::Again(e)) => {
                 ambiguous += 1;
                 if ambiguous >= MAX_AMBIGUOUS {

@@ -30,6 +30,7 @@ mod refill;
 pub mod report;
 mod retiring;
 mod spend;
+mod stalled;
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -72,6 +73,10 @@ enum Work {
     },
     /// `AWSCURRENT` is on a version the product did not write: read it (never overwrite).
     CheckValue { name: String },
+    /// Rotation is not configured on an active secret: configure it.
+    Configure { name: String },
+    /// A rotation is pending on `version`: resume it if it has stalled.
+    CheckPending { name: String, version: String },
 }
 
 /// Every secret's current key, by the hash of its name: (secret, workspace hash, the cap its
@@ -235,6 +240,17 @@ async fn do_work(deps: &Deps, w: Work, dry_run: bool, deadline: Instant) -> Done
                 Done::ValueChecked(name, None)
             }
         },
+        Work::CheckPending { name, version } => {
+            let r = stalled::resume_if_stalled(deps, &name, &version, dry_run).await;
+            Done::Pending(name, r)
+        }
+        Work::Configure { name } => {
+            if dry_run {
+                return Done::Configured(name, Ok(false));
+            }
+            let r = start::configure_if_needed(deps, &name).await;
+            Done::Configured(name, r)
+        }
         Work::Retire { name, arn, hashes } => {
             if dry_run {
                 return Done::WouldRetire(name, hashes);

@@ -110,14 +110,33 @@ pub(super) fn plan_page(
                 name: s.name.clone(),
             });
         }
+        if let Some(version) = &s.pending_version {
+            // A rotation under way, or stalled (a due secret's start then meets it).
+            work.push(Work::CheckPending {
+                name: s.name.clone(),
+                version: version.clone(),
+            });
+        }
         if let Some(rotate) = plan_rotation(limits, report, s, now) {
             if in_book {
                 listed.book.busy();
             }
             work.push(rotate);
+        } else if needs_configuration(s) {
+            report.rotations_not_configured += 1;
+            work.push(Work::Configure {
+                name: s.name.clone(),
+            });
         }
     }
     work
+}
+
+/// An active secret with a key whose rotation is not configured (a rotation being started
+/// configures it anyway). Rotation is configured when a secret is created; this finds a crash
+/// between the two, and secrets adopted before that.
+fn needs_configuration(s: &SecretSummary) -> bool {
+    !s.rotation_enabled && s.tag(tags::OPENROUTER_KEY).is_some()
 }
 
 /// A rotation when the key is due, or a warning when a fixed expiry is near.
@@ -207,6 +226,7 @@ mod tests {
             tags: tag_list,
             rotation_enabled: true,
             current_version: None,
+            pending_version: None,
         }
     }
 
@@ -241,6 +261,41 @@ mod tests {
         assert_eq!(p.report.rotations_due, 0);
         assert!(p.referenced.contains(&h64("orkv-a")));
         assert!(p.current.contains_key(&h64("orkv-a")));
+    }
+
+    #[test]
+    fn an_active_secret_without_rotation_configured_is_configured_unless_revoked_or_due() {
+        let mut off = managed("off", &[]);
+        off.rotation_enabled = false;
+        let p = plan(&[off.clone()]);
+        assert!(
+            matches!(p.work.as_slice(), [Work::Configure { name }] if name == "off"),
+            "{:?}",
+            p.work.len()
+        );
+        assert_eq!(p.report.rotations_not_configured, 1);
+        // A revoked secret keeps rotation off (revoke turned it off).
+        let mut revoked = off.clone();
+        revoked
+            .tags
+            .push((tags::REVOKED.into(), at(time::Duration::ZERO)));
+        assert!(plan(&[revoked]).work.is_empty());
+        // A due one is rotated, which configures it.
+        let mut due = off.clone();
+        due.tags.retain(|(k, _)| k != tags::ROTATE_AT);
+        due.tags
+            .push((tags::ROTATE_AT.into(), at(-time::Duration::hours(1))));
+        let p = plan(&[due]);
+        assert!(
+            matches!(p.work.as_slice(), [Work::Rotate { .. }]),
+            "{:?}",
+            p.work.len()
+        );
+        assert_eq!(p.report.rotations_not_configured, 0);
+        // A secret whose first key is not stored yet has nothing to test a configuration on.
+        let mut keyless = off;
+        keyless.tags.retain(|(k, _)| k != tags::OPENROUTER_KEY);
+        assert!(plan(&[keyless]).work.is_empty());
     }
 
     #[test]

@@ -58,6 +58,15 @@ pub enum SweepAction {
     IdleKey,
     /// A current key that never expires (an adopted one).
     KeyWithoutExpiry,
+    /// An active secret without rotation configured (a crash between its creation and the
+    /// configuration, or an adopted secret) ...
+    RotationNotConfigured,
+    /// ... and rotation was configured (`RotateSecret` without rotating, read back).
+    RotationConfigured,
+    /// A rotation's `AWSPENDING` version is older than `ORKV_ROTATION_STALL_SECONDS` ...
+    RotationStalled,
+    /// ... and its steps were run again and it finished (read back).
+    RotationResumed,
     /// A workspace logs the I/O of keys it lists by id, which rotation replaces.
     WorkspaceLogsKeysById,
 }
@@ -87,6 +96,13 @@ pub(super) enum Done {
     OutOfTime,
     /// A value check: why `AWSCURRENT` is not the product's record, if it is not.
     ValueChecked(String, Option<&'static str>),
+    /// A rotation left pending: `Ok(None)` still within its time (or gone), `Ok(Some(true))`
+    /// stalled and resumed (read back), `Ok(Some(false))` stalled and left (this starter cannot
+    /// run steps, or a dry run).
+    Pending(String, Result<Option<bool>, VendError>),
+    /// Rotation was not configured: whether it is now (`Ok(false)`: left alone, a dry run or
+    /// no function to configure it with).
+    Configured(String, Result<bool, VendError>),
 }
 
 /// What a run did. Never holds a plaintext.
@@ -110,6 +126,12 @@ pub struct SweepReport {
     pub rotations_already_done: u64,
     pub rotations_in_progress: u64,
     pub rotation_failures: u64,
+    /// Active secrets listed without rotation configured, and those configured by this run.
+    pub rotations_not_configured: u64,
+    pub rotations_configured: u64,
+    /// Rotations left pending past `ORKV_ROTATION_STALL_SECONDS`, and those this run resumed.
+    pub rotations_stalled: u64,
+    pub rotations_resumed: u64,
     pub retirements_due: u64,
     pub keys_retired: u64,
     pub retirements_blocked: u64,
@@ -220,6 +242,8 @@ impl SweepReport {
             ),
             ("RotationsDeferred", self.rotations_deferred),
             ("RotationFailures", self.rotation_failures),
+            ("RotationsNotConfigured", self.rotations_not_configured),
+            ("RotationsStalled", self.rotations_stalled),
             ("KeysRetired", self.keys_retired),
             ("RetirementsBlocked", self.retirements_blocked),
             ("OrphansFound", self.orphans_found),
@@ -326,6 +350,46 @@ impl SweepReport {
                 self.secret_values_replaced += 1;
                 warn!(event = "SecretValueReplaced", secret = %name, why, "a managed secret's current value is not the product's record; it is never overwritten");
                 self.note(SweepAction::SecretValueReplaced, &name, why.to_owned());
+            }
+            Done::Pending(name, r) => self.tally_pending(name, r),
+            Done::Configured(name, r) => self.tally_configured(name, r),
+        }
+    }
+
+    fn tally_pending(&mut self, name: String, r: Result<Option<bool>, VendError>) {
+        match r {
+            Ok(None) => {}
+            Ok(Some(resumed)) => {
+                self.rotations_stalled += 1;
+                warn!(event = "RotationStalled", secret = %name, resumed, "a rotation stayed pending past ORKV_ROTATION_STALL_SECONDS");
+                self.note(SweepAction::RotationStalled, &name, String::new());
+                if resumed {
+                    self.rotations_resumed += 1;
+                    self.note(SweepAction::RotationResumed, &name, String::new());
+                }
+            }
+            Err(e) => {
+                self.rotations_stalled += 1;
+                warn!(event = "RotationStalled", secret = %name, error_type = e.kind(), error = %e, "a stalled rotation could not be resumed; the next run tries again");
+                self.note(SweepAction::RotationStalled, &name, e.kind().to_owned());
+            }
+        }
+    }
+
+    fn tally_configured(&mut self, name: String, r: Result<bool, VendError>) {
+        match r {
+            Ok(true) => {
+                self.rotations_configured += 1;
+                self.note(SweepAction::RotationConfigured, &name, String::new());
+            }
+            Ok(false) => self.note(SweepAction::RotationNotConfigured, &name, String::new()),
+            Err(e) => {
+                warn!(event = "RotationNotConfigured", secret = %name, error_type = e.kind(), error = %e, "rotation could not be configured; the next run repeats it");
+                self.note(
+                    SweepAction::RotationNotConfigured,
+                    &name,
+                    e.kind().to_owned(),
+                );
             }
         }
     }
