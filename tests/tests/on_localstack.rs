@@ -13,13 +13,16 @@
 
 use std::time::Duration;
 
+use orkv_tests::events::ResultQueue;
 use orkv_tests::lambda_api::{bridge_rotate_function, release_bin_dir};
 use orkv_tests::rotating::{advance, deadline, request, sweep};
 use orkv_tests::runtime_api::{FunctionProcess, RuntimeApi};
 use orkv_tests::soak::{SoakConfig, SoakRotation, run};
 use orkv_tests::world::World;
-use orkv_tests::{secrets_client, unique};
+use orkv_tests::world::create_seed_secret;
+use orkv_tests::{CHECKOUT_WORKSPACE_ID, secrets_client, unique};
 use orkv_vending::Deps;
+use orkv_vending::ops::announce::detail_type as dt;
 use orkv_vending::ops::sweep::report::{SweepAction, SweepReport};
 use serde_json::{Value, json};
 
@@ -32,9 +35,13 @@ struct RotateFunction {
 }
 
 async fn rotate_function(w: &World) -> RotateFunction {
+    rotate_function_with(w, &[]).await
+}
+
+async fn rotate_function_with(w: &World, extra: &[(&'static str, String)]) -> RotateFunction {
     let api = RuntimeApi::start(Duration::from_secs(30)).await;
     let bin = release_bin_dir().join("rotate");
-    let env = w.function_env(&[]);
+    let env = w.function_env(extra);
     let processes = (0..2)
         .map(|_| FunctionProcess::spawn(&bin, &api, &env))
         .collect();
@@ -376,4 +383,92 @@ async fn a_consumer_reading_through_20_production_rotations_never_holds_a_dead_k
         "{} of {reads}: {failures:?}",
         failures.len()
     );
+}
+
+/// An adopted secret on the production path: adoption (its key has no expiry, so it is
+/// rotated at once through `RotateSecret`), the sweep configuring the rotation adoption left
+/// off, Secrets Manager's own schedule firing (`RotateSecret` with no token and no role, as
+/// the service starts a scheduled rotation), the rotate function's result event through
+/// LocalStack's EventBridge, and the inventory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_adopted_secret_rotates_on_secrets_managers_schedule_and_is_announced_and_listed() {
+    let w = World::adoptable().await;
+    let results = ResultQueue::create(&w.moto.url).await;
+    let f = rotate_function_with(&w, &[("ORKV_EVENT_BUS", results.bus_name.clone())]).await;
+    let d = w.deps(&[
+        ("ORKV_ROTATION_LAMBDA_ARN", f.arn.as_str()),
+        ("ORKV_SWEEP_MAX_ROTATIONS", "500"),
+    ]);
+    let (key, key_hash) = w
+        .outside_key("lsadoptee", CHECKOUT_WORKSPACE_ID, Some(5.0), None)
+        .await;
+    let name = format!("openrouter/checkout/{}", unique("lsadopt"));
+    create_seed_secret(&w.sm, &name, &key, &[]).await;
+    let adopted = call(
+        &d,
+        json!({"action": "adopt", "secret_name": name, "workspace": "checkout",
+               "convert_to_json": true, "idempotency_id": "a-1"}),
+    )
+    .await;
+    assert_eq!(adopted["status"], "adopted", "{adopted}");
+    assert_eq!(adopted["generation"], 2, "rotated at once: {adopted}");
+    assert_ne!(adopted["key_hash"], json!(key_hash));
+    assert!(!w.pending_dangling(&name).await);
+    assert!(
+        w.works(&key).await,
+        "the adopted key works through its grace"
+    );
+    let _ = results.drain().await;
+
+    // The sweep finds rotation configured by that rotation already, or configures it.
+    let r = sweep(&d, &unique("ls-adopted")).await;
+    assert!(
+        !r.actions
+            .iter()
+            .any(|a| a.secret == name && a.action == SweepAction::RotationNotConfigured),
+        "{r:?}"
+    );
+    let desc = w.describe(&name).await;
+    assert_eq!(desc.rotation_enabled(), Some(true), "{desc:?}");
+    assert_eq!(desc.rotation_lambda_arn(), Some(f.arn.as_str()));
+
+    // Secrets Manager's schedule fires: the service's own RotateSecret, no token, no role.
+    let (direct, _) = secrets_client(&w.moto).await;
+    direct
+        .rotate_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .expect("the scheduled rotation");
+    assert!(
+        !w.pending_dangling(&name).await,
+        "{:?}",
+        w.stages(&name).await
+    );
+    let (_, now) = w.current(&name).await;
+    assert_eq!(now["generation"], 3);
+    assert!(w.works(now["api_key"].as_str().expect("key")).await);
+    let events = results.drain().await;
+    assert!(
+        events.iter().any(|e| e["detail-type"] == dt::ROTATED
+            && e["detail"]["secret_name"] == name.as_str()
+            && e["detail"]["generation"] == 3),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.to_string().contains("sk-or-")),
+        "no plaintext in an event"
+    );
+
+    let listed = call(&d, json!({"action": "inventory"})).await;
+    let entry = listed["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["secret_name"] == name.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["generation"], 3, "{listed}");
+    assert_eq!(entry["rotation_enabled"], true, "{entry}");
+    assert_eq!(entry["state"], "active", "{entry}");
 }

@@ -124,9 +124,14 @@ pub(super) fn plan_page(
             work.push(rotate);
         } else if needs_configuration(s) {
             report.rotations_not_configured += 1;
-            work.push(Work::Configure {
-                name: s.name.clone(),
-            });
+            // Within the run's rotation budget, counted apart: a first run after an upgrade
+            // (every secret made before configured only at its first rotation) must not spend
+            // the run's time on it and skip the key scan; later runs configure the rest.
+            if report.rotations_not_configured <= limits.max_rotations {
+                work.push(Work::Configure {
+                    name: s.name.clone(),
+                });
+            }
         }
     }
     work
@@ -293,9 +298,26 @@ mod tests {
         );
         assert_eq!(p.report.rotations_not_configured, 0);
         // A secret whose first key is not stored yet has nothing to test a configuration on.
-        let mut keyless = off;
+        let mut keyless = off.clone();
         keyless.tags.retain(|(k, _)| k != tags::OPENROUTER_KEY);
         assert!(plan(&[keyless]).work.is_empty());
+        // At most the run's rotation budget of them per run; all are counted.
+        let page: Vec<SecretSummary> = (0..5)
+            .map(|i| {
+                let mut s = managed(&format!("off{i}"), &[]);
+                s.rotation_enabled = false;
+                s
+            })
+            .collect();
+        let p = plan_with(
+            PlanLimits {
+                max_rotations: 2,
+                ..LIMITS
+            },
+            &page,
+        );
+        assert_eq!(p.work.len(), 2);
+        assert_eq!(p.report.rotations_not_configured, 5);
     }
 
     #[test]
