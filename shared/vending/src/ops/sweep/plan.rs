@@ -122,26 +122,31 @@ pub(super) fn plan_page(
                 listed.book.busy();
             }
             work.push(rotate);
-        } else if needs_configuration(s) {
-            report.rotations_not_configured += 1;
-            // Within the run's rotation budget, counted apart: a first run after an upgrade
-            // (every secret made before configured only at its first rotation) must not spend
-            // the run's time on it and skip the key scan; later runs configure the rest.
-            if report.rotations_not_configured <= limits.max_rotations {
-                work.push(Work::Configure {
-                    name: s.name.clone(),
-                });
-            }
+        } else if let Some(configure) = plan_configuration(limits, report, s) {
+            work.push(configure);
         }
     }
     work
 }
 
-/// An active secret with a key whose rotation is not configured (a rotation being started
-/// configures it anyway). Rotation is configured when a secret is created; this finds a crash
-/// between the two, and secrets adopted before that.
-fn needs_configuration(s: &SecretSummary) -> bool {
-    !s.rotation_enabled && s.tag(tags::OPENROUTER_KEY).is_some()
+/// Configuration for an active secret with a key whose rotation is not configured (a rotation
+/// being started configures it anyway). Rotation is configured when a secret is created; this
+/// finds a crash between the two, and secrets adopted before that. Within the run's rotation
+/// budget, counted apart: the first run after an upgrade (every older secret was configured
+/// only at its first rotation) must not spend the run's time on it and skip the key scan;
+/// later runs configure the rest.
+fn plan_configuration(
+    limits: PlanLimits,
+    report: &mut SweepReport,
+    s: &SecretSummary,
+) -> Option<Work> {
+    if s.rotation_enabled || s.tag(tags::OPENROUTER_KEY).is_none() {
+        return None;
+    }
+    report.rotations_not_configured += 1;
+    (report.rotations_not_configured <= limits.max_rotations).then(|| Work::Configure {
+        name: s.name.clone(),
+    })
 }
 
 /// A rotation when the key is due, or a warning when a fixed expiry is near.
