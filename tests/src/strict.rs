@@ -146,6 +146,13 @@ impl State {
 /// AWS's message for `ResourceExistsException`.
 pub const RESOURCE_EXISTS: &str = "A resource with the ID you requested already exists.";
 
+/// Whether a `VersionIdsToStages` entry's labels hold `l`.
+fn labelled(labels: &Value, l: &str) -> bool {
+    labels
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l)))
+}
+
 /// An AWS JSON error reply.
 fn aws_error(code: &str, message: &str) -> Response {
     let body = json!({"__type": code, "message": message}).to_string();
@@ -303,18 +310,13 @@ pub async fn before(
     let desc = desc?;
     let token = req.get("ClientRequestToken").and_then(Value::as_str);
     let stages = desc.get("VersionIdsToStages")?.as_object()?;
-    let has = |labels: &Value, l: &str| {
-        labels
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l)))
-    };
     // RotateSecret: "If the AWSPENDING staging label is present but not attached to the same
     // version as AWSCURRENT, then any later invocation of RotateSecret assumes that a previous
     // rotation request is still in progress and returns an error." Any later invocation: the
     // same ClientRequestToken too (moto refuses the opposite case and lets this one through).
     let unfinished = stages
         .values()
-        .any(|labels| has(labels, "AWSPENDING") && !has(labels, "AWSCURRENT"));
+        .any(|labels| labelled(labels, "AWSPENDING") && !labelled(labels, "AWSCURRENT"));
     if unfinished {
         return Some(aws_error("InvalidRequestException", ROTATION_NOT_COMPLETE));
     }
@@ -336,7 +338,10 @@ pub async fn before(
     // AWSPENDING on the current version (a finishSecret that died after promoting): AWS
     // proceeds and moves the label to the new version; moto refuses. The label goes first.
     for (v, labels) in stages {
-        if has(labels, "AWSPENDING") && has(labels, "AWSCURRENT") && Some(v.as_str()) != token {
+        if labelled(labels, "AWSPENDING")
+            && labelled(labels, "AWSCURRENT")
+            && Some(v.as_str()) != token
+        {
             call_upstream(
                 http,
                 upstream,
@@ -388,11 +393,6 @@ pub async fn undo_refused_rotation(
     else {
         return;
     };
-    let labelled = |labels: &Value, l: &str| {
-        labels
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l)))
-    };
     let stages = desc.get("VersionIdsToStages").and_then(Value::as_object);
     for (v, labels) in stages.into_iter().flatten() {
         if labelled(labels, "AWSPENDING") && !labelled(labels, "AWSCURRENT") {
@@ -439,11 +439,6 @@ pub async fn abandoned_by(
     if token.is_some_and(|t| stages.contains_key(t)) {
         return None;
     }
-    let labelled = |labels: &Value, l: &str| {
-        labels
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l)))
-    };
     stages
         .iter()
         .find(|(_, labels)| labelled(labels, "AWSPENDING") && !labelled(labels, "AWSCURRENT"))

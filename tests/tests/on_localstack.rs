@@ -74,6 +74,37 @@ async fn provision(d: &Deps, key_name: &str) -> String {
     reply["secret_name"].as_str().expect("name").to_owned()
 }
 
+/// Secrets Manager's own `RotateSecret` (no token, no role), straight to LocalStack: its
+/// scheduled rotation, or (on a rotation left pending) its retry, which LocalStack plays by
+/// re-running the pending rotation. Nothing is left pending.
+async fn secrets_managers_own_rotate_secret(w: &World, name: &str) {
+    let (direct, _) = secrets_client(&w.moto).await;
+    direct
+        .rotate_secret()
+        .secret_id(name)
+        .send()
+        .await
+        .expect("Secrets Manager's RotateSecret");
+    assert!(
+        !w.pending_dangling(name).await,
+        "{:?}",
+        w.stages(name).await
+    );
+}
+
+/// Rotation on, naming the rotate function `arn`, with a schedule.
+async fn assert_configured(w: &World, name: &str, arn: &str) {
+    let desc = w.describe(name).await;
+    assert_eq!(desc.rotation_enabled(), Some(true), "{desc:?}");
+    assert_eq!(desc.rotation_lambda_arn(), Some(arn), "{desc:?}");
+    assert!(
+        desc.rotation_rules()
+            .and_then(|r| r.automatically_after_days())
+            .is_some(),
+        "{desc:?}"
+    );
+}
+
 fn rotate(secret: &str, reason: &str, id: &str) -> Value {
     json!({"action": "rotate", "secret_name": secret, "reason": reason, "idempotency_id": id})
 }
@@ -86,15 +117,7 @@ async fn rotate_now_a_repeat_a_leak_and_a_revoke_through_secrets_managers_own_in
     let name = provision(&d, &unique("lsrot")).await;
     // Configured at creation: rotation on, with the function and the schedule, and no
     // rotation run (AWS Config's secretsmanager-rotation-enabled-check passes from birth).
-    let desc = w.describe(&name).await;
-    assert_eq!(desc.rotation_enabled(), Some(true), "{desc:?}");
-    assert_eq!(desc.rotation_lambda_arn(), Some(f.arn.as_str()));
-    assert!(
-        desc.rotation_rules()
-            .and_then(|r| r.automatically_after_days())
-            .is_some(),
-        "{desc:?}"
-    );
+    assert_configured(&w, &name, &f.arn).await;
     assert!(!w.pending_dangling(&name).await);
     let (v1, first) = w.current(&name).await;
     assert_eq!(first["generation"], 1);
@@ -116,15 +139,7 @@ async fn rotate_now_a_repeat_a_leak_and_a_revoke_through_secrets_managers_own_in
         "a routine rotation keeps the old key"
     );
     // Still configured as the product asked: its function and its schedule.
-    let desc = w.describe(&name).await;
-    assert_eq!(desc.rotation_enabled(), Some(true));
-    assert_eq!(desc.rotation_lambda_arn(), Some(f.arn.as_str()));
-    assert!(
-        desc.rotation_rules()
-            .and_then(|r| r.automatically_after_days())
-            .is_some(),
-        "{desc:?}"
-    );
+    assert_configured(&w, &name, &f.arn).await;
 
     // The same request again: no third generation, no second successor.
     call(&d, rotate(&name, "manual", "r-1")).await;
@@ -179,23 +194,8 @@ async fn a_failed_step_leaves_the_rotation_pending_and_secrets_managers_retry_fi
 
     // Secrets Manager retries the rotation under its own token (LocalStack: RotateSecret
     // with no token re-runs the pending rotation).
-    reqwest::Client::new()
-        .delete(format!("{}/_emulator/faults", w.emu.url()))
-        .send()
-        .await
-        .expect("clear faults");
-    let (direct, _) = secrets_client(&w.moto).await;
-    direct
-        .rotate_secret()
-        .secret_id(&name)
-        .send()
-        .await
-        .expect("the retry");
-    assert!(
-        !w.pending_dangling(&name).await,
-        "{:?}",
-        w.stages(&name).await
-    );
+    w.control.clear_faults().await;
+    secrets_managers_own_rotate_secret(&w, &name).await;
     let (v2, after) = w.current(&name).await;
     assert_ne!(v1, v2);
     assert_eq!(after["generation"], 2);
@@ -291,11 +291,7 @@ async fn a_stalled_rotation_is_resumed_by_the_packaged_sweep_through_the_rotate_
         .await;
     call(&d, rotate(&name, "manual", "s-1")).await;
     assert!(w.pending_dangling(&name).await);
-    reqwest::Client::new()
-        .delete(format!("{}/_emulator/faults", w.emu.url()))
-        .send()
-        .await
-        .expect("clear faults");
+    w.control.clear_faults().await;
 
     let api = RuntimeApi::start(Duration::from_secs(60)).await;
     let env = w.function_env(&[
@@ -441,18 +437,7 @@ async fn an_adopted_secret_rotates_on_secrets_managers_schedule_and_is_announced
     assert_eq!(desc.rotation_lambda_arn(), Some(f.arn.as_str()));
 
     // Secrets Manager's schedule fires: the service's own RotateSecret, no token, no role.
-    let (direct, _) = secrets_client(&w.moto).await;
-    direct
-        .rotate_secret()
-        .secret_id(&name)
-        .send()
-        .await
-        .expect("the scheduled rotation");
-    assert!(
-        !w.pending_dangling(&name).await,
-        "{:?}",
-        w.stages(&name).await
-    );
+    secrets_managers_own_rotate_secret(&w, &name).await;
     let (_, now) = w.current(&name).await;
     assert_eq!(now["generation"], 3);
     assert!(w.works(now["api_key"].as_str().expect("key")).await);

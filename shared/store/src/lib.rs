@@ -202,29 +202,15 @@ impl SecretStore {
         id: &str,
         include_deprecated: bool,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError> {
-        let mut versions = std::collections::BTreeMap::new();
-        let mut next: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_secret_version_ids()
-                .secret_id(id)
-                .include_deprecated(include_deprecated)
-                .max_results(100)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::from_sdk("ListSecretVersionIds", e))?;
-            for v in out.versions() {
-                if let Some(version) = v.version_id() {
-                    versions.insert(version.to_owned(), v.version_stages().to_vec());
-                }
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => return Ok(versions),
-            }
-        }
+        Ok(self
+            .versions(id, include_deprecated)
+            .await?
+            .into_iter()
+            .filter_map(|v| {
+                let stages = v.version_stages().to_vec();
+                v.version_id.map(|id| (id, stages))
+            })
+            .collect())
     }
 
     /// When version `version` of the secret was created (`ListSecretVersionIds`'s
@@ -237,29 +223,42 @@ impl SecretStore {
         id: &str,
         version: &str,
     ) -> Result<Option<time::OffsetDateTime>, StoreError> {
+        Ok(self
+            .versions(id, false)
+            .await?
+            .iter()
+            .find(|v| v.version_id() == Some(version))
+            .and_then(|v| v.created_date())
+            .and_then(|d| time::OffsetDateTime::from_unix_timestamp(d.secs()).ok()))
+    }
+
+    /// Every page of `ListSecretVersionIds` for the secret.
+    async fn versions(
+        &self,
+        id: &str,
+        include_deprecated: bool,
+    ) -> Result<Vec<aws_sdk_secretsmanager::types::SecretVersionsListEntry>, StoreError> {
+        let mut versions = Vec::new();
         let mut next: Option<String> = None;
         loop {
             let out = self
                 .client
                 .list_secret_version_ids()
                 .secret_id(id)
+                .include_deprecated(include_deprecated)
                 .max_results(100)
                 .set_next_token(next.take())
                 .send()
                 .await
                 .map_err(|e| StoreError::from_sdk("ListSecretVersionIds", e))?;
-            if let Some(v) = out
-                .versions()
-                .iter()
-                .find(|v| v.version_id() == Some(version))
-            {
-                return Ok(v
-                    .created_date()
-                    .and_then(|d| time::OffsetDateTime::from_unix_timestamp(d.secs()).ok()));
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => return Ok(None),
+            let token = out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            versions.extend(out.versions.unwrap_or_default());
+            match token {
+                Some(t) => next = Some(t),
+                None => return Ok(versions),
             }
         }
     }
