@@ -328,7 +328,6 @@ impl Control {
             .await;
     }
 
-    /// Adds a key directly; answers `(plaintext, hash)`.
     /// Adds a workspace `{"id","name","slug"}`.
     ///
     /// # Panics
@@ -345,12 +344,18 @@ impl Control {
         assert!(status.is_success(), "add workspace: {status}");
     }
 
+    /// Adds a key directly; answers `(plaintext, hash)`.
     pub async fn add_key(&self, body: Value) -> (String, String) {
         let v = self.post("/_emulator/keys", body).await;
         (
             v["key"].as_str().unwrap_or_default().to_owned(),
             v["hash"].as_str().unwrap_or_default().to_owned(),
         )
+    }
+
+    /// Adds `ms` milliseconds to every OpenRouter call from now on (0: none).
+    pub async fn set_latency(&self, ms: u64) {
+        self.post("/_emulator/latency", json!({"ms": ms})).await;
     }
 
     pub async fn advance_clock(&self, seconds: i64) {

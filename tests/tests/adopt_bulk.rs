@@ -184,6 +184,7 @@ async fn a_bulk_adoption_across_pages_resumes_where_the_last_run_stopped() {
     }
     let body = json!({"action": "adopt", "secret_prefix": prefix, "workspace": "checkout",
                       "max_secrets": 100, "idempotency_id": "bulk-paged"});
+    plan_cut_then_resumed(&w, &d, &body, &names).await;
     let first = orkv_tests::roles::ops::handle_request(&d, body.clone(), far())
         .await
         .expect("first");
@@ -216,5 +217,57 @@ async fn a_bulk_adoption_across_pages_resumes_where_the_last_run_stopped() {
     assert_eq!(seen.len(), 130, "each secret once");
     for n in &names {
         assert!(managed(&w.tags(n).await), "{n}");
+    }
+}
+
+/// A plan cut by the deadline inside a page (OpenRouter answering each look after a second;
+/// the page needs at least 100 / 8 of them, the invocation has 5 s), then resumed until it
+/// ends: the unfinished page is planned again whole, so across the replies every secret is
+/// planned exactly once.
+async fn plan_cut_then_resumed(w: &World, d: &orkv_vending::Deps, body: &Value, names: &[String]) {
+    let mut plan = body.clone();
+    plan["dry_run"] = json!(true);
+    w.control.set_latency(1000).await;
+    let cut = orkv_tests::roles::ops::handle_request(
+        d,
+        plan.clone(),
+        Instant::now() + Duration::from_secs(8),
+    )
+    .await
+    .expect("plan");
+    w.control.set_latency(0).await;
+    assert_eq!(
+        (&cut["status"], &cut["list_calls"], &cut["next_token"]),
+        (&json!("partial"), &json!(1), &Value::Null),
+        "cut inside its first page: {}",
+        cut["counts"]
+    );
+    let mut planned: Vec<String> = Vec::new();
+    let mut reply = cut;
+    for _ in 0..5 {
+        planned.extend(
+            reply["secrets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| e["secret_name"].as_str().map(str::to_owned)),
+        );
+        if reply["status"] != "partial" {
+            break;
+        }
+        let mut next = plan.clone();
+        next["next_token"] = reply["next_token"].clone();
+        reply = orkv_tests::roles::ops::handle_request(d, next, far())
+            .await
+            .expect("plan resumed");
+    }
+    assert_eq!(reply["status"], "planned", "{}", reply["counts"]);
+    planned.sort();
+    let mut expected = names.to_vec();
+    expected.sort();
+    assert_eq!(planned, expected, "every secret planned exactly once");
+    for n in names {
+        assert!(!managed(&w.tags(n).await), "a plan writes nothing: {n}");
     }
 }

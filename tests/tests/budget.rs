@@ -157,6 +157,55 @@ async fn a_logical_key_never_spends_past_its_cap_through_five_rotations_and_gets
     across_the_boundary(&w, &d, &mut book, &name, month).await;
 }
 
+/// A key the sweep rotates only once it has expired (a sweep a day lands past the expiry
+/// whenever the day's sweep runs later than the key's creation did; a month's first sweep
+/// can be one) serves no consumer: it keeps what it spent, and the successor gets all the
+/// room, not half of it.
+#[tokio::test]
+async fn a_key_rotated_after_it_expired_leaves_all_the_room_to_its_successor() {
+    let w = World::start().await;
+    let d = deps(&w);
+    let name = ops::handle(
+        &d,
+        json!({"workspace": "checkout", "key_name": unique("expired"), "limit": 10.0,
+               "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600}),
+        deadline(),
+    )
+    .await
+    .expect("vended")
+    .secret_name;
+    let mut book = Book {
+        offset: 0,
+        spent: HashMap::new(),
+        cap: 10.0,
+    };
+    // Clear of a month's end: the spend below and the check stay in one month.
+    if book.now().day() > 25 {
+        pass(&w, &d, &mut book, 7 * 86_400).await;
+    }
+    let (k1, generation) = current_key(&w, &name).await;
+    assert_eq!(spend(&w, &mut book, &k1, 3.0).await, 200);
+
+    pass(&w, &d, &mut book, 172_800 + 60).await;
+    assert_eq!(spend(&w, &mut book, &k1, 0.1).await, 401, "expired");
+    sweep(&d, &unique("expired")).await;
+    let (k2, after) = current_key(&w, &name).await;
+    assert_eq!(after, generation + 1, "rotated");
+    check(&w, &name, &book, "rotated after expiry").await;
+    let room = may_spend(&w, &name).await;
+    assert!(
+        (room - (10.0 - book.this_month())).abs() < 1e-6,
+        "the successor has all the room: {room} of {}",
+        10.0 - book.this_month()
+    );
+    assert_eq!(
+        spend(&w, &mut book, &k2, 6.5).await,
+        200,
+        "more than half of it"
+    );
+    check(&w, &name, &book, "the successor spending").await;
+}
+
 /// Five steps in one month (routine, manual, a lowered cap, leak, routine), then both live
 /// keys spend all they can. Answers the month.
 async fn within_one_month(

@@ -140,14 +140,17 @@ impl Ledger {
     }
 }
 
-/// The limit the outgoing key keeps when a successor is minted: what it spent this period
-/// plus half of what the logical key has left (a disabled key, or a suspected leak's, which
-/// `finishSecret` disables, keeps only its spend); never above its limit now, never below its
-/// spend. The successor gets the rest.
+/// The limit the outgoing key keeps when a successor is minted at `now`: what it spent this
+/// period plus half of what the logical key has left; never above its limit now, never below
+/// its spend. A key no consumer can use keeps only its spend: a disabled key, a suspected
+/// leak's (which `finishSecret` disables), and an expired key (OpenRouter refuses it; a
+/// cached authorisation may honour it briefly, and the hold bounds that too). The successor
+/// gets the rest.
 #[must_use]
-pub fn outgoing_limit(remaining: f64, key: &Key, leaked: bool) -> f64 {
+pub fn outgoing_limit(remaining: f64, key: &Key, leaked: bool, now: OffsetDateTime) -> f64 {
     let spent = key.period_spend();
-    let share = if key.disabled || leaked {
+    let expired = key.expires_at.is_some_and(|at| at <= now);
+    let share = if key.disabled || leaked || expired {
         0.0
     } else {
         remaining.max(0.0) / 2.0
@@ -205,6 +208,7 @@ mod tests {
 
     #[test]
     fn the_outgoing_key_keeps_its_spend_and_half_the_rest() {
+        let now = datetime!(2026-12-10 00:00 UTC);
         let key = |limit: Option<f64>, spent: f64, disabled: bool| Key {
             limit,
             usage: spent,
@@ -216,26 +220,44 @@ mod tests {
             .expect("key")
         };
         assert_eq!(
-            outgoing_limit(1.0, &key(Some(10.0), 9.0, false), false),
+            outgoing_limit(1.0, &key(Some(10.0), 9.0, false), false, now),
             9.5
         );
         assert_eq!(
-            outgoing_limit(4.0, &key(Some(5.0), 4.0, false), false),
+            outgoing_limit(4.0, &key(Some(5.0), 4.0, false), false, now),
             5.0,
             "never raised"
         );
-        assert_eq!(outgoing_limit(6.0, &key(Some(10.0), 4.0, true), false), 4.0);
-        // A suspected leak's key keeps only its spend: the successor gets all the room.
-        assert_eq!(outgoing_limit(6.0, &key(Some(10.0), 4.0, false), true), 4.0);
         assert_eq!(
-            outgoing_limit(0.0, &key(Some(3.0), 7.0, false), false),
+            outgoing_limit(6.0, &key(Some(10.0), 4.0, true), false, now),
+            4.0
+        );
+        // A suspected leak's key keeps only its spend: the successor gets all the room.
+        assert_eq!(
+            outgoing_limit(6.0, &key(Some(10.0), 4.0, false), true, now),
+            4.0
+        );
+        assert_eq!(
+            outgoing_limit(0.0, &key(Some(3.0), 7.0, false), false, now),
             7.0,
             "never below spend"
         );
         assert_eq!(
-            outgoing_limit(8.0, &key(None, 2.0, false), false),
+            outgoing_limit(8.0, &key(None, 2.0, false), false, now),
             6.0,
             "an unlimited key gets one"
+        );
+        // An expired key keeps only its spend (the boundary case of a key rotated as it
+        // expires): the successor gets all the room.
+        let expired = |at: OffsetDateTime| Key {
+            expires_at: Some(at),
+            ..key(Some(10.0), 4.0, false)
+        };
+        assert_eq!(outgoing_limit(6.0, &expired(now), false, now), 4.0);
+        assert_eq!(
+            outgoing_limit(6.0, &expired(now + time::Duration::seconds(1)), false, now),
+            7.0,
+            "a key not yet expired keeps half the rest"
         );
     }
 }

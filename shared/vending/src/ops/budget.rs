@@ -60,7 +60,7 @@ pub(crate) async fn committed_by_superseded(
 
 /// Before a successor is minted under `cap`: the outgoing key `parent` is lowered to its
 /// spend plus half of what the logical key has left, or to its spend alone for a suspected
-/// leak (`leaked`: `finishSecret` disables it) (one `GET /keys/{hash}`, and a `PATCH` when
+/// leak (`leaked`: `finishSecret` disables it) or a key already expired (one `GET /keys/{hash}`, and a `PATCH` when
 /// that changes its limit: a retry finds it lowered and changes nothing). Answers the
 /// successor's allowance: the rest.
 pub(crate) async fn hold_for_successor(
@@ -79,7 +79,7 @@ pub(crate) async fn hold_for_successor(
         match client.get_key(parent).await {
             Ok(key) => {
                 let remaining = cap.limit - ledger.carried - others - key.period_spend();
-                let target = outgoing_limit(remaining, &key, leaked);
+                let target = outgoing_limit(remaining, &key, leaked, deps.clock.now());
                 held = if key.limit.is_some_and(|l| (l - target).abs() < EPSILON) {
                     committed(&key)
                 } else {

@@ -158,14 +158,16 @@ pub async fn adopt_bulk(
             .buffer_unordered(deps.cfg.sweep_concurrency)
             .collect()
             .await;
-        let mut unfinished = false;
-        for d in done {
-            match d {
-                Done::Entry(e) => {
+        let unfinished = done.iter().any(|d| matches!(d, Done::NotStarted));
+        // A plan's unfinished page is planned again, whole, by the next run: its entries here
+        // would be listed twice. An adoption's entries stay (they happened; the next run
+        // answers them `unchanged`).
+        if !(unfinished && req.dry_run) {
+            for d in done {
+                if let Done::Entry(e) = d {
                     *reply.counts.entry(e.outcome).or_default() += 1;
                     reply.secrets.push(e);
                 }
-                Done::NotStarted => unfinished = true,
             }
         }
         if unfinished {
