@@ -1,12 +1,11 @@
 """A customer key (kms_key_arn) needs statements in its own key policy, which the module renders
-(the output customer_key_policy_statements, read after apply):
+(the output customer_key_policy_statements, known from a plan):
 - it names the services that use the key outside the roles: CloudWatch
   Logs for this deployment's log groups only (encryption-context condition), and CloudWatch and
   EventBridge (the alarm topic, the dead-letter queue) without a condition (AWS's statement).
 
-The roles' own KMS statements (the scheduler's DecryptTheSchedule among them) are rendered only
-with a key, and this test applies the example without one: an apply with a KMS key moto made did
-not finish within 17 minutes here, and a plan defers the policy documents to apply.
+Run on the outputs of the apply without a key, and on the planned outputs of the apply with one
+(tests/infra/customer_key.py: that apply, and the roles' own KMS statements).
 
 Usage: check_kms.py OUTPUTS_JSON"""
 import json

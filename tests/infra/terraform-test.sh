@@ -6,7 +6,9 @@
 #   3. apply of the example against moto server, a second plan with no changes, the policy check
 #      (tests/infra/check_policies.py), the suites' policy snapshot (tests/infra/snapshot_policies.py)
 #      and, after the suites, every granted action used (tests/infra/check_policy_use.py), destroy,
-#      and a read-back that nothing is left in moto.
+#      and a read-back that nothing is left in moto;
+#   4. the same with a customer managed key (tests/infra/customer_key.py): its key policy from a
+#      plan, apply, every resource on the key, no change, destroy.
 # Needs the packages from `make package` (the functions are created from the real zips).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -123,4 +125,33 @@ grep -E '^Destroy complete' "$run/destroy.log" | sed 's/^/    /'
 left=$(terraform -chdir="$example" state list | wc -l)
 [ "$left" = 0 ] || fail "$left resources still in state after destroy"
 .venv/bin/python tests/infra/check_moto_empty.py "http://127.0.0.1:$port" || fail "resources left in moto after destroy"
+
+step "with a customer key (kms_key_arn): its key policy from a plan, apply, every resource on it, no change, destroy"
+url="http://127.0.0.1:$port"
+kms_arn=$(.venv/bin/python tests/infra/customer_key.py create "$url") || fail "create the customer key"
+kms_vars=(-var "package_dir=$package_dir" -var "kms_key_arn=$kms_arn")
+terraform -chdir="$example" plan -no-color -out="$run/kms.plan" "${kms_vars[@]}" >"$run/kms-plan.log" 2>&1 \
+  || { tail -40 "$run/kms-plan.log"; fail "plan with a customer key"; }
+terraform -chdir="$example" show -json "$run/kms.plan" >"$run/kms-plan.json"
+python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["planned_values"]["outputs"], open(sys.argv[2], "w"))' \
+  "$run/kms-plan.json" "$run/kms-outputs.json"
+python3 tests/infra/check_kms.py "$run/kms-outputs.json" || fail "customer key statements"
+.venv/bin/python tests/infra/customer_key.py attach "$url" "$kms_arn" "$run/kms-plan.json" || fail "key policy"
+terraform -chdir="$example" apply -auto-approve -no-color "$run/kms.plan" >"$run/kms-apply.log" 2>&1 \
+  || { tail -60 "$run/kms-apply.log"; fail "apply with a customer key"; }
+grep -E '^Apply complete' "$run/kms-apply.log" | sed 's/^/    /'
+terraform -chdir="$example" output -json policy_documents >"$run/kms-policies.json"
+.venv/bin/python tests/infra/customer_key.py check "$url" "$kms_arn" "$run/kms-policies.json" || fail "customer key in use"
+.venv/bin/python tests/infra/check_function_env.py "$url" "$CARGO_TARGET_DIR/debug" || fail "function environment with a customer key"
+set +e
+terraform -chdir="$example" plan -detailed-exitcode -no-color "${kms_vars[@]}" >"$run/kms-plan2.log" 2>&1
+code=$?
+set -e
+[ "$code" = 0 ] || { cat "$run/kms-plan2.log"; fail "second plan with a customer key: exit code $code"; }
+echo "    No changes."
+terraform -chdir="$example" destroy -auto-approve -no-color "${kms_vars[@]}" >"$run/kms-destroy.log" 2>&1 \
+  || { tail -40 "$run/kms-destroy.log"; fail "destroy with a customer key"; }
+left=$(terraform -chdir="$example" state list | wc -l)
+[ "$left" = 0 ] || fail "$left resources still in state after destroy"
+.venv/bin/python tests/infra/check_moto_empty.py "$url" || fail "resources left in moto after destroy"
 echo "infra test passed"
