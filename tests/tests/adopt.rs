@@ -107,6 +107,11 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     );
     assert_eq!(rec["state"], "active");
     assert_eq!(rec["limit"], 40.0);
+    assert_eq!(
+        w.describe(&companion).await.rotation_enabled(),
+        Some(true),
+        "rotation configured at adoption, as at creation"
+    );
     let tags = w.tags(&companion).await;
     assert!(tags.contains(&("orkv:managed-by".into(), "openrouter-key-vending".into())));
     assert!(
@@ -186,15 +191,25 @@ async fn adopting_a_companion_module_secret_and_a_dashboard_key_keeps_every_read
     assert!(err.to_string().contains("`convert_to_json`"), "{err}");
     let mut convert = body;
     convert["convert_to_json"] = json!(true);
+    // Counted with the production starter, as deployed (the local driver's moto workarounds
+    // for configuring rotation are not the product's calls).
+    let counted = w
+        .deps(&[(
+            "ORKV_ROTATION_LAMBDA_ARN",
+            "arn:aws:lambda:us-east-1:000000000000:function:orkv-rotate",
+        )])
+        .with_events(q.bus().await);
     w.sm_calls.reset();
     w.control.reset_calls().await;
-    let adopted = orkv_tests::roles::ops::handle_request(&d, convert, deadline())
+    let adopted = orkv_tests::roles::ops::handle_request(&counted, convert, deadline())
         .await
         .expect("converted");
     // Describe, read, two listings (is the key held by another managed secret, as current
-    // key or in grace: issue 29), tag, write, label move, untag, read-back; GET /keys/{hash},
-    // GET /key (the workspace listing is once per container).
-    assert_eq!(w.sm_calls.get(), 9, "Secrets Manager calls");
+    // key or in grace: issue 29), tag, write, label move, untag, read-back, and the
+    // RotateSecret configuring rotation (moto has no such function and refuses it; the
+    // product's call is made all the same); GET /keys/{hash}, GET /key (the workspace listing
+    // is once per container).
+    assert_eq!(w.sm_calls.get(), 10, "Secrets Manager calls");
     let calls = w.control.calls().await["calls"].clone();
     assert_eq!(
         (calls["get_key"].clone(), calls["get_current_key"].clone()),

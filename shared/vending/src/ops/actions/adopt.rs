@@ -43,6 +43,7 @@ use crate::ops::actions::rotate_now;
 use crate::ops::guardrail;
 use crate::ops::owned::held_elsewhere;
 use crate::ops::read;
+use crate::ops::start;
 
 /// What the checks established, before any write.
 struct Checked {
@@ -172,6 +173,7 @@ pub async fn adopt_request(
         done.status = ActionStatus::Adopted;
         return Ok(done);
     }
+    let rotation_on = desc.rotation_enabled;
     let checked = checked(deps, req, terms, desc, version).await?;
     let record = write_adopted(deps, &checked, scope, request_id, &digest).await?;
     reply.key_hash.clone_from(&record.key_hash);
@@ -192,6 +194,10 @@ pub async fn adopt_request(
         reply.generation = rotated.generation;
         reply.facts = rotated.facts;
         reply.reason = Some(Reason::Adopted);
+    } else if !rotation_on {
+        // Compliant from adoption on, as a new secret is from creation (a rotation started
+        // above configures it itself).
+        start::configure_new(deps, name).await;
     }
     Ok(reply)
 }
