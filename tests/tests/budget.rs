@@ -25,6 +25,14 @@ struct Book {
 }
 
 impl Book {
+    fn new(cap: f64) -> Self {
+        Book {
+            offset: 0,
+            spent: HashMap::new(),
+            cap,
+        }
+    }
+
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + time::Duration::seconds(self.offset)
     }
@@ -37,6 +45,13 @@ impl Book {
     fn this_month(&self) -> f64 {
         self.spent.get(&self.month()).copied().unwrap_or(0.0)
     }
+}
+
+/// A provision request for a key capped at `limit` a month that lives two days and rotates an
+/// hour before it expires.
+fn monthly(key_name: &str, limit: f64) -> serde_json::Value {
+    json!({"workspace": "checkout", "key_name": key_name, "limit": limit,
+           "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600})
 }
 
 async fn pass(w: &World, d: &Deps, book: &mut Book, seconds: i64) {
@@ -131,20 +146,12 @@ async fn a_logical_key_never_spends_past_its_cap_through_five_rotations_and_gets
  {
     let w = World::start().await;
     let d = deps(&w);
-    let body = |limit: f64| {
-        json!({"workspace": "checkout", "key_name": unique("budget"), "limit": limit,
-               "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600})
-    };
-    let mut request = body(10.0);
+    let mut request = monthly(&unique("budget"), 10.0);
     let name = ops::handle(&d, request.clone(), deadline())
         .await
         .expect("vended")
         .secret_name;
-    let mut book = Book {
-        offset: 0,
-        spent: HashMap::new(),
-        cap: 10.0,
-    };
+    let mut book = Book::new(10.0);
     // Start clear of a month's end, so the first part of the test stays in one month.
     if book.now().day() > 20 {
         let n = book.now();
@@ -165,20 +172,11 @@ async fn a_logical_key_never_spends_past_its_cap_through_five_rotations_and_gets
 async fn a_key_rotated_after_it_expired_leaves_all_the_room_to_its_successor() {
     let w = World::start().await;
     let d = deps(&w);
-    let name = ops::handle(
-        &d,
-        json!({"workspace": "checkout", "key_name": unique("expired"), "limit": 10.0,
-               "limit_reset": "monthly", "ttl_seconds": 172_800, "rotate_before_seconds": 3600}),
-        deadline(),
-    )
-    .await
-    .expect("vended")
-    .secret_name;
-    let mut book = Book {
-        offset: 0,
-        spent: HashMap::new(),
-        cap: 10.0,
-    };
+    let name = ops::handle(&d, monthly(&unique("expired"), 10.0), deadline())
+        .await
+        .expect("vended")
+        .secret_name;
+    let mut book = Book::new(10.0);
     // Clear of a month's end: the spend below and the check stay in one month.
     if book.now().day() > 25 {
         pass(&w, &d, &mut book, 7 * 86_400).await;
